@@ -1,0 +1,200 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/policy"
+	"github.com/picoseg/picoseg/pkg/replay"
+)
+
+// loadPolicy loads and compiles a policy file, printing every error and
+// warning as FILE:LINE:COL.
+func loadPolicy(path string, stderr io.Writer) (*policy.Policy, *config.Config, bool) {
+	cfg, warnings, err := config.Load(path)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, w.String())
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, false
+	}
+	src, _ := os.ReadFile(path)
+	pol, err := policy.Compile(cfg, policy.Options{Source: src})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, nil, false
+	}
+	return pol, cfg, true
+}
+
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("c", "/etc/picoseg/picoseg.toml", "policy `file`")
+	return fs, cfg
+}
+
+func runCheck(args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("check", stderr)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	pol, cfg, ok := loadPolicy(*path, stderr)
+	if !ok {
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d zones, %d segments, %d groups, %d devices, %d rules, %d files, mode %s\n",
+		*path, len(pol.Zones), len(pol.Segments), len(pol.Groups), len(pol.Devices), len(pol.Rules), len(cfg.Files), pol.Mode)
+	return 0
+}
+
+func runExplain(args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("explain", stderr)
+	from := fs.String("from", "", "source `address`")
+	to := fs.String("to", "", "destination `address`")
+	proto := fs.String("proto", "tcp", "protocol: tcp, udp, icmp, icmpv6 or a number")
+	dport := fs.Int("dport", 0, "destination `port`")
+	at := fs.String("at", "", "when: RFC 3339, \"2006-01-02 15:04\", \"15:04\" or \"mon 15:04\" (policy time zone; default now)")
+	mac := fs.String("from-mac", "", "source hardware `address`, to check identity")
+	size := fs.Int("size", 60, "first packet's IP length in `bytes`")
+	in := fs.String("in", "", "ingress `interface`")
+	out := fs.String("out", "", "egress `interface`")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	pol, _, ok := loadPolicy(*path, stderr)
+	if !ok {
+		return 1
+	}
+	q := engine.Query{InIface: *in, OutIface: *out, Size: uint16(*size), DPort: uint16(*dport)}
+	var err error
+	if q.From, err = netip.ParseAddr(*from); err != nil {
+		fmt.Fprintf(stderr, "explain: --from: %v\n", err)
+		return 2
+	}
+	if q.To, err = netip.ParseAddr(*to); err != nil {
+		fmt.Fprintf(stderr, "explain: --to: %v\n", err)
+		return 2
+	}
+	if q.Proto, err = parseProto(*proto); err != nil {
+		fmt.Fprintf(stderr, "explain: --proto: %v\n", err)
+		return 2
+	}
+	if *mac != "" {
+		hw, err := net.ParseMAC(*mac)
+		if err != nil || len(hw) != 6 {
+			fmt.Fprintf(stderr, "explain: --from-mac: not a MAC address: %q\n", *mac)
+			return 2
+		}
+		var m [6]byte
+		copy(m[:], hw)
+		q.FromMAC = &m
+	}
+	if q.At, err = parseAt(*at, time.Now().In(pol.Location)); err != nil {
+		fmt.Fprintf(stderr, "explain: --at: %v\n", err)
+		return 2
+	}
+	eng := engine.New(pol, engine.Options{FlowCapacity: 16})
+	t := eng.ExplainQuery(q)
+	if *asJSON {
+		t.WriteJSON(stdout, pol, q)
+	} else {
+		t.WriteText(stdout, pol, q)
+	}
+	return 0
+}
+
+func parseProto(s string) (uint8, error) {
+	switch strings.ToLower(s) {
+	case "tcp":
+		return 6, nil
+	case "udp":
+		return 17, nil
+	case "icmp":
+		return 1, nil
+	case "icmpv6":
+		return 58, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		return 0, fmt.Errorf("unknown protocol %q", s)
+	}
+	return uint8(n), nil
+}
+
+// weekdays is read-only.
+var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
+
+// parseAt reads --at in the policy's time zone, relative to now.
+func parseAt(s string, now time.Time) (time.Time, error) {
+	loc := now.Location()
+	if s == "" {
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02 15:04", s, loc); err == nil {
+		return t, nil
+	}
+	day, clock, hasDay := strings.Cut(s, " ")
+	if !hasDay {
+		clock = day
+	}
+	c, err := time.ParseInLocation("15:04", clock, loc)
+	if err != nil {
+		return time.Time{}, errors.New(`want RFC 3339, "2006-01-02 15:04", "15:04" or "mon 15:04"`)
+	}
+	t := time.Date(now.Year(), now.Month(), now.Day(), c.Hour(), c.Minute(), 0, 0, loc)
+	if hasDay {
+		wd, ok := weekdays[strings.ToLower(day)[:min(3, len(day))]]
+		if !ok {
+			return time.Time{}, fmt.Errorf("unknown day %q", day)
+		}
+		t = t.AddDate(0, 0, (int(wd)-int(t.Weekday())+7)%7)
+	}
+	return t, nil
+}
+
+func runReplay(args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("replay", stderr)
+	asJSON := fs.Bool("json", false, "print one JSON object")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprintln(stderr, "replay: name at least one capture file")
+		return 2
+	}
+	pol, _, ok := loadPolicy(*path, stderr)
+	if !ok {
+		return 1
+	}
+	r := replay.New(pol)
+	status := 0
+	for _, f := range fs.Args() {
+		if err := r.File(f); err != nil {
+			fmt.Fprintf(stderr, "replay: %s: %v\n", f, err)
+			status = 1
+		}
+	}
+	rep := r.Report()
+	if *asJSON {
+		rep.WriteJSON(stdout)
+	} else {
+		rep.WriteText(stdout)
+	}
+	return status
+}

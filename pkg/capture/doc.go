@@ -1,0 +1,16 @@
+// Package capture reads pcap and pcapng captures for `picoseg replay`,
+// decoding each packet with package packet exactly as the kernel queue's
+// packets are decoded, so a replay judges the same Packet the daemon would.
+//
+// The magic bytes decide the format (classic pcap in either byte order with
+// micro- or nanosecond timestamps, pcapng, either of them gzip-compressed),
+// never the file name. Each record is decoded according to its link type;
+// in pcapng that is the link type of the record's own interface, so one
+// file may mix Ethernet, cooked Linux and raw-IP interfaces.
+//
+// A capture is untrusted input. Every length is checked before it is used:
+// a record can never make the reader allocate more than MaxRecordLength
+// bytes or read past its block, and a record that breaks the framing ends
+// the capture with a *CorruptError that says which record and where. The
+// packets before it were good and stay counted.
+package capture

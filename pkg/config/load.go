@@ -1,0 +1,216 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Load reads the policy file at path and the files it includes, and
+// validates the whole.
+//
+// When the policy has any problem, Load returns a nil Config and an
+// ErrorList holding every problem found, sorted by file, line and column.
+// The warnings are returned either way. An unreadable main file gives the
+// plain *fs.PathError instead, since there is no position to report.
+func Load(path string) (*Config, []Warning, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse is Load for a main file already in memory. name is used in
+// positions, and the include patterns are resolved on disk relative to
+// filepath.Dir(name).
+func Parse(name string, data []byte) (*Config, []Warning, error) {
+	return files{readFile: os.ReadFile, glob: filepath.Glob}.parse(name, data)
+}
+
+// files is where included files come from: the disk for Load and Parse, an
+// in-memory tree for the fuzz test.
+type files struct {
+	readFile func(name string) ([]byte, error)
+	glob     func(pattern string) ([]string, error)
+}
+
+// builder accumulates a Config, where its names were written and every
+// problem found, across the main file and its includes.
+type builder struct {
+	cfg  Config
+	src  sources
+	diag diagnostics
+}
+
+func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
+	b := &builder{cfg: Config{Files: []string{name}, Daemon: defaultDaemon(name)}}
+	if root, ok := b.open(name, data); ok {
+		root.checkKeys(topLevelKeys()...)
+		if t, ok := root.table("daemon"); ok {
+			b.daemon(t)
+		}
+		includes := b.includes(root, f, name)
+		b.sections(root)
+		for _, inc := range includes {
+			b.cfg.Files = append(b.cfg.Files, inc.file)
+			data, err := f.readFile(inc.file)
+			if err != nil {
+				b.diag.errorf(inc.pos, "include %q: %v", inc.pattern, err)
+				continue
+			}
+			if t, ok := b.open(inc.file, data); ok {
+				b.included(t)
+			}
+		}
+		b.check()
+	}
+	warns, err := b.diag.result()
+	if err != nil {
+		return nil, warns, err
+	}
+	return &b.cfg, warns, nil
+}
+
+// open decodes one file into its generic TOML tree and locates its keys and
+// values. A syntax error is reported and ends the file: what follows it
+// cannot be trusted.
+func (b *builder) open(name string, data []byte) (table, bool) {
+	src := string(data)
+	// The TOML library drops a byte order mark before it counts offsets;
+	// drop it here too so that both count from the same byte.
+	for _, bom := range []string{"\xef\xbb\xbf", "\xff\xfe", "\xfe\xff"} {
+		if s, ok := strings.CutPrefix(src, bom); ok {
+			src = s
+			break
+		}
+	}
+	var root map[string]any
+	if _, err := toml.Decode(src, &root); err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			b.diag.errorf(syntaxErrorPos(name, src, perr.Position), "syntax error: %s", printable(perr.Message))
+		} else {
+			b.diag.errorf(Pos{File: name, Line: 1, Col: 1}, "%v", err)
+		}
+		return table{}, false
+	}
+	doc := &document{pos: locate(name, src), diag: &b.diag}
+	return table{doc: doc, m: root}, true
+}
+
+// syntaxErrorPos turns the TOML library's error position into ours. The
+// column is counted again from the byte offset, because the library's own
+// column is off by a line when the error sits at the very start of a line.
+func syntaxErrorPos(name, src string, p toml.Position) Pos {
+	start := min(max(p.Start, 0), len(src))
+	lineStart := strings.LastIndexByte(src[:start], '\n') + 1
+	return Pos{File: name, Line: strings.Count(src[:start], "\n") + 1, Col: start - lineStart + 1}
+}
+
+// printable escapes control characters, which the TOML library quotes raw
+// from the input (a NUL for the end of file), so that a message stays one
+// readable line in a log or a terminal.
+func printable(msg string) string {
+	var b strings.Builder
+	for _, r := range msg {
+		if unicode.IsControl(r) {
+			b.WriteString(strings.Trim(strconv.QuoteRune(r), "'"))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// include is one file named by the main file's include patterns.
+type include struct {
+	file    string
+	pattern string // as written, for messages
+	pos     Pos    // of the pattern
+}
+
+// includes expands the main file's include patterns, each relative to the
+// main file's directory and sorted, into the files to load. A file matched
+// twice is loaded once, and the main file never includes itself, so that
+// include = ["*.toml"] beside it does what it says.
+func (b *builder) includes(root table, f files, main string) []include {
+	patterns, _ := root.strings("include")
+	dir := filepath.Dir(main)
+	seen := map[string]bool{filepath.Clean(main): true}
+	var list []include
+	for _, p := range patterns {
+		if p.s == "" {
+			b.diag.errorf(p.pos, "include pattern is empty")
+			continue
+		}
+		pattern := p.s
+		if !filepath.IsAbs(pattern) {
+			pattern = filepath.Join(dir, pattern)
+		}
+		matches, err := f.glob(pattern)
+		if err != nil {
+			b.diag.errorf(p.pos, "bad include pattern %q: %v", p.s, err)
+			continue
+		}
+		// A pattern without wildcards names one file: its absence is a
+		// mistake, not an empty directory of optional rules.
+		if len(matches) == 0 && !strings.ContainsAny(p.s, `*?[\`) {
+			b.diag.errorf(p.pos, "include %q: no such file", p.s)
+		}
+		slices.Sort(matches)
+		for _, m := range matches {
+			if seen[filepath.Clean(m)] {
+				continue
+			}
+			seen[filepath.Clean(m)] = true
+			list = append(list, include{file: m, pattern: p.s, pos: p.pos})
+		}
+	}
+	return list
+}
+
+// topLevelKeys lists the keys a main file may hold. Included files hold the
+// named parts of a policy, never the daemon settings or further includes,
+// so that what the daemon does is read in one place and includes cannot
+// loop.
+func topLevelKeys() []string {
+	return []string{"include", "daemon", "zone", "segment", "group", "device", "allow"}
+}
+
+// included checks the top level of an included file and reads its parts.
+func (b *builder) included(root table) {
+	root.checkKeys(topLevelKeys()...)
+	if root.has("include") {
+		root.errorf(root.keyPos("include"), "include is only allowed in the main file")
+	}
+	if root.has("daemon") {
+		root.errorf(root.keyPos("daemon"), "[daemon] is only allowed in the main file")
+	}
+	b.sections(root)
+}
+
+// sections reads the named parts of a policy, in file order.
+func (b *builder) sections(root table) {
+	for _, t := range root.tables("zone") {
+		b.zone(t)
+	}
+	for _, t := range root.tables("segment") {
+		b.segment(t)
+	}
+	for _, t := range root.tables("group") {
+		b.group(t)
+	}
+	for _, t := range root.tables("device") {
+		b.device(t)
+	}
+	for _, t := range root.tables("allow") {
+		b.allow(t)
+	}
+}

@@ -1,0 +1,483 @@
+package engine
+
+import (
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/flow"
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// Options configures an Engine.
+type Options struct {
+	// FlowCapacity bounds the flow table (default 65536).
+	FlowCapacity int
+	// TTLs are the flow table's idle timeouts (default flow.DefaultTTLs).
+	TTLs *flow.TTLs
+	// BudgetCapacity bounds the per-device budget table (default 65536).
+	BudgetCapacity int
+	// Inspect is how many packets a flow under size or byte bounds is
+	// judged in userspace before it is let onto the fast path (default 3).
+	Inspect uint32
+	// Sink receives events (default: discarded).
+	Sink Sink
+}
+
+// Engine judges packets against the current policy. It is safe for
+// concurrent use through one Worker per goroutine.
+type Engine struct {
+	cur     atomic.Pointer[generation]
+	flows   *flow.Table
+	sink    Sink
+	stages  []Stage
+	inspect uint32
+	budgets int
+	stats   Stats
+}
+
+// generation is a policy together with the state that belongs to it.
+// Reloading builds a new generation and swaps it in; flows judged by an
+// older one are judged again on their next packet.
+type generation struct {
+	policy  *policy.Policy
+	id      uint32
+	budgets *budgetTable
+	mins    []minWatch // by rule; nil map when the rule has no lower bound
+}
+
+// Stats are the engine's counters. Every field is safe to read while the
+// engine runs.
+type Stats struct {
+	Packets     atomic.Uint64
+	CacheHits   atomic.Uint64
+	NewFlows    atomic.Uint64
+	Undecodable atomic.Uint64
+	NotIP       atomic.Uint64
+	Events      atomic.Uint64
+	// Verdicts counts final verdicts per deciding layer (index Layer) and
+	// verdict (index Verdict).
+	Verdicts [len(layerNames)][len(verdictNames)]atomic.Uint64
+	// Flows counts new flows per deciding layer and verdict.
+	Flows [len(layerNames)][len(verdictNames)]atomic.Uint64
+}
+
+// New returns an engine judging with pol.
+func New(pol *policy.Policy, opts Options) *Engine {
+	if opts.FlowCapacity <= 0 {
+		opts.FlowCapacity = 65536
+	}
+	ttl := flow.DefaultTTLs()
+	if opts.TTLs != nil {
+		ttl = *opts.TTLs
+	}
+	if opts.BudgetCapacity <= 0 {
+		opts.BudgetCapacity = 65536
+	}
+	if opts.Inspect == 0 {
+		opts.Inspect = 3
+	}
+	if opts.Sink == nil {
+		opts.Sink = discard{}
+	}
+	e := &Engine{
+		flows:   flow.New(opts.FlowCapacity, ttl),
+		sink:    opts.Sink,
+		stages:  pipeline(),
+		inspect: opts.Inspect,
+		budgets: opts.BudgetCapacity,
+	}
+	e.Swap(pol, 0)
+	return e
+}
+
+// Swap makes pol the policy for every packet judged from now on, and
+// returns the new generation number. Flows judged before are judged again
+// on their next packet; their counters are kept. now starts the periods of
+// lower volume bounds (unix nanoseconds; zero means "at first sweep").
+func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
+	var id uint32 = 1
+	if old := e.cur.Load(); old != nil {
+		id = old.id + 1
+	}
+	g := &generation{policy: pol, id: id, budgets: newBudgetTable(e.budgets), mins: make([]minWatch, len(pol.Rules))}
+	for i := range pol.Rules {
+		r := &pol.Rules[i]
+		if r.MinDevice == 0 {
+			continue
+		}
+		g.mins[i].byDevice = map[int32]*minCounter{}
+		for _, d := range r.MinSubjects {
+			c := &minCounter{device: d}
+			c.windowStart.Store(now)
+			g.mins[i].byDevice[d] = c
+		}
+	}
+	e.cur.Store(g)
+	return id
+}
+
+// Policy returns the policy in force.
+func (e *Engine) Policy() *policy.Policy { return e.cur.Load().policy }
+
+// Generation returns the number of the policy in force.
+func (e *Engine) Generation() uint32 { return e.cur.Load().id }
+
+// Flows returns the flow table.
+func (e *Engine) Flows() *flow.Table { return e.flows }
+
+// Stats returns the engine's live counters.
+func (e *Engine) Stats() *Stats { return &e.stats }
+
+// Decision is the pipeline's answer for one packet.
+type Decision struct {
+	Verdict Verdict
+	Layer   Layer
+	Reason  Reason
+	// Rule indexes Policy.Segments when Layer is LayerSegment, and
+	// Policy.Rules for micro and pico; policy.None for a default.
+	Rule int32
+	// WouldDrop is set in monitor mode when the verdict would have been
+	// Drop: Verdict is then Accept.
+	WouldDrop bool
+	// NewFlow is set when this packet started (or restarted) a flow's
+	// judgement; Cached when the flow table answered.
+	NewFlow, Cached bool
+	// SrcDevice and DstDevice index Policy.Devices, policy.None when
+	// unknown.
+	SrcDevice, DstDevice int32
+}
+
+// RuleName names the deciding rule in pol, "" for a default.
+func (d *Decision) RuleName(pol *policy.Policy) string {
+	return ruleName(pol, d.Layer, d.Rule)
+}
+
+func ruleName(pol *policy.Policy, l Layer, r int32) string {
+	if r < 0 {
+		return ""
+	}
+	switch l {
+	case LayerSegment:
+		if int(r) < len(pol.Segments) {
+			return pol.Segments[r].Name()
+		}
+	case LayerMicro, LayerPico:
+		if int(r) < len(pol.Rules) {
+			return pol.Rules[r].Name
+		}
+	}
+	return ""
+}
+
+// Meta is what the caller knows about a packet besides its bytes.
+type Meta struct {
+	// InZone and OutZone are the zones of the ingress and egress
+	// interfaces (Policy.ZoneOfInterface), policy.None when unknown.
+	InZone, OutZone int32
+}
+
+// NoMeta is the Meta of a packet whose interfaces are unknown (captures,
+// explain).
+var NoMeta = Meta{InZone: policy.None, OutZone: policy.None}
+
+// Worker judges packets for one goroutine. It is not safe for concurrent
+// use; make one per queue.
+type Worker struct {
+	e   *Engine
+	ctx Context
+	st  flow.State
+}
+
+// NewWorker returns a Worker of e.
+func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
+
+// Judge decides one decoded packet seen at now (unix nanoseconds).
+func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
+	e := w.e
+	e.stats.Packets.Add(1)
+	if d, ok := decodeDecision(p); ok {
+		if p.Kind == packet.KindNotIP {
+			e.stats.NotIP.Add(1)
+			return w.finish(d, p, now, false, 0)
+		}
+		e.stats.Undecodable.Add(1)
+		return w.finish(d, p, now, true, EventUndecodable)
+	}
+	g := e.cur.Load()
+	key, fromA := flow.KeyOf(p)
+	st := &w.st
+	if e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st) {
+		if st.Gen == g.id {
+			e.stats.CacheHits.Add(1)
+			return w.cached(g, key, fromA, p, now, m)
+		}
+		// Judged by an older policy: judge again, keep the counters. The
+		// packet may be a reply: judge the flow as its initiator opened it.
+		d := w.evaluate(g, p, now, m, fromA, fromA != st.FromA)
+		e.flows.Update(key, st)
+		return d
+	}
+	*st = flow.State{}
+	d := w.evaluate(g, p, now, m, fromA, false)
+	e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
+	return d
+}
+
+// decodeDecision decides packets that cannot be judged on their headers,
+// and reports false for those the stages should judge.
+func decodeDecision(p *packet.Packet) (Decision, bool) {
+	d := Decision{Verdict: Drop, Layer: LayerDecode, Rule: policy.None, SrcDevice: policy.None, DstDevice: policy.None}
+	switch p.Kind {
+	case packet.KindOK, packet.KindTunnel:
+		// A tunnel is judged on its outer header only: a rule must permit
+		// the tunnel protocol itself to the tunnel's endpoint.
+		return d, false
+	case packet.KindNotIP:
+		d.Verdict, d.Reason = Accept, ReasonNotIP
+	case packet.KindFragment:
+		// Only the first fragment carries ports, and overlapping fragments
+		// can rewrite them after the verdict: never judge fragments. (On
+		// the kernel path conntrack reassembles before the queue.)
+		d.Reason = ReasonFragment
+	case packet.KindTruncated:
+		d.Reason = ReasonTruncated
+	default:
+		d.Reason = ReasonMalformed
+	}
+	return d, true
+}
+
+// evaluate runs the stages for a flow's first packet (or a flow judged by
+// an older policy) and records the judgement in w.st.
+func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fromA, reply bool) Decision {
+	e := w.e
+	e.stats.NewFlows.Add(1)
+	st := &w.st
+	d, res := w.run(g, p, now, m, reply, false)
+	reversed := reply
+	// A TCP packet without SYN that opens no flow we know is a flow picked
+	// up mid-stream (a capture that started late, a daemon restart). If its
+	// reverse direction is allowed it is the reply of an allowed flow.
+	// Accepting it opens nothing: a TCP peer only opens on a SYN.
+	if !reply && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
+		if rd, rres := w.run(g, p, now, m, true, false); rd.Verdict != Drop {
+			d, res, reversed = rd, rres, true
+		}
+	}
+	st.Gen = g.id
+	st.Verdict, st.Layer, st.Reason, st.Rule = uint8(d.Verdict), uint8(d.Layer), uint8(d.Reason), d.Rule
+	st.FromA = fromA != reversed
+	st.SrcDevice, st.DstDevice = d.SrcDevice, d.DstDevice
+	st.Budget = -1
+	if (d.Verdict == Accept || d.Verdict == NeedMore) && d.Layer == LayerPico {
+		if r := &g.policy.Rules[d.Rule]; r.MaxDevice > 0 {
+			st.Budget = g.budgets.slot(d.Rule, w.ctx.Src.Addr)
+			if st.Budget >= 0 {
+				g.budgets.add(st.Budget, r, uint64(p.Length), now)
+			}
+		}
+	}
+	d.NewFlow = true
+	e.stats.Flows[d.Layer][d.Verdict].Add(1)
+	return w.finish(d, p, now, d.Verdict == Drop, res.Event)
+}
+
+// run takes a packet through the stages.
+func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, dry bool) (Decision, Result) {
+	c := &w.ctx
+	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
+	c.InZone, c.OutZone, c.Reversed, c.DryRun = m.InZone, m.OutZone, reversed, dry
+	c.DPort = transportPort(p, reversed)
+	c.Rule = policy.None
+	c.Flow = &w.st
+	for _, s := range w.e.stages {
+		res := s.Evaluate(c)
+		if res.Verdict != Continue {
+			return Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}, res
+		}
+	}
+	// The pico stage always decides; reaching here is a broken pipeline,
+	// and a broken pipeline must not let traffic through.
+	return Decision{Verdict: Drop, Layer: LayerNone, Rule: policy.None, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}, Result{}
+}
+
+// cached answers a packet of a flow already judged by this generation, and
+// applies the checks that span the flow's life.
+func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packet, now int64, m Meta) Decision {
+	st := &w.st
+	d := Decision{Verdict: Verdict(st.Verdict), Layer: Layer(st.Layer), Reason: Reason(st.Reason), Rule: st.Rule, Cached: true, SrcDevice: st.SrcDevice, DstDevice: st.DstDevice}
+	if d.Verdict == Drop || d.Layer != LayerPico || st.Rule < 0 {
+		return w.finish(d, p, now, false, 0)
+	}
+	r := &g.policy.Rules[st.Rule]
+	w.countMin(g, r, st, p.Length)
+	if !r.Pico {
+		return w.finish(d, p, now, false, 0)
+	}
+	reason, event := ReasonNone, EventType(0)
+	switch {
+	case st.ValidUntil != 0 && now >= st.ValidUntil:
+		if until, ok := windowEnd(r, now, g.policy.Location); ok {
+			st.ValidUntil = until
+			e := w.e
+			e.flows.Update(key, st)
+		} else {
+			reason, event = ReasonOutsideWindow, EventWindow
+		}
+	case r.HasSize && (p.Length < r.SizeMin || p.Length > r.SizeMax):
+		reason, event = ReasonPacketSize, EventDeny
+	case r.MaxFlow > 0 && st.Bytes > r.MaxFlow:
+		reason, event = ReasonFlowBytes, EventVolume
+	}
+	if reason == ReasonNone && st.Budget >= 0 {
+		if over, _ := g.budgets.add(st.Budget, r, uint64(p.Length), now); over {
+			reason, event = ReasonDeviceBytes, EventVolume
+		}
+	}
+	if reason != ReasonNone {
+		d.Verdict, d.Reason = Drop, reason
+		st.Verdict, st.Reason = uint8(Drop), uint8(reason)
+		w.e.flows.Update(key, st)
+		w.setSides(st, key)
+		return w.finish(d, p, now, true, event)
+	}
+	if d.Verdict == NeedMore && st.Packets >= w.e.inspect {
+		d.Verdict, d.Reason = Accept, ReasonWithinLimits
+		st.Verdict, st.Reason = uint8(Accept), uint8(ReasonWithinLimits)
+		w.e.flows.Update(key, st)
+	}
+	return w.finish(d, p, now, false, 0)
+}
+
+// setSides fills the context's sides from a cached flow, for its event.
+func (w *Worker) setSides(st *flow.State, key flow.Key) {
+	a, b := key.Endpoints()
+	if !st.FromA {
+		a, b = b, a
+	}
+	w.ctx.Src = policy.Side{Addr: a.Addr(), Device: st.SrcDevice}
+	w.ctx.Dst = policy.Side{Addr: b.Addr(), Device: st.DstDevice}
+	w.ctx.DPort = b.Port()
+}
+
+func (w *Worker) countMin(g *generation, r *policy.Rule, st *flow.State, size uint16) {
+	if r.MinDevice == 0 || st.SrcDevice < 0 {
+		return
+	}
+	if c := g.mins[st.Rule].byDevice[st.SrcDevice]; c != nil {
+		c.bytes.Add(uint64(size))
+	}
+}
+
+// finish counts the decision, raises its event, and applies monitor mode.
+func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev EventType) Decision {
+	e := w.e
+	e.stats.Verdicts[d.Layer][d.Verdict].Add(1)
+	if raise {
+		if ev == 0 {
+			ev = EventDeny
+		}
+		pol := e.cur.Load().policy
+		var event Event
+		if d.Layer == LayerDecode {
+			event = Event{Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort}
+		} else {
+			c := &w.ctx
+			event = Event{Src: c.Src.Addr, Dst: c.Dst.Addr, Proto: p.Proto, DPort: c.DPort}
+			if d.Cached {
+				event.Bytes = w.st.Bytes
+			}
+		}
+		event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
+		event.Device = pol.DeviceName(d.SrcDevice)
+		event.Rule = ruleName(pol, d.Layer, d.Rule)
+		e.stats.Events.Add(1)
+		e.sink.Emit(event)
+	}
+	if d.Verdict == Drop && d.Layer != LayerDecode && e.cur.Load().policy.Mode == config.ModeMonitor {
+		d.Verdict, d.WouldDrop = Accept, true
+	}
+	return d
+}
+
+// Sweep runs the checks that need no packet: lower volume bounds whose
+// period has ended. Call it periodically with the current time (replay
+// calls it as capture time advances).
+func (e *Engine) Sweep(now int64) {
+	g := e.cur.Load()
+	for ri := range g.mins {
+		r := &g.policy.Rules[ri]
+		per := int64(r.MinPer)
+		for _, c := range g.mins[ri].byDevice {
+			start := c.windowStart.Load()
+			if start == 0 {
+				c.windowStart.Store(now)
+				continue
+			}
+			if per <= 0 || now-start < per {
+				continue
+			}
+			moved := c.bytes.Swap(0)
+			c.windowStart.Store(start + (now-start)/per*per)
+			if moved < r.MinDevice {
+				e.stats.Events.Add(1)
+				e.sink.Emit(Event{Type: EventSilent, Time: now, Layer: LayerPico, Reason: ReasonNone,
+					Device: g.policy.DeviceName(c.device), Rule: r.Name, Bytes: moved,
+					Src: firstAddr(g.policy, c.device)})
+			}
+		}
+	}
+}
+
+func firstAddr(pol *policy.Policy, d int32) netip.Addr {
+	if a := pol.Devices[d].Addrs; len(a) > 0 {
+		return a[0]
+	}
+	return netip.Addr{}
+}
+
+// Trace is the answer to explain: every stage's result in order, and the
+// final decision.
+type Trace struct {
+	Steps    []Step
+	Decision Decision
+}
+
+// Step is one stage's result in a Trace.
+type Step struct {
+	Stage  string
+	Layer  Layer
+	Result Result
+}
+
+// Explain judges one hypothetical packet at time at without touching the
+// flow table or any counter, and returns each stage's answer.
+func (e *Engine) Explain(p *packet.Packet, at time.Time, m Meta) Trace {
+	g := e.cur.Load()
+	if d, ok := decodeDecision(p); ok {
+		return Trace{Decision: d}
+	}
+	w := e.NewWorker()
+	c := &w.ctx
+	c.Packet, c.Now, c.Policy, c.gen = p, at.UnixNano(), g.policy, g
+	c.InZone, c.OutZone, c.DryRun = m.InZone, m.OutZone, true
+	c.DPort = transportPort(p, false)
+	c.Rule = policy.None
+	c.Flow = &w.st
+	var t Trace
+	for _, s := range e.stages {
+		res := s.Evaluate(c)
+		t.Steps = append(t.Steps, Step{Stage: s.Name(), Layer: s.Layer(), Result: res})
+		if res.Verdict != Continue {
+			t.Decision = Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}
+			break
+		}
+	}
+	if t.Decision.Verdict == Drop && g.policy.Mode == config.ModeMonitor {
+		t.Decision.Verdict, t.Decision.WouldDrop = Accept, true
+	}
+	return t
+}

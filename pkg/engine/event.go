@@ -1,0 +1,73 @@
+package engine
+
+import "net/netip"
+
+// EventType names what happened. The names are stable: alerts, logs and
+// tests rely on them.
+type EventType uint8
+
+const (
+	// EventDeny is a flow denied by a layer.
+	EventDeny EventType = iota + 1
+	// EventSpoof is a known device using an address not its own, or its
+	// address used from another hardware address.
+	EventSpoof
+	// EventWindow is a flow refused or cut because it is outside its rule's
+	// time window.
+	EventWindow
+	// EventVolume is a flow or device that went over its byte bound.
+	EventVolume
+	// EventRate is a device opening new flows faster than its rule allows.
+	EventRate
+	// EventSilent is a device that moved fewer bytes than its rule's lower
+	// bound over a whole period.
+	EventSilent
+	// EventUndecodable is a packet that could not be judged on its headers.
+	EventUndecodable
+)
+
+var eventNames = [...]string{"", "flow_denied", "spoofed_address", "outside_time_window", "volume_exceeded", "new_flow_rate_exceeded", "device_silent", "undecodable_packet"}
+
+// String returns the event type's stable name.
+func (t EventType) String() string {
+	if int(t) < len(eventNames) {
+		return eventNames[t]
+	}
+	return "unknown"
+}
+
+// Event is one thing the alert system should hear about. It holds only
+// values and strings owned by the policy, so emitting one allocates
+// nothing; formatting is left to whoever receives it.
+type Event struct {
+	Type   EventType
+	Time   int64 // unix nanoseconds
+	Layer  Layer
+	Reason Reason
+	Device string // the source device's name, "" when unknown
+	Rule   string // the deciding rule's name, "" for defaults
+	Src    netip.Addr
+	Dst    netip.Addr
+	Proto  uint8
+	SPort  uint16
+	DPort  uint16
+	// Bytes is the volume that tripped a volume bound, or moved in a period
+	// for a silent device.
+	Bytes uint64
+}
+
+// Sink receives events. Emit must not block and must not keep pointers
+// into the engine; it is called on the verdict path.
+type Sink interface {
+	Emit(Event)
+}
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(Event)
+
+// Emit calls f(e).
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+type discard struct{}
+
+func (discard) Emit(Event) {}

@@ -1,0 +1,151 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// Query is one hypothetical flow for explain.
+type Query struct {
+	From, To netip.Addr
+	// FromMAC is the sender's hardware address, when known.
+	FromMAC *[6]byte
+	Proto   uint8
+	DPort   uint16
+	// Size is the first packet's IP length (default 60).
+	Size uint16
+	At   time.Time
+	// InIface and OutIface name the interfaces, when known.
+	InIface, OutIface string
+}
+
+// ExplainQuery judges a hypothetical flow's first packet (see Explain).
+func (e *Engine) ExplainQuery(q Query) Trace {
+	p := packet.Packet{Kind: packet.KindOK, Src: q.From.Unmap(), Dst: q.To.Unmap(), Proto: q.Proto, Length: q.Size}
+	if p.Length == 0 {
+		p.Length = 60
+	}
+	if q.Proto == packet.ProtoTCP || q.Proto == packet.ProtoUDP {
+		p.DstPort, p.SrcPort = q.DPort, 40000
+	}
+	if q.Proto == packet.ProtoTCP {
+		p.TCPFlags = packet.TCPSyn
+	}
+	if q.FromMAC != nil {
+		p.HasMAC, p.SrcMAC = true, *q.FromMAC
+	}
+	pol := e.Policy()
+	m := Meta{InZone: policy.None, OutZone: policy.None}
+	if q.InIface != "" {
+		m.InZone = pol.ZoneOfInterface(q.InIface)
+	}
+	if q.OutIface != "" {
+		m.OutZone = pol.ZoneOfInterface(q.OutIface)
+	}
+	return e.Explain(&p, q.At, m)
+}
+
+// traceJSON is the JSON form of a trace.
+type traceJSON struct {
+	Verdict   string     `json:"verdict"`
+	WouldDrop bool       `json:"would_drop,omitempty"`
+	Layer     string     `json:"layer"`
+	Rule      string     `json:"rule"`
+	RuleAt    string     `json:"rule_at,omitempty"`
+	Reason    string     `json:"reason"`
+	From      sideJSON   `json:"from"`
+	To        sideJSON   `json:"to"`
+	Steps     []stepJSON `json:"steps"`
+}
+
+type sideJSON struct {
+	Addr   string `json:"addr"`
+	Device string `json:"device,omitempty"`
+	Zone   string `json:"zone"`
+}
+
+type stepJSON struct {
+	Stage   string `json:"stage"`
+	Verdict string `json:"verdict"`
+	Rule    string `json:"rule,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+func (t *Trace) view(pol *policy.Policy, q Query) traceJSON {
+	d := t.Decision
+	v := traceJSON{
+		Verdict: d.Verdict.String(), WouldDrop: d.WouldDrop, Layer: d.Layer.String(),
+		Rule: d.RuleName(pol), Reason: d.Reason.String(),
+		From: sideJSON{Addr: q.From.String(), Device: pol.DeviceName(d.SrcDevice), Zone: pol.ZoneName(zoneFor(pol, q.InIface, q.From))},
+		To:   sideJSON{Addr: q.To.String(), Device: pol.DeviceName(d.DstDevice), Zone: pol.ZoneName(zoneFor(pol, q.OutIface, q.To))},
+	}
+	if d.Rule >= 0 {
+		switch d.Layer {
+		case LayerSegment:
+			v.RuleAt = pol.Segments[d.Rule].Pos.String()
+		case LayerMicro, LayerPico:
+			v.RuleAt = pol.Rules[d.Rule].Pos.String()
+		}
+	}
+	for _, s := range t.Steps {
+		v.Steps = append(v.Steps, stepJSON{Stage: s.Stage, Verdict: s.Result.Verdict.String(), Rule: ruleName(pol, s.Layer, s.Result.Rule), Reason: s.Result.Reason.String()})
+	}
+	return v
+}
+
+func zoneFor(pol *policy.Policy, iface string, a netip.Addr) int32 {
+	if iface != "" {
+		if z := pol.ZoneOfInterface(iface); z != policy.None {
+			return z
+		}
+	}
+	return pol.ZoneOfAddr(a.Unmap())
+}
+
+// WriteJSON writes the trace of q as one JSON object.
+func (t *Trace) WriteJSON(w io.Writer, pol *policy.Policy, q Query) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(t.view(pol, q))
+}
+
+// WriteText writes the trace of q for people.
+func (t *Trace) WriteText(w io.Writer, pol *policy.Policy, q Query) error {
+	v := t.view(pol, q)
+	name := func(s sideJSON) string {
+		if s.Device != "" {
+			return fmt.Sprintf("%s (device %s, zone %s)", s.Addr, s.Device, s.Zone)
+		}
+		return fmt.Sprintf("%s (zone %s)", s.Addr, s.Zone)
+	}
+	verdict := v.Verdict
+	if v.WouldDrop {
+		verdict = "accept (monitor mode; enforce would drop)"
+	}
+	fmt.Fprintf(w, "%s: %s -> %s\n", verdict, name(v.From), name(v.To))
+	rule := v.Rule
+	if rule == "" {
+		rule = "(default)"
+	}
+	if v.RuleAt != "" {
+		rule += " at " + v.RuleAt
+	}
+	fmt.Fprintf(w, "decided by %s layer, rule %s\nbecause %s\n", v.Layer, rule, v.Reason)
+	for _, s := range v.Steps {
+		line := fmt.Sprintf("  %-9s %s", s.Stage, s.Verdict)
+		if s.Rule != "" {
+			line += " rule " + s.Rule
+		}
+		if s.Reason != "" {
+			line += ": " + s.Reason
+		}
+		fmt.Fprintln(w, line)
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package engine
+
+import (
+	"github.com/picoseg/picoseg/pkg/flow"
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// Stage is one step of the pipeline.
+//
+// Contract: Evaluate looks only at the Context it is handed (the packet,
+// the policy, what earlier stages recorded in the Context's fields) and
+// returns a Result. It returns Continue when it has no opinion. It never
+// allocates, never blocks and never formats text: Reason is a constant. A
+// stage may record facts for later stages in the Context (identify fills
+// Src and Dst, micro fills Rule) but never reads another stage's private
+// state. When Context.DryRun is set it must not change any counter.
+type Stage interface {
+	// Name is the stage's stable name, used in explain output.
+	Name() string
+	// Layer is the layer credited with the stage's decisions.
+	Layer() Layer
+	// Evaluate judges the flow's current packet.
+	Evaluate(c *Context) Result
+}
+
+// Result is a stage's answer.
+type Result struct {
+	Verdict Verdict
+	// Rule is the deciding rule within the stage's layer: an index into
+	// Policy.Segments for the segment layer, into Policy.Rules for micro
+	// and pico; policy.None for a default.
+	Rule   int32
+	Reason Reason
+	// Event, when set, is the event type a Drop should raise (EventDeny
+	// when zero).
+	Event EventType
+}
+
+// Context is what the stages see of one packet. It is reused for every
+// packet a Worker judges.
+type Context struct {
+	Packet *packet.Packet
+	Now    int64 // unix nanoseconds
+	Policy *policy.Policy
+	// InZone and OutZone are the zones of the interfaces the packet came in
+	// and goes out on, when the caller knows them (the kernel path);
+	// policy.None otherwise, and the zones follow from the addresses.
+	InZone, OutZone int32
+	// Reversed is set when a mid-stream TCP packet is judged as the reply
+	// of a flow its destination opened: Src and Dst are then swapped, and
+	// the hardware address belongs to Dst.
+	Reversed bool
+	// Src and Dst are filled in by the identify stage.
+	Src, Dst policy.Side
+	// DPort is the destination port of the flow's initiator.
+	DPort uint16
+	// Rule is the allow rule the micro stage matched, policy.None before.
+	Rule int32
+	// Flow is the state of the flow being judged; pico reads its counters
+	// and records the end of its time window.
+	Flow *flow.State
+	// DryRun is set by explain: decide, but count nothing.
+	DryRun bool
+
+	gen     *generation
+	scratch policy.Scratch
+}

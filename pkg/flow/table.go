@@ -1,0 +1,318 @@
+package flow
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/packet"
+)
+
+// TCP phases a flow goes through, as far as the table tracks them (only to
+// pick a time-to-live; conntrack in the kernel is the authority).
+const (
+	PhaseNone        uint8 = iota // not TCP, or no SYN seen yet
+	PhaseHandshake                // SYN seen
+	PhaseEstablished              // data flowing
+	PhaseClosing                  // FIN or RST seen
+)
+
+// State is what picoseg remembers of one flow. It is copied in and out of
+// the table, never shared.
+type State struct {
+	// Gen is the policy generation that judged the flow. A flow judged by
+	// an older policy is judged again.
+	Gen     uint32
+	Verdict uint8 // the engine's verdict enum
+	Layer   uint8 // the deciding layer
+	Reason  uint8 // the engine's reason code
+	// FromA says the flow's initiator is the key's endpoint A.
+	FromA bool
+	Rule  int32 // deciding rule in its layer, -1 for none
+	// SrcDevice and DstDevice index the policy's devices, -1 when unknown.
+	SrcDevice, DstDevice int32
+	// Budget indexes the engine's per-device budget state, -1 for none.
+	Budget int32
+	Phase  uint8
+	// Packets and Bytes count both directions; Up counts bytes the
+	// initiator sent.
+	Packets          uint32
+	Bytes, Up        uint64
+	MinSize, MaxSize uint16
+	First, Last      int64 // unix nanoseconds
+	// ValidUntil ends the flow's permission (a closing time window);
+	// zero means no end.
+	ValidUntil int64
+}
+
+// TTLs says how long an idle flow is kept, by protocol state.
+type TTLs struct {
+	TCPHandshake, TCPEstablished, TCPClosing time.Duration
+	UDP, ICMP, Other                         time.Duration
+}
+
+// DefaultTTLs are close to the kernel's conntrack defaults, shortened where
+// userspace only needs to remember a flow while it is being judged.
+func DefaultTTLs() TTLs {
+	return TTLs{
+		TCPHandshake:   30 * time.Second,
+		TCPEstablished: time.Hour,
+		TCPClosing:     10 * time.Second,
+		UDP:            2 * time.Minute,
+		ICMP:           30 * time.Second,
+		Other:          2 * time.Minute,
+	}
+}
+
+const shardCount = 16
+
+// Table is a bounded flow table. The zero value is not usable; call New.
+type Table struct {
+	ttl       TTLs
+	shards    [shardCount]shard
+	evictions atomic.Uint64
+	expired   atomic.Uint64
+}
+
+type entry struct {
+	key        Key
+	state      State
+	expires    int64
+	prev, next int32 // LRU links; -1 ends the list
+}
+
+type shard struct {
+	mu      sync.Mutex
+	index   map[Key]int32
+	entries []entry
+	free    []int32
+	head    int32 // most recently used
+	tail    int32 // least recently used
+	_       [40]byte
+}
+
+// New returns a table holding at most capacity flows (rounded up to a
+// multiple of the shard count).
+func New(capacity int, ttl TTLs) *Table {
+	per := (capacity + shardCount - 1) / shardCount
+	if per < 1 {
+		per = 1
+	}
+	t := &Table{ttl: ttl}
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.index = make(map[Key]int32, per)
+		s.entries = make([]entry, per)
+		s.free = make([]int32, per)
+		for j := range s.free {
+			s.free[j] = int32(per - 1 - j)
+		}
+		s.head, s.tail = -1, -1
+	}
+	return t
+}
+
+// Capacity is the most flows the table holds.
+func (t *Table) Capacity() int { return len(t.shards[0].entries) * shardCount }
+
+// Len counts the flows held now, expired ones included until they are
+// looked up or evicted.
+func (t *Table) Len() int {
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		n += len(s.index)
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// Evictions counts flows pushed out because the table was full.
+func (t *Table) Evictions() uint64 { return t.evictions.Load() }
+
+// Expired counts flows dropped because they were idle past their TTL.
+func (t *Table) Expired() uint64 { return t.expired.Load() }
+
+func (t *Table) shardOf(k *Key) *shard { return &t.shards[k.hash()%shardCount] }
+
+// Observe accounts one packet of size bytes, sent from endpoint A when
+// fromA, to the flow k, and copies the flow's state to out. It reports
+// false, changing nothing, when the flow is unknown or expired.
+func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint8, out *State) bool {
+	s := t.shardOf(&k)
+	s.mu.Lock()
+	i, ok := s.index[k]
+	if !ok {
+		s.mu.Unlock()
+		return false
+	}
+	e := &s.entries[i]
+	if now > e.expires {
+		s.remove(i)
+		s.mu.Unlock()
+		t.expired.Add(1)
+		return false
+	}
+	st := &e.state
+	account(st, now, size, fromA == st.FromA, k.Proto, tcpFlags)
+	e.expires = now + t.ttlOf(k.Proto, st.Phase)
+	s.touch(i)
+	*out = *st
+	s.mu.Unlock()
+	return true
+}
+
+// Insert stores st as the state of flow k, replacing any state it had, and
+// accounts the packet that created it.
+func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State) {
+	s := t.shardOf(&k)
+	s.mu.Lock()
+	i, ok := s.index[k]
+	if !ok {
+		if len(s.free) == 0 {
+			s.remove(s.tail)
+			t.evictions.Add(1)
+		}
+		i = s.free[len(s.free)-1]
+		s.free = s.free[:len(s.free)-1]
+		s.index[k] = i
+		s.pushFront(i)
+	} else {
+		s.touch(i)
+	}
+	e := &s.entries[i]
+	e.key = k
+	e.state = *st
+	if e.state.First == 0 {
+		e.state.First = now
+	}
+	account(&e.state, now, size, true, k.Proto, tcpFlags)
+	*st = e.state
+	e.expires = now + t.ttlOf(k.Proto, e.state.Phase)
+	s.mu.Unlock()
+}
+
+// Update replaces the judgement fields (verdict, layer, reason, rule,
+// generation, validity) of flow k with those of st, keeping its counters.
+// It reports false when the flow is no longer in the table.
+func (t *Table) Update(k Key, st *State) bool {
+	s := t.shardOf(&k)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.index[k]
+	if !ok {
+		return false
+	}
+	e := &s.entries[i].state
+	e.Gen, e.Verdict, e.Layer, e.Reason, e.Rule, e.ValidUntil = st.Gen, st.Verdict, st.Layer, st.Reason, st.Rule, st.ValidUntil
+	return true
+}
+
+// Range calls fn with a copy of every unexpired flow until fn returns
+// false. It holds one shard's lock at a time; fn must not call the table.
+func (t *Table) Range(now int64, fn func(Key, State) bool) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, j := range s.index {
+			e := &s.entries[j]
+			if now > e.expires {
+				continue
+			}
+			if !fn(k, e.state) {
+				s.mu.Unlock()
+				return
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func account(st *State, now int64, size uint16, fromInitiator bool, proto, tcpFlags uint8) {
+	st.Packets++
+	st.Bytes += uint64(size)
+	if fromInitiator {
+		st.Up += uint64(size)
+	}
+	if st.MinSize == 0 || size < st.MinSize {
+		st.MinSize = size
+	}
+	if size > st.MaxSize {
+		st.MaxSize = size
+	}
+	st.Last = now
+	if proto != packet.ProtoTCP {
+		return
+	}
+	switch {
+	case tcpFlags&(packet.TCPFin|packet.TCPRst) != 0:
+		st.Phase = PhaseClosing
+	case tcpFlags&packet.TCPSyn != 0 && st.Phase == PhaseNone:
+		st.Phase = PhaseHandshake
+	case tcpFlags&packet.TCPSyn == 0 && st.Phase != PhaseClosing:
+		// Mid-stream pickup lands here too: conntrack's loose tracking
+		// does the same.
+		st.Phase = PhaseEstablished
+	}
+}
+
+func (t *Table) ttlOf(proto, phase uint8) int64 {
+	switch proto {
+	case packet.ProtoTCP:
+		switch phase {
+		case PhaseEstablished:
+			return int64(t.ttl.TCPEstablished)
+		case PhaseClosing:
+			return int64(t.ttl.TCPClosing)
+		}
+		return int64(t.ttl.TCPHandshake)
+	case packet.ProtoUDP:
+		return int64(t.ttl.UDP)
+	case packet.ProtoICMP, packet.ProtoICMPv6:
+		return int64(t.ttl.ICMP)
+	}
+	return int64(t.ttl.Other)
+}
+
+func (s *shard) remove(i int32) {
+	e := &s.entries[i]
+	delete(s.index, e.key)
+	s.unlink(i)
+	s.free = append(s.free, i)
+}
+
+func (s *shard) unlink(i int32) {
+	e := &s.entries[i]
+	if e.prev >= 0 {
+		s.entries[e.prev].next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next >= 0 {
+		s.entries[e.next].prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
+
+func (s *shard) pushFront(i int32) {
+	e := &s.entries[i]
+	e.prev, e.next = -1, s.head
+	if s.head >= 0 {
+		s.entries[s.head].prev = i
+	}
+	s.head = i
+	if s.tail < 0 {
+		s.tail = i
+	}
+}
+
+func (s *shard) touch(i int32) {
+	if s.head == i {
+		return
+	}
+	s.unlink(i)
+	s.pushFront(i)
+}

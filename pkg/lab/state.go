@@ -1,0 +1,83 @@
+package lab
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// record is what a lab leaves in StateDir so that Cleanup can remove it if
+// its owner dies without closing it.
+type record struct {
+	ID string `json:"id"`
+	// PID and PIDStart identify the owner process; the start time (in clock
+	// ticks since boot) tells a dead owner from a new process reusing its PID.
+	PID        int       `json:"pid"`
+	PIDStart   uint64    `json:"pid_start"`
+	Created    time.Time `json:"created"`
+	Namespaces []string  `json:"namespaces"`
+}
+
+func recordPath(id string) string { return filepath.Join(StateDir, id) }
+
+// writeRecord creates the record of lab l. It fails with fs.ErrExist when a
+// record with the same ID exists, so two labs never share an ID.
+func writeRecord(r record) error {
+	if err := os.MkdirAll(StateDir, 0o755); err != nil {
+		return fmt.Errorf("lab: state directory: %w", err)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(recordPath(r.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fmt.Errorf("lab: record: %w", err)
+	}
+	_, err = f.Write(append(data, '\n'))
+	return errors.Join(err, f.Close())
+}
+
+// readRecords returns every record in StateDir. Unreadable records are
+// reported in the error but do not stop the others from being returned.
+func readRecords() ([]record, error) {
+	entries, err := os.ReadDir(StateDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	var recs []record
+	var errs []error
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(StateDir, e.Name()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lab: %w", err))
+			continue
+		}
+		var r record
+		if err := json.Unmarshal(data, &r); err != nil || r.ID != e.Name() {
+			errs = append(errs, fmt.Errorf("lab: %s: not a lab record (%v)", filepath.Join(StateDir, e.Name()), err))
+			continue
+		}
+		recs = append(recs, r)
+	}
+	return recs, errors.Join(errs...)
+}
+
+// removeRecord deletes the record of lab id; a missing record is not an error.
+func removeRecord(id string) error {
+	err := os.Remove(recordPath(id))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("lab: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,253 @@
+//go:build linux
+
+package nft
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"regexp"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/xt"
+
+	"golang.org/x/sys/unix"
+)
+
+// kernelNetNS creates a fresh named network namespace for one test and
+// returns its name and an open fd; both are cleaned up with the test. It
+// skips the test unless it runs as root with the ip and nft tools at hand.
+func kernelNetNS(t *testing.T) (string, int) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("kernel test: needs root to create a network namespace and load nftables rules")
+	}
+	for _, tool := range []string{"ip", "nft"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("kernel test: %s not installed", tool)
+		}
+	}
+	var b [4]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := "picoseg-nft-" + hex.EncodeToString(b[:])
+	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
+		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			t.Errorf("ip netns del %s: %v\n%s", name, err, out)
+		}
+	})
+	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("open netns %s: %v", name, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return name, fd
+}
+
+func nftIn(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+func TestKernelProbe(t *testing.T) {
+	_, fd := kernelNetNS(t)
+	conn, err := Dial(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Probe(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("queue method on this kernel: %v", m)
+}
+
+// wantRuleset is `nft list ruleset` for testOptions, with the queue
+// statement replaced by <queue> (nft prints the xtables target of an inet
+// table differently from version to version; TestKernelInstall checks it
+// through netlink instead).
+const wantRuleset = `table inet picoseg {
+	counter fastpath {
+		packets 0 bytes 0
+	}
+
+	counter flow_dropped {
+		packets 0 bytes 0
+	}
+
+	counter guard_dropped {
+		packets 0 bytes 0
+	}
+
+	counter queued {
+		packets 0 bytes 0
+	}
+
+	counter verdict_dropped {
+		packets 0 bytes 0
+	}
+
+	set guard4 {
+		type ipv4_addr
+		size 65535
+		flags dynamic,timeout
+		timeout 1m
+	}
+
+	set guard6 {
+		type ipv6_addr
+		size 65535
+		flags dynamic,timeout
+		timeout 1m
+	}
+
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
+		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
+		ct state new add @guard4 { ip saddr limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
+		ct state new add @guard6 { ip6 saddr limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
+		counter name "queued" <queue>
+	}
+
+	chain accepted {
+		accept comment "per-class checks go before this rule"
+	}
+
+	chain setmark {
+		ct mark set ct mark & 0xff00ffff
+		meta mark & 0x00010000 != 0x00000000 ct mark set ct mark | 0x00010000
+		meta mark & 0x00020000 != 0x00000000 ct mark set ct mark | 0x00020000
+		meta mark & 0x00040000 != 0x00000000 ct mark set ct mark | 0x00040000
+		meta mark & 0x00080000 != 0x00000000 ct mark set ct mark | 0x00080000
+		meta mark & 0x00100000 != 0x00000000 ct mark set ct mark | 0x00100000
+		meta mark & 0x00200000 != 0x00000000 ct mark set ct mark | 0x00200000
+		meta mark & 0x00400000 != 0x00000000 ct mark set ct mark | 0x00400000
+		meta mark & 0x00800000 != 0x00000000 ct mark set ct mark | 0x00800000
+	}
+
+	chain verdict {
+		type filter hook forward priority filter + 10; policy accept;
+		meta mark & 0x00ff0000 != 0x00000000 jump setmark
+		meta mark & 0x00ff0000 == 0x00010000 counter name "verdict_dropped" drop
+	}
+}
+`
+
+const foreignTable = `table ip foreign {
+	chain forward {
+		type filter hook forward priority filter; policy accept;
+		counter packets 0 bytes 0
+	}
+}
+`
+
+var (
+	// nft warns about tables holding xtables expressions.
+	nftWarning = regexp.MustCompile(`(?m)^# Warning: .*\n`)
+	// Whatever nft prints for the queue statement, up to the chain's end.
+	nftQueue = regexp.MustCompile(`(counter name "queued") (?s:.*?)\n(\s*\n)?(\t\})`)
+)
+
+func normalize(ruleset string) string {
+	s := nftWarning.ReplaceAllString(ruleset, "")
+	return nftQueue.ReplaceAllString(s, "$1 <queue>\n$3")
+}
+
+func TestKernelInstall(t *testing.T) {
+	ns, fd := kernelNetNS(t)
+	conn, err := Dial(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	method, err := Probe(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nftIn(t, ns, "list", "ruleset"); got != "" {
+		t.Fatalf("Probe left a table behind:\n%s", got)
+	}
+	addForeign := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+	addForeign.Stdin = strings.NewReader(foreignTable)
+	if out, err := addForeign.CombinedOutput(); err != nil {
+		t.Fatalf("add foreign table: %v\n%s", err, out)
+	}
+
+	for round := range 2 { // the second install replaces the first
+		rs, err := Install(conn, testOptions, method)
+		if err != nil {
+			t.Fatalf("install round %d: %v", round, err)
+		}
+		want := foreignTable + wantRuleset
+		if diff := cmp.Diff(want, normalize(nftIn(t, ns, "list", "ruleset"))); diff != "" {
+			t.Fatalf("round %d: nft list ruleset (-want +got):\n%s", round, diff)
+		}
+		checkQueueRule(t, conn, method)
+		cs, err := rs.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs != (Counters{}) {
+			t.Errorf("fresh counters = %+v, want zero", cs)
+		}
+	}
+
+	if err := Remove(conn); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(foreignTable, nftIn(t, ns, "list", "ruleset")); diff != "" {
+		t.Fatalf("after Remove (-want +got):\n%s", diff)
+	}
+	if err := Remove(conn); err != nil {
+		t.Fatalf("Remove without a table: %v", err)
+	}
+}
+
+// checkQueueRule reads the queue rule back through netlink and checks the
+// queue numbers and flags the kernel stored.
+func checkQueueRule(t *testing.T, conn *Conn, method QueueMethod) {
+	t.Helper()
+	table := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+	rules, err := conn.nl.GetRules(table, &nftables.Chain{Name: chainForward, Table: table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := rules[len(rules)-1].Exprs
+	q := last[len(last)-1]
+	switch method {
+	case QueueNative:
+		got, ok := q.(*expr.Queue)
+		if !ok || got.Num != 100 || got.Total != 4 || got.Flag != expr.QueueFlagBypass {
+			t.Errorf("queue expression = %#v", q)
+		}
+	case QueueXtables:
+		got, ok := q.(*expr.Target)
+		if !ok || got.Name != "NFQUEUE" || got.Rev != 3 {
+			t.Fatalf("queue expression = %#v", q)
+		}
+		info, ok := got.Info.(*xt.Unknown)
+		if !ok || len(*info) < 6 {
+			t.Fatalf("target info = %#v", got.Info)
+		}
+		b := []byte(*info)
+		num, total, flags := binary.NativeEndian.Uint16(b), binary.NativeEndian.Uint16(b[2:]), binary.NativeEndian.Uint16(b[4:])
+		if num != 100 || total != 4 || flags != xtNFQFlagBypass || !bytes.Equal(b[6:], make([]byte, len(b)-6)) {
+			t.Errorf("xt_NFQ_info_v3 = num %d total %d flags %#x (%x), want 100 4 0x1", num, total, flags, b)
+		}
+	}
+}

@@ -1,0 +1,132 @@
+package nft
+
+import (
+	"fmt"
+	"math/bits"
+)
+
+// DefaultMarkMask is the mark field picoseg uses unless configured otherwise.
+// It stays clear of mwan3 (0x3f00) and of the low byte used by pbr and SQM.
+const DefaultMarkMask uint32 = 0x00ff0000
+
+// State is what the picoseg bits of a mark say about a flow.
+type State uint8
+
+// The states a flow's mark can encode.
+const (
+	// StateUnjudged means no verdict yet: the flow's packets are queued.
+	StateUnjudged State = iota
+	// StateDropped means the flow was judged and dropped.
+	StateDropped
+	// StateAccepted means the flow was accepted into a pico class.
+	StateAccepted
+)
+
+// String returns the lower-case name of the state.
+func (s State) String() string {
+	switch s {
+	case StateUnjudged:
+		return "unjudged"
+	case StateDropped:
+		return "dropped"
+	case StateAccepted:
+		return "accepted"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
+}
+
+// Field values inside the mask.
+const (
+	valueUnjudged      = 0
+	valueDropped       = 1
+	valueFirstAccepted = 2
+)
+
+// Marks maps flow states into the contiguous bit field Mask of a packet or
+// conntrack mark. Inside the field, value 0 means unjudged, 1 dropped and
+// 2+c accepted with pico class c. Bits outside Mask belong to other programs
+// and are preserved by every helper here.
+//
+// The zero value is not usable; use NewMarks or set Mask and call Validate.
+type Marks struct {
+	// Mask selects the bits picoseg owns. It must be contiguous and at
+	// least two bits wide.
+	Mask uint32
+}
+
+// NewMarks returns Marks for mask, or an error if mask is unusable.
+func NewMarks(mask uint32) (Marks, error) {
+	m := Marks{Mask: mask}
+	return m, m.Validate()
+}
+
+// DefaultMarks returns Marks over DefaultMarkMask.
+func DefaultMarks() Marks { return Marks{Mask: DefaultMarkMask} }
+
+// Validate reports whether Mask is a contiguous run of at least two bits.
+func (m Marks) Validate() error {
+	if m.Mask == 0 {
+		return fmt.Errorf("nft: mark mask is zero")
+	}
+	field := m.Mask >> m.shift()
+	if field&(field+1) != 0 {
+		return fmt.Errorf("nft: mark mask %#08x is not contiguous", m.Mask)
+	}
+	if bits.OnesCount32(m.Mask) < 2 {
+		return fmt.Errorf("nft: mark mask %#08x is too narrow: need at least two bits (dropped and one accepted class)", m.Mask)
+	}
+	return nil
+}
+
+func (m Marks) shift() uint { return uint(bits.TrailingZeros32(m.Mask)) }
+
+func (m Marks) value(v uint32) uint32 { return (v << m.shift()) & m.Mask }
+
+// MaxClasses is the number of pico classes the field can encode; classes
+// are numbered 0..MaxClasses()-1. The policy compiler must reject policies
+// with more classes than this.
+func (m Marks) MaxClasses() int {
+	if m.Mask == 0 {
+		return 0
+	}
+	return int(m.Mask>>m.shift()) - valueFirstAccepted + 1
+}
+
+// Accepted returns the field bits for a flow accepted into class. It returns
+// 0 (unjudged, so the flow keeps being queued: neither silently accepted nor
+// silently dropped) if class does not fit in the field.
+func (m Marks) Accepted(class uint16) uint32 {
+	if int(class) >= m.MaxClasses() {
+		return 0
+	}
+	return m.value(uint32(class) + valueFirstAccepted)
+}
+
+// Dropped returns the field bits for a dropped flow.
+func (m Marks) Dropped() uint32 { return m.value(valueDropped) }
+
+// FirstAccepted returns the smallest field value that means accepted, as it
+// appears in a mark: every mark whose field is at least this is accepted.
+func (m Marks) FirstAccepted() uint32 { return m.value(valueFirstAccepted) }
+
+// Decode reads the state and, for accepted flows, the class from mark.
+// Bits outside the mask are ignored.
+func (m Marks) Decode(mark uint32) (State, uint16) {
+	if m.Mask == 0 {
+		return StateUnjudged, 0
+	}
+	v := (mark & m.Mask) >> m.shift()
+	switch v {
+	case valueUnjudged:
+		return StateUnjudged, 0
+	case valueDropped:
+		return StateDropped, 0
+	}
+	return StateAccepted, uint16(v - valueFirstAccepted)
+}
+
+// Apply returns old with the picoseg field replaced by the field bits of
+// state; the bits outside the mask are those of old.
+func (m Marks) Apply(old, state uint32) uint32 {
+	return old&^m.Mask | state&m.Mask
+}

@@ -1,0 +1,421 @@
+//go:build linux
+
+package nft
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/google/nftables/xt"
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a handle on the nftables netlink interface of one network
+// namespace.
+type Conn struct {
+	nl *nftables.Conn
+}
+
+// Dial returns a Conn for the network namespace referenced by netnsFD, or for
+// the caller's namespace when netnsFD is 0. Every operation opens and closes
+// its own netlink socket.
+func Dial(netnsFD int) (*Conn, error) {
+	var opts []nftables.ConnOption
+	if netnsFD != 0 {
+		opts = append(opts, nftables.WithNetNSFd(netnsFD))
+	}
+	nl, err := nftables.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("nft: %w", err)
+	}
+	return &Conn{nl: nl}, nil
+}
+
+// NewConn wraps an existing google/nftables connection, for example one made
+// with nftables.WithTestDial.
+func NewConn(nl *nftables.Conn) *Conn { return &Conn{nl: nl} }
+
+// probeTable is created and deleted within one batch by Probe, so it never
+// outlives the transaction.
+const probeTable = "picoseg_probe"
+
+// Probe finds out which queue method the kernel supports: the native queue
+// expression if nft_queue is there, else the xtables NFQUEUE target. Each
+// attempt adds a rule with the expression to a throw-away table and deletes
+// the table again in the same transaction, so nothing is left behind.
+func Probe(conn *Conn) (QueueMethod, error) {
+	probeOpts := Options{QueueBase: 0, Queues: 1}
+	native := probeOnce(conn, queueExprs(QueueNative, probeOpts))
+	if native == nil {
+		return QueueNative, nil
+	}
+	if errors.Is(native, unix.EPERM) {
+		return 0, fmt.Errorf("nft: probe queue method: %w", native)
+	}
+	xtErr := probeOnce(conn, queueExprs(QueueXtables, probeOpts))
+	if xtErr == nil {
+		return QueueXtables, nil
+	}
+	return 0, fmt.Errorf("nft: no queue method works: native queue expression: %v; xtables NFQUEUE target: %w", native, xtErr)
+}
+
+func probeOnce(conn *Conn, exprs []expr.Any) error {
+	nl := conn.nl
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: probeTable}
+	nl.AddTable(t)
+	c := nl.AddChain(&nftables.Chain{Name: "probe", Table: t})
+	nl.AddRule(&nftables.Rule{Table: t, Chain: c, Exprs: exprs})
+	nl.DelTable(t)
+	return nl.Flush()
+}
+
+// Ruleset is an installed picoseg table.
+type Ruleset struct {
+	conn   *Conn
+	table  *nftables.Table
+	opts   Options
+	method QueueMethod
+}
+
+// Install builds the table `inet picoseg` in one netlink transaction. An
+// existing picoseg table is deleted in the same transaction, so installing
+// again atomically replaces the ruleset and no packet ever sees a half-built
+// table. Other tables are never touched.
+func Install(conn *Conn, opts Options, method QueueMethod) (*Ruleset, error) {
+	o, err := opts.normalized()
+	if err != nil {
+		return nil, err
+	}
+	if method != QueueNative && method != QueueXtables {
+		return nil, fmt.Errorf("nft: unknown queue method %v", method)
+	}
+	t := buildRuleset(conn.nl, o, method)
+	if err := conn.nl.Flush(); err != nil {
+		return nil, fmt.Errorf("nft: install table inet %s (%v queue): %w", TableName, method, err)
+	}
+	return &Ruleset{conn: conn, table: t, opts: o, method: method}, nil
+}
+
+// Method returns the queue method the ruleset uses.
+func (r *Ruleset) Method() QueueMethod { return r.method }
+
+// Options returns the options the ruleset was built with, defaults filled in.
+func (r *Ruleset) Options() Options { return r.opts }
+
+// Remove deletes picoseg's table and nothing else.
+func (r *Ruleset) Remove() error {
+	return Remove(r.conn)
+}
+
+// Remove deletes the table `inet picoseg` if it exists, for example one left
+// behind by a daemon that did not stop cleanly. Other tables are untouched.
+func Remove(conn *Conn) error {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+	// Adding first makes the delete succeed whether or not the table exists.
+	conn.nl.AddTable(t)
+	conn.nl.DelTable(t)
+	if err := conn.nl.Flush(); err != nil {
+		return fmt.Errorf("nft: remove table inet %s: %w", TableName, err)
+	}
+	return nil
+}
+
+// Counters reads the ruleset's named counters.
+func (r *Ruleset) Counters() (Counters, error) {
+	var cs Counters
+	objs, err := r.conn.nl.GetNamedObjects(r.table)
+	if err != nil {
+		return cs, fmt.Errorf("nft: read counters: %w", err)
+	}
+	for _, o := range objs {
+		n, ok := o.(*nftables.NamedObj)
+		if !ok {
+			continue
+		}
+		c, ok := n.Obj.(*expr.Counter)
+		if !ok {
+			continue
+		}
+		if dst := cs.byName(n.Name); dst != nil {
+			*dst = Counter{Packets: c.Packets, Bytes: c.Bytes}
+		}
+	}
+	return cs, nil
+}
+
+// guardTimeout is how long a source stays in the guard set after its last
+// new flow; the limiter state goes with it.
+const guardTimeout = time.Minute
+
+// guardSize bounds the guard sets; a full set stops adding sources (their
+// new flows are then not limited but still queued and judged).
+const guardSize = 65535
+
+// Set IDs only need to be unique within one transaction. Fixed values keep
+// the recorded netlink messages deterministic.
+const (
+	setIDGuard4 = 1
+	setIDGuard6 = 2
+)
+
+// verdictPriority places the verdict chain after the filter chain on the
+// same hook, so a packet accepted by userspace reaches it on its way on.
+var verdictPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10)
+
+// buildRuleset queues the whole transaction on nl and returns the table.
+func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Table {
+	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+	// add + delete + add: the delete succeeds whether or not an old table
+	// exists, and the transaction swaps old for new atomically.
+	nl.AddTable(t)
+	nl.DelTable(t)
+	nl.AddTable(t)
+
+	for _, name := range []string{counterFastPath, counterFlowDropped, counterGuardDropped, counterQueued, counterVerdictDropped} {
+		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
+	}
+
+	accept := nftables.ChainPolicyAccept
+	forward := nl.AddChain(&nftables.Chain{
+		Name: chainForward, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: nftables.ChainPriorityFilter, Policy: &accept,
+	})
+	accepted := nl.AddChain(&nftables.Chain{Name: chainAccepted, Table: t})
+	setmark := nl.AddChain(&nftables.Chain{Name: chainSetMark, Table: t})
+	verdict := nl.AddChain(&nftables.Chain{
+		Name: chainVerdict, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookForward, Priority: verdictPriority, Policy: &accept,
+	})
+
+	if o.NewFlowRate > 0 {
+		for _, s := range guardSets(t) {
+			// AddSet only queues a message; errors surface from Flush.
+			_ = nl.AddSet(s, nil)
+		}
+	}
+
+	add := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
+		r := &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
+		if comment != "" {
+			r.UserData = userdata.AppendString(nil, userdata.TypeComment, comment)
+		}
+		nl.AddRule(r)
+	}
+	for _, r := range forwardRules(o, method) {
+		add(forward, r.comment, r.exprs...)
+	}
+	// Per-class kernel checks (size, bytes, rate, hours) go before this
+	// rule: `ct mark & mask vmap { class: jump class-N }`, and a tripped
+	// check queues the packet again as suspicious. Until then every
+	// accepted class is plainly accepted.
+	add(accepted, "per-class checks go before this rule", &expr.Verdict{Kind: expr.VerdictAccept})
+	for _, exprs := range setMarkRules(o.Marks) {
+		add(setmark, "", exprs...)
+	}
+	for _, r := range verdictRules(o.Marks) {
+		add(verdict, r.comment, r.exprs...)
+	}
+	return t
+}
+
+func guardSets(t *nftables.Table) []*nftables.Set {
+	mk := func(name string, id uint32, key nftables.SetDatatype) *nftables.Set {
+		return &nftables.Set{
+			Table: t, ID: id, Name: name, KeyType: key,
+			Dynamic: true, HasTimeout: true, Timeout: guardTimeout, Size: guardSize,
+		}
+	}
+	return []*nftables.Set{
+		mk(setGuard4, setIDGuard4, nftables.TypeIPAddr),
+		mk(setGuard6, setIDGuard6, nftables.TypeIP6Addr),
+	}
+}
+
+type rule struct {
+	comment string
+	exprs   []expr.Any
+}
+
+// forwardRules are the rules of the forward base chain, in order.
+func forwardRules(o Options, method QueueMethod) []rule {
+	m := o.Marks
+	rules := []rule{
+		{"", concat(
+			ctMarkField(m),
+			// The field is compared as a number, so it goes big-endian first.
+			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(m.FirstAccepted())},
+			counterRef(counterFastPath),
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainAccepted},
+		)},
+		{"", concat(
+			ctMarkField(m),
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Dropped())},
+			counterRef(counterFlowDropped),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		)},
+	}
+	if o.NewFlowRate > 0 {
+		rules = append(rules,
+			rule{"", guardExprs(o, unix.NFPROTO_IPV4, 12, 4, setGuard4, setIDGuard4)},
+			rule{"", guardExprs(o, unix.NFPROTO_IPV6, 8, 16, setGuard6, setIDGuard6)},
+		)
+	}
+	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
+	return rules
+}
+
+// guardExprs drops new-flow packets of a source (address at saddrOffset in
+// the network header) that exceed the per-source rate. The limiter lives in
+// the set element of that source, so one noisy device cannot use up the
+// budget of the others.
+func guardExprs(o Options, nfproto byte, saddrOffset, saddrLen uint32, set string, setID uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(expr.CtStateBitNEW), Xor: nativeU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: saddrOffset, Len: saddrLen},
+		&expr.Dynset{
+			SrcRegKey: 1, SetName: set, SetID: setID, Operation: unix.NFT_DYNSET_OP_ADD,
+			Exprs: []expr.Any{&expr.Limit{
+				Type: expr.LimitTypePkts, Rate: uint64(o.NewFlowRate), Over: true,
+				Unit: expr.LimitTimeSecond, Burst: o.NewFlowBurst,
+			}},
+		},
+		counterRef(counterGuardDropped),
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+// xt_NFQ_info_v3 flags (include/uapi/linux/netfilter/xt_NFQUEUE.h).
+const (
+	xtNFQFlagBypass    = 0x01
+	xtNFQFlagCPUFanout = 0x02
+)
+
+// xtNFQInfoV3 encodes struct xt_NFQ_info_v3 { __u16 queuenum; __u16
+// queues_total; __u16 flags; } in host byte order, padded to XT_ALIGN (8
+// bytes) as iptables-nft sends it.
+func xtNFQInfoV3(num, total, flags uint16) []byte {
+	b := make([]byte, 8)
+	binary.NativeEndian.PutUint16(b[0:], num)
+	binary.NativeEndian.PutUint16(b[2:], total)
+	binary.NativeEndian.PutUint16(b[4:], flags)
+	return b
+}
+
+// queueExprs hands the packet to queues QueueBase..QueueBase+Queues-1.
+// Without the CPU-fanout flag the kernel spreads flows by a hash of the
+// addresses that is the same in both directions, so every packet of a flow
+// reaches the same queue (and the same flow table shard). Bypass, unless
+// FailClosed, accepts packets while no program listens on the queue.
+func queueExprs(method QueueMethod, o Options) []expr.Any {
+	switch method {
+	case QueueNative:
+		var flag expr.QueueFlag
+		if !o.FailClosed {
+			flag |= expr.QueueFlagBypass
+		}
+		return []expr.Any{&expr.Queue{Num: o.QueueBase, Total: uint16(o.Queues), Flag: flag}}
+	case QueueXtables:
+		var flags uint16
+		if !o.FailClosed {
+			flags |= xtNFQFlagBypass
+		}
+		info := xt.Unknown(xtNFQInfoV3(o.QueueBase, uint16(o.Queues), flags))
+		return []expr.Any{&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}}
+	}
+	return nil
+}
+
+// setMarkRules copy the picoseg field of the packet mark into the conntrack
+// mark, keeping the conntrack mark's other bits: first clear the field, then
+// set it bit by bit. Copying two registers in one rule (`ct mark set ct mark
+// & ~m | meta mark & m`) needs bitwise operations on two registers, which
+// google/nftables and older kernels (OpenWrt) lack; the per-bit rules need
+// nothing beyond constant masks and run only for packets carrying a verdict.
+func setMarkRules(m Marks) [][]expr.Any {
+	rules := [][]expr.Any{{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^m.Mask), Xor: nativeU32(0)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+	}}
+	for rest := m.Mask; rest != 0; rest &= rest - 1 {
+		bit := uint32(1) << bits.TrailingZeros32(rest)
+		rules = append(rules, []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(bit), Xor: nativeU32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+			// x & ~bit ^ bit == x | bit
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^bit), Xor: nativeU32(bit)},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+		})
+	}
+	return rules
+}
+
+// verdictRules are the rules of the verdict base chain. A packet whose mark
+// carries no picoseg field (fast path, or "need more packets") passes
+// untouched, so its flow stays unjudged and the next packet is queued again.
+func verdictRules(m Marks) []rule {
+	return []rule{
+		{"", concat(
+			metaMarkField(m),
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainSetMark},
+		)},
+		// The drop happens after the mark is recorded, so later packets of
+		// a confirmed flow are dropped by the forward chain without
+		// reaching userspace.
+		{"", concat(
+			metaMarkField(m),
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Dropped())},
+			counterRef(counterVerdictDropped),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		)},
+	}
+}
+
+func ctMarkField(m Marks) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(m.Mask), Xor: nativeU32(0)},
+	}
+}
+
+func metaMarkField(m Marks) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(m.Mask), Xor: nativeU32(0)},
+	}
+}
+
+func counterRef(name string) expr.Any {
+	return &expr.Objref{Type: int(nftables.ObjTypeCounter), Name: name}
+}
+
+// Marks live in registers in host byte order.
+func nativeU32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
+
+func concat(parts ...any) []expr.Any {
+	var out []expr.Any
+	for _, p := range parts {
+		switch p := p.(type) {
+		case expr.Any:
+			out = append(out, p)
+		case []expr.Any:
+			out = append(out, p...)
+		}
+	}
+	return out
+}

@@ -1,0 +1,323 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/config"
+)
+
+// None marks "no device", "no zone" or "no rule" in indexes.
+const None int32 = -1
+
+// Policy is a compiled, immutable policy.
+type Policy struct {
+	Mode     config.Mode
+	Location *time.Location
+	// Hash identifies the policy text (sha256 of the config files' bytes
+	// when known, else of the compiled rules' names).
+	Hash string
+	// Files lists the files the policy came from.
+	Files []string
+
+	Zones    []Zone
+	Devices  []Device
+	Groups   []string
+	Segments []Segment
+	Rules    []Rule
+
+	zoneByIface map[string]int32
+	zoneNets    prefixSet
+	devByMAC    map[[6]byte]int32
+	devByAddr   map[netip.Addr]int32
+	gateway     map[netip.Addr]bool
+	// segment is a dense (zones+1)² matrix; the last row and column stand
+	// for "in no zone".
+	segment []segmentCell
+	// pairs indexes allow rules by source selector, then destination
+	// selector.
+	pairs  map[selector]map[selector]*serviceIndex
+	netSel prefixSet // the net:CIDR selectors rules use
+}
+
+// Zone is a compiled zone.
+type Zone struct {
+	Name         string
+	Interfaces   []string
+	Networks     []netip.Prefix
+	BridgeFilter bool
+}
+
+// Device is a compiled device.
+type Device struct {
+	Name   string
+	HasMAC bool
+	MAC    [6]byte
+	Addrs  []netip.Addr
+	Groups []int32
+	Zone   int32 // zone of its first address, None when unknown
+}
+
+// HasAddr reports whether a is one of the device's own addresses.
+func (d *Device) HasAddr(a netip.Addr) bool {
+	for _, x := range d.Addrs {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// Segment is a compiled [[segment]] rule.
+type Segment struct {
+	From, To string
+	Action   config.SegmentAction
+	Pos      config.Pos
+}
+
+// Name is how events and explain name the segment rule.
+func (s *Segment) Name() string { return s.From + "->" + s.To }
+
+type segmentCell struct {
+	action config.SegmentAction
+	rule   int32 // index into Segments, None for the default deny
+}
+
+// Rule is a compiled [[allow]] rule with its pico constraints.
+type Rule struct {
+	Name     string
+	From, To string // as written, for people
+	Pos      config.Pos
+	// Pico reports whether any pico constraint is set.
+	Pico       bool
+	Hours      []config.TimeRange
+	Days       config.Weekdays
+	HasSize    bool
+	SizeMin    uint16
+	SizeMax    uint16
+	MaxFlow    uint64
+	MaxDevice  uint64
+	MaxPer     time.Duration
+	MinDevice  uint64
+	MinPer     time.Duration
+	NewFlows   int
+	NewFlowPer time.Duration
+	// MinSubjects lists the known devices the lower volume bound watches:
+	// those the rule's source covers.
+	MinSubjects []int32
+}
+
+// Options carries facts about the gateway that the policy file does not
+// hold.
+type Options struct {
+	// GatewayAddrs are the gateway's own addresses, matched by "gateway".
+	GatewayAddrs []netip.Addr
+	// Source is the policy text, hashed for status when set.
+	Source []byte
+}
+
+// Compile builds the indexes of a validated config. The config must come
+// from config.Load or config.Parse: Compile trusts that names resolve.
+func Compile(cfg *config.Config, opts Options) (*Policy, error) {
+	p := &Policy{
+		Mode:        cfg.Daemon.Mode,
+		Location:    cfg.Daemon.Timezone,
+		Files:       cfg.Files,
+		zoneByIface: map[string]int32{},
+		devByMAC:    map[[6]byte]int32{},
+		devByAddr:   map[netip.Addr]int32{},
+		gateway:     map[netip.Addr]bool{},
+		pairs:       map[selector]map[selector]*serviceIndex{},
+	}
+	if p.Location == nil {
+		p.Location = time.Local
+	}
+	for _, a := range opts.GatewayAddrs {
+		p.gateway[a.Unmap()] = true
+	}
+	zoneID := map[string]int32{}
+	for i, z := range cfg.Zones {
+		zoneID[z.Name] = int32(i)
+		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter})
+		for _, ifname := range z.Interfaces {
+			p.zoneByIface[ifname] = int32(i)
+		}
+		for _, n := range z.Networks {
+			p.zoneNets.add(n, int32(i))
+		}
+	}
+	groupID := map[string]int32{}
+	for i, g := range cfg.Groups {
+		groupID[g.Name] = int32(i)
+		p.Groups = append(p.Groups, g.Name)
+	}
+	deviceID := map[string]int32{}
+	for i, d := range cfg.Devices {
+		id := int32(i)
+		deviceID[d.Name] = id
+		dev := Device{Name: d.Name, HasMAC: d.HasMAC, MAC: d.MAC, Zone: None}
+		for _, a := range d.IPs {
+			a = a.Unmap()
+			dev.Addrs = append(dev.Addrs, a)
+			if _, dup := p.devByAddr[a]; dup {
+				return nil, fmt.Errorf("%s: address %s belongs to two devices", d.Pos, a)
+			}
+			p.devByAddr[a] = id
+		}
+		if len(dev.Addrs) > 0 {
+			dev.Zone = p.ZoneOfAddr(dev.Addrs[0])
+		}
+		for _, g := range d.Groups {
+			gid, ok := groupID[g]
+			if !ok {
+				return nil, fmt.Errorf("%s: unknown group %q", d.Pos, g)
+			}
+			dev.Groups = append(dev.Groups, gid)
+		}
+		if d.HasMAC {
+			if _, dup := p.devByMAC[d.MAC]; dup {
+				return nil, fmt.Errorf("%s: MAC address belongs to two devices", d.Pos)
+			}
+			p.devByMAC[d.MAC] = id
+		}
+		p.Devices = append(p.Devices, dev)
+	}
+	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
+		return nil, err
+	}
+	names := resolver{zone: zoneID, group: groupID, device: deviceID}
+	if err := p.compileRules(cfg.Allows, names); err != nil {
+		return nil, err
+	}
+	sum := sha256.New()
+	if opts.Source != nil {
+		sum.Write(opts.Source)
+	} else {
+		for _, r := range p.Rules {
+			fmt.Fprintf(sum, "%s|%s|%s\n", r.Name, r.From, r.To)
+		}
+	}
+	p.Hash = fmt.Sprintf("%x", sum.Sum(nil))[:16]
+	return p, nil
+}
+
+func (p *Policy) compileSegments(segs []config.Segment, zoneID map[string]int32) error {
+	n := len(p.Zones) + 1
+	p.segment = make([]segmentCell, n*n)
+	specificity := make([]int, n*n)
+	for i := range p.segment {
+		p.segment[i] = segmentCell{action: config.SegmentDeny, rule: None}
+	}
+	ids := func(name string) ([]int32, bool, error) {
+		if name == "*" {
+			all := make([]int32, n)
+			for i := range all {
+				all[i] = int32(i)
+			}
+			return all, true, nil
+		}
+		id, ok := zoneID[name]
+		if !ok {
+			return nil, false, fmt.Errorf("unknown zone %q", name)
+		}
+		return []int32{id}, false, nil
+	}
+	for si, s := range segs {
+		p.Segments = append(p.Segments, Segment{From: s.From, To: s.To, Action: s.Action, Pos: s.Pos})
+		froms, fromWild, err := ids(s.From)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Pos, err)
+		}
+		tos, toWild, err := ids(s.To)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.Pos, err)
+		}
+		// A named zone beats "*"; a named source beats a named
+		// destination; among equals the first written wins.
+		spec := 1
+		if !fromWild {
+			spec += 2
+		}
+		if !toWild {
+			spec++
+		}
+		for _, f := range froms {
+			for _, t := range tos {
+				c := int(f)*n + int(t)
+				if spec > specificity[c] {
+					specificity[c] = spec
+					p.segment[c] = segmentCell{action: s.Action, rule: int32(si)}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// ZoneOfAddr returns the zone whose network most specifically holds a, or
+// None.
+func (p *Policy) ZoneOfAddr(a netip.Addr) int32 {
+	if v, ok := p.zoneNets.longest(a.Unmap()); ok {
+		return v[0]
+	}
+	return None
+}
+
+// ZoneOfInterface returns the zone an interface belongs to, or None.
+func (p *Policy) ZoneOfInterface(name string) int32 {
+	if z, ok := p.zoneByIface[name]; ok {
+		return z
+	}
+	return None
+}
+
+// DeviceByMAC returns the device with that hardware address, or None.
+func (p *Policy) DeviceByMAC(mac [6]byte) int32 {
+	if d, ok := p.devByMAC[mac]; ok {
+		return d
+	}
+	return None
+}
+
+// DeviceByAddr returns the device that owns the address, or None.
+func (p *Policy) DeviceByAddr(a netip.Addr) int32 {
+	if d, ok := p.devByAddr[a]; ok {
+		return d
+	}
+	return None
+}
+
+// IsGateway reports whether a is one of the gateway's own addresses.
+func (p *Policy) IsGateway(a netip.Addr) bool { return p.gateway[a] }
+
+// Segment returns the segment layer's action from zone to zone (None for
+// "in no zone") and the deciding segment rule, None for the default deny.
+func (p *Policy) Segment(from, to int32) (config.SegmentAction, int32) {
+	n := int32(len(p.Zones)) + 1
+	if from < 0 {
+		from = n - 1
+	}
+	if to < 0 {
+		to = n - 1
+	}
+	c := p.segment[from*n+to]
+	return c.action, c.rule
+}
+
+// ZoneName names zone z, "-" for None.
+func (p *Policy) ZoneName(z int32) string {
+	if z < 0 || int(z) >= len(p.Zones) {
+		return "-"
+	}
+	return p.Zones[z].Name
+}
+
+// DeviceName names device d, "" for None.
+func (p *Policy) DeviceName(d int32) string {
+	if d < 0 || int(d) >= len(p.Devices) {
+		return ""
+	}
+	return p.Devices[d].Name
+}

@@ -1,0 +1,311 @@
+package replay
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/capture"
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// MaxEvents bounds the events a Report keeps; the rest are only counted.
+const MaxEvents = 10000
+
+// Report is what a replay found. Its JSON form is what `picoseg replay
+// --json` prints.
+type Report struct {
+	Packets       uint64                 `json:"packets"`
+	Undecodable   uint64                 `json:"undecodable"`
+	NotIP         uint64                 `json:"not_ip"`
+	Flows         uint64                 `json:"flows"`
+	AcceptedFlows uint64                 `json:"accepted_flows"`
+	DroppedFlows  uint64                 `json:"dropped_flows"`
+	ByLayer       map[string]*LayerCount `json:"by_layer"`
+	Devices       []*DeviceSummary       `json:"devices"`
+	Events        []Event                `json:"events"`
+	EventsTotal   uint64                 `json:"events_total"`
+	Captures      []CaptureSummary       `json:"captures"`
+
+	devByID   map[int32]*DeviceSummary
+	devByAddr map[netip.Addr]*DeviceSummary
+}
+
+// LayerCount counts what one layer decided.
+type LayerCount struct {
+	Flows         uint64 `json:"flows"`
+	AcceptedFlows uint64 `json:"accepted_flows"`
+	DroppedFlows  uint64 `json:"dropped_flows"`
+	Packets       uint64 `json:"packets"`
+	Dropped       uint64 `json:"dropped_packets"`
+}
+
+// DeviceSummary is what one source (a known device, or an unknown address)
+// did.
+type DeviceSummary struct {
+	Device       string `json:"device,omitempty"`
+	Addr         string `json:"addr,omitempty"`
+	Packets      uint64 `json:"packets"`
+	Bytes        uint64 `json:"bytes"`
+	Flows        uint64 `json:"flows"`
+	DroppedFlows uint64 `json:"dropped_flows"`
+}
+
+// Event is an engine event in report form.
+type Event struct {
+	Time   time.Time `json:"time"`
+	Type   string    `json:"type"`
+	Device string    `json:"device"`
+	Layer  string    `json:"layer"`
+	Rule   string    `json:"rule"`
+	Reason string    `json:"reason"`
+	Src    string    `json:"src"`
+	Dst    string    `json:"dst"`
+	Proto  string    `json:"proto"`
+	DPort  uint16    `json:"dport"`
+	Bytes  uint64    `json:"bytes,omitempty"`
+}
+
+// CaptureSummary says how reading one capture went.
+type CaptureSummary struct {
+	File    string `json:"file"`
+	Packets uint64 `json:"packets"`
+	// Error is set when the capture was damaged or unreadable; packets
+	// read before the damage were still judged.
+	Error string `json:"error,omitempty"`
+}
+
+// Runner replays captures through one engine.
+type Runner struct {
+	eng    *engine.Engine
+	worker *engine.Worker
+	report *Report
+	pkt    packet.Packet
+	sweep  int64
+}
+
+// New returns a Runner judging with pol in a fresh engine.
+func New(pol *policy.Policy) *Runner {
+	r := &Runner{report: newReport()}
+	r.eng = engine.New(pol, engine.Options{Sink: engine.SinkFunc(r.emit)})
+	r.worker = r.eng.NewWorker()
+	return r
+}
+
+func newReport() *Report {
+	rep := &Report{ByLayer: map[string]*LayerCount{}, devByID: map[int32]*DeviceSummary{}, devByAddr: map[netip.Addr]*DeviceSummary{}}
+	for _, l := range engine.Layers {
+		rep.ByLayer[l.String()] = &LayerCount{}
+	}
+	return rep
+}
+
+// Engine returns the runner's engine.
+func (r *Runner) Engine() *engine.Engine { return r.eng }
+
+// File replays one capture file. A damaged capture is recorded in the
+// report, not returned: what was read before the damage counts. The error
+// is for files that cannot be opened or recognised at all.
+func (r *Runner) File(path string) error {
+	rd, closer, err := capture.Open(path)
+	if err != nil {
+		r.report.Captures = append(r.report.Captures, CaptureSummary{File: path, Error: err.Error()})
+		return err
+	}
+	defer closer.Close()
+	return r.read(path, rd)
+}
+
+// Reader replays one capture from an open stream.
+func (r *Runner) Reader(name string, in io.Reader) error {
+	rd, err := capture.NewReader(in)
+	if err != nil {
+		r.report.Captures = append(r.report.Captures, CaptureSummary{File: name, Error: err.Error()})
+		return err
+	}
+	return r.read(name, rd)
+}
+
+func (r *Runner) read(name string, rd *capture.Reader) error {
+	sum := CaptureSummary{File: name}
+	for {
+		ts, err := rd.Next(&r.pkt)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// A damaged capture (capture.CorruptError) ends here; what was
+			// read before it has been judged and stays in the report.
+			sum.Error = err.Error()
+			break
+		}
+		sum.Packets++
+		r.Packet(&r.pkt, ts.UnixNano())
+	}
+	r.report.Captures = append(r.report.Captures, sum)
+	return nil
+}
+
+// Packet judges one decoded packet at now and counts it.
+func (r *Runner) Packet(p *packet.Packet, now int64) engine.Decision {
+	if now >= r.sweep {
+		r.eng.Sweep(now)
+		r.sweep = now + int64(time.Second)
+	}
+	d := r.worker.Judge(p, now, engine.NoMeta)
+	rep := r.report
+	rep.Packets++
+	switch {
+	case p.Kind == packet.KindNotIP:
+		rep.NotIP++
+		return d
+	case d.Layer == engine.LayerDecode:
+		rep.Undecodable++
+	}
+	lc := rep.ByLayer[d.Layer.String()]
+	dropped := d.Verdict == engine.Drop || d.WouldDrop
+	lc.Packets++
+	if dropped {
+		lc.Dropped++
+	}
+	dev := rep.device(r.eng.Policy(), d.SrcDevice, p.Src)
+	dev.Packets++
+	dev.Bytes += uint64(p.Length)
+	if d.NewFlow {
+		rep.Flows++
+		lc.Flows++
+		dev.Flows++
+		if dropped {
+			rep.DroppedFlows++
+			lc.DroppedFlows++
+			dev.DroppedFlows++
+		} else {
+			rep.AcceptedFlows++
+			lc.AcceptedFlows++
+		}
+	}
+	return d
+}
+
+func (rep *Report) device(pol *policy.Policy, id int32, addr netip.Addr) *DeviceSummary {
+	if id != policy.None {
+		if d, ok := rep.devByID[id]; ok {
+			return d
+		}
+		d := &DeviceSummary{Device: pol.DeviceName(id)}
+		rep.devByID[id] = d
+		rep.Devices = append(rep.Devices, d)
+		return d
+	}
+	if d, ok := rep.devByAddr[addr]; ok {
+		return d
+	}
+	d := &DeviceSummary{Addr: addr.String()}
+	rep.devByAddr[addr] = d
+	rep.Devices = append(rep.Devices, d)
+	return d
+}
+
+func (r *Runner) emit(e engine.Event) {
+	rep := r.report
+	rep.EventsTotal++
+	if len(rep.Events) >= MaxEvents {
+		return
+	}
+	rep.Events = append(rep.Events, Event{
+		Time: time.Unix(0, e.Time).UTC(), Type: e.Type.String(), Device: e.Device, Layer: e.Layer.String(),
+		Rule: e.Rule, Reason: e.Reason.String(), Src: addrString(e.Src), Dst: addrString(e.Dst),
+		Proto: ProtoName(e.Proto), DPort: e.DPort, Bytes: e.Bytes,
+	})
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// ProtoName names an IP protocol number the way policies spell it.
+func ProtoName(p uint8) string {
+	switch p {
+	case packet.ProtoTCP:
+		return "tcp"
+	case packet.ProtoUDP:
+		return "udp"
+	case packet.ProtoICMP:
+		return "icmp"
+	case packet.ProtoICMPv6:
+		return "icmpv6"
+	case 0:
+		return ""
+	}
+	return fmt.Sprintf("proto/%d", p)
+}
+
+// Report returns the summary so far, devices sorted by packets.
+func (r *Runner) Report() *Report {
+	sort.SliceStable(r.report.Devices, func(i, j int) bool { return r.report.Devices[i].Packets > r.report.Devices[j].Packets })
+	return r.report
+}
+
+// WriteJSON writes the report as one JSON object.
+func (rep *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// WriteText writes the report as aligned tables for people.
+func (rep *Report) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "packets %d  undecodable %d  not-ip %d  flows %d  accepted %d  dropped %d\n\n",
+		rep.Packets, rep.Undecodable, rep.NotIP, rep.Flows, rep.AcceptedFlows, rep.DroppedFlows)
+	for _, c := range rep.Captures {
+		if c.Error != "" {
+			fmt.Fprintf(tw, "capture %s: %d packets read, then: %s\n", c.File, c.Packets, c.Error)
+		}
+	}
+	fmt.Fprintln(tw, "LAYER\tFLOWS\tACCEPTED\tDROPPED\tPACKETS\tDROPPED PKTS")
+	for _, l := range engine.Layers {
+		c := rep.ByLayer[l.String()]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", l, c.Flows, c.AcceptedFlows, c.DroppedFlows, c.Packets, c.Dropped)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "DEVICE\tPACKETS\tBYTES\tFLOWS\tDROPPED FLOWS")
+	for i, d := range rep.Devices {
+		if i == 20 {
+			fmt.Fprintf(tw, "... %d more sources\t\t\t\t\n", len(rep.Devices)-20)
+			break
+		}
+		name := d.Device
+		if name == "" {
+			name = d.Addr + " (unknown)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", name, d.Packets, d.Bytes, d.Flows, d.DroppedFlows)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintf(tw, "EVENTS (%d)\n", rep.EventsTotal)
+	for i, e := range rep.Events {
+		if i == 50 {
+			fmt.Fprintf(tw, "... %d more (use --json for all)\n", rep.EventsTotal-50)
+			break
+		}
+		dev := e.Device
+		if dev == "" {
+			dev = "-"
+		}
+		rule := e.Rule
+		if rule == "" {
+			rule = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s -> %s:%d\t%s\t%s\n", e.Type, dev, e.Layer, e.Proto, e.Src, e.Dst, e.DPort, rule, e.Reason)
+	}
+	return tw.Flush()
+}
