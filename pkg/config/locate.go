@@ -56,6 +56,13 @@ func locate(file, src string) *positions {
 		pos:  &positions{file: file, keys: map[string]Pos{}, vals: map[string]Pos{}},
 		aot:  map[string]int{},
 	}
+	s.run()
+	return s.pos
+}
+
+// run scans the whole document, or as much of it as the scanner
+// understands.
+func (s *scanner) run() {
 	defer func() {
 		if r := recover(); r != nil {
 			if _, ok := r.(scanAbort); !ok {
@@ -64,7 +71,6 @@ func locate(file, src string) *positions {
 		}
 	}()
 	s.document()
-	return s.pos
 }
 
 // scanAbort stops a scan that met text it does not understand. Positions

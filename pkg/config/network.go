@@ -109,8 +109,8 @@ func (b *builder) segment(t table) {
 	t.required("from", "to", "action")
 	s := Segment{Pos: t.Pos()}
 	var fromPos, toPos Pos
-	s.From, fromPos, _ = t.str("from")
-	s.To, toPos, _ = t.str("to")
+	s.From, fromPos = t.zoneRef("from")
+	s.To, toPos = t.zoneRef("to")
 	if a, pos, ok := t.str("action"); ok {
 		i := slices.Index(segmentActionNames[:], a)
 		if i < 0 {
@@ -122,6 +122,16 @@ func (b *builder) segment(t table) {
 	b.cfg.Segments = append(b.cfg.Segments, s)
 	b.src.segFrom = append(b.src.segFrom, fromPos)
 	b.src.segTo = append(b.src.segTo, toPos)
+}
+
+// zoneRef reads a segment side: a zone name, resolved once every file is
+// read, or "*".
+func (t table) zoneRef(key string) (string, Pos) {
+	s, pos, ok := t.str(key)
+	if ok && s == "" {
+		t.errorf(pos, `%s must be a zone name or "*"`, key)
+	}
+	return s, pos
 }
 
 func (b *builder) group(t table) {

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"encoding/binary"
 	"net/netip"
 
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -9,55 +10,55 @@ import (
 // Key identifies a flow in both directions: the two endpoints are stored in
 // a canonical order, so a packet and its reply have the same key. It is
 // comparable and holds no pointers, so the garbage collector never scans a
-// map of keys.
+// map of keys. Addresses are kept as the two 64-bit halves of their
+// 16-byte form (IPv4 as IPv4-mapped IPv6), which makes ordering and
+// hashing a few integer operations.
 type Key struct {
-	A, B         [16]byte // endpoint addresses (IPv4 as IPv4-mapped IPv6)
+	AHi, ALo     uint64
+	BHi, BLo     uint64
 	APort, BPort uint16
 	Proto        uint8
-	// ICMP echo and other port-less protocols keep ports at zero.
+}
+
+func halves(a netip.Addr) (hi, lo uint64) {
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
 // KeyOf returns the packet's flow key and whether the packet travels from
 // endpoint A to endpoint B.
 func KeyOf(p *packet.Packet) (k Key, fromA bool) {
-	src, dst := p.Src.As16(), p.Dst.As16()
+	sh, sl := halves(p.Src)
+	dh, dl := halves(p.Dst)
 	sp, dp := p.SrcPort, p.DstPort
 	k.Proto = p.Proto
-	if less(src, sp, dst, dp) {
-		k.A, k.APort, k.B, k.BPort = src, sp, dst, dp
+	if sh < dh || sh == dh && (sl < dl || sl == dl && sp <= dp) {
+		k.AHi, k.ALo, k.APort, k.BHi, k.BLo, k.BPort = sh, sl, sp, dh, dl, dp
 		return k, true
 	}
-	k.A, k.APort, k.B, k.BPort = dst, dp, src, sp
+	k.AHi, k.ALo, k.APort, k.BHi, k.BLo, k.BPort = dh, dl, dp, sh, sl, sp
 	return k, false
 }
 
-func less(a [16]byte, ap uint16, b [16]byte, bp uint16) bool {
-	for i := range a {
-		if a[i] != b[i] {
-			return a[i] < b[i]
-		}
-	}
-	return ap <= bp
+func addrOf(hi, lo uint64) netip.Addr {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b).Unmap()
 }
 
 // Endpoints returns the key's two endpoints.
 func (k Key) Endpoints() (a, b netip.AddrPort) {
-	return netip.AddrPortFrom(netip.AddrFrom16(k.A).Unmap(), k.APort),
-		netip.AddrPortFrom(netip.AddrFrom16(k.B).Unmap(), k.BPort)
+	return netip.AddrPortFrom(addrOf(k.AHi, k.ALo), k.APort), netip.AddrPortFrom(addrOf(k.BHi, k.BLo), k.BPort)
 }
 
 // hash mixes the key for shard selection. It needs to spread, not to resist
 // an adversary: each shard is a Go map, which is seeded per process.
 func (k *Key) hash() uint32 {
-	h := uint32(2166136261)
-	for _, b := range k.A[12:] {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	for _, b := range k.B[12:] {
-		h = (h ^ uint32(b)) * 16777619
-	}
-	h = (h ^ uint32(k.APort)) * 16777619
-	h = (h ^ uint32(k.BPort)) * 16777619
-	h = (h ^ uint32(k.Proto)) * 16777619
-	return h ^ h>>16
+	h := k.ALo ^ k.BLo*0x9e3779b97f4a7c15 ^ (k.AHi^k.BHi)*0xbf58476d1ce4e5b9 ^
+		uint64(k.APort)<<32 ^ uint64(k.BPort)<<48 ^ uint64(k.Proto)
+	h ^= h >> 31
+	h *= 0x94d049bb133111eb
+	h ^= h >> 29
+	return uint32(h)
 }

@@ -27,7 +27,9 @@
 // file written for the lab names br-iot, lan0 and wan0 and works for every lab.
 // Every IoT device hangs off the one bridge, so device-to-device traffic is
 // bridged, not routed: it reaches the IP forward hook only with br_netfilter on
-// ([Lab.EnableBridgeFilter]). A new lab starts with it off. A side with one
+// ([Lab.EnableBridgeFilter]). A new lab starts with it off, like a stock
+// gateway: where br_netfilter is loaded, a fresh namespace has it on, so [New]
+// turns it off explicitly (the sysctls are per namespace). A side with one
 // LAN or WAN host gets a point-to-point veth named lan0 or wan0; a side with
 // several gets a bridge of that name instead. Each host has a fixed MAC, an
 // IPv4 address, and (when [Options].IPv6 is set, as by default) an IPv6 address; its
@@ -55,8 +57,9 @@
 // namespace through `ip netns exec`. The helpers in traffic.go ([Host.Ping],
 // [Host.TCPConnect], [Host.ServeTCP], [Host.UDPProbe], [Host.Iperf3], ...) use
 // sockets opened by this process inside the namespace (see [Host.Do]), so they
-// need no client tools beyond iperf3, and distinguish a refused connection
-// from a dropped one.
+// need no client tools beyond iperf3, and tell a refused connection
+// (syscall.ECONNREFUSED) from a dropped one (os.ErrDeadlineExceeded). All
+// servers and processes a lab starts stop when it closes.
 //
 // Everything here needs root and Linux; [Available] says why not otherwise,
 // and tests call it to skip.

@@ -137,9 +137,11 @@ type Lab struct {
 	// Sides is the gateway addressing of each side that has hosts (IoT always).
 	Sides map[Side]SideNet
 
-	order []*Host // hosts in creation order
-	ipv6  bool
+	order   []*Host  // hosts in creation order
+	created []string // namespaces New created, in order
+	ipv6    bool
 
+	spawner   chan<- func() // runs functions on the thread that forks processes
 	closeOnce sync.Once
 	closeErr  error
 
@@ -153,9 +155,11 @@ type stopper interface{ stop() error }
 
 // Host is one network namespace of a lab: the gateway or an end host.
 type Host struct {
-	Name  string
+	Name  string // key in Lab.Hosts; "gw" for the gateway
 	Side  Side   // empty for the gateway
 	NetNS string // namespace name, as for `ip netns exec`
+	// Addr, Addr6 and MAC are those of the host's eth0 (HostIface). The
+	// gateway has several interfaces: see Lab.Sides.
 	Addr  netip.Addr
 	Addr6 netip.Addr // invalid unless the lab has IPv6
 	MAC   net.HardwareAddr

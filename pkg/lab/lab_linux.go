@@ -70,6 +70,7 @@ func New(ctx context.Context, opts Options) (*Lab, error) {
 		if err != nil {
 			return nil, err
 		}
+		l.spawner = startSpawner()
 		if err := l.build(ctx); err != nil {
 			return nil, errors.Join(fmt.Errorf("lab %s: %w", id, err), l.Close())
 		}
@@ -84,6 +85,7 @@ func (l *Lab) build(ctx context.Context) error {
 		if err := run(ctx, "ip", "netns", "add", h.NetNS); err != nil {
 			return err
 		}
+		l.created = append(l.created, h.NetNS)
 		if err := h.setupSysctls(); err != nil {
 			return err
 		}
@@ -173,6 +175,14 @@ func (l *Lab) attach(ctx context.Context, h *Host) error {
 		return err
 	}
 	if side.Bridge {
+		// A bridge port is layer 2 only, as on a real gateway: no IPv6
+		// link-local address of its own, no router solicitations.
+		if l.ipv6 {
+			err := gw.Do(func() error { return writeSysctl("net/ipv6/conf/"+h.Port+"/disable_ipv6", "1") })
+			if err != nil {
+				return fmt.Errorf("%s: %w", gw, err)
+			}
+		}
 		if err := ipIn(ctx, gw, "link", "set", h.Port, "master", side.Iface, "up"); err != nil {
 			return err
 		}
@@ -186,7 +196,7 @@ func (l *Lab) attach(ctx context.Context, h *Host) error {
 	}
 	steps := [][]string{
 		{"link", "set", HostIface, "address", h.MAC.String(), "up"},
-		{"addr", "add", netip4Prefix(h, side), "dev", HostIface},
+		{"addr", "add", hostPrefix(h, side), "dev", HostIface},
 		{"route", "add", "default", "via", h.Router.String()},
 	}
 	if l.ipv6 {
@@ -202,7 +212,8 @@ func (l *Lab) attach(ctx context.Context, h *Host) error {
 	return nil
 }
 
-func netip4Prefix(h *Host, side SideNet) string {
+// hostPrefix is h's IPv4 address with its side's prefix length, e.g. 10.77.0.11/24.
+func hostPrefix(h *Host, side SideNet) string {
 	return h.Addr.String() + "/" + strconv.Itoa(side.Addr.Bits())
 }
 
@@ -221,6 +232,9 @@ func (l *Lab) teardown() error {
 	l.closed = true
 	running := l.running
 	l.running = nil
+	if l.spawner != nil {
+		close(l.spawner)
+	}
 	l.mu.Unlock()
 	for s := range running {
 		s.stop() // its error is about the program, not the teardown
@@ -228,8 +242,10 @@ func (l *Lab) teardown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	var errs []error
-	for _, ns := range l.Namespaces() {
-		errs = append(errs, deleteNetNS(ctx, ns))
+	// Only what New created: a failed New must not delete a namespace of
+	// the same name that was there before. Gateway last.
+	for i := len(l.created) - 1; i >= 0; i-- {
+		errs = append(errs, deleteNetNS(ctx, l.created[i]))
 	}
 	if err := errors.Join(errs...); err != nil {
 		// Keep the record so that Cleanup can finish the job later.
@@ -449,20 +465,43 @@ func (h *Host) Start(ctx context.Context, name string, args ...string) (*Process
 	cmd := h.Command(pctx, name, args...)
 	p := &Process{Host: h, cmd: cmd, cancel: cancel, out: &cappedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
+	// Pdeathsig fires when the thread that forked the child ends, not the
+	// process: hence the lab's spawner thread, which lives as long as the lab.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second
-	if err := h.lab.track(p); err != nil {
+
+	l := h.lab
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
 		cancel()
-		return nil, err
+		return nil, ErrClosed
 	}
-	if err := cmd.Start(); err != nil {
+	done := make(chan error, 1)
+	l.spawner <- func() { done <- cmd.Start() }
+	if err := <-done; err != nil {
 		cancel()
-		h.lab.untrack(p)
 		return nil, fmt.Errorf("lab: %s: start %s: %w", h.Name, name, err)
 	}
+	l.running[p] = struct{}{}
 	go p.wait()
 	return p, nil
+}
+
+// startSpawner starts the goroutine that forks the lab's processes, locked
+// to its OS thread until the channel closes.
+func startSpawner() chan<- func() {
+	reqs := make(chan func())
+	go func() {
+		// Never unlocked: when the lab closes, the thread ends with this
+		// goroutine, and the kernel kills any child that survived.
+		runtime.LockOSThread()
+		for fn := range reqs {
+			fn()
+		}
+	}()
+	return reqs
 }
 
 // ipIn runs `ip -n NS args...` for host h.

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -24,8 +25,10 @@ type record struct {
 
 func recordPath(id string) string { return filepath.Join(StateDir, id) }
 
-// writeRecord creates the record of lab l. It fails with fs.ErrExist when a
-// record with the same ID exists, so two labs never share an ID.
+// writeRecord creates the record of a lab. It fails with fs.ErrExist when a
+// record with the same ID exists, so two labs never share an ID. The record
+// appears whole or not at all (written aside, then linked into place), so a
+// concurrent Cleanup never reads half of one.
 func writeRecord(r record) error {
 	if err := os.MkdirAll(StateDir, 0o755); err != nil {
 		return fmt.Errorf("lab: state directory: %w", err)
@@ -34,12 +37,19 @@ func writeRecord(r record) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(recordPath(r.ID), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp, err := os.CreateTemp(StateDir, ".new-"+r.ID+"-")
 	if err != nil {
 		return fmt.Errorf("lab: record: %w", err)
 	}
-	_, err = f.Write(append(data, '\n'))
-	return errors.Join(err, f.Close())
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(append(data, '\n'))
+	if err = errors.Join(err, tmp.Chmod(0o644), tmp.Close()); err != nil {
+		return fmt.Errorf("lab: record: %w", err)
+	}
+	if err := os.Link(tmp.Name(), recordPath(r.ID)); err != nil {
+		return fmt.Errorf("lab: record: %w", err)
+	}
+	return nil
 }
 
 // readRecords returns every record in StateDir. Unreadable records are
@@ -55,10 +65,13 @@ func readRecords() ([]record, error) {
 	var recs []record
 	var errs []error
 	for _, e := range entries {
-		if !e.Type().IsRegular() {
-			continue
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+			continue // not a record, or one being written
 		}
 		data, err := os.ReadFile(filepath.Join(StateDir, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // its lab closed meanwhile
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("lab: %w", err))
 			continue

@@ -74,11 +74,28 @@ func (h *Host) ListenPacket(network, address string) (net.PacketConn, error) {
 func (h *Host) TCPConnect(ctx context.Context, dst netip.AddrPort, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	c, err := h.Dial(ctx, "tcp", dst.String())
+	err := h.Do(func() error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", dst.String())
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	})
 	if err != nil {
-		return fmt.Errorf("tcp connect %v: %w", dst, err)
+		return fmt.Errorf("lab: %s: tcp connect %v: %w", h.Name, dst, asTimeout(err))
 	}
-	return c.Close()
+	return nil
+}
+
+// asTimeout makes every timeout satisfy errors.Is(err, os.ErrDeadlineExceeded):
+// the net package reports a context deadline differently from a socket one.
+func asTimeout(err error) error {
+	var ne net.Error
+	if errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		return err
+	}
+	return fmt.Errorf("%w (%v)", os.ErrDeadlineExceeded, err)
 }
 
 // Server is a TCP or UDP echo server started by ServeTCP or ServeUDP. It
@@ -204,7 +221,7 @@ func (h *Host) UDPProbe(ctx context.Context, dst netip.AddrPort, payload []byte,
 	defer cancel()
 	c, err := h.Dial(ctx, "udp", dst.String())
 	if err != nil {
-		return nil, fmt.Errorf("udp probe %v: %w", dst, err)
+		return nil, err
 	}
 	defer c.Close()
 	deadline, _ := ctx.Deadline()
@@ -215,7 +232,7 @@ func (h *Host) UDPProbe(ctx context.Context, dst netip.AddrPort, payload []byte,
 	buf := make([]byte, 64<<10)
 	n, err := c.Read(buf)
 	if err != nil {
-		return nil, fmt.Errorf("lab: %s: udp probe %v: %w", h.Name, dst, err)
+		return nil, fmt.Errorf("lab: %s: udp probe %v: %w", h.Name, dst, asTimeout(err))
 	}
 	return buf[:n], nil
 }

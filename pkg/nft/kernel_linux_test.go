@@ -6,10 +6,10 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/binary"
-	"regexp"
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 

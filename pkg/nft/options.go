@@ -33,7 +33,8 @@ func (q QueueMethod) String() string {
 	return fmt.Sprintf("QueueMethod(%d)", uint8(q))
 }
 
-// Options configures the ruleset.
+// Options configures the ruleset. Its base chains hook forward only:
+// picoseg judges traffic it routes, not traffic to or from the gateway.
 type Options struct {
 	// QueueBase is the first NFQUEUE number.
 	QueueBase uint16

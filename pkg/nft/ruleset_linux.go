@@ -167,7 +167,9 @@ const (
 
 // verdictPriority places the verdict chain after the filter chain on the
 // same hook, so a packet accepted by userspace reaches it on its way on.
-var verdictPriority = nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10)
+func verdictPriority() *nftables.ChainPriority {
+	return nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 10)
+}
 
 // buildRuleset queues the whole transaction on nl and returns the table.
 func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Table {
@@ -191,7 +193,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	setmark := nl.AddChain(&nftables.Chain{Name: chainSetMark, Table: t})
 	verdict := nl.AddChain(&nftables.Chain{
 		Name: chainVerdict, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookForward, Priority: verdictPriority, Policy: &accept,
+		Hooknum: nftables.ChainHookForward, Priority: verdictPriority(), Policy: &accept,
 	})
 
 	if o.NewFlowRate > 0 {

@@ -50,21 +50,24 @@ type Decoder struct {
 // is allocated here, once.
 func NewDecoder() *Decoder {
 	d := &Decoder{decoded: make([]gopacket.LayerType, 0, decodedLayersCap)}
-	d.fromEthernet = d.newParser(layers.LayerTypeEthernet)
-	d.fromIPv4 = d.newParser(layers.LayerTypeIPv4)
-	d.fromIPv6 = d.newParser(layers.LayerTypeIPv6)
-	return d
-}
-
-func (d *Decoder) newParser(first gopacket.LayerType) *gopacket.DecodingLayerParser {
-	// A sparse container indexes decoders by layer type: no map lookups.
-	p := gopacket.NewDecodingLayerParser(first)
-	p.SetDecodingLayerContainer(gopacket.DecodingLayerSparse(nil))
+	// One sparse container (decoders indexed by layer type: no map
+	// lookups), shared read-only by the three parsers, which differ only
+	// in the layer they start with.
+	var layerSet gopacket.DecodingLayerContainer = gopacket.DecodingLayerSparse(nil)
 	for _, l := range []gopacket.DecodingLayer{
 		&d.eth, &d.dot1q, &d.ip4, &d.ip6, &d.tcp, &d.udp, &d.icmp4, &d.icmp6, &d.body,
 	} {
-		p.AddDecodingLayer(l)
+		layerSet = layerSet.Put(l)
 	}
+	d.fromEthernet = newParser(layers.LayerTypeEthernet, layerSet)
+	d.fromIPv4 = newParser(layers.LayerTypeIPv4, layerSet)
+	d.fromIPv6 = newParser(layers.LayerTypeIPv6, layerSet)
+	return d
+}
+
+func newParser(first gopacket.LayerType, layerSet gopacket.DecodingLayerContainer) *gopacket.DecodingLayerParser {
+	p := gopacket.NewDecodingLayerParser(first)
+	p.SetDecodingLayerContainer(layerSet)
 	// Layers we do not decode (ARP, DNS, ...) end the walk without an error;
 	// decide() then looks at what was and was not decoded.
 	p.IgnoreUnsupported = true
@@ -346,9 +349,9 @@ func (d *Decoder) decide(err error, p *Packet) {
 	default:
 		p.Kind = KindOK
 	}
-	if p.Kind != KindOK && p.Kind != KindTunnel && p.Kind != KindFragment {
-		// Ports and flags of a packet we could not read whole are not
-		// a five-tuple anyone should act on; the addresses are kept for
+	if p.Kind != KindOK {
+		// Ports and flags of a packet that is not KindOK are not a
+		// five-tuple anyone should act on; the addresses are kept for
 		// logging.
 		p.SrcPort, p.DstPort, p.TCPFlags, p.ICMPType, p.ICMPCode = 0, 0, 0, 0, 0
 	}

@@ -133,6 +133,7 @@ var (
 	viaSLL      decodeFunc = (*Decoder).DecodeLinuxSLL
 	viaSLL2     decodeFunc = (*Decoder).DecodeLinuxSLL2
 	viaLoopback decodeFunc = (*Decoder).DecodeLoopback
+	viaNFLOG    decodeFunc = (*Decoder).DecodeNFLOG
 )
 
 func TestDecode(t *testing.T) {
@@ -373,6 +374,22 @@ func TestDecode(t *testing.T) {
 		{"loopback freebsd ipv6 big-endian", viaLoopback, func(t testing.TB) []byte {
 			return append([]byte{0, 0, 0, 28}, udp6Packet(t)...)
 		}, want{kind: KindOK, src: "fd00:10::20", dst: "fd00:20::5", proto: ProtoUDP, length: 52, srcPort: 5353, dstPort: 5683}},
+		{"nflog ipv4 little-endian", viaNFLOG, func(t testing.TB) []byte {
+			return nflog(2, binary.LittleEndian, tcp4Frame(t)[14:])
+		}, want{kind: KindOK, src: "192.168.10.20", dst: "192.168.20.5", proto: ProtoTCP, length: 44, srcPort: 40000, dstPort: 554, flags: TCPSyn}},
+		{"nflog ipv6 big-endian", viaNFLOG, func(t testing.TB) []byte {
+			return nflog(10, binary.BigEndian, udp6Packet(t))
+		}, want{kind: KindOK, src: "fd00:10::20", dst: "fd00:20::5", proto: ProtoUDP, length: 52, srcPort: 5353, dstPort: 5683}},
+		{"nflog without payload", viaNFLOG, func(t testing.TB) []byte {
+			return nflog(2, binary.LittleEndian, nil)
+		}, want{kind: KindTruncated}},
+		{"nflog payload cut short", viaNFLOG, func(t testing.TB) []byte {
+			b := nflog(2, binary.LittleEndian, tcp4Frame(t)[14:])
+			return b[:len(b)-8]
+		}, want{kind: KindTruncated}},
+		{"nflog ipv4 family carrying ipv6", viaNFLOG, func(t testing.TB) []byte {
+			return nflog(2, binary.LittleEndian, udp6Packet(t))
+		}, want{kind: KindMalformed}},
 		{"loopback unknown family", viaLoopback, func(t testing.TB) []byte {
 			return append([]byte{7, 0, 0, 0}, udp6Packet(t)...)
 		}, want{kind: KindNotIP}},
@@ -397,7 +414,7 @@ func TestDecode(t *testing.T) {
 			if got != w {
 				t.Errorf("decode mismatch (-want +got):\n-%+v\n+%+v", w, got)
 			}
-			if p.Kind != KindOK && (p.SrcPort != 0 || p.DstPort != 0 || p.TCPFlags != 0) && p.Kind != KindTunnel {
+			if p.Kind != KindOK && (p.SrcPort != 0 || p.DstPort != 0 || p.TCPFlags != 0 || p.ICMPType != 0) {
 				t.Errorf("kind %v carries ports %d>%d flags %#x", p.Kind, p.SrcPort, p.DstPort, p.TCPFlags)
 			}
 		})
@@ -425,6 +442,26 @@ func sll2Header(proto layers.EthernetType, addrLen byte) []byte {
 	h[10], h[11] = 0, addrLen
 	copy(h[12:20], macCam)
 	return h
+}
+
+// nflog builds an NFLOG record: a prefix attribute, then the payload
+// attribute when there is a payload.
+func nflog(family byte, order binary.ByteOrder, ip []byte) []byte {
+	b := []byte{family, 0, 0, 42}
+	attr := func(typ uint16, v []byte) {
+		h := make([]byte, 4)
+		order.PutUint16(h[0:2], uint16(4+len(v)))
+		order.PutUint16(h[2:4], typ)
+		b = append(append(b, h...), v...)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+	}
+	attr(10, []byte("picoseg-drop\x00")) // NFULA_PREFIX
+	if ip != nil {
+		attr(9, ip)
+	}
+	return b
 }
 
 func TestDecodeMACs(t *testing.T) {

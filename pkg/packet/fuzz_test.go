@@ -124,7 +124,7 @@ func checkDecoded(t *testing.T, decode decodeFunc, shared *Decoder, data []byte)
 			t.Fatalf("ok packet with length %d from %d bytes", p.Length, len(data))
 		}
 	}
-	if p.Kind != KindOK && p.Kind != KindTunnel && p.Kind != KindFragment && (p.SrcPort|p.DstPort) != 0 {
+	if p.Kind != KindOK && (p.SrcPort|p.DstPort|uint16(p.TCPFlags)|uint16(p.ICMPType)|uint16(p.ICMPCode)) != 0 {
 		t.Fatalf("%v packet carries ports %d -> %d", p.Kind, p.SrcPort, p.DstPort)
 	}
 }
@@ -146,6 +146,7 @@ func FuzzDecodeEthernet(f *testing.F) {
 		checkDecoded(t, viaSLL, d, data)
 		checkDecoded(t, viaSLL2, d, data)
 		checkDecoded(t, viaLoopback, d, data)
+		checkDecoded(t, viaNFLOG, d, data)
 	})
 }
 

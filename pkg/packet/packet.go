@@ -19,7 +19,9 @@ const (
 	// KindTunnel is IP-in-IP, 6in4, 4in6 or GRE. The outer header is what
 	// Src/Dst/Proto hold; the inner header never overwrites it.
 	KindTunnel
-	// KindTruncated is a packet cut short inside the IP or transport header.
+	// KindTruncated is a packet cut short inside the IP or transport header,
+	// or whose IP header claims more bytes than were delivered (a capture's
+	// snapshot length, a short queue copy range).
 	KindTruncated
 	// KindMalformed is a packet whose headers contradict themselves (bad
 	// version, header length, total length).

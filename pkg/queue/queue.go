@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -106,8 +107,8 @@ type Stats struct {
 	// ENOBUFS counts socket overruns: each means the kernel dropped queue
 	// messages because the receive buffer was full.
 	ENOBUFS uint64
-	// Reopens counts how often the queue was closed and opened again after
-	// a socket error.
+	// Reopens counts attempts to open the queue again after a socket
+	// error.
 	Reopens uint64
 }
 
@@ -138,6 +139,8 @@ type Adapter struct {
 	h        Handler
 	counters []counters
 	running  atomic.Bool
+	ready    chan struct{}
+	setReady sync.Once
 }
 
 // New returns an Adapter for opts and h; Run starts it.
@@ -149,7 +152,7 @@ func New(opts Options, h Handler) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Adapter{opts: o, h: h, counters: make([]counters, o.Queues)}, nil
+	return &Adapter{opts: o, h: h, counters: make([]counters, o.Queues), ready: make(chan struct{})}, nil
 }
 
 // Stats returns a snapshot of every queue's counters. It is safe to call
@@ -161,6 +164,10 @@ func (a *Adapter) Stats() []QueueStats {
 	}
 	return out
 }
+
+// Ready is closed once Run has bound every queue for the first time: from
+// then on queued packets reach the Handler instead of the bypass.
+func (a *Adapter) Ready() <-chan struct{} { return a.ready }
 
 // Run serves the queues until ctx is done, then returns nil. It returns an
 // error at once if a queue cannot be opened at start-up (no permission,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -30,6 +31,8 @@ func (a *Adapter) run(ctx context.Context) error {
 		}
 		sessions[i] = s
 	}
+
+	a.setReady.Do(func() { close(a.ready) })
 
 	var wg sync.WaitGroup
 	for i, s := range sessions {
@@ -133,6 +136,7 @@ func (a *Adapter) open(ctx context.Context, i int) (*session, error) {
 		Flags:        flags,
 		AfFamily:     unix.AF_INET, // ignored by kernels since 3.8; one bind serves both families
 		WriteTimeout: time.Second,
+		Logger:       slogAdapter{a.opts.Logger.With("queue", q)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue %d: open: %w", q, err)
@@ -151,19 +155,7 @@ func (a *Adapter) open(ctx context.Context, i int) (*session, error) {
 		}
 		return 0
 	}
-	errfn := func(err error) int {
-		if ctx.Err() != nil {
-			return 1
-		}
-		if errors.Is(err, unix.ENOBUFS) {
-			// The kernel dropped queue messages; the packets they carried
-			// are gone (dropped, or accepted with FailOpen). Keep reading.
-			w.c.enobufs.Add(1)
-			return 0
-		}
-		s.fail(err)
-		return 1
-	}
+	errfn := func(err error) int { return onReadError(ctx, err, w.c, s.fail) }
 	if err := nf.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
 		_ = nf.Close()
 		return nil, fmt.Errorf("queue %d: bind: %w", q, err)
@@ -231,3 +223,25 @@ func (w *worker) handle(attr nfqueue.Attribute) error {
 	}
 	return nil
 }
+
+// onReadError decides what a socket read error means, in go-nfqueue's
+// ErrorFunc terms: 0 keeps reading, anything else stops the reader.
+func onReadError(ctx context.Context, err error, c *counters, fail func(error)) int {
+	if ctx.Err() != nil {
+		return 1 // shutting down: the read deadline was moved into the past
+	}
+	if errors.Is(err, unix.ENOBUFS) {
+		// The kernel dropped queue messages; the packets they carried are
+		// gone (dropped, or accepted with FailOpen). Keep reading.
+		c.enobufs.Add(1)
+		return 0
+	}
+	fail(err)
+	return 1
+}
+
+// slogAdapter passes go-nfqueue's internal reports to the adapter's logger.
+type slogAdapter struct{ l *slog.Logger }
+
+func (s slogAdapter) Debugf(format string, args ...any) { s.l.Debug(fmt.Sprintf(format, args...)) }
+func (s slogAdapter) Errorf(format string, args ...any) { s.l.Info(fmt.Sprintf(format, args...)) }

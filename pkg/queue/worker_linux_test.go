@@ -3,10 +3,14 @@
 package queue
 
 import (
+	"context"
 	"errors"
+	"os"
+	"runtime/debug"
 	"testing"
 
 	nfqueue "github.com/florianl/go-nfqueue/v2"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -77,5 +81,49 @@ func TestWorkerHandle(t *testing.T) {
 	}
 	if c.verdictErrors.Load() != 1 {
 		t.Fatalf("verdict errors = %d", c.verdictErrors.Load())
+	}
+}
+
+func TestOnReadError(t *testing.T) {
+	var c counters
+	var failed []error
+	fail := func(err error) { failed = append(failed, err) }
+	ctx, cancel := context.WithCancel(context.Background())
+
+	enobufs := &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.ENOBUFS)}
+	if got := onReadError(ctx, enobufs, &c, fail); got != 0 {
+		t.Errorf("ENOBUFS: returned %d, want 0 (keep reading)", got)
+	}
+	if c.enobufs.Load() != 1 || len(failed) != 0 {
+		t.Errorf("ENOBUFS: counted %d, failed %v", c.enobufs.Load(), failed)
+	}
+	ebadf := &netlink.OpError{Op: "receive", Err: os.NewSyscallError("recvmsg", unix.EBADF)}
+	if got := onReadError(ctx, ebadf, &c, fail); got == 0 || len(failed) != 1 {
+		t.Errorf("EBADF: returned %d, failed %v; want stop and re-open", got, failed)
+	}
+	cancel()
+	if got := onReadError(ctx, ebadf, &c, fail); got == 0 || len(failed) != 1 {
+		t.Errorf("after cancel: returned %d, failed %v; want a quiet stop", got, failed)
+	}
+}
+
+// TestNetlinkVersion guards against github.com/mdlayher/netlink v1.11.0,
+// which breaks go-nfqueue: it rejects unaligned messages and blocks a Send
+// while another goroutine waits in Receive.
+func TestNetlinkVersion(t *testing.T) {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		t.Skip("no build info")
+	}
+	for _, m := range bi.Deps {
+		if m.Path == "github.com/mdlayher/netlink" {
+			if m.Replace != nil {
+				m = m.Replace
+			}
+			t.Logf("mdlayher/netlink %s", m.Version)
+			if m.Version == "v1.11.0" {
+				t.Fatalf("mdlayher/netlink %s is known to break NFQUEUE; pin v1.9.0 or a fixed release", m.Version)
+			}
+		}
 	}
 }

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -113,12 +114,12 @@ func (r *Runner) Engine() *engine.Engine { return r.eng }
 // report, not returned: what was read before the damage counts. The error
 // is for files that cannot be opened or recognised at all.
 func (r *Runner) File(path string) error {
-	rd, closer, err := capture.Open(path)
+	rd, err := capture.Open(path)
 	if err != nil {
 		r.report.Captures = append(r.report.Captures, CaptureSummary{File: path, Error: err.Error()})
 		return err
 	}
-	defer closer.Close()
+	defer rd.Close()
 	return r.read(path, rd)
 }
 
@@ -138,6 +139,12 @@ func (r *Runner) read(name string, rd *capture.Reader) error {
 		ts, err := rd.Next(&r.pkt)
 		if err == io.EOF {
 			break
+		}
+		if errors.Is(err, capture.ErrUnsupportedLink) {
+			// One packet of a link type we cannot decode: Next left it
+			// marked malformed, so it is judged (dropped) and counted as
+			// undecodable like any other.
+			err = nil
 		}
 		if err != nil {
 			// A damaged capture (capture.CorruptError) ends here; what was

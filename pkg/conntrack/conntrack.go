@@ -1,0 +1,72 @@
+package conntrack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+)
+
+// Flow identifies a conntrack entry by its original-direction tuple.
+//
+// For ICMP and ICMPv6 flows SrcPort is the echo identifier and DstPort is
+// type<<8 | code, the way conntrack tracks them.
+type Flow struct {
+	Proto            uint8
+	Src, Dst         netip.Addr
+	SrcPort, DstPort uint16
+	// Mark is the whole conntrack mark, as dumped.
+	Mark uint32
+	// ID is the kernel's id of the entry. When non-zero, Delete removes
+	// only that entry, not a newer one that reuses the tuple.
+	ID uint32
+}
+
+// String formats the flow like conntrack(8) does, roughly.
+func (f Flow) String() string {
+	return fmt.Sprintf("proto %d %s:%d -> %s:%d mark %#08x id %d",
+		f.Proto, f.Src, f.SrcPort, f.Dst, f.DstPort, f.Mark, f.ID)
+}
+
+// ErrNotFound is returned when the flow is not (or no longer) tracked.
+var ErrNotFound = errors.New("conntrack: flow not found")
+
+// Controller is what picoseg needs from connection tracking. *Conn
+// implements it for the kernel and *Fake in memory.
+type Controller interface {
+	// Flows lists the tracked flows.
+	Flows(ctx context.Context) ([]Flow, error)
+	// SetMark sets the bits of mask in the flow's conntrack mark to those
+	// of mark; other bits do not change.
+	SetMark(f Flow, mark, mask uint32) error
+	// Delete removes the flow's entry.
+	Delete(f Flow) error
+	// ClearMarks clears the bits of mask in every flow's mark and returns
+	// how many flows had any of them set.
+	ClearMarks(mask uint32) (int, error)
+}
+
+var (
+	_ Controller = (*Conn)(nil)
+	_ Controller = (*Fake)(nil)
+)
+
+func (f Flow) validate() error {
+	if !f.Src.IsValid() || !f.Dst.IsValid() || f.Src.Is4() != f.Dst.Is4() {
+		return fmt.Errorf("conntrack: flow %v: source and destination must both be IPv4 or both IPv6", f)
+	}
+	if f.Proto == 0 {
+		return fmt.Errorf("conntrack: flow %v: no protocol", f)
+	}
+	return nil
+}
+
+type flowKey struct {
+	proto            uint8
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+}
+
+func (f Flow) key() flowKey {
+	return flowKey{f.Proto, f.Src.Unmap(), f.Dst.Unmap(), f.SrcPort, f.DstPort}
+}

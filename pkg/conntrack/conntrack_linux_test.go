@@ -1,0 +1,186 @@
+//go:build linux
+
+package conntrack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func TestRequestEncoding(t *testing.T) {
+	f := Flow{Proto: unix.IPPROTO_TCP, Src: netip.MustParseAddr("192.0.2.2"), Dst: netip.MustParseAddr("198.51.100.2"), SrcPort: 0x1234, DstPort: 8080}
+	req, err := request(f, ipctnlMsgCtNew, func(ae *netlink.AttributeEncoder) {
+		ae.Uint32(ctaMark, 0x00020000)
+		ae.Uint32(ctaMarkMask, 0x00ff0000)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8) || req.Header.Flags != netlink.Request|netlink.Acknowledge {
+		t.Errorf("header = %+v", req.Header)
+	}
+	want := []byte{
+		unix.AF_INET, 0, 0, 0, // nfgenmsg
+		0x34, 0x00, 0x01, 0x80, // CTA_TUPLE_ORIG, nested
+		0x14, 0x00, 0x01, 0x80, // CTA_TUPLE_IP, nested
+		0x08, 0x00, 0x01, 0x00, 192, 0, 2, 2, // CTA_IP_V4_SRC
+		0x08, 0x00, 0x02, 0x00, 198, 51, 100, 2, // CTA_IP_V4_DST
+		0x1c, 0x00, 0x02, 0x80, // CTA_TUPLE_PROTO, nested
+		0x05, 0x00, 0x01, 0x00, 6, 0, 0, 0, // CTA_PROTO_NUM
+		0x06, 0x00, 0x02, 0x00, 0x12, 0x34, 0, 0, // CTA_PROTO_SRC_PORT
+		0x06, 0x00, 0x03, 0x00, 0x1f, 0x90, 0, 0, // CTA_PROTO_DST_PORT
+		0x08, 0x00, 0x08, 0x00, 0x00, 0x02, 0x00, 0x00, // CTA_MARK
+		0x08, 0x00, 0x15, 0x00, 0x00, 0xff, 0x00, 0x00, // CTA_MARK_MASK
+	}
+	if !bytes.Equal(req.Data, want) {
+		t.Fatalf("message:\n got %x\nwant %x", req.Data, want)
+	}
+
+	icmp6 := Flow{Proto: unix.IPPROTO_ICMPV6, Src: netip.MustParseAddr("2001:db8::1"), Dst: netip.MustParseAddr("2001:db8::2"), SrcPort: 77, DstPort: 128 << 8}
+	req, err = request(icmp6, ipctnlMsgCtDelete, func(*netlink.AttributeEncoder) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.Data[0] != unix.AF_INET6 || !bytes.Contains(req.Data, []byte{0x06, 0x00, ctaProtoICMPv6ID, 0x00, 0, 77}) ||
+		!bytes.Contains(req.Data, []byte{0x05, 0x00, ctaProtoICMPv6Type, 0x00, 128}) {
+		t.Fatalf("ICMPv6 message: %x", req.Data)
+	}
+}
+
+// TestKernelFlows makes a TCP and an ICMP flow between two namespaces and
+// lists, re-marks and deletes them in the server's conntrack table.
+func TestKernelFlows(t *testing.T) {
+	needRoot(t)
+	client, server := newNetNS(t, "picoseg-ctc"), newNetNS(t, "picoseg-cts")
+	link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	// Conntrack only tracks in a namespace whose rules need it.
+	server.run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
+
+	var ln net.Listener
+	server.do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
+			t.Error(err)
+		}
+	})
+	if ln == nil {
+		t.FailNow()
+	}
+	defer ln.Close()
+	var conn net.Conn
+	client.do(t, func() {
+		d := net.Dialer{Timeout: 3 * time.Second}
+		var err error
+		if conn, err = d.Dial("tcp4", "192.0.2.2:8080"); err != nil {
+			t.Error(err)
+		}
+	})
+	if conn == nil {
+		t.FailNow()
+	}
+	defer conn.Close()
+	client.do(t, func() { sendEcho(t, "192.0.2.2") })
+
+	c, err := Open(WithNetNS(server.fd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
+	find := func(proto uint8) (Flow, bool) {
+		t.Helper()
+		flows, err := c.Flows(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range flows {
+			if f.Proto == proto && (proto != unix.IPPROTO_TCP || f.SrcPort == local.Port()) {
+				return f, true
+			}
+		}
+		return Flow{}, false
+	}
+	tcp, ok := find(unix.IPPROTO_TCP)
+	if !ok {
+		t.Fatal("TCP flow not in the conntrack table")
+	}
+	if tcp.Src != netip.MustParseAddr("192.0.2.1") || tcp.Dst != netip.MustParseAddr("192.0.2.2") || tcp.DstPort != 8080 || tcp.ID == 0 {
+		t.Fatalf("TCP flow = %v", tcp)
+	}
+
+	// Foreign bits (mwan3 0x3f00) survive picoseg's changes.
+	if err := c.SetMark(tcp, 0x3f00, 0x3f00); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetMark(tcp, 0x00020000, 0x00ff0000); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := find(unix.IPPROTO_TCP); got.Mark != 0x00023f00 {
+		t.Fatalf("mark = %#08x, want 0x00023f00", got.Mark)
+	}
+
+	icmp, ok := find(unix.IPPROTO_ICMP)
+	if !ok {
+		t.Fatal("ICMP flow not in the conntrack table")
+	}
+	if icmp.DstPort != 8<<8 || icmp.SrcPort != 77 { // echo request, code 0, id 77
+		t.Errorf("ICMP flow = %v, want type 8 in DstPort", icmp)
+	}
+	if err := c.SetMark(icmp, 0x00010000, 0x00ff0000); err != nil {
+		t.Fatalf("mark ICMP flow: %v", err)
+	}
+
+	n, err := c.ClearMarks(0x00ff0000)
+	if err != nil || n != 2 {
+		t.Fatalf("ClearMarks = %d, %v; want 2", n, err)
+	}
+	if got, _ := find(unix.IPPROTO_TCP); got.Mark != 0x3f00 {
+		t.Fatalf("mark after ClearMarks = %#08x, want 0x3f00", got.Mark)
+	}
+
+	stale := tcp
+	stale.ID++
+	if err := c.Delete(stale); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Delete with another id = %v, want ErrNotFound", err)
+	}
+	if err := c.Delete(tcp); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := find(unix.IPPROTO_TCP); ok {
+		t.Fatal("TCP flow still tracked after Delete")
+	}
+	if err := c.Delete(tcp); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Delete = %v, want ErrNotFound", err)
+	}
+}
+
+// sendEcho sends one ICMP echo request with id 77 from a raw socket.
+func sendEcho(t *testing.T, dst string) {
+	t.Helper()
+	pc, err := net.ListenPacket("ip4:icmp", "0.0.0.0")
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer pc.Close()
+	msg := []byte{8, 0, 0, 0, 0, 77, 0, 1} // echo request, id 77, seq 1
+	sum := 0
+	for i := 0; i < len(msg); i += 2 {
+		sum += int(msg[i])<<8 | int(msg[i+1])
+	}
+	sum = sum>>16 + sum&0xffff
+	sum = ^(sum + sum>>16) & 0xffff
+	msg[2], msg[3] = byte(sum>>8), byte(sum)
+	if _, err := pc.WriteTo(msg, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
+		t.Error(err)
+	}
+}

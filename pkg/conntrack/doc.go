@@ -1,0 +1,17 @@
+// Package conntrack controls the kernel's connection tracking table for
+// picoseg: it lists flows, changes the picoseg bits of their conntrack mark
+// and deletes them.
+//
+// Policy changes, closing time windows and expired authentications must
+// reach flows the kernel already fast-paths. Re-marking a flow (to 0, so its
+// next packet is queued and judged again) or deleting it does that.
+// ClearMarks wipes stale picoseg marks at start-up, so a restarted daemon
+// judges every flow afresh.
+//
+// Mark changes use CTA_MARK with CTA_MARK_MASK, so the kernel changes only
+// the masked bits in one step and the bits of other programs (mwan3, pbr,
+// SQM) are never rewritten from a stale copy.
+//
+// The Controller interface lets other packages test against Fake without a
+// kernel. Linux-only code sits in _linux.go files.
+package conntrack
