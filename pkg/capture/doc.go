@@ -9,8 +9,12 @@
 // file may mix Ethernet, cooked Linux and raw-IP interfaces.
 //
 // A capture is untrusted input. Every length is checked before it is used:
-// a record can never make the reader allocate more than MaxRecordLength
-// bytes or read past its block, and a record that breaks the framing ends
-// the capture with a *CorruptError that says which record and where. The
+// no length field can make the reader allocate more than a fixed limit
+// (MaxRecordLength captured bytes per packet, plus room for pcapng options)
+// or read past its block, and a record that breaks the framing ends the
+// capture with a *CorruptError that says which record and where. The
 // packets before it were good and stay counted.
+//
+// Reading and decoding allocate nothing per packet; Reset reuses a Reader's
+// buffers for the next capture.
 package capture

@@ -140,7 +140,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 	return rd, nil
 }
 
-// Reset makes the Reader read a new capture from r, as NewReader would,
+// Reset makes the Reader read a new capture from src, as NewReader would,
 // reusing its buffers and decoder: replaying many captures then costs no
 // allocation per capture beyond the format's own. The statistics start
 // again from zero. Reset does not close a file Open opened. If Reset fails,
@@ -194,7 +194,8 @@ func (r *Reader) Reset(src io.Reader) (err error) {
 	return nil
 }
 
-// Open opens the capture file at path. Close releases the file.
+// Open opens the capture file at path; its errors name the path. Close
+// releases the file.
 func Open(path string) (*Reader, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -104,8 +104,8 @@ func (b *builder) daemon(t table) {
 	}
 	if n, pos, ok := t.integer("queue_base"); ok {
 		// The queues are numbered QueueBase .. QueueBase+Queues-1, and
-		// queue numbers are 16 bits.
-		if top := int64(math.MaxUint16 - d.Queues + 1); n < 0 || n > top {
+		// queue numbers are 16 bits; 65535 itself is kept free.
+		if top := int64(math.MaxUint16 - d.Queues); n < 0 || n > top {
 			t.errorf(pos, "queue_base must be 0-%d with %d queues, not %d", top, d.Queues, n)
 		} else {
 			d.QueueBase = uint16(n)

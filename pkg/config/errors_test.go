@@ -42,6 +42,16 @@ func TestParseErrors(t *testing.T) {
 			src:  "[daemon]\nqueues = 2\nqueues = 3\n",
 			want: []string{`policy.toml:3:1: syntax error: Key 'daemon.queues' has already been defined.`},
 		},
+		{
+			name: "syntax error at the end of the file",
+			src:  "b = 0x",
+			want: []string{`policy.toml:1:5: syntax error: not a hexidecimal number: '0x\x00'`},
+		},
+		{
+			name: "byte order mark does not shift columns",
+			src:  "\ufeff[daemon] \nqueues = 0\n",
+			want: []string{`policy.toml:2:10: queues must be 1-64, not 0`},
+		},
 		// Unknown keys, wherever they are.
 		{
 			name: "unknown top-level key",
@@ -153,8 +163,8 @@ socket = ""
 		},
 		{
 			name: "queue numbers past 65535",
-			src:  "[daemon]\nqueues = 4\nqueue_base = 65533\n",
-			want: []string{`policy.toml:3:14: queue_base must be 0-65532 with 4 queues, not 65533`},
+			src:  "[daemon]\nqueues = 4\nqueue_base = 65532\n",
+			want: []string{`policy.toml:3:14: queue_base must be 0-65531 with 4 queues, not 65532`},
 		},
 		{
 			name: "empty timezone",
@@ -192,6 +202,11 @@ socket = ""
 				`policy.toml:1:1: missing key "to" in [[segment]]`,
 				`policy.toml:3:10: action must be "allow", "deny" or "micro", not "reject"`,
 			},
+		},
+		{
+			name: "empty zone name in a segment",
+			src:  "[[segment]]\nfrom = \"\"\nto = \"*\"\naction = \"deny\"\n",
+			want: []string{`policy.toml:2:8: from must be a zone name or "*"`},
 		},
 		{
 			name: "two segments for one pair of zones",

@@ -82,15 +82,7 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 // values. A syntax error is reported and ends the file: what follows it
 // cannot be trusted.
 func (b *builder) open(name string, data []byte) (table, bool) {
-	src := string(data)
-	// The TOML library drops a byte order mark before it counts offsets;
-	// drop it here too so that both count from the same byte.
-	for _, bom := range []string{"\xef\xbb\xbf", "\xff\xfe", "\xfe\xff"} {
-		if s, ok := strings.CutPrefix(src, bom); ok {
-			src = s
-			break
-		}
-	}
+	src := stripBOM(string(data))
 	var root map[string]any
 	if _, err := toml.Decode(src, &root); err != nil {
 		var perr toml.ParseError
@@ -105,9 +97,20 @@ func (b *builder) open(name string, data []byte) (table, bool) {
 	return table{doc: doc, m: root}, true
 }
 
-// syntaxErrorPos turns the TOML library's error position into ours. The
-// column is counted again from the byte offset, because the library's own
-// column is off by a line when the error sits at the very start of a line.
+// stripBOM drops a byte order mark the way the TOML library does before it
+// counts offsets, so that its positions and ours count from the same byte.
+func stripBOM(src string) string {
+	for _, bom := range []string{"\xef\xbb\xbf", "\xff\xfe", "\xfe\xff"} {
+		if s, ok := strings.CutPrefix(src, bom); ok {
+			return s
+		}
+	}
+	return src
+}
+
+// syntaxErrorPos turns the TOML library's error position into ours. Line
+// and column are counted again from the byte offset, because the library's
+// own column is wrong when the error sits at the very start of a line.
 func syntaxErrorPos(name, src string, p toml.Position) Pos {
 	start := min(max(p.Start, 0), len(src))
 	lineStart := strings.LastIndexByte(src[:start], '\n') + 1

@@ -324,3 +324,26 @@ segment = [{ from = "iot", to = "wan", action = "allow" }]
 		t.Errorf("segment position = %v, want %v", got, want)
 	}
 }
+
+// TestRuleExamplesLoad loads every example policy shipped in rules/, so that
+// an example cannot drift from the language it documents.
+func TestRuleExamplesLoad(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "..", "rules", "*.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Skip("no example policies in rules/")
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			_, warns, err := Load(path)
+			if err != nil {
+				t.Fatalf("example does not load:\n%v", err)
+			}
+			for _, w := range warns {
+				t.Logf("%v", w)
+			}
+		})
+	}
+}

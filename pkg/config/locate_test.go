@@ -4,8 +4,11 @@ import (
 	"testing"
 )
 
-func TestLocateFindsKeysAndValues(t *testing.T) {
-	src := `# comment with = and [brackets]
+// trickyTOML uses the corners of TOML syntax the position scanner must
+// step over: multi-line strings holding brackets, quoted and escaped keys,
+// dotted keys, a date-time with a space, arrays across lines with comments,
+// and arrays of tables with sub-tables.
+const trickyTOML = `# comment with = and [brackets]
 title = """
 multi-line "quoted"
  [not.a.table]
@@ -28,7 +31,9 @@ x = 1
 [[a]]
 x = 3
 `
-	p := locate("f.toml", src)
+
+func TestLocateFindsKeysAndValues(t *testing.T) {
+	p := locate("f.toml", trickyTOML)
 	tests := []struct {
 		name string
 		got  Pos

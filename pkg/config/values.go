@@ -31,20 +31,19 @@ const errServiceSyntax = `want "any", "tcp", "udp", "icmp", "icmpv6", "tcp/PORT"
 func parseService(s string) (Service, error) {
 	name, arg, hasArg := strings.Cut(s, "/")
 	switch name {
-	case "any", "icmp", "icmpv6":
+	case "any":
 		if hasArg {
-			if name == "any" {
-				return Service{}, fmt.Errorf("bad service %q: %s", s, errServiceSyntax)
-			}
-			return Service{}, fmt.Errorf("bad service %q: %s has no ports", s, name)
-		}
-		switch name {
-		case "icmp":
-			return Service{Proto: protoICMP}, nil
-		case "icmpv6":
-			return Service{Proto: protoICMPv6}, nil
+			return Service{}, fmt.Errorf("bad service %q: %s", s, errServiceSyntax)
 		}
 		return Service{}, nil
+	case "icmp", "icmpv6":
+		if hasArg {
+			return Service{}, fmt.Errorf("bad service %q: %s has no ports", s, name)
+		}
+		if name == "icmp" {
+			return Service{Proto: protoICMP}, nil
+		}
+		return Service{Proto: protoICMPv6}, nil
 	case "tcp", "udp":
 		proto := uint8(protoTCP)
 		if name == "udp" {

@@ -23,6 +23,10 @@ import (
 //	stop := lab.CloseOnSignal(ctx)
 //	defer stop()
 //
+// A signal that arrives before CloseOnSignal is called (during New, say)
+// still kills the process the default way; the lab's record lets [Cleanup]
+// remove what is left. A second signal during the teardown is ignored.
+//
 // While it watches, it overrides the default action of both signals for the
 // whole process: other signal.Notify users still receive them, but the
 // process ends once the lab is closed. If the program ends on its own while

@@ -1,0 +1,253 @@
+//go:build linux
+
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/conntrack"
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/queue"
+)
+
+// Run is `picoseg run`: it serves until ctx is done or SIGTERM/SIGINT, and
+// reloads the policy on SIGHUP.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	log := opts.Logger
+	started := opts.Now()
+
+	cur, err := load(&opts, log)
+	if err != nil {
+		return err
+	}
+	cfg := cur.cfg
+	d := cfg.Daemon
+	marks, err := nft.NewMarks(d.MarkMask)
+	if err != nil {
+		return err
+	}
+	socket := d.Socket
+	if opts.Socket != "" {
+		socket = opts.Socket
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := newEventLog(ctx, log)
+	eng := engine.New(cur.pol, engine.Options{FlowCapacity: d.FlowTableSize, Sink: events})
+
+	conn, err := nft.Dial(0)
+	if err != nil {
+		return err
+	}
+	method, err := nft.Probe(conn)
+	if err != nil {
+		return err
+	}
+	log.Info("queue path", "method", method.String(), "why", map[nft.QueueMethod]string{
+		nft.QueueNative:  "the kernel has nft_queue",
+		nft.QueueXtables: "no nft_queue in this kernel: using the xtables NFQUEUE target through nft_compat",
+	}[method])
+
+	bridged := enableBridgeFilter(cur, log)
+
+	failClosed := d.OnDaemonDown == "closed"
+	rs, err := nft.Install(conn, nft.Options{
+		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: failClosed,
+		NewFlowRate: perSecond(d.NewFlowRate), NewFlowBurst: 2 * perSecond(d.NewFlowRate),
+	}, method)
+	if err != nil {
+		return err
+	}
+	removeTable := func() {
+		if failClosed {
+			log.Info("table inet picoseg kept (on_daemon_down = closed): new flows are dropped until picoseg runs again; accepted flows keep flowing")
+			return
+		}
+		if err := rs.Remove(); err != nil {
+			log.Error("removing table inet picoseg", "err", err)
+		}
+	}
+
+	ct, err := conntrack.Open()
+	if err != nil {
+		removeTable()
+		return err
+	}
+	defer ct.Close()
+	if n, err := ct.ClearMarks(marks.Mask); err != nil {
+		log.Warn("clearing stale conntrack marks", "err", err)
+	} else if n > 0 {
+		log.Info("cleared stale picoseg marks: those flows are judged again", "flows", n)
+	}
+
+	h := newHandler(eng, marks, d.QueueBase, d.Queues, newIfaceZones(interfaceNames), opts.Now)
+	adapter, err := queue.New(queue.Options{
+		QueueBase: d.QueueBase, Queues: d.Queues, FailOpen: d.OnQueueFull == "open",
+		MarkMask: marks.Mask, Logger: log,
+	}, h)
+	if err != nil {
+		removeTable()
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	var queueErr error
+	go func() {
+		defer wg.Done()
+		queueErr = adapter.Run(ctx)
+	}()
+
+	var reloads, reloadFailures atomic.Uint64
+	var policyFile = opts.ConfigPath
+	status := func() Status {
+		pol := eng.Policy()
+		s := eng.Stats()
+		st := Status{
+			Version: opts.Version, PID: os.Getpid(), StartedAt: started, Uptime: opts.Now().Sub(started).Seconds(),
+			PolicyFile: policyFile, PolicyHash: pol.Hash, Generation: eng.Generation(), Mode: pol.Mode.String(),
+			QueueMethod: method.String(), OnDown: d.OnDaemonDown, OnQueueFull: d.OnQueueFull, BridgeFilter: bridged,
+			Packets: s.Packets.Load(), CacheHits: s.CacheHits.Load(), NewFlows: s.NewFlows.Load(), Undecodable: s.Undecodable.Load(),
+			FlowsTracked: eng.Flows().Len(), FlowEvictions: eng.Flows().Evictions(), Events: s.Events.Load(),
+			Reloads: reloads.Load(), ReloadFailures: reloadFailures.Load(),
+		}
+		st.Verdicts, st.Flows = statusOf(s)
+		for _, q := range adapter.Stats() {
+			st.Queues = append(st.Queues, QueueStatus{Queue: q.Queue, Received: q.Received, Accepted: q.Accepted, Dropped: q.Dropped, ENOBUFS: q.ENOBUFS, Reopens: q.Reopens})
+		}
+		if c, err := rs.Counters(); err == nil {
+			st.Kernel = map[string]uint64{"fast_path": c.FastPath.Packets, "queued": c.Queued.Packets,
+				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets}
+		}
+		return st
+	}
+	stopStatus, err := serveStatus(ctx, socket, status)
+	if err != nil {
+		cancel()
+		wg.Wait()
+		removeTable()
+		return err
+	}
+	defer stopStatus()
+
+	select {
+	case <-adapter.Ready():
+	case <-time.After(5 * time.Second):
+		log.Warn("queues not bound after 5 s")
+	}
+	log.Info("picoseg running", "policy", opts.ConfigPath, "hash", cur.pol.Hash, "mode", cur.pol.Mode.String(),
+		"queues", d.Queues, "queue_base", d.QueueBase, "on_daemon_down", d.OnDaemonDown, "on_queue_full", d.OnQueueFull,
+		"zones", len(cur.pol.Zones), "devices", len(cur.pol.Devices), "rules", len(cur.pol.Rules), "socket", socket)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	sweep := time.NewTicker(time.Second)
+	defer sweep.Stop()
+	lastRejudge := opts.Now()
+
+	reload := func() {
+		reloads.Add(1)
+		next, err := load(&opts, log)
+		if err != nil {
+			reloadFailures.Add(1)
+			// Every problem, each as FILE:LINE:COL: message, on its own
+			// log line; the running policy stays.
+			log.Error("policy reload failed: keeping the running policy", "policy", opts.ConfigPath, "errors", err.Error())
+			return
+		}
+		if next.cfg.Daemon.Queues != d.Queues || next.cfg.Daemon.QueueBase != d.QueueBase || next.cfg.Daemon.MarkMask != d.MarkMask {
+			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
+		}
+		gen := eng.Swap(next.pol, opts.Now().UnixNano())
+		res, err := rejudge(ctx, ct, eng, marks, opts.Now())
+		if err != nil {
+			log.Error("judging tracked flows again after reload", "err", err)
+		}
+		log.Info("policy reloaded", "hash", next.pol.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared)
+	}
+
+	for {
+		select {
+		case <-ctx.Done():
+			return shutdown(cancel, &wg, removeTable, log, queueErr)
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				reload()
+				continue
+			}
+			log.Info("stopping", "signal", s.String())
+			return shutdown(cancel, &wg, removeTable, log, queueErr)
+		case now := <-sweep.C:
+			eng.Sweep(now.UnixNano())
+			// A closing time window must reach fast-pathed flows too.
+			if hasWindows(eng.Policy()) && now.Sub(lastRejudge) >= 10*time.Second {
+				lastRejudge = now
+				if res, err := rejudge(ctx, ct, eng, marks, now); err != nil {
+					log.Warn("judging tracked flows again", "err", err)
+				} else if res.Cut > 0 {
+					log.Info("flows cut by their time window", "flows", res.Cut)
+				}
+			}
+		}
+	}
+}
+
+func shutdown(cancel func(), wg *sync.WaitGroup, removeTable func(), log *slog.Logger, queueErr error) error {
+	cancel()
+	wg.Wait()
+	removeTable()
+	if queueErr != nil && !errors.Is(queueErr, context.Canceled) {
+		return queueErr
+	}
+	log.Info("picoseg stopped")
+	return nil
+}
+
+// enableBridgeFilter turns on br_netfilter for zones that ask for it, so
+// that traffic between two ports of one bridge passes the forward hook, and
+// warns about bridged zones that did not ask. It returns the zones it
+// covered.
+func enableBridgeFilter(cur loaded, log *slog.Logger) []string {
+	var zones []string
+	for _, z := range cur.pol.Zones {
+		if !z.BridgeFilter {
+			continue
+		}
+		zones = append(zones, z.Name)
+	}
+	if len(zones) == 0 {
+		return nil
+	}
+	const v4, v6 = "/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+	if _, err := os.Stat(v4); err != nil {
+		if out, err := exec.Command("modprobe", "br_netfilter").CombinedOutput(); err != nil {
+			log.Error("bridge_filter: cannot load br_netfilter: same-bridge traffic is NOT judged", "zones", zones, "err", err, "output", string(out))
+			return nil
+		}
+	}
+	for _, f := range []string{v4, v6} {
+		if err := os.WriteFile(f, []byte("1\n"), 0o644); err != nil {
+			log.Error("bridge_filter: same-bridge traffic is NOT judged", "zones", zones, "err", err)
+			return nil
+		}
+	}
+	log.Info("bridge_filter on: traffic between devices on the same bridge is judged", "zones", zones)
+	return zones
+}

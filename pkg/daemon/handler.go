@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// handler judges queued packets. It keeps one engine worker and one decoder
+// per queue, because each queue is served by one goroutine.
+type handler struct {
+	eng       *engine.Engine
+	marks     nft.Marks
+	queueBase uint16
+	workers   []queueWorker
+	zones     *ifaceZones
+	now       func() time.Time
+}
+
+type queueWorker struct {
+	w   *engine.Worker
+	dec *packet.Decoder
+	pkt packet.Packet
+	_   [64]byte // keep workers of different queues on different cache lines
+}
+
+func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues int, zones *ifaceZones, now func() time.Time) *handler {
+	h := &handler{eng: eng, marks: marks, queueBase: queueBase, workers: make([]queueWorker, queues), zones: zones, now: now}
+	for i := range h.workers {
+		h.workers[i] = queueWorker{w: eng.NewWorker(), dec: packet.NewDecoder()}
+	}
+	return h
+}
+
+// Judge implements queue.Handler.
+func (h *handler) Judge(queue uint16, payload []byte, in, out uint32) (bool, uint32) {
+	qw := &h.workers[int(queue-h.queueBase)%len(h.workers)]
+	qw.dec.DecodeIP(payload, &qw.pkt)
+	pol := h.eng.Policy()
+	m := engine.Meta{InZone: h.zones.zone(pol, in), OutZone: h.zones.zone(pol, out)}
+	d := qw.w.Judge(&qw.pkt, h.now().UnixNano(), m)
+	return h.verdict(d)
+}
+
+// verdict turns a decision into a queue verdict and mark.
+func (h *handler) verdict(d engine.Decision) (bool, uint32) {
+	switch d.Verdict {
+	case engine.Accept:
+		// Monitor mode lands here with WouldDrop set: the flow is
+		// fast-pathed like an accepted one, its event already raised.
+		return true, h.marks.Accepted(0)
+	case engine.NeedMore:
+		// No mark: the flow's next packet is queued and judged again.
+		return true, 0
+	}
+	// Drops go back as "accept with the DROPPED mark": the ruleset's
+	// verdict chain records the mark in the conntrack entry and drops the
+	// packet, so a flow cut mid-way (a limit, a reload) stays dropped in
+	// the kernel. For a flow's first packet the entry is unconfirmed and
+	// vanishes with the packet, which is what a plain drop does too.
+	return true, h.marks.Dropped()
+}
+
+// ifaceZones maps interface indexes to zones. The map is rebuilt when an
+// unknown index shows up (an interface came up after start), at most once a
+// second so that a burst of packets cannot make it spin.
+type ifaceZones struct {
+	lookup  func() (map[uint32]string, error)
+	names   atomic.Pointer[map[uint32]string]
+	mu      sync.Mutex
+	refresh time.Time
+}
+
+func newIfaceZones(lookup func() (map[uint32]string, error)) *ifaceZones {
+	z := &ifaceZones{lookup: lookup}
+	m, _ := lookup()
+	if m == nil {
+		m = map[uint32]string{}
+	}
+	z.names.Store(&m)
+	return z
+}
+
+func (z *ifaceZones) zone(pol *policy.Policy, index uint32) int32 {
+	if index == 0 {
+		return policy.None
+	}
+	names := *z.names.Load()
+	name, ok := names[index]
+	if !ok {
+		name, ok = z.reload(index)
+		if !ok {
+			return policy.None
+		}
+	}
+	return pol.ZoneOfInterface(name)
+}
+
+func (z *ifaceZones) reload(index uint32) (string, bool) {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	if time.Since(z.refresh) < time.Second {
+		name, ok := (*z.names.Load())[index]
+		return name, ok
+	}
+	z.refresh = time.Now()
+	m, err := z.lookup()
+	if err != nil {
+		return "", false
+	}
+	z.names.Store(&m)
+	name, ok := m[index]
+	return name, ok
+}

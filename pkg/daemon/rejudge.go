@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/conntrack"
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// rejudgeResult counts what a re-judgement changed.
+type rejudgeResult struct {
+	Checked int // flows with a picoseg mark
+	Cut     int // accepted flows now denied: marked DROPPED
+	Cleared int // flows whose mark no longer fits: their next packet is judged
+}
+
+// rejudge judges again, from its original-direction tuple at now, every flow
+// the kernel tracks with a picoseg mark. Accepted flows are fast-pathed and
+// never reach the engine again, so this is how a reload, a closing time
+// window or a spent budget reaches them:
+//   - accepted, now denied: set DROPPED, so the kernel drops the next packet;
+//   - accepted, now under inspection again: clear, so it is queued;
+//   - dropped, now allowed: clear, so its next packet is judged.
+func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, marks nft.Marks, now time.Time) (rejudgeResult, error) {
+	var res rejudgeResult
+	flows, err := ct.Flows(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, f := range flows {
+		state, _ := marks.Decode(f.Mark)
+		if state == nft.StateUnjudged {
+			continue
+		}
+		res.Checked++
+		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now}
+		d := eng.ExplainQuery(q).Decision
+		var want uint32
+		switch {
+		case d.Verdict == engine.Accept && state == nft.StateAccepted:
+			continue
+		case d.Verdict == engine.Drop && state == nft.StateDropped:
+			continue
+		case d.Verdict == engine.Drop:
+			want = marks.Dropped()
+			res.Cut++
+		default:
+			res.Cleared++
+		}
+		if err := ct.SetMark(f, want, marks.Mask); err != nil && err != conntrack.ErrNotFound {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// hasWindows reports whether any rule of pol has a time window, so that
+// flows must be judged again as windows close.
+func hasWindows(pol *policy.Policy) bool {
+	for i := range pol.Rules {
+		if len(pol.Rules[i].Hours) > 0 || pol.Rules[i].Days != 0 {
+			return true
+		}
+	}
+	return false
+}

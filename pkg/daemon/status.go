@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+)
+
+// Status is what the daemon tells `picoseg status`.
+type Status struct {
+	Version     string    `json:"version"`
+	PID         int       `json:"pid"`
+	StartedAt   time.Time `json:"started_at"`
+	Uptime      float64   `json:"uptime_seconds"`
+	PolicyFile  string    `json:"policy_file"`
+	PolicyHash  string    `json:"policy_hash"`
+	Generation  uint32    `json:"policy_generation"`
+	Mode        string    `json:"mode"`
+	QueueMethod string    `json:"queue_method"`
+	OnDown      string    `json:"on_daemon_down"`
+	OnQueueFull string    `json:"on_queue_full"`
+	// BridgeFilter lists the zones whose same-bridge traffic is judged.
+	BridgeFilter []string      `json:"bridge_filter_zones"`
+	Queues       []QueueStatus `json:"queues"`
+	// Verdicts counts every packet's final verdict by deciding layer, and
+	// Flows every new flow's.
+	Verdicts       map[string]map[string]uint64 `json:"verdicts_by_layer"`
+	Flows          map[string]map[string]uint64 `json:"flows_by_layer"`
+	Packets        uint64                       `json:"packets_judged"`
+	CacheHits      uint64                       `json:"cache_hits"`
+	NewFlows       uint64                       `json:"new_flows"`
+	Undecodable    uint64                       `json:"undecodable"`
+	FlowsTracked   int                          `json:"flows_tracked"`
+	FlowEvictions  uint64                       `json:"flow_evictions"`
+	Events         uint64                       `json:"events"`
+	Reloads        uint64                       `json:"reloads"`
+	ReloadFailures uint64                       `json:"reload_failures"`
+	// Kernel counts what the ruleset saw: packets fast-pathed, queued,
+	// dropped by flow mark, by the new-flow guard, by verdict.
+	Kernel map[string]uint64 `json:"kernel"`
+}
+
+// QueueStatus is one queue's counters.
+type QueueStatus struct {
+	Queue    uint16 `json:"queue"`
+	Received uint64 `json:"received"`
+	Accepted uint64 `json:"accepted"`
+	Dropped  uint64 `json:"dropped"`
+	ENOBUFS  uint64 `json:"enobufs"`
+	Reopens  uint64 `json:"reopens"`
+}
+
+// serveStatus answers status requests on a unix socket at path, readable
+// and writable by root only, until ctx is done.
+func serveStatus(ctx context.Context, path string, status func() Status) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	// A socket left by a daemon that died is in the way; a live daemon's
+	// socket answers, and then this one must not start.
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("status socket %s: another picoseg is running", path)
+	}
+	os.Remove(path)
+	old := umask(0o077)
+	ln, err := net.Listen("unix", path)
+	umask(old)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go answer(c, status)
+		}
+	}()
+	return func() { ln.Close(); os.Remove(path) }, nil
+}
+
+func answer(c net.Conn, status func() Status) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
+	if err != nil && line == "" {
+		return
+	}
+	switch line {
+	case "status\n", "status":
+		json.NewEncoder(c).Encode(status())
+	default:
+		json.NewEncoder(c).Encode(map[string]string{"error": "unknown request"})
+	}
+}
+
+// QueryStatus asks the daemon listening on the socket at path.
+func QueryStatus(path string) (Status, error) {
+	var s Status
+	c, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return s, fmt.Errorf("no picoseg daemon: %s does not exist", path)
+		}
+		return s, fmt.Errorf("no picoseg daemon answers on %s: %w", path, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "status\n"); err != nil {
+		return s, err
+	}
+	if err := json.NewDecoder(c).Decode(&s); err != nil {
+		return s, fmt.Errorf("reading status from %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// WriteText prints a status for people, in lines that fit 80 columns.
+func (s *Status) WriteText(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintf(tw, "picoseg %s, pid %d, up %s\n", s.Version, s.PID, time.Duration(s.Uptime*float64(time.Second)).Round(time.Second))
+	fmt.Fprintf(tw, "policy\t%s (hash %s, generation %d, %s)\n", s.PolicyFile, s.PolicyHash, s.Generation, s.Mode)
+	fmt.Fprintf(tw, "queue path\t%s; daemon down: %s; queue full: %s\n", s.QueueMethod, s.OnDown, s.OnQueueFull)
+	if len(s.BridgeFilter) > 0 {
+		fmt.Fprintf(tw, "bridge filter\t%v\n", s.BridgeFilter)
+	}
+	fmt.Fprintf(tw, "packets judged\t%d (%d from the flow cache), %d new flows, %d undecodable\n", s.Packets, s.CacheHits, s.NewFlows, s.Undecodable)
+	fmt.Fprintf(tw, "flows tracked\t%d (%d evicted); events %d; reloads %d (%d failed)\n", s.FlowsTracked, s.FlowEvictions, s.Events, s.Reloads, s.ReloadFailures)
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "QUEUE\tRECEIVED\tACCEPTED\tDROPPED\tENOBUFS\tREOPENS")
+	for _, q := range s.Queues {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\n", q.Queue, q.Received, q.Accepted, q.Dropped, q.ENOBUFS, q.Reopens)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "LAYER\tFLOWS ACCEPTED\tFLOWS DROPPED\tPACKETS ACCEPTED\tPACKETS DROPPED")
+	for _, l := range []string{"decode", "identify", "segment", "micro", "pico"} {
+		fa := s.Flows[l]["accept"] + s.Flows[l]["need-more"]
+		pa := s.Verdicts[l]["accept"] + s.Verdicts[l]["need-more"]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", l, fa, s.Flows[l]["drop"], pa, s.Verdicts[l]["drop"])
+	}
+	if len(s.Kernel) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "kernel\tfast path %d, queued %d, guard drops %d, flow drops %d, verdict drops %d\n",
+			s.Kernel["fast_path"], s.Kernel["queued"], s.Kernel["guard_dropped"], s.Kernel["flow_dropped"], s.Kernel["verdict_dropped"])
+	}
+	return tw.Flush()
+}
