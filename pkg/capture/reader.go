@@ -270,6 +270,9 @@ func (r *Reader) Next(p *packet.Packet) (time.Time, error) {
 		*p = packet.Packet{Kind: packet.KindMalformed}
 		return rec.ts, &UnsupportedLinkError{Index: index, LinkType: rec.link}
 	}
+	// A record shorter than the packet on the wire was cut by the
+	// snapshot length: its headers may still be whole and judgeable.
+	r.dec.Snapped = int(rec.wireLen) > len(rec.data)
 	rec.decode(r.dec, rec.data, p)
 	if int(p.Kind) < len(r.stats.ByKind) {
 		r.stats.ByKind[p.Kind]++

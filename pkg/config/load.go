@@ -82,9 +82,11 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 // values. A syntax error is reported and ends the file: what follows it
 // cannot be trusted.
 func (b *builder) open(name string, data []byte) (table, bool) {
-	src := stripBOM(string(data))
 	var root map[string]any
-	if _, err := toml.Decode(src, &root); err != nil {
+	_, err := toml.Decode(string(data), &root)
+	// The library counts its offsets after one byte order mark; so must we.
+	src := stripBOM(string(data))
+	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
 			b.diag.errorf(syntaxErrorPos(name, src, perr.Position), "syntax error: %s", printable(perr.Message))
@@ -97,7 +99,7 @@ func (b *builder) open(name string, data []byte) (table, bool) {
 	return table{doc: doc, m: root}, true
 }
 
-// stripBOM drops a byte order mark the way the TOML library does before it
+// stripBOM drops one byte order mark the way the TOML library does before it
 // counts offsets, so that its positions and ours count from the same byte.
 func stripBOM(src string) string {
 	for _, bom := range []string{"\xef\xbb\xbf", "\xff\xfe", "\xfe\xff"} {

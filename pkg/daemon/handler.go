@@ -32,7 +32,12 @@ type queueWorker struct {
 func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues int, zones *ifaceZones, now func() time.Time) *handler {
 	h := &handler{eng: eng, marks: marks, queueBase: queueBase, workers: make([]queueWorker, queues), zones: zones, now: now}
 	for i := range h.workers {
-		h.workers[i] = queueWorker{w: eng.NewWorker(), dec: packet.NewDecoder()}
+		dec := packet.NewDecoder()
+		// The queue copies only the first bytes of each packet, and the
+		// kernel has already checked every IP length against the real
+		// packet before the forward hook.
+		dec.Snapped = true
+		h.workers[i] = queueWorker{w: eng.NewWorker(), dec: dec}
 	}
 	return h
 }

@@ -112,6 +112,7 @@ func zoneFor(pol *policy.Policy, iface string, a netip.Addr) int32 {
 func (t *Trace) WriteJSON(w io.Writer, pol *policy.Policy, q Query) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(t.view(pol, q))
 }
 
@@ -125,8 +126,11 @@ func (t *Trace) WriteText(w io.Writer, pol *policy.Policy, q Query) error {
 		return fmt.Sprintf("%s (zone %s)", s.Addr, s.Zone)
 	}
 	verdict := v.Verdict
-	if v.WouldDrop {
+	switch {
+	case v.WouldDrop:
 		verdict = "accept (monitor mode; enforce would drop)"
+	case t.Decision.Verdict == NeedMore:
+		verdict = "accept, still inspecting (the flow's next packets are judged too)"
 	}
 	fmt.Fprintf(w, "%s: %s -> %s\n", verdict, name(v.From), name(v.To))
 	rule := v.Rule

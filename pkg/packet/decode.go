@@ -44,6 +44,16 @@ type Decoder struct {
 	fromIPv6     *gopacket.DecodingLayerParser
 
 	decoded []gopacket.LayerType
+
+	// Snapped says the caller's bytes may end before the packet does: the
+	// capture's snapshot length or NFQUEUE's copy range cut the payload
+	// off. A packet whose IP and transport headers are whole is then
+	// judged (KindOK) although its IP length claims more bytes than were
+	// delivered; only a cut inside the headers is KindTruncated. Set it
+	// only when the cut is known to be the capturer's: on the kernel path
+	// the IP stack has checked the length against the real packet before
+	// any hook sees it; in a capture, the record's wire length says so.
+	Snapped bool
 }
 
 // NewDecoder returns a Decoder ready for use. Everything it needs per packet
@@ -323,7 +333,7 @@ func (d *Decoder) decide(err error, p *Packet) {
 		} else {
 			p.Kind = KindNotIP
 		}
-	case d.ip4.short || d.ip6.short:
+	case (d.ip4.short || d.ip6.short) && !d.Snapped:
 		// The IP header claims bytes that were not delivered: the
 		// headers we did read may belong to a packet we never saw whole.
 		p.Kind = KindTruncated

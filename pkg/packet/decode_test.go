@@ -560,3 +560,35 @@ func TestKindString(t *testing.T) {
 		}
 	}
 }
+
+// A queue's copy range or a capture's snapshot length cuts the payload, not
+// the headers: with Snapped the packet is judged on its whole headers and
+// its size still comes from the IP header.
+func TestDecodeSnapped(t *testing.T) {
+	big := serialize(t, ip4(addr4(10, 0, 0, 1), addr4(10, 0, 0, 2), layers.IPProtocolTCP), tcpSYN(40000, 443), payload(strings.Repeat("x", 1400)))
+	d := NewDecoder()
+	var p Packet
+	for _, tt := range []struct {
+		name    string
+		snapped bool
+		cut     int
+		want    Kind
+	}{
+		{"whole packet", false, len(big), KindOK},
+		{"payload cut, unknown why", false, 512, KindTruncated},
+		{"payload cut by the copy range", true, 512, KindOK},
+		{"cut inside the TCP header", true, 30, KindTruncated},
+		{"cut inside the IP header", true, 12, KindTruncated},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			d.Snapped = tt.snapped
+			d.DecodeIP(big[:tt.cut], &p)
+			if p.Kind != tt.want {
+				t.Fatalf("kind %s, want %s", p.Kind, tt.want)
+			}
+			if p.Kind == KindOK && (p.Length != uint16(len(big)) || p.DstPort != 443) {
+				t.Fatalf("length %d port %d, want %d and 443", p.Length, p.DstPort, len(big))
+			}
+		})
+	}
+}

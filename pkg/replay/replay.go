@@ -89,6 +89,7 @@ type Runner struct {
 	report *Report
 	pkt    packet.Packet
 	sweep  int64
+	last   int64 // the latest capture timestamp seen
 }
 
 // New returns a Runner judging with pol in a fresh engine.
@@ -153,7 +154,12 @@ func (r *Runner) read(name string, rd *capture.Reader) error {
 			break
 		}
 		sum.Packets++
-		r.Packet(&r.pkt, ts.UnixNano())
+		// pcapng's simple packet blocks carry no time: they happened
+		// when the packet before them did, as far as we can know.
+		if !ts.IsZero() {
+			r.last = ts.UnixNano()
+		}
+		r.Packet(&r.pkt, r.last)
 	}
 	r.report.Captures = append(r.report.Captures, sum)
 	return nil
@@ -266,6 +272,7 @@ func (r *Runner) Report() *Report {
 func (rep *Report) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
 	return enc.Encode(rep)
 }
 

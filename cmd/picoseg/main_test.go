@@ -1,0 +1,89 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+)
+
+// runMainEnv makes the test binary act as picoseg itself, so that the
+// integration tests run the real command in the lab's gateway without a
+// separate build step.
+const runMainEnv = "PICOSEG_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(runMainEnv) == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCheckExamples(t *testing.T) {
+	for _, f := range []string{"../../rules/home.toml", "../../rules/office-bacnet.toml", "../../rules/demo.toml"} {
+		code, out, errs := runCmd(t, "check", "-c", f)
+		if code != 0 || !strings.Contains(out, ": ok: ") {
+			t.Errorf("check %s: exit %d\n%s%s", f, code, out, errs)
+		}
+	}
+}
+
+func TestCheckPointsAtTheMistake(t *testing.T) {
+	dir := t.TempDir()
+	bad := dir + "/bad.toml"
+	os.WriteFile(bad, []byte(`[[zone]]
+name = "iot"
+networks = ["10.77.0.0/24"]
+
+[[device]]
+name = "cam"
+ip = ["10.77.0.11"]
+groups = ["camras"]
+`), 0o644)
+	code, out, errs := runCmd(t, "check", "-c", bad)
+	if code != 1 || out != "" {
+		t.Fatalf("exit %d, stdout %q", code, out)
+	}
+	if !strings.Contains(errs, bad+":8:") || !strings.Contains(errs, "camras") {
+		t.Fatalf("error should point at line 8 and name the group:\n%s", errs)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	code, out, errs := runCmd(t, "explain", "-c", "../../rules/home.toml", "--from", "10.77.0.11", "--to", "192.168.1.20", "--proto", "tcp", "--dport", "22")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"drop", "front-cam", "micro", "no allow rule"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("explain output lacks %q:\n%s", want, out)
+		}
+	}
+	code, out, _ = runCmd(t, "explain", "-c", "../../rules/home.toml", "--from", "10.77.0.21", "--to", "203.0.113.5", "--proto", "tcp", "--dport", "8883", "--at", "mon 03:00", "--json")
+	if code != 0 || !strings.Contains(out, `"verdict": "drop"`) || !strings.Contains(out, `"rule": "plugs-to-cloud"`) || !strings.Contains(out, "time window") {
+		t.Fatalf("explain at night, exit %d:\n%s", code, out)
+	}
+	code, out, _ = runCmd(t, "explain", "-c", "../../rules/home.toml", "--from", "10.77.0.21", "--to", "203.0.113.5", "--proto", "tcp", "--dport", "8883", "--at", "mon 12:00", "--json")
+	if code != 0 || !strings.Contains(out, `"verdict": "need-more"`) || !strings.Contains(out, "inspected") {
+		t.Fatalf("explain at noon, exit %d:\n%s", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	if code, _, _ := runCmd(t, "frobnicate"); code != 2 {
+		t.Errorf("unknown command: exit %d, want 2", code)
+	}
+	if code, _, _ := runCmd(t, "explain", "-c", "../../rules/home.toml", "--from", "nonsense", "--to", "10.0.0.1"); code != 2 {
+		t.Errorf("bad address: exit %d, want 2", code)
+	}
+	if code, out, _ := runCmd(t, "version"); code != 0 || !strings.HasPrefix(out, "picoseg ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
