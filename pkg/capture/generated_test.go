@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"github.com/picoseg/picoseg/internal/testpcaps"
 	"io"
 	"net"
 	"os"
@@ -461,7 +462,7 @@ func FuzzReader(f *testing.F) {
 	f.Add(writePcap(f, 2, true, layers.LinkTypeEthernet))
 	f.Add(toBigEndian(f, writePcap(f, 2, false, layers.LinkTypeEthernet)))
 	f.Add(writeMixedPcapng(f, 3))
-	if dir, ok := findSharedPcaps(); ok {
+	if dir, ok := testpcaps.Find(); ok {
 		files, _ := filepath.Glob(filepath.Join(dir, "*", "*.pcap*"))
 		for _, name := range files {
 			if b, err := os.ReadFile(name); err == nil && len(b) < 16<<10 {

@@ -2,9 +2,9 @@ package capture
 
 import (
 	"errors"
+	"github.com/picoseg/picoseg/internal/testpcaps"
 	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,35 +13,7 @@ import (
 	"github.com/picoseg/picoseg/pkg/packet"
 )
 
-// findSharedPcaps looks for the shared capture folder, a sibling of the
-// repository root (<repo>/../shared/pcaps), walking up from the package.
-func findSharedPcaps() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			pcaps := filepath.Join(dir, "..", "shared", "pcaps")
-			st, err := os.Stat(pcaps)
-			return pcaps, err == nil && st.IsDir()
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
-func sharedPcaps(t testing.TB) string {
-	t.Helper()
-	dir, ok := findSharedPcaps()
-	if !ok {
-		t.Skip("shared captures (<repo>/../shared/pcaps) not present")
-	}
-	return dir
-}
+func sharedPcaps(t testing.TB) string { return testpcaps.Dir(t) }
 
 // decoded is one packet as a test compares it.
 type decoded struct {

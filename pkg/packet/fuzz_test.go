@@ -2,6 +2,7 @@ package packet
 
 import (
 	"bytes"
+	"github.com/picoseg/picoseg/internal/testpcaps"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,33 +12,12 @@ import (
 	"github.com/google/gopacket/pcapgo"
 )
 
-// findSharedPcaps looks for the shared capture folder, a sibling of the
-// repository root (<repo>/../shared/pcaps), walking up from the package.
-func findSharedPcaps() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			pcaps := filepath.Join(dir, "..", "shared", "pcaps")
-			st, err := os.Stat(pcaps)
-			return pcaps, err == nil && st.IsDir()
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
 // captureSeeds returns the frames of every shared capture, split into those
 // that start with an Ethernet header and those that start with an IP header
 // (raw-IP captures, and the IP part of Ethernet frames).
 func captureSeeds(t testing.TB) (ethernet, ip [][]byte) {
 	t.Helper()
-	dir, ok := findSharedPcaps()
+	dir, ok := testpcaps.Find()
 	if !ok {
 		return nil, nil
 	}
