@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	// Time windows need zone data; OpenWrt images ship none.
+	_ "time/tzdata"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
