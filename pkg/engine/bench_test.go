@@ -143,7 +143,9 @@ func BenchmarkJudgeCached(b *testing.B) {
 
 func benchmarkMiss(b *testing.B, devices, rules int) {
 	pol := mustCompile(b, largePolicy(devices, rules))
-	w := New(pol, Options{FlowCapacity: 1 << 20}).NewWorker()
+	// The default flow table: once it is full every new flow also evicts
+	// the least recently used one, as on a busy gateway.
+	w := New(pol, Options{}).NewWorker()
 	ps := missPackets(devices, 8192)
 	now := monday10.UnixNano()
 	accepted := 0

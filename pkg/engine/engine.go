@@ -198,7 +198,8 @@ func (e *Engine) NewWorker() *Worker { return &Worker{e: e} }
 func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 	e := w.e
 	e.stats.Packets.Add(1)
-	if d, ok := decodeDecision(p); ok {
+	if p.Kind != packet.KindOK && p.Kind != packet.KindTunnel {
+		d, _ := decodeDecision(p)
 		if p.Kind == packet.KindNotIP {
 			e.stats.NotIP.Add(1)
 			return w.finish(d, p, now, false, 0)

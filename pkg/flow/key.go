@@ -52,13 +52,14 @@ func (k Key) Endpoints() (a, b netip.AddrPort) {
 	return netip.AddrPortFrom(addrOf(k.AHi, k.ALo), k.APort), netip.AddrPortFrom(addrOf(k.BHi, k.BLo), k.BPort)
 }
 
-// hash mixes the key for shard selection. It needs to spread, not to resist
-// an adversary: each shard is a Go map, which is seeded per process.
-func (k *Key) hash() uint32 {
-	h := k.ALo ^ k.BLo*0x9e3779b97f4a7c15 ^ (k.AHi^k.BHi)*0xbf58476d1ce4e5b9 ^
-		uint64(k.APort)<<32 ^ uint64(k.BPort)<<48 ^ uint64(k.Proto)
+// hash64 mixes the key with the table's secret seed. Its low 4 bits pick
+// the shard and the rest the slot. The seed is random per table, so a
+// device cannot pick ports that pile its flows into one long probe run.
+func (k *Key) hash64(seed uint64) uint64 {
+	h := seed ^ k.ALo*0x9e3779b97f4a7c15 ^ k.BLo*0xc2b2ae3d27d4eb4f ^ (k.AHi^k.BHi<<1)*0xbf58476d1ce4e5b9 ^
+		(uint64(k.APort)<<32|uint64(k.BPort)<<16|uint64(k.Proto))*0x94d049bb133111eb
 	h ^= h >> 31
-	h *= 0x94d049bb133111eb
-	h ^= h >> 29
-	return uint32(h)
+	h *= 0xd6e8feb86659fd93
+	h ^= h >> 32
+	return h
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,7 @@ const shardCount = 16
 // Table is a bounded flow table. The zero value is not usable; call New.
 type Table struct {
 	ttl       TTLs
+	seed      uint64
 	shards    [shardCount]shard
 	evictions atomic.Uint64
 	expired   atomic.Uint64
@@ -78,12 +80,20 @@ type entry struct {
 	key        Key
 	state      State
 	expires    int64
+	hash       uint64
 	prev, next int32 // LRU links; -1 ends the list
 }
 
+// shard is an open-addressing hash table over a fixed array of entries,
+// with linear probing and backward-shift deletion: no tombstones, so a
+// table that churns (every new flow evicting an old one) never degrades and
+// never allocates. slots holds entry index + 1, 0 for empty; it has at
+// least twice as many slots as entries.
 type shard struct {
 	mu      sync.Mutex
-	index   map[Key]int32
+	slots   []int32
+	mask    uint64
+	count   int
 	entries []entry
 	free    []int32
 	head    int32 // most recently used
@@ -98,10 +108,15 @@ func New(capacity int, ttl TTLs) *Table {
 	if per < 1 {
 		per = 1
 	}
-	t := &Table{ttl: ttl}
+	t := &Table{ttl: ttl, seed: rand.Uint64()}
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.index = make(map[Key]int32, per)
+		n := 1
+		for n < 2*per {
+			n <<= 1
+		}
+		s.slots = make([]int32, n)
+		s.mask = uint64(n - 1)
 		s.entries = make([]entry, per)
 		s.free = make([]int32, per)
 		for j := range s.free {
@@ -122,7 +137,7 @@ func (t *Table) Len() int {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		n += len(s.index)
+		n += s.count
 		s.mu.Unlock()
 	}
 	return n
@@ -134,16 +149,60 @@ func (t *Table) Evictions() uint64 { return t.evictions.Load() }
 // Expired counts flows dropped because they were idle past their TTL.
 func (t *Table) Expired() uint64 { return t.expired.Load() }
 
-func (t *Table) shardOf(k *Key) *shard { return &t.shards[k.hash()%shardCount] }
+func (t *Table) shardOf(k *Key) *shard { return &t.shards[k.hash64(t.seed)%shardCount] }
+
+// find returns the entry holding k, or -1.
+func (s *shard) find(k *Key, h uint64) int32 {
+	for i := (h >> 4) & s.mask; ; i = (i + 1) & s.mask {
+		v := s.slots[i]
+		if v == 0 {
+			return -1
+		}
+		if e := &s.entries[v-1]; e.hash == h && e.key == *k {
+			return v - 1
+		}
+	}
+}
+
+// place records entry idx, whose key hashes to h, in the first free slot.
+func (s *shard) place(idx int32, h uint64) {
+	i := (h >> 4) & s.mask
+	for s.slots[i] != 0 {
+		i = (i + 1) & s.mask
+	}
+	s.slots[i] = idx + 1
+	s.count++
+}
+
+// unplace removes entry idx from the slots, shifting later members of its
+// probe run back so that every lookup still finds them.
+func (s *shard) unplace(idx int32) {
+	i := (s.entries[idx].hash >> 4) & s.mask
+	for s.slots[i] != idx+1 {
+		i = (i + 1) & s.mask
+	}
+	for j := (i + 1) & s.mask; s.slots[j] != 0; j = (j + 1) & s.mask {
+		home := (s.entries[s.slots[j]-1].hash >> 4) & s.mask
+		// The entry at j may move to the hole at i only if its home
+		// slot is not cyclically in (i, j].
+		if (j-home)&s.mask >= (j-i)&s.mask {
+			s.slots[i] = s.slots[j]
+			i = j
+		}
+	}
+	s.slots[i] = 0
+	s.count--
+}
 
 // Observe accounts one packet of size bytes, sent from endpoint A when
 // fromA, to the flow k, and copies the flow's state to out. It reports
 // false, changing nothing, when the flow is unknown or expired.
 func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint8, out *State) bool {
-	s := t.shardOf(&k)
+	h := k.hash64(t.seed)
+	s := &t.shards[h%shardCount]
 	s.mu.Lock()
-	i, ok := s.index[k]
-	if !ok {
+	i := s.find(&k, h)
+	if i < 0 {
 		s.mu.Unlock()
 		return false
 	}
@@ -166,23 +225,24 @@ func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint
 // Insert stores st as the state of flow k, replacing any state it had, and
 // accounts the packet that created it.
 func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State) {
-	s := t.shardOf(&k)
+	h := k.hash64(t.seed)
+	s := &t.shards[h%shardCount]
 	s.mu.Lock()
-	i, ok := s.index[k]
-	if !ok {
+	i := s.find(&k, h)
+	if i < 0 {
 		if len(s.free) == 0 {
 			s.remove(s.tail)
 			t.evictions.Add(1)
 		}
 		i = s.free[len(s.free)-1]
 		s.free = s.free[:len(s.free)-1]
-		s.index[k] = i
+		s.entries[i].key, s.entries[i].hash = k, h
+		s.place(i, h)
 		s.pushFront(i)
 	} else {
 		s.touch(i)
 	}
 	e := &s.entries[i]
-	e.key = k
 	e.state = *st
 	if e.state.First == 0 {
 		e.state.First = now
@@ -197,11 +257,12 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 // generation, validity) of flow k with those of st, keeping its counters.
 // It reports false when the flow is no longer in the table.
 func (t *Table) Update(k Key, st *State) bool {
-	s := t.shardOf(&k)
+	h := k.hash64(t.seed)
+	s := &t.shards[h%shardCount]
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	i, ok := s.index[k]
-	if !ok {
+	i := s.find(&k, h)
+	if i < 0 {
 		return false
 	}
 	e := &s.entries[i].state
@@ -215,12 +276,12 @@ func (t *Table) Range(now int64, fn func(Key, State) bool) {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
-		for k, j := range s.index {
+		for j := s.head; j >= 0; j = s.entries[j].next {
 			e := &s.entries[j]
 			if now > e.expires {
 				continue
 			}
-			if !fn(k, e.state) {
+			if !fn(e.key, e.state) {
 				s.mu.Unlock()
 				return
 			}
@@ -276,8 +337,7 @@ func (t *Table) ttlOf(proto, phase uint8) int64 {
 }
 
 func (s *shard) remove(i int32) {
-	e := &s.entries[i]
-	delete(s.index, e.key)
+	s.unplace(i)
 	s.unlink(i)
 	s.free = append(s.free, i)
 }
