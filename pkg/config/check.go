@@ -20,6 +20,7 @@ func (b *builder) check() {
 
 	b.checkSegments(zones)
 	b.checkDevices(groups)
+	b.checkInventory(groups)
 	for _, a := range c.Allows {
 		b.resolve(a.From, zones, groups, devices)
 		b.resolve(a.To, zones, groups, devices)

@@ -27,6 +27,26 @@
 //	flow_table_size = 65536       # 1024..4000000, default 65536
 //	socket = "/run/picoseg/picoseg.sock"
 //
+//	[alert]                       # optional, main file only
+//	window = "60s"                # repeats per (type, device) folded into one summary
+//	scan_window = "10s"           # possible_scan: this many distinct
+//	scan_threshold = 20           # destinations or ports within the window
+//
+//	[[alert.sink]]                # any number; none means local syslog
+//	type = "syslog"               # or "jsonl"
+//	address = "tls://siem.example.net:6514"  # "" = /dev/log; udp://, tcp://, tls://, unix://
+//	ca = "/etc/picoseg/siem-ca.pem"          # tls:// only; also cert, key
+//	facility = "daemon"
+//	# jsonl: path = "/var/log/picoseg/alerts.jsonl", max_size = "10MB", keep = 5
+//
+//	[inventory]                   # optional, main file only
+//	leases = "/tmp/dhcp.leases"   # dnsmasq leases, for hostnames
+//	unknown_group = "quarantine"  # devices not in the policy are in this group
+//	state = "/var/lib/picoseg/devices.json"
+//
+//	[metrics]                     # optional, main file only
+//	listen = "127.0.0.1:9107"     # Prometheus endpoint; off when absent
+//
 //	[[zone]]
 //	name = "iot"
 //	interfaces = ["br-iot"]       # Linux names, at most 15 bytes

@@ -50,11 +50,21 @@ type builder struct {
 }
 
 func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
-	b := &builder{cfg: Config{Files: []string{name}, Daemon: defaultDaemon(name)}}
+	b := &builder{cfg: Config{Files: []string{name}, Daemon: defaultDaemon(name), Alert: defaultAlert(),
+		Inventory: Inventory{State: DefaultInventoryState}}}
 	if root, ok := b.open(name, data); ok {
 		root.checkKeys(topLevelKeys()...)
 		if t, ok := root.table("daemon"); ok {
 			b.daemon(t)
+		}
+		if t, ok := root.table("alert"); ok {
+			b.alert(t)
+		}
+		if t, ok := root.table("inventory"); ok {
+			b.inventory(t)
+		}
+		if t, ok := root.table("metrics"); ok {
+			b.metrics(t)
 		}
 		includes := b.includes(root, f, name)
 		b.sections(root)
@@ -186,7 +196,7 @@ func (b *builder) includes(root table, f files, main string) []include {
 // so that what the daemon does is read in one place and includes cannot
 // loop.
 func topLevelKeys() []string {
-	return []string{"include", "daemon", "zone", "segment", "group", "device", "allow"}
+	return []string{"include", "daemon", "alert", "inventory", "metrics", "zone", "segment", "group", "device", "allow"}
 }
 
 // included checks the top level of an included file and reads its parts.
@@ -195,8 +205,10 @@ func (b *builder) included(root table) {
 	if root.has("include") {
 		root.errorf(root.keyPos("include"), "include is only allowed in the main file")
 	}
-	if root.has("daemon") {
-		root.errorf(root.keyPos("daemon"), "[daemon] is only allowed in the main file")
+	for _, k := range []string{"daemon", "alert", "inventory", "metrics"} {
+		if root.has(k) {
+			root.errorf(root.keyPos(k), "[%s] is only allowed in the main file", k)
+		}
 	}
 	b.sections(root)
 }

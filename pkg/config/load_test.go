@@ -55,6 +55,8 @@ func TestLoadHomePolicy(t *testing.T) {
 			Socket:        "/tmp/picoseg.sock",
 			Pos:           at(main, 4),
 		},
+		Alert:     Alert{Window: time.Minute, ScanWindow: 10 * time.Second, ScanThreshold: 20},
+		Inventory: Inventory{State: "/var/lib/picoseg/devices.json"},
 		Zones: []Zone{
 			{
 				Name:         "iot",
@@ -171,6 +173,8 @@ func TestParseEmptyPolicyHasDefaults(t *testing.T) {
 			Socket:        "/run/picoseg/picoseg.sock",
 			Pos:           Pos{File: "empty.toml"},
 		},
+		Alert:     Alert{Window: time.Minute, ScanWindow: 10 * time.Second, ScanThreshold: 20},
+		Inventory: Inventory{State: "/var/lib/picoseg/devices.json"},
 	}
 	if diff := cmp.Diff(want, cfg, cmpConfig); diff != "" {
 		t.Errorf("defaults mismatch (-want +got):\n%s", diff)

@@ -19,6 +19,8 @@ type sources struct {
 	devMAC     []Pos
 	devIPs     [][]Pos
 	devGroups  [][]Pos
+	// unknownGroup is where [inventory] unknown_group is written.
+	unknownGroup Pos
 }
 
 // maxInterfaceName is IFNAMSIZ less the terminating NUL: Linux refuses

@@ -46,6 +46,11 @@ type Config struct {
 	Groups   []Group
 	Devices  []Device
 	Allows   []Allow
+	// Alert, Inventory and Metrics are the main file's [alert],
+	// [inventory] and [metrics] tables.
+	Alert     Alert
+	Inventory Inventory
+	Metrics   Metrics
 }
 
 // Daemon holds the [daemon] table. Zero values are replaced by the
