@@ -417,3 +417,33 @@ min_device_bytes = { amount = "100B", per = "10m" }
 		t.Fatalf("silence events: %+v", events)
 	}
 }
+
+func TestUnknownDevicesAreQuarantined(t *testing.T) {
+	src := homePolicy + `
+[inventory]
+unknown_group = "quarantine"
+
+[[group]]
+name = "quarantine"
+
+[[allow]]
+name = "quarantine-dns-only"
+from = "group:quarantine"
+to = "zone:wan"
+services = ["udp/53"]
+`
+	pol := compile(t, src)
+	w := New(pol, Options{}).NewWorker()
+	now := monday10.UnixNano()
+	// 10.77.0.99 is in the iot zone but in no [[device]].
+	if d := w.Judge(pkt(t, "udp 10.77.0.99:5000 -> 198.51.100.1:53"), now, NoMeta); d.Verdict != Accept || d.RuleName(pol) != "quarantine-dns-only" {
+		t.Fatalf("an unknown device's DNS: %+v", d)
+	}
+	if d := w.Judge(pkt(t, "tcp 10.77.0.99:5000 -> 198.51.100.1:443"), now, NoMeta); d.Verdict != Drop || d.Layer != LayerMicro {
+		t.Fatalf("an unknown device's HTTPS: %+v", d)
+	}
+	// Known devices are not in the group, and neither is the internet.
+	if d := w.Judge(pkt(t, "udp 10.77.0.21:5000 -> 198.51.100.1:53"), now, NoMeta); d.Verdict != Drop {
+		t.Fatalf("a known plug is not quarantined: %+v", d)
+	}
+}

@@ -40,6 +40,9 @@ type Policy struct {
 	// selector.
 	pairs  map[selector]map[selector]*serviceIndex
 	netSel prefixSet // the net:CIDR selectors rules use
+	// unknownGroup is the group an unknown device in a local zone belongs
+	// to ([inventory] unknown_group), None for none.
+	unknownGroup int32
 }
 
 // Zone is a compiled zone.
@@ -48,6 +51,9 @@ type Zone struct {
 	Interfaces   []string
 	Networks     []netip.Prefix
 	BridgeFilter bool
+	// Local is false for a zone holding a default route (0.0.0.0/0 or
+	// ::/0): the internet's addresses are not devices.
+	Local bool
 }
 
 // Device is a compiled device.
@@ -122,14 +128,15 @@ type Options struct {
 // from config.Load or config.Parse: Compile trusts that names resolve.
 func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	p := &Policy{
-		Mode:        cfg.Daemon.Mode,
-		Location:    cfg.Daemon.Timezone,
-		Files:       cfg.Files,
-		zoneByIface: map[string]int32{},
-		devByMAC:    map[[6]byte]int32{},
-		devByAddr:   map[netip.Addr]int32{},
-		gateway:     map[netip.Addr]bool{},
-		pairs:       map[selector]map[selector]*serviceIndex{},
+		Mode:         cfg.Daemon.Mode,
+		Location:     cfg.Daemon.Timezone,
+		Files:        cfg.Files,
+		zoneByIface:  map[string]int32{},
+		devByMAC:     map[[6]byte]int32{},
+		devByAddr:    map[netip.Addr]int32{},
+		gateway:      map[netip.Addr]bool{},
+		pairs:        map[selector]map[selector]*serviceIndex{},
+		unknownGroup: None,
 	}
 	if p.Location == nil {
 		p.Location = time.Local
@@ -140,7 +147,13 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	zoneID := map[string]int32{}
 	for i, z := range cfg.Zones {
 		zoneID[z.Name] = int32(i)
-		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter})
+		local := true
+		for _, n := range z.Networks {
+			if n.Bits() == 0 {
+				local = false
+			}
+		}
+		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter, Local: local})
 		for _, ifname := range z.Interfaces {
 			p.zoneByIface[ifname] = int32(i)
 		}
@@ -152,6 +165,13 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	for i, g := range cfg.Groups {
 		groupID[g.Name] = int32(i)
 		p.Groups = append(p.Groups, g.Name)
+	}
+	if g := cfg.Inventory.UnknownGroup; g != "" {
+		id, ok := groupID[g]
+		if !ok {
+			return nil, fmt.Errorf("%s: unknown_group %q is not a group", cfg.Inventory.Pos, g)
+		}
+		p.unknownGroup = id
 	}
 	deviceID := map[string]int32{}
 	for i, d := range cfg.Devices {
@@ -288,6 +308,10 @@ func (p *Policy) DeviceByAddr(a netip.Addr) int32 {
 	}
 	return None
 }
+
+// UnknownGroup returns the group unknown local devices are placed in, or
+// None.
+func (p *Policy) UnknownGroup() int32 { return p.unknownGroup }
 
 // IsGateway reports whether a is one of the gateway's own addresses.
 func (p *Policy) IsGateway(a netip.Addr) bool { return p.gateway[a] }

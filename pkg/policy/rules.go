@@ -261,6 +261,10 @@ func (p *Policy) selectors(side *Side, out []selector, nets []int32, isDst bool)
 		for _, g := range p.Devices[side.Device].Groups {
 			out = append(out, sel(selGroup, g))
 		}
+	} else if p.unknownGroup >= 0 && side.Zone >= 0 && p.Zones[side.Zone].Local {
+		// A device the policy does not name, on one of our own networks,
+		// is in the unknown-devices group, which the policy restricts.
+		out = append(out, sel(selGroup, p.unknownGroup))
 	}
 	if isDst && p.gateway[side.Addr] {
 		out = append(out, selGateway)
