@@ -295,7 +295,10 @@ func TestKernelDeniedBothWaysAndSameBridge(t *testing.T) {
 			t.Fatalf("lab without picoseg: %s cannot reach %s:%d", c[0], c[1], port)
 		}
 	}
-	f.start(labPolicy(t, nil))
+	alerts := filepath.Join(f.dir, "alerts.jsonl")
+	f.start(labPolicy(t, func(s string) string {
+		return s + "\n[[alert.sink]]\ntype = \"jsonl\"\npath = \"" + alerts + "\"\n"
+	}))
 	if f.can("cam", "wan", 22) {
 		t.Error("camera reached wan tcp/22: no rule allows it")
 	}
@@ -311,6 +314,19 @@ func TestKernelDeniedBothWaysAndSameBridge(t *testing.T) {
 	st := f.status()
 	if len(st.BridgeFilter) != 1 || st.BridgeFilter[0] != "iot" {
 		t.Errorf("status bridge filter zones %v, want [iot]", st.BridgeFilter)
+	}
+	// The denials reached the alert file, with their layer and device.
+	var text string
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(alerts)
+		if text = string(b); strings.Contains(text, `"plug1"`) {
+			break
+		}
+	}
+	for _, want := range []string{`"daemon_started"`, `"flow_denied"`, `"cam"`, `"segment"`, `"micro"`, `"plug1"`} {
+		if !strings.Contains(text, want) {
+			t.Errorf("alerts file lacks %s:\n%s", want, text)
+		}
 	}
 }
 

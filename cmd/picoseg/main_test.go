@@ -87,3 +87,12 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("version: %d %q", code, out)
 	}
 }
+
+func TestCheckRefusesABadAlertSink(t *testing.T) {
+	bad := t.TempDir() + "/bad.toml"
+	os.WriteFile(bad, []byte("[[alert.sink]]\ntype = \"syslog\"\naddress = \"smtp://mail:25\"\n"), 0o644)
+	code, _, errs := runCmd(t, "check", "-c", bad)
+	if code != 1 || !strings.Contains(errs, bad+":3:11: [[alert.sink]]: address") {
+		t.Fatalf("exit %d:\n%s", code, errs)
+	}
+}

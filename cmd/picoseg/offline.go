@@ -7,21 +7,21 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/policy"
 	"github.com/picoseg/picoseg/pkg/replay"
 )
 
-// loadPolicy loads and compiles a policy file, printing every error and
-// warning as FILE:LINE:COL.
+// loadPolicy loads, checks and compiles a policy file as the daemon
+// would, printing every error and warning as FILE:LINE:COL.
 func loadPolicy(path string, stderr io.Writer) (*policy.Policy, *config.Config, bool) {
-	cfg, warnings, err := config.Load(path)
+	l, warnings, err := daemon.Load(path, false)
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, w.String())
 	}
@@ -29,13 +29,7 @@ func loadPolicy(path string, stderr io.Writer) (*policy.Policy, *config.Config, 
 		fmt.Fprintln(stderr, err)
 		return nil, nil, false
 	}
-	src, _ := os.ReadFile(path)
-	pol, err := policy.Compile(cfg, policy.Options{Source: src})
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return nil, nil, false
-	}
-	return pol, cfg, true
+	return l.Policy, l.Config, true
 }
 
 func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {

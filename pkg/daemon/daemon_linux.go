@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/conntrack"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
@@ -36,7 +37,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	cfg := cur.cfg
+	cfg := cur.Config
 	d := cfg.Daemon
 	marks, err := nft.NewMarks(d.MarkMask)
 	if err != nil {
@@ -49,8 +50,12 @@ func Run(ctx context.Context, opts Options) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := newEventLog(ctx, log)
-	eng := engine.New(cur.pol, engine.Options{FlowCapacity: d.FlowTableSize, Sink: events})
+	alerts, err := openAlerts(cur, opts.Now, log)
+	if err != nil {
+		return err
+	}
+	defer alerts.Close()
+	eng := engine.New(cur.Policy, engine.Options{FlowCapacity: d.FlowTableSize, Sink: alerts})
 
 	conn, err := nft.Dial(0)
 	if err != nil {
@@ -125,6 +130,7 @@ func Run(ctx context.Context, opts Options) error {
 			QueueMethod: method.String(), OnDown: d.OnDaemonDown, OnQueueFull: d.OnQueueFull, BridgeFilter: bridged,
 			Packets: s.Packets.Load(), CacheHits: s.CacheHits.Load(), NewFlows: s.NewFlows.Load(), Undecodable: s.Undecodable.Load(),
 			FlowsTracked: eng.Flows().Len(), FlowEvictions: eng.Flows().Evictions(), Events: s.Events.Load(),
+			Alerts: alerts.Stats(),
 			Reloads: reloads.Load(), ReloadFailures: reloadFailures.Load(),
 		}
 		st.Verdicts, st.Flows = statusOf(s)
@@ -151,10 +157,13 @@ func Run(ctx context.Context, opts Options) error {
 	case <-time.After(5 * time.Second):
 		log.Warn("queues not bound after 5 s")
 	}
-	log.Info("picoseg running", "policy", opts.ConfigPath, "hash", cur.pol.Hash, "mode", cur.pol.Mode.String(),
+	log.Info("picoseg running", "policy", opts.ConfigPath, "hash", cur.Policy.Hash, "mode", cur.Policy.Mode.String(),
 		"queues", d.Queues, "queue_base", d.QueueBase, "on_daemon_down", d.OnDaemonDown, "on_queue_full", d.OnQueueFull,
-		"zones", len(cur.pol.Zones), "devices", len(cur.pol.Devices), "rules", len(cur.pol.Rules), "socket", socket)
+		"zones", len(cur.Policy.Zones), "devices", len(cur.Policy.Devices), "rules", len(cur.Policy.Rules), "socket", socket)
 
+	alerts.Raise(alert.Alert{Type: alert.TypeDaemonStarted, Reason: "policy " + opts.ConfigPath + " (" + cur.Policy.Hash + ")",
+		Message: "picoseg started: " + cur.Policy.Mode.String() + " mode, queue path " + method.String()})
+	var overflows uint64
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -163,6 +172,7 @@ func Run(ctx context.Context, opts Options) error {
 	lastRejudge := opts.Now()
 
 	reload := func() {
+		start := time.Now()
 		reloads.Add(1)
 		next, err := load(&opts, log)
 		if err != nil {
@@ -170,17 +180,19 @@ func Run(ctx context.Context, opts Options) error {
 			// Every problem, each as FILE:LINE:COL: message, on its own
 			// log line; the running policy stays.
 			log.Error("policy reload failed: keeping the running policy", "policy", opts.ConfigPath, "errors", err.Error())
+			alerts.Raise(alert.Alert{Type: alert.TypePolicyReloadFailed, Reason: err.Error(),
+				Message: "policy reload failed, the running policy stays: " + firstLine(err.Error())})
 			return
 		}
-		if next.cfg.Daemon.Queues != d.Queues || next.cfg.Daemon.QueueBase != d.QueueBase || next.cfg.Daemon.MarkMask != d.MarkMask {
+		if next.Config.Daemon.Queues != d.Queues || next.Config.Daemon.QueueBase != d.QueueBase || next.Config.Daemon.MarkMask != d.MarkMask {
 			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 		}
-		gen := eng.Swap(next.pol, opts.Now().UnixNano())
+		gen := eng.Swap(next.Policy, opts.Now().UnixNano())
 		res, err := rejudge(ctx, ct, eng, marks, opts.Now())
 		if err != nil {
 			log.Error("judging tracked flows again after reload", "err", err)
 		}
-		log.Info("policy reloaded", "hash", next.pol.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared)
+		log.Info("policy reloaded", "hash", next.Policy.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared, "took", time.Since(start))
 	}
 
 	for {
@@ -193,9 +205,21 @@ func Run(ctx context.Context, opts Options) error {
 				continue
 			}
 			log.Info("stopping", "signal", s.String())
+			alerts.Raise(alert.Alert{Type: alert.TypeDaemonStopped, Reason: s.String(), Message: "picoseg stopping on " + s.String() + ", on_daemon_down = " + d.OnDaemonDown})
 			return shutdown(cancel, &wg, removeTable, log, queueErr)
 		case now := <-sweep.C:
 			eng.Sweep(now.UnixNano())
+			// The kernel drops queue messages when the socket buffer is
+			// full: say so, whatever on_queue_full decides for the packets.
+			var n uint64
+			for _, q := range adapter.Stats() {
+				n += q.ENOBUFS
+			}
+			if n > overflows {
+				alerts.Raise(alert.Alert{Type: alert.TypeQueueOverflow, Count: int(n - overflows),
+					Message: "queue overflow: the kernel could not hand packets to picoseg (on_queue_full = " + d.OnQueueFull + ")"})
+				overflows = n
+			}
 			// A closing time window must reach fast-pathed flows too.
 			if hasWindows(eng.Policy()) && now.Sub(lastRejudge) >= 10*time.Second {
 				lastRejudge = now
@@ -224,9 +248,9 @@ func shutdown(cancel func(), wg *sync.WaitGroup, removeTable func(), log *slog.L
 // that traffic between two ports of one bridge passes the forward hook, and
 // warns about bridged zones that did not ask. It returns the zones it
 // covered.
-func enableBridgeFilter(cur loaded, log *slog.Logger) []string {
+func enableBridgeFilter(cur *Loaded, log *slog.Logger) []string {
 	var zones []string
-	for _, z := range cur.pol.Zones {
+	for _, z := range cur.Policy.Zones {
 		if !z.BridgeFilter {
 			continue
 		}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"text/tabwriter"
 	"time"
+
+	"github.com/picoseg/picoseg/pkg/alert"
 )
 
 // Status is what the daemon tells `picoseg status`.
@@ -43,6 +45,8 @@ type Status struct {
 	Events         uint64                       `json:"events"`
 	Reloads        uint64                       `json:"reloads"`
 	ReloadFailures uint64                       `json:"reload_failures"`
+	// Alerts are the alert dispatcher's counters, per sink too.
+	Alerts alert.Stats `json:"alerts"`
 	// Kernel counts what the ruleset saw: packets fast-pathed, queued,
 	// dropped by flow mark, by the new-flow guard, by verdict.
 	Kernel map[string]uint64 `json:"kernel"`
@@ -155,6 +159,10 @@ func (s *Status) WriteText(w io.Writer) error {
 		fa := s.Flows[l]["accept"] + s.Flows[l]["need-more"]
 		pa := s.Verdicts[l]["accept"] + s.Verdicts[l]["need-more"]
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", l, fa, s.Flows[l]["drop"], pa, s.Verdicts[l]["drop"])
+	}
+	fmt.Fprintf(tw, "alerts\t%d sent, %d folded into summaries, %d suppressed, %d events lost\n", s.Alerts.AlertsOut, s.Alerts.Folded, s.Alerts.Suppressed, s.Alerts.EventsDropped)
+	for _, k := range s.Alerts.Sinks {
+		fmt.Fprintf(tw, "  %s\t%d sent, %d dropped, %d errors\n", k.Name, k.Sent, k.Dropped, k.Errors)
 	}
 	if len(s.Kernel) > 0 {
 		fmt.Fprintln(tw)

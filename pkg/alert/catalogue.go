@@ -1,0 +1,226 @@
+package alert
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/picoseg/picoseg/pkg/engine"
+)
+
+// Type names a kind of alert. The names are stable: operators match on them
+// in their log filters and SIEM rules, so a name is never changed or reused.
+type Type uint8
+
+// The alert catalogue. doc.go documents it as a table; keep the two in step.
+const (
+	// TypeNone is the zero Type; it is never raised.
+	TypeNone Type = iota
+	// TypeFlowDenied is a flow denied by a layer (the alert carries the layer).
+	TypeFlowDenied
+	// TypeSpoofedAddress is a known device using an address not its own, or
+	// its address used from another hardware address.
+	TypeSpoofedAddress
+	// TypeNewDevice is a device picoseg had not seen before.
+	TypeNewDevice
+	// TypeDeviceSilent is a device that moved less than its rule's lower
+	// bound over a whole period.
+	TypeDeviceSilent
+	// TypeVolumeExceeded is a flow or device over its byte bound.
+	TypeVolumeExceeded
+	// TypeOutsideTimeWindow is a flow refused or cut outside its rule's time
+	// window.
+	TypeOutsideTimeWindow
+	// TypeNewFlowRateExceeded is a device opening new flows faster than its
+	// rule allows.
+	TypeNewFlowRateExceeded
+	// TypePossibleScan is one device reaching many distinct destinations or
+	// ports in a short time.
+	TypePossibleScan
+	// TypeQueueOverflow is the packet queue overflowing.
+	TypeQueueOverflow
+	// TypePolicyReloadFailed is a reload rejected; the running policy stays.
+	TypePolicyReloadFailed
+	// TypeDaemonStarted is the daemon starting to judge packets.
+	TypeDaemonStarted
+	// TypeDaemonStopped is the daemon stopping.
+	TypeDaemonStopped
+	// TypeUndecodablePacket is a packet that could not be judged on its
+	// headers.
+	TypeUndecodablePacket
+
+	typeCount
+)
+
+// entry is one row of the catalogue.
+type entry struct {
+	name     string
+	severity Severity
+	title    string // a short phrase used in messages
+}
+
+var catalogue = [typeCount]entry{
+	TypeNone:                {"", SeverityDebug, ""},
+	TypeFlowDenied:          {"flow_denied", SeverityWarning, "flow denied"},
+	TypeSpoofedAddress:      {"spoofed_address", SeverityCritical, "spoofed address"},
+	TypeNewDevice:           {"new_device", SeverityNotice, "new device"},
+	TypeDeviceSilent:        {"device_silent", SeverityWarning, "device silent"},
+	TypeVolumeExceeded:      {"volume_exceeded", SeverityWarning, "volume exceeded"},
+	TypeOutsideTimeWindow:   {"outside_time_window", SeverityNotice, "outside time window"},
+	TypeNewFlowRateExceeded: {"new_flow_rate_exceeded", SeverityWarning, "new-flow rate exceeded"},
+	TypePossibleScan:        {"possible_scan", SeverityWarning, "possible scan"},
+	TypeQueueOverflow:       {"queue_overflow", SeverityError, "packet queue overflow"},
+	TypePolicyReloadFailed:  {"policy_reload_failed", SeverityError, "policy reload failed, the running policy stays"},
+	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
+	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
+	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
+}
+
+// Types returns every alert type in catalogue order.
+func Types() []Type {
+	ts := make([]Type, 0, typeCount-1)
+	for t := TypeNone + 1; t < typeCount; t++ {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// String returns the type's stable name, e.g. "flow_denied".
+func (t Type) String() string {
+	if t < typeCount {
+		return catalogue[t].name
+	}
+	return "unknown"
+}
+
+// Severity returns the syslog severity alerts of this type carry.
+func (t Type) Severity() Severity {
+	if t < typeCount {
+		return catalogue[t].severity
+	}
+	return SeverityWarning
+}
+
+// Valid reports whether t is a type of the catalogue.
+func (t Type) Valid() bool { return t > TypeNone && t < typeCount }
+
+// ParseType returns the type with the given stable name.
+func ParseType(name string) (Type, error) {
+	for t := TypeNone + 1; t < typeCount; t++ {
+		if catalogue[t].name == name {
+			return t, nil
+		}
+	}
+	return TypeNone, fmt.Errorf("unknown alert type %q", name)
+}
+
+// MarshalText encodes the type as its stable name.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText decodes a stable name.
+func (t *Type) UnmarshalText(b []byte) error {
+	v, err := ParseType(string(b))
+	if err != nil {
+		return err
+	}
+	*t = v
+	return nil
+}
+
+// FromEvent returns the alert type an engine event raises. It reports false
+// for event types it does not know, so that an engine newer than this
+// package is noticed by the catalogue test instead of alerting as garbage.
+func FromEvent(t engine.EventType) (Type, bool) {
+	switch t {
+	case engine.EventDeny:
+		return TypeFlowDenied, true
+	case engine.EventSpoof:
+		return TypeSpoofedAddress, true
+	case engine.EventWindow:
+		return TypeOutsideTimeWindow, true
+	case engine.EventVolume:
+		return TypeVolumeExceeded, true
+	case engine.EventRate:
+		return TypeNewFlowRateExceeded, true
+	case engine.EventSilent:
+		return TypeDeviceSilent, true
+	case engine.EventUndecodable:
+		return TypeUndecodablePacket, true
+	}
+	return TypeNone, false
+}
+
+// Severity is a syslog severity (RFC 5424 section 6.2.1): lower is worse.
+type Severity uint8
+
+// Syslog severities.
+const (
+	SeverityEmergency Severity = iota
+	SeverityAlert
+	SeverityCritical
+	SeverityError
+	SeverityWarning
+	SeverityNotice
+	SeverityInfo
+	SeverityDebug
+)
+
+var severityNames = [...]string{"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"}
+
+// String returns the severity's syslog keyword, e.g. "warning".
+func (s Severity) String() string {
+	if int(s) < len(severityNames) {
+		return severityNames[s]
+	}
+	return "unknown"
+}
+
+// MarshalText encodes the severity as its syslog keyword.
+func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a syslog keyword.
+func (s *Severity) UnmarshalText(b []byte) error {
+	for i, n := range severityNames {
+		if n == string(b) {
+			*s = Severity(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown syslog severity %q", b)
+}
+
+// Facility is a syslog facility (RFC 5424 section 6.2.1).
+type Facility uint8
+
+// FacilityDaemon is the default facility: picoseg is a system daemon.
+const FacilityDaemon Facility = 3
+
+var facilityNames = [...]string{
+	"kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news",
+	"uucp", "cron", "authpriv", "ftp", "ntp", "security", "console", "solaris-cron",
+	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+}
+
+// String returns the facility's syslog keyword, e.g. "daemon".
+func (f Facility) String() string {
+	if int(f) < len(facilityNames) {
+		return facilityNames[f]
+	}
+	return "unknown"
+}
+
+// ParseFacility returns the facility with the given syslog keyword
+// (case-insensitive); "" is the default, daemon.
+func ParseFacility(name string) (Facility, error) {
+	if name == "" {
+		return FacilityDaemon, nil
+	}
+	for i, n := range facilityNames {
+		if strings.EqualFold(n, name) {
+			return Facility(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown syslog facility %q (want daemon, user, auth, authpriv, local0 ... local7, ...)", name)
+}
+
+// priority is the PRI value of RFC 3164 and RFC 5424.
+func priority(f Facility, s Severity) int { return int(f)*8 + int(s&7) }
