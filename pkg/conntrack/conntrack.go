@@ -20,6 +20,14 @@ type Flow struct {
 	// ID is the kernel's id of the entry. When non-zero, Delete removes
 	// only that entry, not a newer one that reuses the tuple.
 	ID uint32
+	// OrigPackets and OrigBytes count what went in the original direction
+	// (from Src to Dst), ReplyPackets and ReplyBytes the other way. Bytes
+	// are layer 3 bytes, IP headers included. The kernel counts only when
+	// flow accounting (net.netfilter.nf_conntrack_acct, see
+	// EnableAccounting) was on when the entry was created; otherwise they
+	// are 0.
+	OrigPackets, OrigBytes   uint64
+	ReplyPackets, ReplyBytes uint64
 }
 
 // String formats the flow like conntrack(8) does, roughly.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 
 	"github.com/mdlayher/netlink"
 	ct "github.com/ti-mo/conntrack"
@@ -80,12 +81,35 @@ func fromTiMo(d ct.Flow) Flow {
 		DstPort: t.Proto.DestinationPort,
 		Mark:    d.Mark,
 		ID:      d.ID,
+
+		OrigPackets:  d.CountersOrig.Packets,
+		OrigBytes:    d.CountersOrig.Bytes,
+		ReplyPackets: d.CountersReply.Packets,
+		ReplyBytes:   d.CountersReply.Bytes,
 	}
 	if isICMP(f.Proto) {
 		f.SrcPort = t.Proto.ICMPID
 		f.DstPort = uint16(t.Proto.ICMPType)<<8 | uint16(t.Proto.ICMPCode)
 	}
 	return f
+}
+
+// accountingSysctl switches per-flow packet and byte counters on; it is
+// per network namespace.
+const accountingSysctl = "/proc/sys/net/netfilter/nf_conntrack_acct"
+
+// EnableAccounting turns on conntrack flow accounting in the network
+// namespace of the calling thread, so that Flows reports per-direction
+// packet and byte counts. Only entries created afterwards are counted: the
+// kernel decides when it creates an entry whether to attach counters.
+//
+// The caller must be root (or hold CAP_NET_ADMIN over the namespace) and
+// nf_conntrack must be loaded.
+func EnableAccounting() error {
+	if err := os.WriteFile(accountingSysctl, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("conntrack: enable accounting: %w", err)
+	}
+	return nil
 }
 
 func isICMP(proto uint8) bool { return proto == unix.IPPROTO_ICMP || proto == unix.IPPROTO_ICMPV6 }

@@ -36,3 +36,6 @@ func (c *Conn) Delete(f Flow) error { return ErrUnsupported }
 
 // ClearMarks returns ErrUnsupported.
 func (c *Conn) ClearMarks(mask uint32) (int, error) { return 0, ErrUnsupported }
+
+// EnableAccounting returns ErrUnsupported.
+func EnableAccounting() error { return ErrUnsupported }

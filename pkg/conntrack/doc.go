@@ -12,6 +12,11 @@
 // the masked bits in one step and the bits of other programs (mwan3, pbr,
 // SQM) are never rewritten from a stale copy.
 //
+// With flow accounting on (EnableAccounting, per network namespace, before
+// the flows of interest start), every dumped Flow carries its packet and
+// byte counters in both directions; package inventory turns successive
+// dumps into per-device volumes.
+//
 // The Controller interface lets other packages test against Fake without a
 // kernel. Linux-only code sits in _linux.go files.
 package conntrack

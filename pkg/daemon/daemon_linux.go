@@ -130,7 +130,7 @@ func Run(ctx context.Context, opts Options) error {
 			QueueMethod: method.String(), OnDown: d.OnDaemonDown, OnQueueFull: d.OnQueueFull, BridgeFilter: bridged,
 			Packets: s.Packets.Load(), CacheHits: s.CacheHits.Load(), NewFlows: s.NewFlows.Load(), Undecodable: s.Undecodable.Load(),
 			FlowsTracked: eng.Flows().Len(), FlowEvictions: eng.Flows().Evictions(), Events: s.Events.Load(),
-			Alerts: alerts.Stats(),
+			Alerts:  alerts.Stats(),
 			Reloads: reloads.Load(), ReloadFailures: reloadFailures.Load(),
 		}
 		st.Verdicts, st.Flows = statusOf(s)
