@@ -7,21 +7,26 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/demo"
+	"github.com/picoseg/picoseg/pkg/inventory"
 )
 
 func runDaemon(args []string, _, stderr io.Writer) int {
 	fs, path := newFlags("run", stderr)
 	monitor := fs.Bool("monitor", false, "decide and alert, never drop (overrides the policy's mode)")
 	socket := fs.String("socket", "", "status socket `path` (default: the policy's [daemon] socket)")
+	state := fs.String("inventory-state", "", "device inventory state `file` (default: the policy's [inventory] state)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	err := daemon.Run(context.Background(), daemon.Options{ConfigPath: *path, Monitor: *monitor, Socket: *socket, Version: version, Logger: log})
+	err := daemon.Run(context.Background(), daemon.Options{ConfigPath: *path, Monitor: *monitor, Socket: *socket,
+		InventoryState: *state, Version: version, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -30,8 +35,13 @@ func runDaemon(args []string, _, stderr io.Writer) int {
 }
 
 func runStatus(args []string, stdout, stderr io.Writer) int {
+	view := "status"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		view, args = args[0], args[1:]
+	}
 	fs, path := newFlags("status", stderr)
 	socket := fs.String("socket", "", "status socket `path` (default: the policy's [daemon] socket, else "+config.DefaultSocket+")")
+	device := fs.String("device", "", "with flows: only this device's `name`")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -43,15 +53,51 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 			sock = cfg.Daemon.Socket
 		}
 	}
-	s, err := daemon.QueryStatus(sock)
+	var err error
+	switch view {
+	case "status":
+		var s daemon.Status
+		if err = daemon.Query(sock, "status", &s); err == nil {
+			if *asJSON {
+				writeJSON(stdout, s)
+			} else {
+				s.WriteText(stdout)
+			}
+		}
+	case "flows":
+		var flows []daemon.FlowView
+		if err = daemon.Query(sock, strings.TrimSpace("flows "+*device), &flows); err == nil {
+			if *asJSON {
+				writeJSON(stdout, flows)
+			} else {
+				daemon.WriteFlows(stdout, flows)
+			}
+		}
+	case "alerts":
+		var alerts []alert.Alert
+		if err = daemon.Query(sock, "alerts", &alerts); err == nil {
+			if *asJSON {
+				writeJSON(stdout, alerts)
+			} else {
+				daemon.WriteAlerts(stdout, alerts)
+			}
+		}
+	case "devices":
+		var devices []inventory.Device
+		if err = daemon.Query(sock, "devices", &devices); err == nil {
+			if *asJSON {
+				writeJSON(stdout, devices)
+			} else {
+				daemon.WriteDevices(stdout, devices)
+			}
+		}
+	default:
+		fmt.Fprintf(stderr, "status: unknown view %q: want devices, flows or alerts\n", view)
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "status:", err)
 		return 1
-	}
-	if *asJSON {
-		writeJSON(stdout, s)
-	} else {
-		s.WriteText(stdout)
 	}
 	return 0
 }

@@ -81,7 +81,8 @@ func (f *fixture) start(policy string) {
 	}
 	os.Setenv(runMainEnv, "1")
 	defer os.Unsetenv(runMainEnv)
-	p, err := f.lab.Gateway.Start(f.ctx, self, "run", "-c", f.policy, "--socket", f.sock)
+	p, err := f.lab.Gateway.Start(f.ctx, self, "run", "-c", f.policy, "--socket", f.sock,
+		"--inventory-state", filepath.Join(f.dir, "devices.json"))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -455,5 +456,79 @@ func TestKernelFloodDoesNotStarveOthers(t *testing.T) {
 	}
 	if passed.Load() < 19 {
 		t.Errorf("only %d of 20 camera connections passed during another device's flood", passed.Load())
+	}
+}
+
+func TestKernelSigtermTable(t *testing.T) {
+	for _, mode := range []string{"open", "closed"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			f.start(labPolicy(t, func(s string) string {
+				return strings.Replace(s, `on_daemon_down = "open"`, `on_daemon_down = "`+mode+`"`, 1)
+			}))
+			f.signal(syscall.SIGTERM)
+			select {
+			case <-f.daemon.Done():
+			case <-time.After(10 * time.Second):
+				t.Fatal("the daemon did not stop on SIGTERM")
+			}
+			if err := f.daemon.Wait(); err != nil {
+				t.Fatalf("SIGTERM: the daemon should exit 0: %v", err)
+			}
+			out, err := f.lab.Gateway.Run(f.ctx, "nft", "list", "tables")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept := strings.Contains(out, "inet picoseg")
+			if kept != (mode == "closed") {
+				t.Errorf("on_daemon_down = %s: table kept = %v after SIGTERM", mode, kept)
+			}
+		})
+	}
+}
+
+func TestKernelStatusViews(t *testing.T) {
+	f := newFixture(t)
+	f.echo("wan", 8443)
+	f.echo("lan", 22)
+	f.start(labPolicy(t, nil))
+	if !f.can("cam", "wan", 8443) || f.can("cam", "lan", 22) {
+		t.Fatal("the lab policy did not decide as expected")
+	}
+	views := map[string][]string{
+		"flows":   {"cam:", "198.51.100.2:8443", "accept", "cam-upload", "admin:22", "drop", "segment", "iot->lan"},
+		"alerts":  {"daemon_started", "flow_denied", "new_device"},
+		"devices": {"cam", "10.77.0.11", "iot"},
+		"status":  {"xtables", "packets judged"},
+	}
+	for view, wants := range views {
+		var out string
+		for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			code, o, errs := runCmd(t, "status", view, "--socket", f.sock)
+			if code != 0 {
+				t.Fatalf("status %s: exit %d: %s", view, code, errs)
+			}
+			out = o
+			missing := false
+			for _, w := range wants {
+				missing = missing || !strings.Contains(out, w)
+			}
+			if !missing || time.Now().After(deadline) {
+				break
+			}
+		}
+		for _, w := range wants {
+			if !strings.Contains(out, w) {
+				t.Errorf("status %s lacks %q:\n%s", view, w, out)
+			}
+		}
+		for _, line := range strings.Split(out, "\n") {
+			if len(line) > 80 {
+				t.Errorf("status %s: line wider than 80 columns:\n%s", view, line)
+			}
+		}
+		if code, js, _ := runCmd(t, "status", view, "--json", "--socket", f.sock); code != 0 || !strings.HasPrefix(strings.TrimSpace(js), "{") && !strings.HasPrefix(strings.TrimSpace(js), "[") {
+			t.Errorf("status %s --json: %d %q", view, code, js)
+		}
 	}
 }

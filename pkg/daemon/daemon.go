@@ -19,6 +19,8 @@ type Options struct {
 	Monitor bool
 	// Socket overrides the policy's status socket path.
 	Socket string
+	// InventoryState overrides the policy's [inventory] state file.
+	InventoryState string
 	// Version is reported by status.
 	Version string
 	// Logger receives the daemon's structured log (default: text to

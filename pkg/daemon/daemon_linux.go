@@ -17,6 +17,8 @@ import (
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/conntrack"
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/inventory"
+	"github.com/picoseg/picoseg/pkg/metrics"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/queue"
 )
@@ -102,7 +104,19 @@ func Run(ctx context.Context, opts Options) error {
 		log.Info("cleared stale picoseg marks: those flows are judged again", "flows", n)
 	}
 
+	inv, err := openInventory(cur, opts.InventoryState, log)
+	if err != nil {
+		removeTable()
+		return err
+	}
+	devs := newDevices(inv, inventory.NewIdentifier(cur.Policy), alerts.Raise)
+	if err := conntrack.EnableAccounting(); err != nil {
+		log.Warn("conntrack accounting is off: device byte counts only cover what picoseg judged", "err", err)
+	}
+	reg := metrics.NewRegistry()
 	h := newHandler(eng, marks, d.QueueBase, d.Queues, newIfaceZones(interfaceNames), opts.Now)
+	h.flowStarted = devs.flowStarted
+	h.latency = reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
 	adapter, err := queue.New(queue.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, FailOpen: d.OnQueueFull == "open",
 		MarkMask: marks.Mask, Logger: log,
@@ -111,6 +125,20 @@ func Run(ctx context.Context, opts Options) error {
 		removeTable()
 		return err
 	}
+	registerMetrics(reg, eng, adapter, alerts)
+	if l := cur.Config.Metrics.Listen; l != "" {
+		go func() {
+			if err := metrics.Serve(ctx, l, reg); err != nil {
+				log.Error("metrics endpoint", "listen", l, "err", err)
+			}
+		}()
+		log.Info("metrics", "listen", l)
+	}
+	defer func() {
+		if err := inv.Save(); err != nil {
+			log.Warn("saving the device inventory", "err", err)
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	var queueErr error
@@ -143,7 +171,12 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return st
 	}
-	stopStatus, err := serveStatus(ctx, socket, status)
+	stopStatus, err := serveStatus(ctx, socket, handlers{
+		"status":  func(string) any { return status() },
+		"flows":   func(device string) any { return flowViews(eng, opts.Now(), device, 500) },
+		"alerts":  func(string) any { return alerts.Recent(100) },
+		"devices": func(string) any { return inv.Devices() },
+	})
 	if err != nil {
 		cancel()
 		wg.Wait()
@@ -169,7 +202,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer signal.Stop(sigs)
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
-	lastRejudge := opts.Now()
+	lastRejudge, lastCount, lastSave := opts.Now(), opts.Now(), opts.Now()
 
 	reload := func() {
 		start := time.Now()
@@ -188,6 +221,7 @@ func Run(ctx context.Context, opts Options) error {
 			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 		}
 		gen := eng.Swap(next.Policy, opts.Now().UnixNano())
+		devs.id.Store(inventory.NewIdentifier(next.Policy))
 		res, err := rejudge(ctx, ct, eng, marks, opts.Now())
 		if err != nil {
 			log.Error("judging tracked flows again after reload", "err", err)
@@ -219,6 +253,20 @@ func Run(ctx context.Context, opts Options) error {
 				alerts.Raise(alert.Alert{Type: alert.TypeQueueOverflow, Count: int(n - overflows),
 					Message: "queue overflow: the kernel could not hand packets to picoseg (on_queue_full = " + d.OnQueueFull + ")"})
 				overflows = n
+			}
+			// Device byte counts come from conntrack, which sees the
+			// fast-pathed part of every flow.
+			if now.Sub(lastCount) >= 10*time.Second {
+				lastCount = now
+				if flows, err := ct.Flows(ctx); err == nil {
+					devs.counts.Apply(flows, now, devs.id.Load().Identify)
+				}
+			}
+			if now.Sub(lastSave) >= time.Minute {
+				lastSave = now
+				if err := inv.Save(); err != nil {
+					log.Warn("saving the device inventory", "err", err)
+				}
 			}
 			// A closing time window must reach fast-pathed flows too.
 			if hasWindows(eng.Policy()) && now.Sub(lastRejudge) >= 10*time.Second {

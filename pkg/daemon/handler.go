@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/metrics"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
@@ -20,6 +21,11 @@ type handler struct {
 	workers   []queueWorker
 	zones     *ifaceZones
 	now       func() time.Time
+	// flowStarted, when set, hears of every flow's first packet (the
+	// device inventory).
+	flowStarted func(p *packet.Packet, now time.Time)
+	// latency, when set, times each verdict.
+	latency *metrics.Histogram
 }
 
 type queueWorker struct {
@@ -48,7 +54,14 @@ func (h *handler) Judge(queue uint16, payload []byte, in, out uint32) (bool, uin
 	qw.dec.DecodeIP(payload, &qw.pkt)
 	pol := h.eng.Policy()
 	m := engine.Meta{InZone: h.zones.zone(pol, in), OutZone: h.zones.zone(pol, out)}
-	d := qw.w.Judge(&qw.pkt, h.now().UnixNano(), m)
+	now := h.now()
+	d := qw.w.Judge(&qw.pkt, now.UnixNano(), m)
+	if h.latency != nil {
+		h.latency.ObserveDuration(time.Since(now))
+	}
+	if d.NewFlow && h.flowStarted != nil {
+		h.flowStarted(&qw.pkt, now)
+	}
 	return h.verdict(d)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -52,6 +53,15 @@ type Status struct {
 	Kernel map[string]uint64 `json:"kernel"`
 }
 
+// clipLeft shortens s to n characters by cutting its start: the end of a
+// path says more than its beginning.
+func clipLeft(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "~" + s[len(s)-n+1:]
+}
+
 // QueueStatus is one queue's counters.
 type QueueStatus struct {
 	Queue    uint16 `json:"queue"`
@@ -62,9 +72,14 @@ type QueueStatus struct {
 	Reopens  uint64 `json:"reopens"`
 }
 
-// serveStatus answers status requests on a unix socket at path, readable
-// and writable by root only, until ctx is done.
-func serveStatus(ctx context.Context, path string, status func() Status) (func(), error) {
+// handlers answer the status socket's requests: a request is one line, a
+// command and an optional argument ("flows front-cam"); the answer is one
+// JSON value.
+type handlers map[string]func(arg string) any
+
+// serveStatus answers requests on a unix socket at path, readable and
+// writable by root only, until ctx is done.
+func serveStatus(ctx context.Context, path string, h handlers) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -95,53 +110,71 @@ func serveStatus(ctx context.Context, path string, status func() Status) (func()
 			if err != nil {
 				return
 			}
-			go answer(c, status)
+			go answer(c, h)
 		}
 	}()
 	return func() { ln.Close(); os.Remove(path) }, nil
 }
 
-func answer(c net.Conn, status func() Status) {
+func answer(c net.Conn, h handlers) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
 	line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 	if err != nil && line == "" {
 		return
 	}
-	switch line {
-	case "status\n", "status":
-		json.NewEncoder(c).Encode(status())
-	default:
-		json.NewEncoder(c).Encode(map[string]string{"error": "unknown request"})
+	cmd, arg, _ := strings.Cut(strings.TrimSpace(line), " ")
+	fn, ok := h[cmd]
+	if !ok {
+		json.NewEncoder(c).Encode(map[string]string{"error": fmt.Sprintf("unknown request %q", cmd)})
+		return
 	}
+	json.NewEncoder(c).Encode(fn(arg))
 }
 
-// QueryStatus asks the daemon listening on the socket at path.
-func QueryStatus(path string) (Status, error) {
-	var s Status
+// Query sends one request ("status", "flows", "flows DEVICE", "alerts",
+// "devices") to the daemon listening at path and decodes its answer into
+// out.
+func Query(path, request string, out any) error {
 	c, err := net.DialTimeout("unix", path, 2*time.Second)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return s, fmt.Errorf("no picoseg daemon: %s does not exist", path)
+			return fmt.Errorf("no picoseg daemon: %s does not exist", path)
 		}
-		return s, fmt.Errorf("no picoseg daemon answers on %s: %w", path, err)
+		return fmt.Errorf("no picoseg daemon answers on %s: %w", path, err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	if _, err := io.WriteString(c, "status\n"); err != nil {
-		return s, err
+	if _, err := io.WriteString(c, request+"\n"); err != nil {
+		return err
 	}
-	if err := json.NewDecoder(c).Decode(&s); err != nil {
-		return s, fmt.Errorf("reading status from %s: %w", path, err)
+	var raw json.RawMessage
+	if err := json.NewDecoder(c).Decode(&raw); err != nil {
+		return fmt.Errorf("reading the answer from %s: %w", path, err)
 	}
-	return s, nil
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+		return errors.New(e.Error)
+	}
+	return json.Unmarshal(raw, out)
+}
+
+// QueryStatus asks the daemon listening on the socket at path for its
+// status.
+func QueryStatus(path string) (Status, error) {
+	var s Status
+	err := Query(path, "status", &s)
+	return s, err
 }
 
 // WriteText prints a status for people, in lines that fit 80 columns.
 func (s *Status) WriteText(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintf(tw, "picoseg %s, pid %d, up %s\n", s.Version, s.PID, time.Duration(s.Uptime*float64(time.Second)).Round(time.Second))
-	fmt.Fprintf(tw, "policy\t%s (hash %s, generation %d, %s)\n", s.PolicyFile, s.PolicyHash, s.Generation, s.Mode)
+	fmt.Fprintf(tw, "policy\t%s\n", clipLeft(s.PolicyFile, 64))
+	fmt.Fprintf(tw, "\thash %s, generation %d, %s mode\n", s.PolicyHash, s.Generation, s.Mode)
 	fmt.Fprintf(tw, "queue path\t%s; daemon down: %s; queue full: %s\n", s.QueueMethod, s.OnDown, s.OnQueueFull)
 	if len(s.BridgeFilter) > 0 {
 		fmt.Fprintf(tw, "bridge filter\t%v\n", s.BridgeFilter)
@@ -154,7 +187,7 @@ func (s *Status) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\n", q.Queue, q.Received, q.Accepted, q.Dropped, q.ENOBUFS, q.Reopens)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "LAYER\tFLOWS ACCEPTED\tFLOWS DROPPED\tPACKETS ACCEPTED\tPACKETS DROPPED")
+	fmt.Fprintln(tw, "LAYER\tFLOWS PASSED\tFLOWS DROPPED\tPKTS PASSED\tPKTS DROPPED")
 	for _, l := range []string{"decode", "identify", "segment", "micro", "pico"} {
 		fa := s.Flows[l]["accept"] + s.Flows[l]["need-more"]
 		pa := s.Verdicts[l]["accept"] + s.Verdicts[l]["need-more"]

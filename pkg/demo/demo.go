@@ -100,7 +100,8 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 
 	fmt.Fprintf(opts.Out, "starting picoseg in the gateway with %s...\n", opts.Policy)
-	d, err := l.Gateway.Start(ctx, opts.Binary, "run", "-c", opts.Policy, "--socket", sock)
+	d, err := l.Gateway.Start(ctx, opts.Binary, "run", "-c", opts.Policy, "--socket", sock,
+		"--inventory-state", filepath.Join(dir, "devices.json"))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/flow"
+	"github.com/picoseg/picoseg/pkg/inventory"
+	"github.com/picoseg/picoseg/pkg/metrics"
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/queue"
+)
+
+// devices feeds the inventory from the flows the engine judges and raises
+// new_device once per device never seen before. The identifier follows the
+// policy across reloads.
+type devices struct {
+	inv    *inventory.Inventory
+	id     atomic.Pointer[inventory.Identifier]
+	raise  func(alert.Alert)
+	counts *inventory.Counter
+}
+
+func newDevices(inv *inventory.Inventory, id *inventory.Identifier, raise func(alert.Alert)) *devices {
+	d := &devices{inv: inv, raise: raise, counts: inventory.NewCounter(inv)}
+	d.id.Store(id)
+	return d
+}
+
+// flowStarted records the sender of a flow's first packet. Bytes are left
+// to the conntrack counters, which see the whole flow.
+func (d *devices) flowStarted(p *packet.Packet, now time.Time) {
+	o, ok := d.id.Load().Identify(p.Src)
+	if !ok {
+		return
+	}
+	o.MAC, o.HasMAC, o.Time, o.NewFlow = p.SrcMAC, p.HasMAC, now, true
+	if d.inv.Observe(o) {
+		name := o.Name
+		if name == "" {
+			name = o.Addr.String()
+		}
+		d.raise(alert.Alert{Type: alert.TypeNewDevice, Device: o.Name, Src: o.Addr,
+			Message: "new device " + name + " in zone " + o.Zone + groupNote(o.Groups)})
+	}
+}
+
+func groupNote(groups []string) string {
+	if len(groups) == 0 {
+		return ""
+	}
+	s := ", group"
+	for _, g := range groups {
+		s += " " + g
+	}
+	return s
+}
+
+// registerMetrics exposes the daemon's counters in Prometheus form. The
+// values are read at scrape time from the counters the daemon keeps anyway.
+func registerMetrics(r *metrics.Registry, eng *engine.Engine, adapter *queue.Adapter, alerts *alert.Dispatcher) {
+	s := eng.Stats()
+	r.Family("picoseg_queue_packets_total", "Packets received from each NFQUEUE queue.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
+		for _, q := range adapter.Stats() {
+			add(float64(q.Received), metrics.L("queue", strconv.Itoa(int(q.Queue))))
+		}
+	})
+	r.Family("picoseg_queue_overflows_total", "Socket overruns (ENOBUFS): packets the kernel could not hand over.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
+		for _, q := range adapter.Stats() {
+			add(float64(q.ENOBUFS), metrics.L("queue", strconv.Itoa(int(q.Queue))))
+		}
+	})
+	r.Family("picoseg_verdicts_total", "Packets judged, by deciding layer and verdict.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
+		for _, l := range engine.Layers {
+			for _, v := range []engine.Verdict{engine.Accept, engine.Drop, engine.NeedMore} {
+				add(float64(s.Verdicts[l][v].Load()), metrics.L("layer", l.String()), metrics.L("verdict", v.String()))
+			}
+		}
+	})
+	r.Family("picoseg_flows_judged_total", "New flows judged, by deciding layer, verdict and rule.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
+		for _, l := range engine.Layers {
+			for _, v := range []engine.Verdict{engine.Accept, engine.Drop, engine.NeedMore} {
+				add(float64(s.Flows[l][v].Load()), metrics.L("layer", l.String()), metrics.L("verdict", v.String()))
+			}
+		}
+	})
+	r.Family("picoseg_flow_rule_total", "Flows in the flow table by deciding rule and verdict.", metrics.Gauge, func(add func(float64, ...metrics.Label)) {
+		type key struct{ layer, rule, verdict string }
+		counts := map[key]int{}
+		pol := eng.Policy()
+		eng.Flows().Range(time.Now().UnixNano(), func(_ flow.Key, st flow.State) bool {
+			d := engine.Decision{Layer: engine.Layer(st.Layer), Rule: st.Rule}
+			counts[key{d.Layer.String(), d.RuleName(pol), engine.Verdict(st.Verdict).String()}]++
+			return true
+		})
+		for k, n := range counts {
+			add(float64(n), metrics.L("layer", k.layer), metrics.L("rule", k.rule), metrics.L("verdict", k.verdict))
+		}
+	})
+	r.GaugeFunc("picoseg_flows_tracked", "Flows in the userspace flow table.", func() float64 { return float64(eng.Flows().Len()) })
+	r.CounterFunc("picoseg_flow_evictions_total", "Flows evicted from the full flow table.", eng.Flows().Evictions)
+	r.Family("picoseg_alerts_total", "Alerts sent, by type.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
+		for _, t := range alert.Types() {
+			add(float64(alerts.Stats().ByType[t.String()]), metrics.L("type", t.String()))
+		}
+	})
+	r.Family("picoseg_alert_sink_dropped_total", "Alerts a sink could not deliver.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
+		for _, k := range alerts.Stats().Sinks {
+			add(float64(k.Dropped), metrics.L("sink", k.Name))
+		}
+	})
+	r.CounterFunc("picoseg_events_total", "Engine events (denies, spoofs, bounds tripped).", s.Events.Load)
+}

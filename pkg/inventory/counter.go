@@ -1,0 +1,127 @@
+package inventory
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/conntrack"
+)
+
+// IdentifyFunc tells a Counter who owns a flow's address: ok is false for an
+// address that is not a device of the guarded networks (a server on the
+// internet, the gateway itself). The Counter fills in the Observation's
+// Addr, Time, Up, Down and NewFlow; identify fills in the rest (MAC when it
+// knows it, Name, Zone, Groups).
+type IdentifyFunc func(addr netip.Addr) (o Observation, ok bool)
+
+// Counter turns successive conntrack dumps into per-device byte counts. The
+// kernel's counters only grow for the life of a flow, so the Counter keeps
+// each flow's last counts and observes the difference. It is not safe for
+// concurrent use: one goroutine polls conntrack and calls Apply.
+type Counter struct {
+	inv  *Inventory
+	prev map[flowID]flowCounts
+	next map[flowID]flowCounts
+	// primed is set once a first dump gave the baseline.
+	primed bool
+}
+
+// flowID names one conntrack entry: its kernel id and its original tuple,
+// so that an id the kernel reuses for another tuple is another flow.
+type flowID struct {
+	id               uint32
+	proto            uint8
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+}
+
+type flowCounts struct{ orig, reply uint64 }
+
+// ApplyStats says what one Apply did.
+type ApplyStats struct {
+	// Flows is the number of flows in the dump, New how many of them were
+	// not in the previous one, Vanished how many of the previous one are
+	// gone, Resets how many had a counter lower than before (counters
+	// zeroed by someone else, or an id reused).
+	Flows, New, Vanished, Resets int
+	// Observed counts the observations made, Up and Down their bytes.
+	Observed int
+	Up, Down uint64
+}
+
+// NewCounter returns a Counter feeding inv.
+func NewCounter(inv *Inventory) *Counter {
+	return &Counter{inv: inv, prev: map[flowID]flowCounts{}, next: map[flowID]flowCounts{}}
+}
+
+// Apply takes one dump of the conntrack table, taken at now.
+//
+// For each flow it computes the bytes moved since the previous dump in the
+// original direction (from the flow's source) and in the reply direction.
+// A flow not in the previous dump counts from zero and counts as a new
+// flow; a counter lower than before counts from zero again. Flows missing
+// from the dump are forgotten. The bytes are observed for the flow's source
+// when identify accepts it (Up = original, Down = reply), else for its
+// destination when identify accepts that (Up = reply, Down = original),
+// else not at all. Flows that moved nothing and are not new are not
+// observed, so LastSeen means the device moved traffic.
+//
+// The first dump only sets the baseline: the bytes flows moved before the
+// Counter existed are not attributed (after a restart, the previous run
+// counted them). Without conntrack accounting every counter reads 0 and
+// only new flows are observed.
+func (c *Counter) Apply(flows []conntrack.Flow, now time.Time, identify IdentifyFunc) ApplyStats {
+	st := ApplyStats{Flows: len(flows)}
+	clear(c.next)
+	for i := range flows {
+		f := &flows[i]
+		id := flowID{f.ID, f.Proto, f.Src.Unmap(), f.Dst.Unmap(), f.SrcPort, f.DstPort}
+		cur := flowCounts{orig: f.OrigBytes, reply: f.ReplyBytes}
+		c.next[id] = cur
+		if !c.primed {
+			continue
+		}
+		last, seen := c.prev[id]
+		if !seen {
+			st.New++
+		} else if cur.orig < last.orig || cur.reply < last.reply {
+			st.Resets++
+		}
+		orig, reply := delta(cur.orig, last.orig), delta(cur.reply, last.reply)
+		if orig == 0 && reply == 0 && seen {
+			continue
+		}
+		o, ok := identify(id.src)
+		if ok {
+			o.Addr, o.Up, o.Down = id.src, orig, reply
+		} else if o, ok = identify(id.dst); ok {
+			o.Addr, o.Up, o.Down = id.dst, reply, orig
+		} else {
+			continue
+		}
+		o.Time, o.NewFlow = now, !seen
+		c.inv.Observe(o)
+		st.Observed++
+		st.Up += o.Up
+		st.Down += o.Down
+	}
+	if c.primed {
+		for id := range c.prev {
+			if _, ok := c.next[id]; !ok {
+				st.Vanished++
+			}
+		}
+	}
+	c.prev, c.next = c.next, c.prev
+	c.primed = true
+	return st
+}
+
+// delta is what a counter that only grows moved since last; a counter
+// lower than last was reset and moved cur since.
+func delta(cur, last uint64) uint64 {
+	if cur < last {
+		return cur
+	}
+	return cur - last
+}
