@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -491,9 +492,25 @@ func TestKernelStatusViews(t *testing.T) {
 	f := newFixture(t)
 	f.echo("wan", 8443)
 	f.echo("lan", 22)
-	f.start(labPolicy(t, nil))
+	f.start(labPolicy(t, func(s string) string { return s + "\n[metrics]\nlisten = \"127.0.0.1:9107\"\n" }))
 	if !f.can("cam", "wan", 8443) || f.can("cam", "lan", 22) {
 		t.Fatal("the lab policy did not decide as expected")
+	}
+	// The Prometheus endpoint, inside the gateway.
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return f.lab.Gateway.Dial(ctx, network, addr)
+		}}}
+	resp, err := client.Get("http://127.0.0.1:9107/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`picoseg_verdicts_total{layer="segment",verdict="drop"} `, `picoseg_queue_packets_total{queue="4200"}`, "picoseg_verdict_seconds_bucket", "picoseg_flows_tracked"} {
+		if !strings.Contains(string(page), want) {
+			t.Errorf("metrics page lacks %s:\n%s", want, page)
+		}
 	}
 	views := map[string][]string{
 		"flows":   {"cam:", "198.51.100.2:8443", "accept", "cam-upload", "admin:22", "drop", "segment", "iot->lan"},
