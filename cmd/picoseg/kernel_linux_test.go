@@ -549,3 +549,26 @@ func TestKernelStatusViews(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelDemo runs `picoseg demo` as a user would, and requires every
+// step of its scenario to behave as expected.
+func TestKernelDemo(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("integration test: the demo needs root")
+	}
+	if err := lab.Available(); err != nil {
+		t.Skipf("integration test: %v", err)
+	}
+	os.Setenv(runMainEnv, "1") // the demo re-runs this binary as the daemon
+	defer os.Unsetenv(runMainEnv)
+	code, out, errs := runCmd(t, "demo", "-c", "../../rules/demo.toml")
+	if code != 0 {
+		t.Fatalf("demo: exit %d\n%s\n%s", code, out, errs)
+	}
+	for _, want := range []string{"all 9 steps behaved as expected", "reached userspace", "xtables"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("\n%s", out)
+}

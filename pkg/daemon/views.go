@@ -86,22 +86,28 @@ func WriteFlows(w io.Writer, flows []FlowView) error {
 	return tw.Flush()
 }
 
-// WriteAlerts prints recent alerts, newest last, in 80 columns.
+// WriteAlerts prints recent alerts, oldest first, each on two lines that
+// fit 80 columns: when, what type, which device and how many events it
+// stands for, then its message.
 func WriteAlerts(w io.Writer, alerts []alert.Alert) error {
-	tw := tabwriter.NewWriter(w, 0, 2, 1, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tTYPE\tDEVICE\tCOUNT\tWHAT")
 	for _, a := range alerts {
 		dev := a.Device
 		if dev == "" && a.Src.IsValid() {
 			dev = a.Src.String()
 		}
+		head := fmt.Sprintf("%s %s %s", a.Time.Format("15:04:05"), a.Type, orDash(dev))
+		if a.Count > 1 {
+			head += fmt.Sprintf(" (x%d)", a.Count)
+		}
 		what := a.Message
 		if what == "" {
 			what = a.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", a.Time.Format("15:04:05"), a.Type, clip(orDash(dev), 15), max(a.Count, 1), clip(what, 34))
+		if _, err := fmt.Fprintf(w, "%s\n  %s\n", clip(head, 80), clip(what, 78)); err != nil {
+			return err
+		}
 	}
-	return tw.Flush()
+	return nil
 }
 
 // WriteDevices prints the device inventory in 80 columns.

@@ -12,6 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/lab"
 )
@@ -41,6 +42,9 @@ func (o Outcome) OK() bool { return o.Expected == o.Observed }
 type Report struct {
 	Outcomes []Outcome
 	Status   daemon.Status
+	// Alerts are the alerts the daemon raised, as `picoseg status alerts`
+	// shows them.
+	Alerts []alert.Alert
 	// UploadUserspacePackets is how many packets of the large upload
 	// reached userspace (the rest stayed on the kernel's fast path).
 	UploadUserspacePackets uint64
@@ -151,6 +155,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		rep.UploadUserspacePackets = received(after) - received(before)
 	}
 	rep.Status = after
+	if err := daemon.Query(sock, "alerts", &rep.Alerts); err != nil {
+		return nil, err
+	}
 	if err := d.Stop(); err != nil && !strings.Contains(err.Error(), "signal") {
 		fmt.Fprintf(opts.Out, "daemon: %v\n", err)
 	}
@@ -202,6 +209,8 @@ func (r *Report) Write(w io.Writer) {
 		fmt.Fprintf(w, "\nthe 50 MB upload ran at %.2f Gbit/s; %d of its packets reached userspace (the rest stayed on the kernel fast path)\n",
 			r.UploadBitsPerSecond/1e9, r.UploadUserspacePackets)
 	}
+	fmt.Fprintln(w, "\nalerts (picoseg status alerts):")
+	daemon.WriteAlerts(w, r.Alerts)
 	fmt.Fprintln(w, "\ndaemon counters (picoseg status):")
 	r.Status.WriteText(w)
 	if n := r.Failed(); n > 0 {
