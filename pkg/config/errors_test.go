@@ -45,7 +45,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "syntax error at the end of the file",
 			src:  "b = 0x",
-			want: []string{`policy.toml:1:5: syntax error: not a hexidecimal number: '0x\x00'`},
+			want: []string{`policy.toml:1:5: syntax error: not a hexadecimal number: '0x\x00'`},
 		},
 		{
 			name: "byte order mark does not shift columns",
