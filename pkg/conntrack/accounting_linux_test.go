@@ -4,6 +4,7 @@ package conntrack
 
 import (
 	"context"
+	"github.com/picoseg/picoseg/internal/testnetns"
 	"io"
 	"net"
 	"os"
@@ -18,14 +19,14 @@ import (
 // moves a known number of bytes each way over TCP and checks the dumped
 // counters against them.
 func TestKernelAccounting(t *testing.T) {
-	needRoot(t)
-	client, server := newNetNS(t, "picoseg-acc"), newNetNS(t, "picoseg-acs")
-	link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
-	server.run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
+	testnetns.NeedRoot(t)
+	client, server := testnetns.New(t, "picoseg-acc"), testnetns.New(t, "picoseg-acs")
+	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
 
 	hostBefore, hostErr := os.ReadFile(accountingSysctl)
 	var nsValue []byte
-	server.do(t, func() {
+	server.Do(t, func() {
 		if err := EnableAccounting(); err != nil {
 			t.Error(err)
 			return
@@ -47,7 +48,7 @@ func TestKernelAccounting(t *testing.T) {
 
 	const up, down = 3000, 700
 	var ln net.Listener
-	server.do(t, func() {
+	server.Do(t, func() {
 		var err error
 		if ln, err = net.Listen("tcp4", "192.0.2.2:8081"); err != nil {
 			t.Error(err)
@@ -73,7 +74,7 @@ func TestKernelAccounting(t *testing.T) {
 		served <- err
 	}()
 	var conn net.Conn
-	client.do(t, func() {
+	client.Do(t, func() {
 		d := net.Dialer{Timeout: 3 * time.Second}
 		var err error
 		if conn, err = d.Dial("tcp4", "192.0.2.2:8081"); err != nil {
@@ -95,7 +96,7 @@ func TestKernelAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := Open(WithNetNS(server.fd))
+	c, err := Open(WithNetNS(server.FD))
 	if err != nil {
 		t.Fatal(err)
 	}

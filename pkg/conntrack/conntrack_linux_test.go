@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/picoseg/picoseg/internal/testnetns"
 	"net"
 	"net/netip"
 	"testing"
@@ -58,14 +59,14 @@ func TestRequestEncoding(t *testing.T) {
 // TestKernelFlows makes a TCP and an ICMP flow between two namespaces and
 // lists, re-marks and deletes them in the server's conntrack table.
 func TestKernelFlows(t *testing.T) {
-	needRoot(t)
-	client, server := newNetNS(t, "picoseg-ctc"), newNetNS(t, "picoseg-cts")
-	link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	testnetns.NeedRoot(t)
+	client, server := testnetns.New(t, "picoseg-ctc"), testnetns.New(t, "picoseg-cts")
+	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
 	// Conntrack only tracks in a namespace whose rules need it.
-	server.run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
+	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
 
 	var ln net.Listener
-	server.do(t, func() {
+	server.Do(t, func() {
 		var err error
 		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
 			t.Error(err)
@@ -76,7 +77,7 @@ func TestKernelFlows(t *testing.T) {
 	}
 	defer ln.Close()
 	var conn net.Conn
-	client.do(t, func() {
+	client.Do(t, func() {
 		d := net.Dialer{Timeout: 3 * time.Second}
 		var err error
 		if conn, err = d.Dial("tcp4", "192.0.2.2:8080"); err != nil {
@@ -87,9 +88,9 @@ func TestKernelFlows(t *testing.T) {
 		t.FailNow()
 	}
 	defer conn.Close()
-	client.do(t, func() { sendEcho(t, "192.0.2.2") })
+	client.Do(t, func() { sendEcho(t, "192.0.2.2") })
 
-	c, err := Open(WithNetNS(server.fd))
+	c, err := Open(WithNetNS(server.FD))
 	if err != nil {
 		t.Fatal(err)
 	}

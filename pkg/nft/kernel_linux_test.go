@@ -4,10 +4,7 @@ package nft
 
 import (
 	"bytes"
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
-	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -18,7 +15,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/xt"
 
-	"golang.org/x/sys/unix"
+	"github.com/picoseg/picoseg/internal/testnetns"
 )
 
 // kernelNetNS creates a fresh named network namespace for one test and
@@ -26,33 +23,9 @@ import (
 // skips the test unless it runs as root with the ip and nft tools at hand.
 func kernelNetNS(t *testing.T) (string, int) {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("kernel test: needs root to create a network namespace and load nftables rules")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("kernel test: %s not installed", tool)
-		}
-	}
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	name := "picoseg-nft-" + hex.EncodeToString(b[:])
-	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Fatalf("ip netns add %s: %v\n%s", name, err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns del %s: %v\n%s", name, err, out)
-		}
-	})
-	fd, err := unix.Open("/run/netns/"+name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("open netns %s: %v", name, err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	return name, fd
+	testnetns.NeedRoot(t)
+	ns := testnetns.New(t, "picoseg-nft")
+	return ns.Name, ns.FD
 }
 
 func nftIn(t *testing.T, ns string, args ...string) string {
