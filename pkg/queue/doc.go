@@ -3,9 +3,17 @@
 // verdict, with its mark, back to the kernel.
 //
 // One goroutine serves each queue and sends every verdict from the goroutine
-// that read the packet. That keeps verdicts in order and avoids the netlink
-// deadlock of github.com/mdlayher/netlink v1.11.0, where a Send from another
-// goroutine waits for a blocked Receive (the module pins v1.9.0).
+// that read the packet, so verdicts go out in order.
+//
+// The adapter speaks nfnetlink_queue itself over a raw, non-blocking netlink
+// socket registered with the runtime's poller, because the receive path is
+// where a new flow's cost is paid. One recvmmsg(2) reads up to 64 queued
+// packets into buffers the adapter owns; each is judged in place; then all
+// their verdicts leave in one write, consecutive packets with the same
+// verdict and mark folded into one NFQNL_MSG_VERDICT_BATCH. Nothing is
+// allocated per packet (TestReceivePathNoAllocs). A general netlink library
+// costs two receive calls, several allocations and one send per packet; for
+// the first packet of every flow that was most of the daemon's work.
 //
 // The kernel copies only the first CopyRange bytes of each packet: enough for
 // the network and transport headers and the start of the payload. The IP

@@ -4,13 +4,12 @@ package queue
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sync"
 	"time"
 
-	nfqueue "github.com/florianl/go-nfqueue/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -81,37 +80,19 @@ func (a *Adapter) serve(ctx context.Context, i int, s *session) {
 	}
 }
 
-// verdictSender sends one verdict. It is an interface so that verdicts for
-// the same mark can later be batched (NFQNL_MSG_VERDICT_BATCH) without
-// touching the judging code.
-type verdictSender interface {
-	send(id uint32, v verdictKind, setMark bool, mark uint32) error
-}
-
-type nfqSender struct{ nf *nfqueue.Nfqueue }
-
-func (s nfqSender) send(id uint32, v verdictKind, setMark bool, mark uint32) error {
-	kv := nfqueue.NfDrop
-	if v == verdictAccept {
-		kv = nfqueue.NfAccept
-	}
-	if setMark {
-		// NFQA_MARK: becomes the packet mark, which the ruleset copies into
-		// the conntrack mark.
-		return s.nf.SetVerdictWithOption(id, kv, nfqueue.WithMark(mark))
-	}
-	return s.nf.SetVerdict(id, kv)
-}
-
-// session is one open queue socket.
+// session is one open queue socket and the goroutine that serves it.
 type session struct {
-	nf     *nfqueue.Nfqueue
+	conn   *nlConn
 	failed chan error // first fatal socket error
 	once   sync.Once
+	done   chan struct{} // closed when the reader has returned
 }
 
 func (s *session) close() {
-	s.once.Do(func() { _ = s.nf.Close() })
+	s.once.Do(func() {
+		_ = s.conn.close()
+		<-s.done
+	})
 }
 
 func (s *session) fail(err error) {
@@ -121,106 +102,187 @@ func (s *session) fail(err error) {
 	}
 }
 
+// recvBatchSize is how many queue messages one read takes at most. The
+// verdicts of one read leave in one write.
+const recvBatchSize = 64
+
 func (a *Adapter) open(ctx context.Context, i int) (*session, error) {
 	q := a.opts.QueueBase + uint16(i)
-	flags := uint32(nfqueue.NfQaCfgFlagGSO)
+	flags := uint32(cfgGSO)
 	if a.opts.FailOpen {
-		flags |= nfqueue.NfQaCfgFlagFailOpen
+		flags |= cfgFailOpen
 	}
-	nf, err := nfqueue.Open(&nfqueue.Config{
-		NetNS:        a.opts.NetNS,
-		NfQueue:      q,
-		MaxQueueLen:  a.opts.MaxQueueLen,
-		MaxPacketLen: a.opts.CopyRange,
-		Copymode:     nfqueue.NfQnlCopyPacket,
-		Flags:        flags,
-		AfFamily:     unix.AF_INET, // ignored by kernels since 3.8; one bind serves both families
-		WriteTimeout: time.Second,
-		Logger:       slogAdapter{a.opts.Logger.With("queue", q)},
-	})
+	conn, err := dialNetfilter(a.opts.NetNS)
 	if err != nil {
 		return nil, fmt.Errorf("queue %d: open: %w", q, err)
 	}
-	if err := setReadBuffer(nf, a.opts.ReadBuffer); err != nil {
+	if err := conn.setRecvBuffer(a.opts.ReadBuffer); err != nil {
 		a.opts.Logger.Warn("queue: could not enlarge the receive buffer", "queue", q, "bytes", a.opts.ReadBuffer, "err", err)
 	}
-	s := &session{nf: nf, failed: make(chan error, 1)}
-	w := &worker{queue: q, h: a.h, mask: a.opts.MarkMask, c: &a.counters[i], send: nfqSender{nf}}
-	hook := func(attr nfqueue.Attribute) int {
-		if err := w.handle(attr); err != nil {
-			if ctx.Err() == nil {
-				s.fail(err)
-			}
-			return 1
-		}
-		return 0
-	}
-	errfn := func(err error) int { return onReadError(ctx, err, w.c, s.fail) }
-	if err := nf.RegisterWithErrorFunc(ctx, hook, errfn); err != nil {
-		_ = nf.Close()
+	c := &a.counters[i]
+	if err := conn.bind(q, a.opts.CopyRange, a.opts.MaxQueueLen, flags, c); err != nil {
+		_ = conn.close()
 		return nil, fmt.Errorf("queue %d: bind: %w", q, err)
 	}
+	s := &session{conn: conn, failed: make(chan error, 1), done: make(chan struct{})}
+	w := newWorker(q, a.h, a.opts.MarkMask, c, conn)
+	// A message holds the headers, a few attributes and at most CopyRange
+	// bytes of the packet.
+	rb := newRecvBatch(recvBatchSize, int(a.opts.CopyRange)+1024)
+	go func() {
+		defer close(s.done)
+		for {
+			n, err := conn.read(rb)
+			if err != nil {
+				if onReadError(ctx, err, c, s.fail) != 0 {
+					return
+				}
+				continue
+			}
+			for m := 0; m < n; m++ {
+				w.handleMessages(rb.message(m))
+			}
+			if err := w.flush(); err != nil {
+				if ctx.Err() == nil {
+					s.fail(err)
+				}
+				return
+			}
+		}
+	}()
+	go func() {
+		// Cancellation closes the socket, which ends the reader.
+		select {
+		case <-ctx.Done():
+			_ = conn.close()
+		case <-s.done:
+		}
+	}()
 	return s, nil
 }
 
-// setReadBuffer sets the socket receive buffer, past net.core.rmem_max when
-// the process may (SO_RCVBUFFORCE needs CAP_NET_ADMIN).
-func setReadBuffer(nf *nfqueue.Nfqueue, n int) error {
-	rc, err := nf.Con.SyscallConn()
-	if err == nil {
-		var serr error
-		err = rc.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
-		})
-		if err == nil && serr == nil {
-			return nil
-		}
-	}
-	return nf.Con.SetReadBuffer(n)
+// verdictSender writes encoded verdict messages to the kernel.
+type verdictSender interface {
+	write(b []byte) error
 }
 
 // worker judges the packets of one queue. It runs on the socket's reader
 // goroutine, so verdicts go out in order and from the reading goroutine.
+//
+// Verdicts are gathered per read: consecutive packets with the same verdict
+// and mark become one NFQNL_MSG_VERDICT_BATCH ("every packet up to this
+// ID"), and all the messages of a read leave in one write. A batch verdict
+// is exact here because the kernel hands packets out in ID order and the
+// adapter judges every packet it read before it writes: no packet the
+// adapter has not judged can have an ID below the batch's.
 type worker struct {
 	queue uint16
 	h     Handler
 	mask  uint32
 	c     *counters
 	send  verdictSender
+
+	pkt packetMsg
+	out []byte // encoded verdicts not yet written
+	// run is the open batch: packets with one verdict and mark, the last
+	// of them lastID; runLen counts them (0: no open batch).
+	run struct {
+		lastID  uint32
+		v       verdictKind
+		setMark bool
+		mark    uint32
+	}
+	runLen int
+	// The verdicts in out, counted once written.
+	pendingAccepted, pendingDropped uint64
 }
 
-// handle judges one packet and sends its verdict. An error means the
-// socket is unusable.
-func (w *worker) handle(attr nfqueue.Attribute) error {
-	if attr.PacketID == nil {
-		return nil
+func newWorker(q uint16, h Handler, mask uint32, c *counters, send verdictSender) *worker {
+	return &worker{queue: q, h: h, mask: mask, c: c, send: send, out: make([]byte, 0, 64<<10)}
+}
+
+// handleMessages judges every packet message in b (the bytes of one
+// datagram) and queues its verdict.
+func (w *worker) handleMessages(b []byte) {
+	ne := binary.NativeEndian
+	for len(b) >= nlmsgHdrLen {
+		l := int(ne.Uint32(b))
+		if l < nlmsgHdrLen {
+			return
+		}
+		if l > len(b) {
+			// Truncated by the read buffer: the packet header comes first,
+			// so the packet can still be judged (on a shorter payload)
+			// rather than left in the kernel's queue without a verdict.
+			l = len(b)
+		}
+		switch ne.Uint16(b[4:]) {
+		case msgPacket:
+			parsePacket(b[nlmsgHdrLen:l], &w.pkt)
+			w.judge(&w.pkt)
+		case unix.NLMSG_ERROR:
+			// A verdict the kernel refused (unknown packet ID, say). Sent
+			// without an acknowledgement request, only failures come back.
+			if l >= nlmsgHdrLen+4 && ne.Uint32(b[nlmsgHdrLen:]) != 0 {
+				w.c.verdictErrors.Add(1)
+			}
+		}
+		if a := align4(l); a < len(b) {
+			b = b[a:]
+		} else {
+			return
+		}
+	}
+}
+
+// judge asks the Handler about one packet and adds its verdict to the open
+// batch, or closes the batch and opens another.
+func (w *worker) judge(p *packetMsg) {
+	if !p.hasID {
+		return
 	}
 	w.c.received.Add(1)
-	var payload []byte
-	if attr.Payload != nil {
-		payload = *attr.Payload
+	accept, mark := w.h.Judge(w.queue, p.payload, p.in, p.out)
+	v, setMark, newMark := decide(accept, mark, p.mark, w.mask)
+	if w.runLen > 0 && (v != w.run.v || setMark != w.run.setMark || newMark != w.run.mark) {
+		w.closeRun()
 	}
-	var in, out, pktMark uint32
-	if attr.InDev != nil {
-		in = *attr.InDev
-	}
-	if attr.OutDev != nil {
-		out = *attr.OutDev
-	}
-	if attr.Mark != nil {
-		pktMark = *attr.Mark
-	}
-	accept, mark := w.h.Judge(w.queue, payload, in, out)
-	v, setMark, newMark := decide(accept, mark, pktMark, w.mask)
-	if err := w.send.send(*attr.PacketID, v, setMark, newMark); err != nil {
-		w.c.verdictErrors.Add(1)
-		return fmt.Errorf("queue %d: verdict for packet %d: %w", w.queue, *attr.PacketID, err)
-	}
+	w.run.lastID, w.run.v, w.run.setMark, w.run.mark = p.id, v, setMark, newMark
+	w.runLen++
 	if v == verdictAccept {
-		w.c.accepted.Add(1)
+		w.pendingAccepted++
 	} else {
-		w.c.dropped.Add(1)
+		w.pendingDropped++
 	}
+}
+
+// closeRun encodes the open batch: a plain verdict for a single packet, a
+// batch verdict for several.
+func (w *worker) closeRun() {
+	if w.runLen == 0 {
+		return
+	}
+	w.out = appendVerdict(w.out, w.queue, w.runLen > 1, w.run.lastID, w.run.v, w.run.setMark, w.run.mark)
+	w.runLen = 0
+}
+
+// flush writes the verdicts of everything judged so far. An error means the
+// socket is unusable.
+func (w *worker) flush() error {
+	w.closeRun()
+	if len(w.out) == 0 {
+		return nil
+	}
+	err := w.send.write(w.out)
+	w.out = w.out[:0]
+	acc, drop := w.pendingAccepted, w.pendingDropped
+	w.pendingAccepted, w.pendingDropped = 0, 0
+	if err != nil {
+		w.c.verdictErrors.Add(acc + drop)
+		return fmt.Errorf("queue %d: verdicts: %w", w.queue, err)
+	}
+	w.c.accepted.Add(acc)
+	w.c.dropped.Add(drop)
 	return nil
 }
 
@@ -239,9 +301,3 @@ func onReadError(ctx context.Context, err error, c *counters, fail func(error)) 
 	fail(err)
 	return 1
 }
-
-// slogAdapter passes go-nfqueue's internal reports to the adapter's logger.
-type slogAdapter struct{ l *slog.Logger }
-
-func (s slogAdapter) Debugf(format string, args ...any) { s.l.Debug(fmt.Sprintf(format, args...)) }
-func (s slogAdapter) Errorf(format string, args ...any) { s.l.Info(fmt.Sprintf(format, args...)) }

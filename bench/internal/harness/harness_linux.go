@@ -1,0 +1,763 @@
+//go:build linux
+
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/picoseg/picoseg/bench/internal/flowmem"
+	"github.com/picoseg/picoseg/bench/internal/load"
+	"github.com/picoseg/picoseg/bench/internal/policygen"
+	"github.com/picoseg/picoseg/bench/internal/stats"
+	"github.com/picoseg/picoseg/pkg/daemon"
+	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/pkg/nft"
+)
+
+// setup is what sits in the gateway between the devices and the wan.
+type setup string
+
+const (
+	setupNone    setup = "no firewall"
+	setupPicoseg setup = "picoseg"
+	setupBareGo  setup = "bare Go consumer"
+	setupBareC   setup = "bare C consumer"
+	// setupCompare is another picoseg binary (Config.Compare), measured
+	// on new flows only: a change is judged against the build before it in
+	// the same alternating rounds.
+	setupCompare setup = "picoseg (compared build)"
+)
+
+// queueBase is the first queue of picoseg and of the baselines.
+const queueBase = 4200
+
+// newFlowRate is the per-source guard of the benchmark policy, far above
+// the default 200/s: with the default the guard, not the consumer, would be
+// what the new-flow figures measure.
+const newFlowRate = "1000000/s"
+
+// trackedGoal is how many flows the daemon must track for the RSS figure;
+// the flow table is sized above it.
+const (
+	trackedGoal   = 100000
+	flowTableSize = 131072
+)
+
+type env struct {
+	cfg     Config
+	lab     *lab.Lab
+	gw, wan *lab.Host
+	devices []*lab.Host
+	dir     string
+	sock    string
+	policy  string // the main rounds' policy file
+	marks   nft.Marks
+
+	streamRecv atomic.Uint64 // datagrams the stream sink received
+	consumer   int           // PID of the running queue consumer, 0 for none
+}
+
+func (e *env) logf(format string, args ...any) {
+	if e.cfg.Log != nil {
+		fmt.Fprintf(e.cfg.Log, "bench: "+format+"\n", args...)
+	}
+}
+
+// samples collects the raw measurements of every round.
+type samples struct {
+	throughput                 []float64 // picoseg / none, per round
+	tcpPerFlow, bulkPerFlow    []float64
+	newFlows                   map[setup][]float64
+	newFlowsTCP                map[setup][]float64
+	newFlowsUDP                map[setup][]float64
+	cpuPerFlow                 map[setup][]float64
+	ratioC, ratioGo, ratioNone []float64
+	latP50, latP99             []float64
+	rss                        []float64
+	tracked                    []float64
+	reloadMS, reloadLost       []float64
+	notes                      []string
+}
+
+// Run builds a lab, measures every figure and returns the report.
+func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
+	if err := lab.Available(); err != nil {
+		return nil, err
+	}
+	if _, err := lab.Cleanup(ctx); err != nil {
+		return nil, fmt.Errorf("removing labs left by a crashed run: %w", err)
+	}
+	loadStart := loadAvg()
+	opts := lab.DefaultOptions()
+	opts.IPv6 = false
+	l, err := lab.New(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	stop := l.CloseOnSignal(ctx)
+	defer stop()
+
+	dir, err := os.MkdirTemp("", "picoseg-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	e := &env{cfg: cfg, lab: l, gw: l.Gateway, wan: l.Host("wan"), dir: dir,
+		sock: filepath.Join(dir, "picoseg.sock"), marks: nft.DefaultMarks()}
+	for _, name := range []string{"cam", "plug1", "plug2", "hub"} {
+		e.devices = append(e.devices, l.Host(name))
+	}
+	if err := e.prepare(ctx); err != nil {
+		return nil, err
+	}
+
+	s := &samples{newFlows: map[setup][]float64{}, newFlowsTCP: map[setup][]float64{}, newFlowsUDP: map[setup][]float64{}, cpuPerFlow: map[setup][]float64{}}
+	for round := 1; round <= cfg.Rounds; round++ {
+		if err := e.round(ctx, round, s); err != nil {
+			return nil, fmt.Errorf("round %d: %w", round, err)
+		}
+	}
+	if err := e.reloads(ctx, s); err != nil {
+		return nil, fmt.Errorf("reload: %w", err)
+	}
+	rep := e.report(s)
+	rep.Context["load_average_at_start"] = loadStart
+	rep.Context["load_average_at_end"] = loadAvg()
+	if cfg.Micro {
+		e.logf("micro-benchmarks (go test -bench) of pkg/engine, pkg/flow, pkg/packet, pkg/capture")
+		if err := micro(ctx, cfg.Repo, rep); err != nil {
+			rep.Extra = append(rep.Extra, stats.Section{Title: "Micro-benchmarks", Body: "failed: " + err.Error()})
+		}
+	}
+	return rep, nil
+}
+
+// prepare writes the policy, shortens conntrack timeouts in the gateway and
+// starts the servers on the wan host.
+func (e *env) prepare(ctx context.Context) error {
+	e.policy = filepath.Join(e.dir, "bench.toml")
+	text := policygen.Generate(e.spec(e.cfg.Devices, e.cfg.Rules, "main rounds"))
+	if err := os.WriteFile(e.policy, []byte(text), 0o600); err != nil {
+		return err
+	}
+	// Per-namespace timeouts: a reset TCP flow and an unreplied UDP flow
+	// leave the table within a second or two instead of 10 s and 30 s.
+	for k, v := range map[string]string{
+		"net/netfilter/nf_conntrack_tcp_timeout_close": "1",
+		"net/netfilter/nf_conntrack_udp_timeout":       "2",
+	} {
+		if err := e.gw.Do(func() error { return os.WriteFile("/proc/sys/"+k, []byte(v), 0o644) }); err != nil {
+			e.logf("could not set %s: %v", k, err)
+		}
+	}
+	srv, err := e.wan.Start(ctx, e.cfg.Self, "serve")
+	if err != nil {
+		return err
+	}
+	if _, err := e.wan.StartIperf3Server(ctx, load.PortIperf3); err != nil {
+		return err
+	}
+	pc, err := e.wan.ListenPacket("udp4", fmt.Sprintf(":%d", load.PortUDPStream))
+	if err != nil {
+		return err
+	}
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if _, ok := load.Seq(buf[:n]); ok {
+				e.streamRecv.Add(1)
+			}
+		}
+	}()
+	go func() { <-ctx.Done(); pc.Close() }()
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(srv.Output(), "serving") {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("load servers did not start: %s", srv.Output())
+		}
+		select {
+		case <-srv.Done():
+			return fmt.Errorf("load servers exited: %v", srv.Wait())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (e *env) spec(devices, rules int, comment string) policygen.Spec {
+	var labDevs []policygen.LabDevice
+	for _, h := range e.devices {
+		labDevs = append(labDevs, policygen.LabDevice{Name: h.Name, MAC: h.MAC.String(), IP: h.Addr.String()})
+	}
+	return policygen.Spec{
+		Devices: devices, Rules: rules, Lab: labDevs,
+		TCPPorts: []string{strconv.Itoa(load.PortIperf3), fmt.Sprintf("%d-%d", load.PortFloodFirst, load.PortSink)},
+		UDPPorts: []string{fmt.Sprintf("%d-%d", load.PortUDPEcho, load.PortUDPStream)},
+		Queues:   e.cfg.Queues, QueueBase: queueBase, NewFlowRate: newFlowRate, FlowTableSize: flowTableSize,
+		Socket:  e.sock,
+		Comment: fmt.Sprintf("picoseg benchmark policy (%s): %d devices, %d rules, generated.\nnew_flow_rate is raised so that the per-source guard is not what is measured.", comment, devices, rules),
+	}
+}
+
+// round measures every setup once, in a fixed alternating order.
+func (e *env) round(ctx context.Context, n int, s *samples) error {
+	var noneBPS, noneP50, noneP99 float64
+	var rates = map[setup]float64{}
+	setups := []setup{setupNone, setupPicoseg, setupBareGo, setupBareC}
+	if e.cfg.Compare != "" {
+		setups = append(setups, setupCompare)
+	}
+	for _, su := range setups {
+		e.logf("round %d/%d: %s", n, e.cfg.Rounds, su)
+		flushConntrack(ctx, e.gw)
+		stop, d, err := e.start(ctx, su, e.policy)
+		if err != nil {
+			return fmt.Errorf("%s: %w", su, err)
+		}
+		err = func() error {
+			if su == setupNone || su == setupPicoseg {
+				bps, err := e.iperf(ctx, d)
+				if err != nil {
+					return err
+				}
+				p50, p99, err := e.latency(ctx)
+				if err != nil {
+					return err
+				}
+				if su == setupNone {
+					noneBPS, noneP50, noneP99 = bps, p50, p99
+				} else {
+					s.throughput = append(s.throughput, bps/noneBPS)
+					s.latP50 = append(s.latP50, p50-noneP50)
+					s.latP99 = append(s.latP99, p99-noneP99)
+					e.logf("  throughput %.2f / %.2f Gbit/s; connect p50 %.0f / %.0f µs, p99 %.0f / %.0f µs",
+						bps/1e9, noneBPS/1e9, p50, noneP50, p99, noneP99)
+				}
+			}
+			if su == setupPicoseg {
+				if err := e.perFlow(ctx, d, s); err != nil {
+					return err
+				}
+			}
+			cpu0 := procCPU(e.consumer)
+			fr, err := e.flood(ctx, e.cfg.FloodTime, 6, 6)
+			if err != nil {
+				return err
+			}
+			if e.consumer != 0 {
+				us := (procCPU(e.consumer) - cpu0).Seconds() * 1e6 / float64(fr.TCP+fr.UDP)
+				s.cpuPerFlow[su] = append(s.cpuPerFlow[su], us)
+				e.logf("  consumer CPU: %.1f µs per new flow", us)
+			}
+			rate := float64(fr.TCP+fr.UDP) / fr.Seconds
+			rates[su] = rate
+			s.newFlows[su] = append(s.newFlows[su], rate)
+			s.newFlowsTCP[su] = append(s.newFlowsTCP[su], float64(fr.TCP)/fr.Seconds)
+			s.newFlowsUDP[su] = append(s.newFlowsUDP[su], float64(fr.UDP)/fr.Seconds)
+			e.logf("  new flows: %.0f/s (tcp %.0f/s, udp %.0f/s, %d failed)", rate,
+				float64(fr.TCP)/fr.Seconds, float64(fr.UDP)/fr.Seconds, fr.Failed)
+			if fr.Failed > 0 {
+				e.logf("  failures: %v", fr.Errors)
+			}
+			if su == setupPicoseg {
+				return e.rss(ctx, d, s)
+			}
+			return nil
+		}()
+		if serr := stop(); err == nil && serr != nil {
+			err = fmt.Errorf("%s: stop: %w", su, serr)
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", su, err)
+		}
+	}
+	p := rates[setupPicoseg]
+	s.ratioC = append(s.ratioC, p/rates[setupBareC])
+	s.ratioGo = append(s.ratioGo, p/rates[setupBareGo])
+	s.ratioNone = append(s.ratioNone, p/rates[setupNone])
+	return nil
+}
+
+// picosegProc is a running daemon.
+type picosegProc struct {
+	proc *lab.Process
+	sock string
+}
+
+func (d *picosegProc) status() (daemon.Status, error) {
+	if d == nil {
+		return daemon.Status{}, errors.New("no daemon")
+	}
+	return daemon.QueryStatus(d.sock)
+}
+
+// start brings up su in the gateway and returns how to take it down again.
+func (e *env) start(ctx context.Context, su setup, policy string) (func() error, *picosegProc, error) {
+	switch su {
+	case setupNone:
+		return func() error { return nil }, nil, nil
+	case setupPicoseg, setupCompare:
+		bin := e.cfg.Picoseg
+		if su == setupCompare {
+			bin = e.cfg.Compare
+		}
+		p, err := e.gw.Start(ctx, bin, "run", "-c", policy, "--socket", e.sock)
+		if err != nil {
+			return nil, nil, err
+		}
+		d := &picosegProc{proc: p, sock: e.sock}
+		if err := waitFor(ctx, p, 60*time.Second, func() bool { _, err := d.status(); return err == nil }); err != nil {
+			p.Stop()
+			return nil, nil, err
+		}
+		e.consumer = p.PID()
+		return func() error { e.consumer = 0; return terminate(p) }, d, nil
+	}
+	// A baseline: picoseg's own ruleset, installed with pkg/nft exactly as
+	// the daemon installs it, then the consumer.
+	rs, err := e.installRuleset()
+	if err != nil {
+		return nil, nil, err
+	}
+	var p *lab.Process
+	mark := fmt.Sprintf("%#x", e.marks.Accepted(0))
+	if su == setupBareGo {
+		p, err = e.gw.Start(ctx, e.cfg.BareGo, "-queue-base", strconv.Itoa(queueBase), "-queues", strconv.Itoa(e.cfg.Queues), "-mark", mark)
+	} else {
+		p, err = e.gw.Start(ctx, e.cfg.BareC, strconv.Itoa(queueBase), strconv.Itoa(e.cfg.Queues), mark)
+	}
+	if err == nil {
+		err = waitFor(ctx, p, 10*time.Second, func() bool { return strings.Contains(p.Output(), "ready") })
+	}
+	if err != nil {
+		if p != nil {
+			p.Stop()
+		}
+		e.removeRuleset(rs)
+		return nil, nil, err
+	}
+	e.consumer = p.PID()
+	return func() error {
+		e.consumer = 0
+		err := terminate(p)
+		return errors.Join(err, e.removeRuleset(rs))
+	}, nil, nil
+}
+
+func (e *env) installRuleset() (*nft.Ruleset, error) {
+	var rs *nft.Ruleset
+	err := e.gw.Do(func() error {
+		conn, err := nft.Dial(0)
+		if err != nil {
+			return err
+		}
+		method, err := nft.Probe(conn)
+		if err != nil {
+			return err
+		}
+		// The options the daemon derives from the benchmark policy.
+		rs, err = nft.Install(conn, nft.Options{QueueBase: queueBase, Queues: e.cfg.Queues, Marks: e.marks,
+			NewFlowRate: 1000000, NewFlowBurst: 2000000}, method)
+		return err
+	})
+	return rs, err
+}
+
+func (e *env) removeRuleset(rs *nft.Ruleset) error {
+	return e.gw.Do(func() error {
+		conn, err := nft.Dial(0)
+		if err != nil {
+			return err
+		}
+		return nft.Remove(conn)
+	})
+}
+
+// terminate asks a process to stop (SIGTERM, so picoseg removes its table)
+// and kills it if it does not.
+func terminate(p *lab.Process) error {
+	syscall.Kill(p.PID(), syscall.SIGTERM)
+	select {
+	case <-p.Done():
+		return nil
+	case <-time.After(5 * time.Second):
+		return p.Stop()
+	}
+}
+
+func waitFor(ctx context.Context, p *lab.Process, limit time.Duration, ok func() bool) error {
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v:\n%s", limit, tailOf(p.Output()))
+		}
+		select {
+		case <-p.Done():
+			return fmt.Errorf("exited at start: %v", p.Wait())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func tailOf(s string) string {
+	if len(s) > 2000 {
+		return "..." + s[len(s)-2000:]
+	}
+	return s
+}
+
+// flushConntrack empties the gateway's conntrack table, so that no flow of
+// the previous setup keeps a mark into the next.
+func flushConntrack(ctx context.Context, gw *lab.Host) {
+	gw.Run(ctx, "conntrack", "-F")
+}
+
+func (e *env) iperf(ctx context.Context, d *picosegProc) (float64, error) {
+	res, err := e.devices[0].Iperf3(ctx, netip.AddrPortFrom(e.wan.Addr, load.PortIperf3), e.cfg.IperfSeconds)
+	if err != nil {
+		return 0, err
+	}
+	return res.BitsPerSecond, nil
+}
+
+// runLoad runs a load subcommand in h and decodes its JSON answer into out.
+func (e *env) runLoad(ctx context.Context, h *lab.Host, out any, args ...string) error {
+	cmd := h.Command(ctx, e.cfg.Self, args...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w: %s", h.Name, strings.Join(args, " "), err, stderr.String())
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("%s: %s: %w: %s", h.Name, strings.Join(args, " "), err, b)
+	}
+	return nil
+}
+
+func (e *env) latency(ctx context.Context) (p50, p99 float64, err error) {
+	var r load.LatencyResult
+	if err := e.runLoad(ctx, e.devices[0], &r, "latency", "-server", e.wan.Addr.String(), "-n", "400"); err != nil {
+		return 0, 0, err
+	}
+	if len(r.Micros) == 0 {
+		return 0, 0, errors.New("latency: no connection succeeded")
+	}
+	return stats.Percentile(r.Micros, 50), stats.Percentile(r.Micros, 99), nil
+}
+
+// flood runs the new-flow clients on every device at once.
+func (e *env) flood(ctx context.Context, d time.Duration, tcpWorkers, udpWorkers int) (load.FloodResult, error) {
+	var mu sync.Mutex
+	var total load.FloodResult
+	var wg sync.WaitGroup
+	errs := make([]error, len(e.devices))
+	for i, h := range e.devices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var r load.FloodResult
+			errs[i] = e.runLoad(ctx, h, &r, "flood", "-server", e.wan.Addr.String(), "-duration", d.String(),
+				"-tcp", strconv.Itoa(tcpWorkers), "-udp", strconv.Itoa(udpWorkers))
+			mu.Lock()
+			total.TCP += r.TCP
+			total.UDP += r.UDP
+			total.Failed += r.Failed
+			total.Seconds = math.Max(total.Seconds, r.Seconds)
+			for k, v := range r.Errors {
+				if total.Errors == nil {
+					total.Errors = map[string]uint64{}
+				}
+				total.Errors[k] += v
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return total, err
+	}
+	if total.Seconds == 0 {
+		return total, errors.New("flood: no time measured")
+	}
+	return total, nil
+}
+
+func received(s daemon.Status) uint64 {
+	var n uint64
+	for _, q := range s.Queues {
+		n += q.Received
+	}
+	return n
+}
+
+// perFlow counts the packets that reached userspace per flow: short
+// HTTP-like flows, then long bulk flows.
+func (e *env) perFlow(ctx context.Context, d *picosegProc, s *samples) error {
+	measure := func(flows int, args ...string) (float64, error) {
+		before, err := d.status()
+		if err != nil {
+			return 0, err
+		}
+		var r load.CountResult
+		if err := e.runLoad(ctx, e.devices[1], &r, args...); err != nil {
+			return 0, err
+		}
+		after, err := d.status()
+		if err != nil {
+			return 0, err
+		}
+		if r.Completed != flows {
+			return 0, fmt.Errorf("%s: %d of %d flows completed", args[0], r.Completed, flows)
+		}
+		return float64(received(after)-received(before)) / float64(flows), nil
+	}
+	short, err := measure(200, "short", "-server", e.wan.Addr.String(), "-n", "200")
+	if err != nil {
+		return err
+	}
+	bulk, err := measure(4, "bulk", "-server", e.wan.Addr.String(), "-n", "4", "-size", strconv.Itoa(32<<20))
+	if err != nil {
+		return err
+	}
+	e.logf("  userspace packets per flow: short %.2f, bulk %.2f", short, bulk)
+	s.tcpPerFlow = append(s.tcpPerFlow, short)
+	s.bulkPerFlow = append(s.bulkPerFlow, bulk)
+	return nil
+}
+
+// rss drives the daemon's flow table past trackedGoal flows with UDP floods
+// and reads its peak resident set.
+func (e *env) rss(ctx context.Context, d *picosegProc, s *samples) error {
+	for i := 0; i < 20; i++ {
+		st, err := d.status()
+		if err != nil {
+			return err
+		}
+		e.logf("  %d flows tracked", st.FlowsTracked)
+		if st.FlowsTracked >= trackedGoal {
+			hwm, err := vmHWM(st.PID)
+			if err != nil {
+				return err
+			}
+			s.rss = append(s.rss, float64(hwm)/(1<<20))
+			s.tracked = append(s.tracked, float64(st.FlowsTracked))
+			e.logf("  %d flows tracked, peak RSS %.1f MB", st.FlowsTracked, float64(hwm)/(1<<20))
+			return nil
+		}
+		if _, err := e.flood(ctx, 2*time.Second, 0, 12); err != nil {
+			return err
+		}
+	}
+	s.notes = append(s.notes, "rss: the daemon never tracked 100 000 flows")
+	return nil
+}
+
+// vmHWM reads a process's peak resident set in bytes.
+func vmHWM(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			f := strings.Fields(rest)
+			kb, err := strconv.ParseUint(f[0], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc status")
+}
+
+// reloads starts picoseg with the large policy and times SIGHUP reloads
+// while a sequenced UDP stream crosses the gateway.
+func (e *env) reloads(ctx context.Context, s *samples) error {
+	path := filepath.Join(e.dir, "reload.toml")
+	write := func(variant int) error {
+		text := policygen.Generate(e.spec(e.cfg.ReloadDevices, e.cfg.ReloadRules, fmt.Sprintf("reload variant %d", variant)))
+		return os.WriteFile(path, []byte(text), 0o600)
+	}
+	if err := write(0); err != nil {
+		return err
+	}
+	e.logf("reload: picoseg with %d devices and %d rules; %d reloads under a UDP stream", e.cfg.ReloadDevices, e.cfg.ReloadRules, e.cfg.Reloads)
+	flushConntrack(ctx, e.gw)
+	stop, d, err := e.start(ctx, setupPicoseg, path)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	const rate = 2000
+	for i := 1; i <= e.cfg.Reloads; i++ {
+		if err := write(i); err != nil {
+			return err
+		}
+		before := e.streamRecv.Load()
+		st0, err := d.status()
+		if err != nil {
+			return err
+		}
+		var sr load.StreamResult
+		done := make(chan error, 1)
+		go func() {
+			done <- e.runLoad(ctx, e.devices[0], &sr, "stream", "-server", e.wan.Addr.String(), "-rate", strconv.Itoa(rate), "-duration", "2s")
+		}()
+		time.Sleep(700 * time.Millisecond)
+		sent := time.Now()
+		syscall.Kill(d.proc.PID(), syscall.SIGHUP)
+		// The status counts reloads; the log line says how long one took.
+		var outside time.Duration
+		for {
+			st, err := d.status()
+			if err == nil && st.Reloads > st0.Reloads && st.Generation != st0.Generation {
+				outside = time.Since(sent)
+				break
+			}
+			if err == nil && st.ReloadFailures > st0.ReloadFailures {
+				return fmt.Errorf("reload %d failed:\n%s", i, tailOf(d.proc.Output()))
+			}
+			if time.Since(sent) > 30*time.Second {
+				return fmt.Errorf("reload %d not done after 30 s", i)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		if err := <-done; err != nil {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond) // stragglers
+		got := e.streamRecv.Load() - before
+		out := d.proc.Output()
+		took, ok := lastTook(out)
+		if strings.Count(out, "policy reloaded") != i {
+			ok = false // the log is capped, or lines went missing: not this reload's
+		}
+		if !ok {
+			s.notes = append(s.notes, "reload: no took= in the daemon log; timed from SIGHUP to the status showing the new generation instead")
+			took = outside
+		}
+		lost := float64(sr.Sent) - float64(got)
+		s.reloadMS = append(s.reloadMS, float64(took.Microseconds())/1000)
+		s.reloadLost = append(s.reloadLost, math.Max(lost, 0))
+		e.logf("  reload %d: %v (seen from outside %v), stream sent %d, received %d", i, took, outside.Round(time.Millisecond), sr.Sent, got)
+	}
+	if st, err := d.status(); err == nil && st.ReloadFailures > 0 {
+		s.notes = append(s.notes, fmt.Sprintf("reload: %d reloads failed", st.ReloadFailures))
+	}
+	return nil
+}
+
+// report turns the samples into the figures of bench.json.
+func (e *env) report(s *samples) *stats.Report {
+	r := &stats.Report{Context: map[string]string{
+		"rounds":        strconv.Itoa(e.cfg.Rounds),
+		"queues":        strconv.Itoa(e.cfg.Queues),
+		"policy":        fmt.Sprintf("%d devices, %d rules (generated); reload policy %d devices, %d rules", e.cfg.Devices, e.cfg.Rules, e.cfg.ReloadDevices, e.cfg.ReloadRules),
+		"new_flow_rate": newFlowRate + " (raised from the default 200/s so that the per-source guard is not what is measured)",
+		"baselines":     "bare consumers accept every queued packet with the ruleset's ACCEPTED mark, on picoseg's ruleset installed by pkg/nft",
+		"cpus":          strconv.Itoa(numCPU()),
+		"kernel":        kernel(),
+	}}
+	var bpf []float64
+	for i := 0; i < e.cfg.Rounds; i++ {
+		bpf = append(bpf, flowmem.BytesPerFlow(trackedGoal))
+	}
+	r.Add(stats.New("throughput_ratio", "Established-flow throughput, picoseg / no firewall (iperf3 TCP)", "", stats.AtLeast, 0.97, s.throughput))
+	r.Add(stats.New("userspace_packets_per_tcp_flow", "Packets to userspace per short HTTP-like TCP flow", "packets", stats.AtMost, 3, s.tcpPerFlow))
+	r.Add(stats.New("userspace_packets_per_bulk_flow", "Packets to userspace per 32 MB bulk TCP flow", "packets", stats.AtMost, 3, s.bulkPerFlow))
+	r.Add(stats.New("new_flows_per_s", "New flows judged, picoseg (TCP+UDP)", "flows/s", stats.Info, 0, s.newFlows[setupPicoseg]))
+	r.Add(stats.New("new_flows_ratio_vs_bare_c", "New flows/s, picoseg / bare C consumer", "", stats.AtLeast, 1.0, s.ratioC))
+	r.Add(stats.New("new_flows_ratio_vs_bare_go", "New flows/s, picoseg / bare Go consumer", "", stats.Info, 0, s.ratioGo))
+	r.Add(stats.New("new_flows_ratio_vs_none", "New flows/s, picoseg / no firewall", "", stats.Info, 0, s.ratioNone))
+	for _, su := range []setup{setupNone, setupBareGo, setupBareC, setupPicoseg} {
+		key := "new_flows_per_s_" + strings.ReplaceAll(strings.ReplaceAll(string(su), " ", "_"), "_consumer", "")
+		r.Add(stats.New(key, "New flows/s, "+string(su)+" (TCP+UDP)", "flows/s", stats.Info, 0, s.newFlows[su]))
+	}
+	if e.cfg.Compare != "" {
+		r.Add(stats.New("new_flows_per_s_compared_build", "New flows/s, compared picoseg build "+e.cfg.Compare, "flows/s", stats.Info, 0, s.newFlows[setupCompare]))
+		r.Add(stats.New("consumer_cpu_us_per_new_flow_compared_build", "Consumer CPU time per new flow, compared picoseg build", "µs", stats.Info, 0, s.cpuPerFlow[setupCompare]))
+	}
+	for _, su := range []setup{setupBareGo, setupBareC, setupPicoseg} {
+		key := "consumer_cpu_us_per_new_flow_" + strings.ReplaceAll(strings.ReplaceAll(string(su), " ", "_"), "_consumer", "")
+		r.Add(stats.New(key, "Consumer CPU time per new flow, "+string(su)+" (user+system, incl. the kernel work of its verdicts)", "µs", stats.Info, 0, s.cpuPerFlow[su]))
+	}
+	r.Add(stats.New("new_flows_per_s_picoseg_tcp", "New flows/s, picoseg, TCP share", "flows/s", stats.Info, 0, s.newFlowsTCP[setupPicoseg]))
+	r.Add(stats.New("new_flows_per_s_picoseg_udp", "New flows/s, picoseg, UDP share", "flows/s", stats.Info, 0, s.newFlowsUDP[setupPicoseg]))
+	r.Add(stats.New("added_latency_us_p50", "Added TCP connect time, p50", "µs", stats.Info, 0, s.latP50))
+	r.Add(stats.New("added_latency_us_p99", "Added TCP connect time, p99", "µs", stats.Info, 0, s.latP99))
+	r.Add(stats.New("bytes_per_flow", "Flow table heap per tracked flow (100 000 flows)", "B", stats.AtMost, 256, bpf))
+	rss := stats.New("rss_mb_100k_flows", "Daemon peak RSS (VmHWM) with ≥100 000 tracked flows", "MB", stats.AtMost, 50, s.rss)
+	rss.Note = fmt.Sprintf("flow_table_size = %d; flows tracked when read: %v", flowTableSize, s.tracked)
+	r.Add(rss)
+	rl := stats.New("reload_ms", fmt.Sprintf("Reload (SIGHUP) of %d devices / %d rules, load+compile+swap", e.cfg.ReloadDevices, e.cfg.ReloadRules), "ms", stats.AtMost, 200, s.reloadMS)
+	r.Add(rl)
+	r.Add(stats.New("reload_lost_packets", "Stream packets lost per reload (2000 pkt/s UDP)", "packets", stats.AtMost, 0, s.reloadLost))
+	if len(s.notes) > 0 {
+		r.Extra = append(r.Extra, stats.Section{Title: "Harness notes", Body: "- " + strings.Join(s.notes, "\n- ")})
+	}
+	return r
+}
+
+// procCPU returns the user and system CPU time a process has used; 0 for
+// pid 0 or an unreadable process.
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces; fields count from after its ")".
+	rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseUint(f[11], 10, 64)
+	st, _ := strconv.ParseUint(f[12], 10, 64)
+	return time.Duration(ut+st) * time.Second / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
