@@ -572,3 +572,48 @@ func TestKernelDemo(t *testing.T) {
 	}
 	t.Logf("\n%s", out)
 }
+
+// TestKernelSpoofedAddress: the camera (known by its MAC) sends from an
+// address that is not its own. The daemon sees the frame's MAC through the
+// queue and drops the flow at the identify layer.
+func TestKernelSpoofedAddress(t *testing.T) {
+	f := newFixture(t)
+	f.echo("wan", 8443)
+	f.start(labPolicy(t, nil))
+	cam := f.lab.Host("cam")
+	if _, err := cam.Run(f.ctx, "ip", "addr", "add", "10.77.0.99/24", "dev", lab.HostIface); err != nil {
+		t.Fatal(err)
+	}
+	dialFrom := func(local string) error {
+		return cam.Do(func() error {
+			d := net.Dialer{Timeout: 1500 * time.Millisecond, LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+			c, err := d.DialContext(f.ctx, "tcp", "198.51.100.2:8443")
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+	}
+	if err := dialFrom("10.77.0.11"); err != nil {
+		t.Fatalf("the camera from its own address: %v", err)
+	}
+	if err := dialFrom("10.77.0.99"); err == nil {
+		t.Fatal("the camera's MAC with another address passed")
+	}
+	var alerts []struct {
+		Type   string `json:"type"`
+		Device string `json:"device"`
+		Layer  string `json:"layer"`
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := daemon.Query(f.sock, "alerts", &alerts); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range alerts {
+			if a.Type == "spoofed_address" && a.Device == "cam" && a.Layer == "identify" {
+				return
+			}
+		}
+	}
+	t.Fatalf("no spoofed_address alert for cam: %+v", alerts)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/policy"
+	"github.com/picoseg/picoseg/pkg/queue"
 )
 
 const policyText = `
@@ -107,10 +108,10 @@ func TestHandlerJudgesQueuedPackets(t *testing.T) {
 	h := newHandler(eng, nft.DefaultMarks(), 4200, 2, zones, func() time.Time { return noon })
 	syn := tcpSYN(t, "10.77.0.11", "198.51.100.7", 443, 1500)
 	// The queue hands over only the first 512 bytes: still judged whole.
-	if accept, mark := h.Judge(4201, syn[:512], 3, 4); !accept || mark != nft.DefaultMarks().Accepted(0) {
+	if accept, mark := h.Judge(&queue.Packet{Queue: 4201, Payload: syn[:512], InIfindex: 3, OutIfindex: 4}); !accept || mark != nft.DefaultMarks().Accepted(0) {
 		t.Fatalf("allowed SYN: accept=%v mark=%#x", accept, mark)
 	}
-	if _, mark := h.Judge(4200, tcpSYN(t, "10.77.0.11", "198.51.100.7", 22, 60), 3, 4); mark != nft.DefaultMarks().Dropped() {
+	if _, mark := h.Judge(&queue.Packet{Queue: 4200, Payload: tcpSYN(t, "10.77.0.11", "198.51.100.7", 22, 60), InIfindex: 3, OutIfindex: 4}); mark != nft.DefaultMarks().Dropped() {
 		t.Fatalf("denied SYN: mark %#x, want DROPPED", mark)
 	}
 	if got := eng.Stats().Flows[engine.LayerMicro][engine.Drop].Load(); got != 1 {

@@ -10,6 +10,7 @@ import (
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
+	"github.com/picoseg/picoseg/pkg/queue"
 )
 
 // handler judges queued packets. It keeps one engine worker and one decoder
@@ -49,11 +50,16 @@ func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues in
 }
 
 // Judge implements queue.Handler.
-func (h *handler) Judge(queue uint16, payload []byte, in, out uint32) (bool, uint32) {
-	qw := &h.workers[int(queue-h.queueBase)%len(h.workers)]
-	qw.dec.DecodeIP(payload, &qw.pkt)
+func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
+	qw := &h.workers[int(qp.Queue-h.queueBase)%len(h.workers)]
+	qw.dec.DecodeIP(qp.Payload, &qw.pkt)
+	if len(qp.HwAddr) == 6 {
+		// The frame's source MAC: what identity and spoof checks go by.
+		qw.pkt.HasMAC = true
+		copy(qw.pkt.SrcMAC[:], qp.HwAddr)
+	}
 	pol := h.eng.Policy()
-	m := engine.Meta{InZone: h.zones.zone(pol, in), OutZone: h.zones.zone(pol, out)}
+	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex)}
 	now := h.now()
 	d := qw.w.Judge(&qw.pkt, now.UnixNano(), m)
 	if h.latency != nil {

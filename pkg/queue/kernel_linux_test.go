@@ -64,13 +64,20 @@ type judge struct {
 	fromA    map[uint8]int  // packets from client A, by protocol
 	fromB    int
 	received int
+	noMAC    int // packets that came without the sender's hardware address
 }
 
 func newJudge() *judge {
 	return &judge{marks: nft.DefaultMarks(), byDst: map[uint16]int{}, fromA: map[uint8]int{}}
 }
 
-func (j *judge) Judge(queue uint16, p []byte, in, out uint32) (bool, uint32) {
+func (j *judge) Judge(pkt *Packet) (bool, uint32) {
+	p := pkt.Payload
+	if len(pkt.HwAddr) != 6 {
+		j.mu.Lock()
+		j.noMAC++
+		j.mu.Unlock()
+	}
 	if len(p) < 20 || p[0]>>4 != 4 {
 		return false, 0
 	}
@@ -266,6 +273,14 @@ func TestKernelDataPath(t *testing.T) {
 		}
 		if cs.FastPath.Packets < 100 {
 			t.Errorf("fast path counted %d packets, want the bulk of the flow", cs.FastPath.Packets)
+		}
+		// Forwarded Ethernet frames come with their sender's MAC, which
+		// identity and spoof checks need.
+		j.mu.Lock()
+		noMAC, got := j.noMAC, j.received
+		j.mu.Unlock()
+		if noMAC > 0 {
+			t.Errorf("%d of %d queued packets came without a hardware address", noMAC, got)
 		}
 	})
 

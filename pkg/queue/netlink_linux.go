@@ -33,6 +33,7 @@ const (
 	attrMark       = 3  // NFQA_MARK
 	attrInDev      = 5  // NFQA_IFINDEX_INDEV
 	attrOutDev     = 6  // NFQA_IFINDEX_OUTDEV
+	attrHwAddr     = 9  // NFQA_HWADDR
 	attrPayload    = 10 // NFQA_PAYLOAD
 
 	attrCfgCmd    = 1 // NFQA_CFG_CMD
@@ -139,6 +140,7 @@ type packetMsg struct {
 	hasID   bool
 	mark    uint32
 	in, out uint32
+	hwaddr  []byte
 	payload []byte
 }
 
@@ -178,6 +180,13 @@ func parsePacket(b []byte, p *packetMsg) {
 		case attrOutDev:
 			if len(data) >= 4 {
 				p.out = be.Uint32(data)
+			}
+		case attrHwAddr:
+			// struct nfqnl_msg_packet_hw { be16 hw_addrlen; u16 pad; u8 hw_addr[8]; }
+			if len(data) >= 4 {
+				if n := int(be.Uint16(data)); n <= 8 && 4+n <= len(data) {
+					p.hwaddr = data[4 : 4+n]
+				}
 			}
 		case attrPayload:
 			p.payload = data

@@ -10,8 +10,24 @@ import (
 	"time"
 )
 
-// Handler judges one queued packet. payload starts at the IP header; it is
-// only valid during the call and may be truncated to CopyRange bytes.
+// Packet is one queued packet as the Handler sees it. It and the slices in
+// it are only valid during the call to Judge.
+type Packet struct {
+	// Queue is the queue number the packet came from.
+	Queue uint16
+	// Payload starts at the IP header; it may be cut to CopyRange bytes.
+	Payload []byte
+	// InIfindex and OutIfindex are the interfaces the packet came in and
+	// goes out on (0 when none).
+	InIfindex, OutIfindex uint32
+	// HwAddr is the sender's hardware address (the source MAC of the frame
+	// it came in), when the kernel knows one.
+	HwAddr []byte
+	// Mark is the packet mark it was queued with.
+	Mark uint32
+}
+
+// Handler judges one queued packet.
 //
 // accept=true accepts the packet; a non-zero mark is then set as its packet
 // mark (only the MarkMask bits, when MarkMask is set). accept=false drops the
@@ -20,16 +36,14 @@ import (
 // verdict chain stores the mark and then drops the packet. "Need more
 // packets" is accept with mark 0, so the next packet is queued again.
 type Handler interface {
-	Judge(queue uint16, payload []byte, inIfindex, outIfindex uint32) (accept bool, mark uint32)
+	Judge(p *Packet) (accept bool, mark uint32)
 }
 
 // HandlerFunc adapts a function to Handler.
-type HandlerFunc func(queue uint16, payload []byte, inIfindex, outIfindex uint32) (accept bool, mark uint32)
+type HandlerFunc func(p *Packet) (accept bool, mark uint32)
 
 // Judge calls f.
-func (f HandlerFunc) Judge(queue uint16, payload []byte, inIfindex, outIfindex uint32) (bool, uint32) {
-	return f(queue, payload, inIfindex, outIfindex)
-}
+func (f HandlerFunc) Judge(p *Packet) (bool, uint32) { return f(p) }
 
 // DefaultCopyRange is how many bytes of each packet the kernel copies to
 // userspace unless Options.CopyRange says otherwise: IPv6 (40) with a few

@@ -183,6 +183,7 @@ type worker struct {
 	send  verdictSender
 
 	pkt packetMsg
+	arg Packet // what the Handler is handed, reused
 	out []byte // encoded verdicts not yet written
 	// run is the open batch: packets with one verdict and mark, the last
 	// of them lastID; runLen counts them (0: no open batch).
@@ -242,7 +243,8 @@ func (w *worker) judge(p *packetMsg) {
 		return
 	}
 	w.c.received.Add(1)
-	accept, mark := w.h.Judge(w.queue, p.payload, p.in, p.out)
+	w.arg = Packet{Queue: w.queue, Payload: p.payload, InIfindex: p.in, OutIfindex: p.out, HwAddr: p.hwaddr, Mark: p.mark}
+	accept, mark := w.h.Judge(&w.arg)
 	v, setMark, newMark := decide(accept, mark, p.mark, w.mask)
 	if w.runLen > 0 && (v != w.run.v || setMark != w.run.setMark || newMark != w.run.mark) {
 		w.closeRun()

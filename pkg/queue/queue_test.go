@@ -34,7 +34,7 @@ func TestDecide(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
-	h := HandlerFunc(func(uint16, []byte, uint32, uint32) (bool, uint32) { return true, 0 })
+	h := HandlerFunc(func(*Packet) (bool, uint32) { return true, 0 })
 	for _, o := range []Options{{Queues: 0}, {QueueBase: 65535, Queues: 2}} {
 		if _, err := New(o, h); err == nil {
 			t.Errorf("New(%+v): no error", o)
@@ -46,7 +46,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestStatsNumbering(t *testing.T) {
-	a, err := New(Options{QueueBase: 7, Queues: 3}, HandlerFunc(func(uint16, []byte, uint32, uint32) (bool, uint32) { return true, 0 }))
+	a, err := New(Options{QueueBase: 7, Queues: 3}, HandlerFunc(func(*Packet) (bool, uint32) { return true, 0 }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestRunOnlyOnce(t *testing.T) {
-	a, err := New(Options{Queues: 1}, HandlerFunc(func(uint16, []byte, uint32, uint32) (bool, uint32) { return true, 0 }))
+	a, err := New(Options{Queues: 1}, HandlerFunc(func(*Packet) (bool, uint32) { return true, 0 }))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -118,9 +118,9 @@ func TestWorkerBatchesVerdicts(t *testing.T) {
 		in, out uint32
 	}
 	var saw []seen
-	h := HandlerFunc(func(q uint16, p []byte, in, out uint32) (bool, uint32) {
-		saw = append(saw, seen{q, append([]byte(nil), p...), in, out})
-		return p[9] == unix.IPPROTO_TCP, 0x00020000
+	h := HandlerFunc(func(p *Packet) (bool, uint32) {
+		saw = append(saw, seen{p.Queue, append([]byte(nil), p.Payload...), p.InIfindex, p.OutIfindex})
+		return p.Payload[9] == unix.IPPROTO_TCP, 0x00020000
 	})
 	var c counters
 	fs := &fakeSender{}
@@ -211,7 +211,7 @@ func TestParsePacketTruncated(t *testing.T) {
 // and writing its verdicts allocates nothing per packet.
 func TestReceivePathNoAllocs(t *testing.T) {
 	var c counters
-	w := newWorker(3, HandlerFunc(func(uint16, []byte, uint32, uint32) (bool, uint32) { return true, 0x00020000 }), 0x00ff0000, &c, discardSender{})
+	w := newWorker(3, HandlerFunc(func(*Packet) (bool, uint32) { return true, 0x00020000 }), 0x00ff0000, &c, discardSender{})
 	tcp := make([]byte, 60)
 	tcp[0], tcp[9] = 0x45, unix.IPPROTO_TCP
 	var read [][]byte
