@@ -18,9 +18,19 @@ import (
 // position it did record.
 type positions struct {
 	file string
-	keys map[string]Pos // path → position of the key (or of the header's key)
-	vals map[string]Pos // path → position of the value (or of the table header)
+	keys map[string]lineCol // path → position of the key (or of the header's key)
+	vals map[string]lineCol // path → position of the value (or of the table header)
 }
+
+// lineCol is a position within the positions' file. The maps hold one per
+// key and value of the document, so they keep 8 bytes, not a whole Pos.
+type lineCol struct{ line, col int32 }
+
+func (p *positions) at(lc lineCol) Pos {
+	return Pos{File: p.file, Line: int(lc.line), Col: int(lc.col)}
+}
+
+func compact(p Pos) lineCol { return lineCol{int32(p.Line), int32(p.Col)} }
 
 // pathKey joins path elements with a byte that cannot occur unescaped in a
 // TOML key, so that "a.b" as one quoted key differs from a.b.
@@ -31,8 +41,8 @@ func pathKey(path []string) string { return strings.Join(path, "\x00") }
 // table, or the opening bracket of a table header.
 func (p *positions) value(path []string) Pos {
 	for n := len(path); n > 0; n-- {
-		if pos, ok := p.vals[pathKey(path[:n])]; ok {
-			return pos
+		if lc, ok := p.vals[pathKey(path[:n])]; ok {
+			return p.at(lc)
 		}
 	}
 	return Pos{File: p.file, Line: 1, Col: 1}
@@ -40,8 +50,8 @@ func (p *positions) value(path []string) Pos {
 
 // key returns the position of the key that names path.
 func (p *positions) key(path []string) Pos {
-	if pos, ok := p.keys[pathKey(path)]; ok {
-		return pos
+	if lc, ok := p.keys[pathKey(path)]; ok {
+		return p.at(lc)
 	}
 	return p.value(path)
 }
@@ -53,8 +63,10 @@ func locate(file, src string) *positions {
 	s := &scanner{
 		src:  src,
 		line: 1,
-		pos:  &positions{file: file, keys: map[string]Pos{}, vals: map[string]Pos{}},
-		aot:  map[string]int{},
+		// About one key a line: sized up front, the maps never rehash.
+		pos: &positions{file: file, keys: make(map[string]lineCol, strings.Count(src, "\n")+1),
+			vals: make(map[string]lineCol, strings.Count(src, "\n")+1)},
+		aot: map[string]int{},
 	}
 	s.run()
 	return s.pos
@@ -156,10 +168,10 @@ func (s *scanner) skipTrivia() {
 func (s *scanner) set(path []string, key, val Pos) {
 	k := pathKey(path)
 	if _, ok := s.pos.keys[k]; !ok {
-		s.pos.keys[k] = key
+		s.pos.keys[k] = compact(key)
 	}
 	if _, ok := s.pos.vals[k]; !ok {
-		s.pos.vals[k] = val
+		s.pos.vals[k] = compact(val)
 	}
 }
 
@@ -237,7 +249,7 @@ func (s *scanner) keyValue(base []string) {
 			s.set(path, at[i], at[i])
 		}
 	}
-	s.pos.keys[pathKey(path)] = at[len(at)-1]
+	s.pos.keys[pathKey(path)] = compact(at[len(at)-1])
 	s.value(path)
 }
 
@@ -281,7 +293,7 @@ func isBareKeyByte(c byte) bool {
 // value records the position of the value at path and of everything
 // inside it, and moves past it.
 func (s *scanner) value(path []string) {
-	s.pos.vals[pathKey(path)] = s.here()
+	s.pos.vals[pathKey(path)] = compact(s.here())
 	switch {
 	case s.has(`"""`):
 		s.multiLineString(`"""`, true)
