@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -34,6 +35,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	log := opts.Logger
 	started := opts.Now()
+	if os.Getenv("GOGC") == "" {
+		// Most of the heap is the flow table, allocated once and kept:
+		// the default GOGC=100 would let garbage grow as large again
+		// before collecting, which a 128 MB router cannot spare.
+		debug.SetGCPercent(50)
+	}
 
 	cur, err := load(&opts, log)
 	if err != nil {
