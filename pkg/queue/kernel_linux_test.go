@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picoseg/picoseg/internal/testnetns"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"golang.org/x/sys/unix"
 )
@@ -38,18 +39,18 @@ const (
 )
 
 type lab struct {
-	client, gw, server netns
+	client, gw, server testnetns.NS
 }
 
 func newLab(t *testing.T) lab {
 	t.Helper()
-	l := lab{newNetNS(t, "picoseg-cl"), newNetNS(t, "picoseg-gw"), newNetNS(t, "picoseg-sv")}
-	link(t, l.client, "c0", clientA+"/24", l.gw, "g0", "192.0.2.254/24")
-	link(t, l.gw, "g1", "198.51.100.254/24", l.server, "s0", serverAddr+"/24")
-	l.client.run(t, "ip", "addr", "add", clientB+"/24", "dev", "c0")
-	l.client.run(t, "ip", "route", "add", "default", "via", "192.0.2.254")
-	l.server.run(t, "ip", "route", "add", "default", "via", "198.51.100.254")
-	l.gw.run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+	l := lab{testnetns.New(t, "picoseg-cl"), testnetns.New(t, "picoseg-gw"), testnetns.New(t, "picoseg-sv")}
+	testnetns.Link(t, l.client, "c0", clientA+"/24", l.gw, "g0", "192.0.2.254/24")
+	testnetns.Link(t, l.gw, "g1", "198.51.100.254/24", l.server, "s0", serverAddr+"/24")
+	l.client.Run(t, "ip", "addr", "add", clientB+"/24", "dev", "c0")
+	l.client.Run(t, "ip", "route", "add", "default", "via", "192.0.2.254")
+	l.server.Run(t, "ip", "route", "add", "default", "via", "198.51.100.254")
+	l.gw.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	return l
 }
 
@@ -125,10 +126,10 @@ func (j *judge) snapshot() (byDst map[uint16]int, bulk, udpFromA, fromB int) {
 
 // serve runs the server's listeners: bulk replies with the number of bytes
 // it read, echo echoes, blocked would answer if anything got through.
-func serve(t *testing.T, server netns) {
+func serve(t *testing.T, server testnetns.NS) {
 	t.Helper()
 	var lns []net.Listener
-	server.do(t, func() {
+	server.Do(t, func() {
 		for _, port := range []int{portBulk, portEcho, portBlocked} {
 			ln, err := net.Listen("tcp4", net.JoinHostPort(serverAddr, strconv.Itoa(port)))
 			if err != nil {
@@ -165,11 +166,11 @@ func serve(t *testing.T, server netns) {
 }
 
 // dial connects from src (port 0: any) to the server, inside ns.
-func dial(t *testing.T, ns netns, src string, srcPort, dstPort int, timeout time.Duration) (net.Conn, error) {
+func dial(t *testing.T, ns testnetns.NS, src string, srcPort, dstPort int, timeout time.Duration) (net.Conn, error) {
 	t.Helper()
 	var c net.Conn
 	var err error
-	ns.do(t, func() {
+	ns.Do(t, func() {
 		d := net.Dialer{Timeout: timeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src), Port: srcPort}}
 		c, err = d.Dial("tcp4", net.JoinHostPort(serverAddr, strconv.Itoa(dstPort)))
 	})
@@ -189,11 +190,11 @@ func echo(c net.Conn) error {
 }
 
 func TestKernelDataPath(t *testing.T) {
-	needRoot(t)
+	testnetns.NeedRoot(t)
 	l := newLab(t)
 	serve(t, l.server)
 
-	nc, err := nft.Dial(l.gw.fd)
+	nc, err := nft.Dial(l.gw.FD)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func TestKernelDataPath(t *testing.T) {
 	t.Cleanup(func() { rs.Remove() })
 
 	j := newJudge()
-	a, err := New(Options{QueueBase: 4200, Queues: 2, MarkMask: nft.DefaultMarkMask, NetNS: l.gw.fd}, j)
+	a, err := New(Options{QueueBase: 4200, Queues: 2, MarkMask: nft.DefaultMarkMask, NetNS: l.gw.FD}, j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestKernelDataPath(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			l.client.do(t, func() {
+			l.client.Do(t, func() {
 				pc, err := net.ListenPacket("udp4", net.JoinHostPort(clientA, "0"))
 				if err != nil {
 					floodErr = err
@@ -383,7 +384,7 @@ func TestKernelDataPath(t *testing.T) {
 	}
 
 	stop()
-	if bound := l.gw.run(t, "cat", "/proc/net/netfilter/nfnetlink_queue"); bound != "" {
+	if bound := l.gw.Run(t, "cat", "/proc/net/netfilter/nfnetlink_queue"); bound != "" {
 		t.Errorf("queues still bound after Run returned:\n%s", bound)
 	}
 
