@@ -92,10 +92,26 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 // values. A syntax error is reported and ends the file: what follows it
 // cannot be trusted.
 func (b *builder) open(name string, data []byte) (table, bool) {
-	var root map[string]any
-	_, err := toml.Decode(string(data), &root)
 	// The library counts its offsets after one byte order mark; so must we.
 	src := stripBOM(string(data))
+	// Where keys and values are written is found by a second scanner that
+	// needs only the text: it runs beside the TOML library, on another
+	// core where there is one, so a large policy reloads sooner. Its result
+	// is used only once the library has accepted the text; on text it
+	// does not understand it may give up (nil), and is then run again
+	// below, where anything it does is in the open.
+	located := make(chan *positions, 1)
+	go func() {
+		defer func() {
+			if recover() != nil {
+				located <- nil
+			}
+		}()
+		located <- locate(name, src)
+	}()
+	var root map[string]any
+	_, err := toml.Decode(string(data), &root)
+	pos := <-located
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
@@ -105,7 +121,10 @@ func (b *builder) open(name string, data []byte) (table, bool) {
 		}
 		return table{}, false
 	}
-	doc := &document{pos: locate(name, src), diag: &b.diag}
+	if pos == nil {
+		pos = locate(name, src)
+	}
+	doc := &document{pos: pos, diag: &b.diag}
 	return table{doc: doc, m: root}, true
 }
 
