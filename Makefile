@@ -29,11 +29,16 @@ vet:
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-# Short fuzzing runs of every parser (not part of `make test`).
+# Short fuzzing runs of every parser (not part of `make test`, whose runs
+# replay each fuzz test's seeds).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run XXX -fuzz FuzzParse -fuzztime 30s ./pkg/config
-	$(GO) test -run XXX -fuzz FuzzDecodeIP -fuzztime 30s ./pkg/packet
-	$(GO) test -run XXX -fuzz FuzzDecodeEthernet -fuzztime 30s ./pkg/packet
+	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
+	$(GO) test -run XXX -fuzz '^FuzzDecodeIP$$' -fuzztime $(FUZZTIME) ./pkg/packet
+	$(GO) test -run XXX -fuzz '^FuzzDecodeEthernet$$' -fuzztime $(FUZZTIME) ./pkg/packet
+	$(GO) test -run XXX -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./pkg/capture
+	$(GO) test -run XXX -fuzz '^FuzzReadLeases$$' -fuzztime $(FUZZTIME) ./pkg/inventory
+	$(GO) test -run XXX -fuzz '^FuzzEscaping$$' -fuzztime $(FUZZTIME) ./pkg/metrics
 
 # Installs what the lab needs on Debian when missing, builds, and runs the
 # demo as root.
