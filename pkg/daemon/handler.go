@@ -59,7 +59,7 @@ func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
 		copy(qw.pkt.SrcMAC[:], qp.HwAddr)
 	}
 	pol := h.eng.Policy()
-	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex)}
+	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex), Merged: qp.GSO}
 	now := h.now()
 	d := qw.w.Judge(&qw.pkt, now.UnixNano(), m)
 	if h.latency != nil {

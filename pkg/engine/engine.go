@@ -177,6 +177,10 @@ type Meta struct {
 	// InZone and OutZone are the zones of the ingress and egress
 	// interfaces (Policy.ZoneOfInterface), policy.None when unknown.
 	InZone, OutZone int32
+	// Merged is set when the kernel merged several segments into this one
+	// packet (GRO): its length is theirs together, so it is held to a
+	// rule's smallest size but not to its largest.
+	Merged bool
 }
 
 // NoMeta is the Meta of a packet whose interfaces are unknown (captures,
@@ -290,7 +294,7 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, dry bool) (Decision, Result) {
 	c := &w.ctx
 	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
-	c.InZone, c.OutZone, c.Reversed, c.DryRun = m.InZone, m.OutZone, reversed, dry
+	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
 	c.DPort = transportPort(p, reversed)
 	c.Rule = policy.None
 	c.Flow = &w.st
@@ -328,7 +332,7 @@ func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packe
 		} else {
 			reason, event = ReasonOutsideWindow, EventWindow
 		}
-	case r.HasSize && (p.Length < r.SizeMin || p.Length > r.SizeMax):
+	case r.HasSize && sizeOutside(r, p.Length, m.Merged):
 		reason, event = ReasonPacketSize, EventDeny
 	case r.MaxFlow > 0 && st.Bytes > r.MaxFlow:
 		reason, event = ReasonFlowBytes, EventVolume
@@ -351,6 +355,13 @@ func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packe
 		w.e.flows.Update(key, st)
 	}
 	return w.finish(d, p, now, false, 0)
+}
+
+// sizeOutside reports whether a packet of length bytes breaks the rule's
+// size bounds. A merged packet is several segments: only the lower bound
+// says something about them.
+func sizeOutside(r *policy.Rule, length uint16, merged bool) bool {
+	return length < r.SizeMin || length > r.SizeMax && !merged
 }
 
 // setSides fills the context's sides from a cached flow, for its event.

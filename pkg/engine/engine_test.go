@@ -447,3 +447,19 @@ services = ["udp/53"]
 		t.Fatalf("a known plug is not quarantined: %+v", d)
 	}
 }
+
+// Segments the kernel merged (GRO) arrive as one long packet: its length
+// is no reason to cut a flow whose packets are each within bounds.
+func TestMergedSegmentsAreNotOversized(t *testing.T) {
+	pol := compile(t, homePolicy)
+	w := New(pol, Options{}).NewWorker()
+	now := monday10.UnixNano()
+	w.Judge(pkt(t, "tcp 10.77.0.11:40000 -> 203.0.113.9:443"), now, NoMeta)
+	merged := Meta{InZone: policy.None, OutZone: policy.None, Merged: true}
+	if d := w.Judge(pkt(t, "tcp 10.77.0.11:40000 -> 203.0.113.9:443 flags=A len=9000"), now+1, merged); d.Verdict == Drop {
+		t.Fatalf("merged segments: %+v", d)
+	}
+	if d := w.Judge(pkt(t, "tcp 10.77.0.11:40000 -> 203.0.113.9:443 flags=A len=9000"), now+2, NoMeta); d.Verdict != Drop || d.Reason != ReasonPacketSize {
+		t.Fatalf("one 9000-byte packet: %+v", d)
+	}
+}

@@ -47,6 +47,8 @@ type Context struct {
 	// and goes out on, when the caller knows them (the kernel path);
 	// policy.None otherwise, and the zones follow from the addresses.
 	InZone, OutZone int32
+	// Merged is Meta.Merged: the packet is several merged segments.
+	Merged bool
 	// Reversed is set when a mid-stream TCP packet is judged as the reply
 	// of a flow its destination opened: Src and Dst are then swapped, and
 	// the hardware address belongs to Dst.

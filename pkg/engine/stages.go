@@ -116,7 +116,7 @@ func (picoStage) Evaluate(c *Context) Result {
 	if res := checkWindow(c, r); res.Verdict != Continue {
 		return res
 	}
-	if r.HasSize && (c.Packet.Length < r.SizeMin || c.Packet.Length > r.SizeMax) {
+	if r.HasSize && sizeOutside(r, c.Packet.Length, c.Merged) {
 		return Result{Verdict: Drop, Rule: c.Rule, Reason: ReasonPacketSize}
 	}
 	if r.MaxFlow > 0 && uint64(c.Packet.Length) > r.MaxFlow {

@@ -35,6 +35,8 @@ const (
 	attrOutDev     = 6  // NFQA_IFINDEX_OUTDEV
 	attrHwAddr     = 9  // NFQA_HWADDR
 	attrPayload    = 10 // NFQA_PAYLOAD
+	attrSkbInfo    = 14 // NFQA_SKB_INFO
+	skbGSO         = 2  // NFQA_SKB_GSO: the packet is several segments merged (GRO)
 
 	attrCfgCmd    = 1 // NFQA_CFG_CMD
 	attrCfgParams = 2 // NFQA_CFG_PARAMS
@@ -142,6 +144,7 @@ type packetMsg struct {
 	in, out uint32
 	hwaddr  []byte
 	payload []byte
+	gso     bool
 }
 
 // parsePacket reads the attributes of a packet message (after the netlink
@@ -190,6 +193,10 @@ func parsePacket(b []byte, p *packetMsg) {
 			}
 		case attrPayload:
 			p.payload = data
+		case attrSkbInfo:
+			if len(data) >= 4 {
+				p.gso = be.Uint32(data)&skbGSO != 0
+			}
 		}
 		if a := align4(n); a <= len(b) {
 			b = b[a:]

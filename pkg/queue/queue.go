@@ -25,6 +25,9 @@ type Packet struct {
 	HwAddr []byte
 	// Mark is the packet mark it was queued with.
 	Mark uint32
+	// GSO is set when the packet is several segments the kernel merged
+	// (GRO): its length is theirs together, not any one packet's.
+	GSO bool
 }
 
 // Handler judges one queued packet.
