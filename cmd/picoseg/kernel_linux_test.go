@@ -617,3 +617,51 @@ func TestKernelSpoofedAddress(t *testing.T) {
 	}
 	t.Fatalf("no spoofed_address alert for cam: %+v", alerts)
 }
+
+// TestKernelFlowByteLimit: a fast-pathed upload over its rule's
+// max_flow_bytes is cut, from conntrack's counters, within the daemon's
+// 10-second accounting round.
+func TestKernelFlowByteLimit(t *testing.T) {
+	f := newFixture(t)
+	f.discard("wan", 8443)
+	f.start(labPolicy(t, func(s string) string {
+		return strings.Replace(s, `services = ["tcp/8443"]`, "services = [\"tcp/8443\"]\nmax_flow_bytes = \"5MB\"", 1)
+	}))
+	c, err := f.lab.Host("cam").Dial(f.ctx, "tcp", "198.51.100.2:8443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, 64<<10)
+	sent := 0
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := c.Write(chunk)
+		sent += n
+		if err != nil {
+			break
+		}
+		time.Sleep(2 * time.Millisecond) // some 30 MB/s: a steady upload
+	}
+	t.Logf("the upload stopped after %d MB", sent>>20)
+	if time.Now().After(deadline) {
+		t.Fatalf("an upload over max_flow_bytes was never cut (%d MB sent)", sent>>20)
+	}
+	if sent < 5e6 {
+		t.Fatalf("cut after %d bytes, before the 5 MB limit", sent)
+	}
+	var alerts []struct {
+		Type string `json:"type"`
+		Rule string `json:"rule"`
+	}
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		daemon.Query(f.sock, "alerts", &alerts)
+		for _, a := range alerts {
+			if a.Type == "volume_exceeded" && a.Rule == "cam-upload" {
+				return
+			}
+		}
+	}
+	t.Errorf("no volume_exceeded alert: %+v", alerts)
+}

@@ -210,6 +210,7 @@ func Run(ctx context.Context, opts Options) error {
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
 	lastRejudge, lastCount, lastSave := opts.Now(), opts.Now(), opts.Now()
+	vols := newVolumes()
 
 	reload := func() {
 		start := time.Now()
@@ -261,12 +262,17 @@ func Run(ctx context.Context, opts Options) error {
 					Message: "queue overflow: the kernel could not hand packets to picoseg (on_queue_full = " + d.OnQueueFull + ")"})
 				overflows = n
 			}
-			// Device byte counts come from conntrack, which sees the
-			// fast-pathed part of every flow.
+			// Device byte counts, and the byte bounds of fast-pathed
+			// flows, come from conntrack, which sees every packet.
 			if now.Sub(lastCount) >= 10*time.Second {
 				lastCount = now
 				if flows, err := ct.Flows(ctx); err == nil {
 					devs.counts.Apply(flows, now, devs.id.Load().Identify)
+					if n, err := vols.apply(flows, eng, marks, ct, now); err != nil {
+						log.Warn("holding fast-pathed flows to their byte bounds", "err", err)
+					} else if n > 0 {
+						log.Info("flows cut by their byte bounds", "flows", n)
+					}
 				}
 			}
 			if now.Sub(lastSave) >= time.Minute {

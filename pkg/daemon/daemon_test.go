@@ -195,3 +195,71 @@ func TestHasWindows(t *testing.T) {
 		t.Error("policy without")
 	}
 }
+
+func TestVolumesCutFastPathedFlows(t *testing.T) {
+	text := policyText + `
+[[allow]]
+name = "cam-upload"
+from = "device:cam"
+to = "zone:wan"
+services = ["tcp/8443"]
+max_flow_bytes = "10MB"
+
+[[allow]]
+name = "cam-telemetry"
+from = "device:cam"
+to = "zone:wan"
+services = ["udp/9000-9001"]
+max_device_bytes = { amount = "1MB", per = "1h" }
+`
+	marks := nft.DefaultMarks()
+	var events []engine.Event
+	eng := engine.New(loadText(t, text).Policy, engine.Options{Sink: engine.SinkFunc(func(e engine.Event) { events = append(events, e) })})
+	ct := &conntrack.Fake{}
+	cam, cloud := netip.MustParseAddr("10.77.0.11"), netip.MustParseAddr("198.51.100.7")
+	upload := conntrack.Flow{ID: 1, Proto: 6, Src: cam, Dst: cloud, SrcPort: 40000, DstPort: 8443, Mark: marks.Accepted(0), OrigBytes: 4e6}
+	tele1 := conntrack.Flow{ID: 2, Proto: 17, Src: cam, Dst: cloud, SrcPort: 5000, DstPort: 9000, Mark: marks.Accepted(0), OrigBytes: 300e3}
+	tele2 := conntrack.Flow{ID: 3, Proto: 17, Src: cam, Dst: cloud, SrcPort: 5001, DstPort: 9001, Mark: marks.Accepted(0), OrigBytes: 300e3}
+	for _, f := range []conntrack.Flow{upload, tele1, tele2} {
+		ct.Add(f)
+	}
+	v := newVolumes()
+	noon := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	dump := func() []conntrack.Flow { fl, _ := ct.Flows(context.Background()); return fl }
+	if cut, err := v.apply(dump(), eng, marks, ct, noon); err != nil || cut != 0 {
+		t.Fatalf("within bounds: cut %d, %v", cut, err)
+	}
+	// The upload passes 10 MB; the device's telemetry passes 1 MB together.
+	upload.OrigBytes, upload.ReplyBytes = 9e6, 2e6
+	tele1.OrigBytes, tele2.OrigBytes = 600e3, 600e3
+	ct = &conntrack.Fake{}
+	for _, f := range []conntrack.Flow{upload, tele1, tele2} {
+		ct.Add(f)
+	}
+	cut, err := v.apply(dump(), eng, marks, ct, noon.Add(10*time.Second))
+	if err != nil || cut != 2 {
+		t.Fatalf("over bounds: cut %d, %v", cut, err)
+	}
+	for _, f := range dump() {
+		state, _ := marks.Decode(f.Mark)
+		if want := map[uint32]nft.State{1: nft.StateDropped, 2: nft.StateAccepted, 3: nft.StateDropped}[f.ID]; state != want {
+			t.Errorf("flow %d: %v, want %v", f.ID, state, want)
+		}
+	}
+	var got []string
+	for _, e := range events {
+		got = append(got, e.Type.String()+" "+e.Rule+" "+e.Reason.String())
+	}
+	want := []string{
+		"volume_exceeded cam-upload flow exceeded the rule's byte limit",
+		"volume_exceeded cam-telemetry device exceeded the rule's byte budget for this period",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("events (-want +got):\n-%s\n+%s", strings.Join(want, "\n-"), strings.Join(got, "\n+"))
+	}
+	// A new telemetry flow is refused while the budget is spent.
+	q := engine.Query{From: cam, To: cloud, Proto: 17, DPort: 9000, At: noon.Add(20 * time.Second)}
+	if d := eng.ExplainQuery(q).Decision; d.Verdict != engine.Drop || d.Reason != engine.ReasonDeviceBytes {
+		t.Errorf("new flow with the budget spent: %+v", d)
+	}
+}
