@@ -51,6 +51,11 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	return newFixtureIPv6(t, false)
+}
+
+func newFixtureIPv6(t *testing.T, ipv6 bool) *fixture {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("integration test: needs root for network namespaces, nftables and NFQUEUE")
 	}
@@ -60,7 +65,7 @@ func newFixture(t *testing.T) *fixture {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	opts := lab.DefaultOptions()
-	opts.IPv6 = false
+	opts.IPv6 = ipv6
 	l, err := lab.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -664,4 +669,42 @@ func TestKernelFlowByteLimit(t *testing.T) {
 		}
 	}
 	t.Errorf("no volume_exceeded alert: %+v", alerts)
+}
+
+// TestKernelIPv6: the same policy decides IPv6 flows, once its zones and
+// devices have IPv6 addresses.
+func TestKernelIPv6(t *testing.T) {
+	f := newFixtureIPv6(t, true)
+	f.echo("wan", 8443)
+	f.echo("lan", 22)
+	f.start(labPolicy(t, func(s string) string {
+		s = strings.Replace(s, `networks = ["0.0.0.0/0"]`, `networks = ["0.0.0.0/0", "::/0"]`, 1)
+		s = strings.Replace(s, `networks = ["10.88.0.0/24"]`, `networks = ["10.88.0.0/24", "fd00:88::/64"]`, 1)
+		s = strings.Replace(s, `networks = ["10.77.0.0/24"]`, `networks = ["10.77.0.0/24", "fd00:77::/64"]`, 1)
+		return strings.Replace(s, `ip = ["10.77.0.11"]`, `ip = ["10.77.0.11", "fd00:77::11"]`, 1)
+	}))
+	cam, wan, lanHost := f.lab.Host("cam"), f.lab.Host("wan"), f.lab.Host("lan")
+	connect := func(to *lab.Host, port uint16) error {
+		return cam.TCPConnect(f.ctx, netip.AddrPortFrom(to.Addr6, port), 1500*time.Millisecond)
+	}
+	if err := connect(wan, 8443); err != nil {
+		t.Errorf("camera to its cloud over IPv6: %v", err)
+	}
+	if err := connect(lanHost, 22); err == nil {
+		t.Error("camera reached the admin PC over IPv6")
+	}
+	var flows []daemon.FlowView
+	if err := daemon.Query(f.sock, "flows", &flows); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for _, fl := range flows {
+		seen = append(seen, fl.SrcDevice+" "+fl.Dst+" "+fl.Verdict+" "+fl.Layer)
+	}
+	joined := strings.Join(seen, "\n")
+	for _, want := range []string{"cam [2001:db8:100::2]:8443 accept pico", "cam [fd00:88::10]:22 drop segment"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("flows lack %q:\n%s", want, joined)
+		}
+	}
 }
