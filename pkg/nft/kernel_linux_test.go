@@ -75,6 +75,10 @@ const wantRuleset = `table inet picoseg {
 		packets 0 bytes 0
 	}
 
+	counter tripped {
+		packets 0 bytes 0
+	}
+
 	set guard4 {
 		type ipv4_addr
 		size 65535
@@ -99,7 +103,7 @@ const wantRuleset = `table inet picoseg {
 	}
 
 	chain accepted {
-		accept comment "per-class checks go before this rule"
+		accept
 	}
 
 	chain setmark {
@@ -221,6 +225,31 @@ func checkQueueRule(t *testing.T, conn *Conn, method QueueMethod) {
 		num, total, flags := binary.NativeEndian.Uint16(b), binary.NativeEndian.Uint16(b[2:]), binary.NativeEndian.Uint16(b[4:])
 		if num != 100 || total != 4 || flags != xtNFQFlagBypass || !bytes.Equal(b[6:], make([]byte, len(b)-6)) {
 			t.Errorf("xt_NFQ_info_v3 = num %d total %d flags %#x (%x), want 100 4 0x1", num, total, flags, b)
+		}
+	}
+}
+
+// TestKernelClassCheck: the kernel takes the class byte check as built
+// (ct bytes compared big-endian, the tripped mark, the queue).
+func TestKernelClassCheck(t *testing.T) {
+	ns, fd := kernelNetNS(t)
+	conn, err := Dial(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	method, err := Probe(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions
+	opts.ClassBytes = []uint64{0, 5_000_000}
+	if _, err := Install(conn, opts, method); err != nil {
+		t.Fatalf("install with a class check: %v", err)
+	}
+	out := nftIn(t, ns, "list", "chain", "inet", TableName, chainAccepted)
+	for _, want := range []string{"ct mark & 0x00ff0000 == 0x00030000 ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("accepted chain lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -20,6 +20,11 @@ const (
 	StateDropped
 	// StateAccepted means the flow was accepted into a pico class.
 	StateAccepted
+	// StateTripped is a packet of an accepted flow that broke one of its
+	// class's kernel checks and was queued so that userspace decides. It
+	// is a packet mark; a conntrack mark only carries it while no daemon
+	// answered the queue (fail-open).
+	StateTripped
 )
 
 // String returns the lower-case name of the state.
@@ -31,6 +36,8 @@ func (s State) String() string {
 		return "dropped"
 	case StateAccepted:
 		return "accepted"
+	case StateTripped:
+		return "tripped"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
@@ -43,9 +50,10 @@ const (
 )
 
 // Marks maps flow states into the contiguous bit field Mask of a packet or
-// conntrack mark. Inside the field, value 0 means unjudged, 1 dropped and
-// 2+c accepted with pico class c. Bits outside Mask belong to other programs
-// and are preserved by every helper here.
+// conntrack mark. Inside the field, value 0 means unjudged, 1 dropped,
+// 2+c accepted with pico class c, and the highest value (all ones) a
+// tripped kernel check. Bits outside Mask belong to other programs and are
+// preserved by every helper here.
 //
 // The zero value is not usable; use NewMarks or set Mask and call Validate.
 type Marks struct {
@@ -89,8 +97,13 @@ func (m Marks) MaxClasses() int {
 	if m.Mask == 0 {
 		return 0
 	}
-	return int(m.Mask>>m.shift()) - valueFirstAccepted + 1
+	// The top value is Tripped, not a class.
+	return int(m.Mask>>m.shift()) - valueFirstAccepted
 }
+
+// Tripped returns the field bits a kernel check sets on a packet it queues
+// for userspace to judge again.
+func (m Marks) Tripped() uint32 { return m.Mask }
 
 // Accepted returns the field bits for a flow accepted into class. It returns
 // 0 (unjudged, so the flow keeps being queued: neither silently accepted nor
@@ -121,6 +134,8 @@ func (m Marks) Decode(mark uint32) (State, uint16) {
 		return StateUnjudged, 0
 	case valueDropped:
 		return StateDropped, 0
+	case m.Mask >> m.shift():
+		return StateTripped, 0
 	}
 	return StateAccepted, uint16(v - valueFirstAccepted)
 }

@@ -30,7 +30,7 @@ func TestMarksValidate(t *testing.T) {
 
 func TestMarksEncoding(t *testing.T) {
 	m := DefaultMarks()
-	if got, want := m.MaxClasses(), 254; got != want {
+	if got, want := m.MaxClasses(), 253; got != want {
 		t.Errorf("MaxClasses() = %d, want %d", got, want)
 	}
 	for _, tc := range []struct {
@@ -43,8 +43,9 @@ func TestMarksEncoding(t *testing.T) {
 		{"dropped", m.Dropped(), 0x00010000, StateDropped, 0},
 		{"accepted class 0", m.Accepted(0), 0x00020000, StateAccepted, 0},
 		{"accepted class 7", m.Accepted(7), 0x00090000, StateAccepted, 7},
-		{"accepted highest class", m.Accepted(253), 0x00ff0000, StateAccepted, 253},
-		{"class out of range stays unjudged", m.Accepted(254), 0, StateUnjudged, 0},
+		{"accepted highest class", m.Accepted(252), 0x00fe0000, StateAccepted, 252},
+		{"class out of range stays unjudged", m.Accepted(253), 0, StateUnjudged, 0},
+		{"tripped", m.Tripped(), 0x00ff0000, StateTripped, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.mark != tc.want {
@@ -81,11 +82,11 @@ func TestMarksSmallField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.MaxClasses() != 2 {
-		t.Fatalf("MaxClasses() = %d, want 2", m.MaxClasses())
+	if m.MaxClasses() != 1 {
+		t.Fatalf("MaxClasses() = %d, want 1", m.MaxClasses())
 	}
-	if m.Dropped() != 0x10 || m.Accepted(0) != 0x20 || m.Accepted(1) != 0x30 || m.Accepted(2) != 0 {
-		t.Fatalf("dropped %#x accepted %#x %#x %#x", m.Dropped(), m.Accepted(0), m.Accepted(1), m.Accepted(2))
+	if m.Dropped() != 0x10 || m.Accepted(0) != 0x20 || m.Accepted(1) != 0 || m.Tripped() != 0x30 {
+		t.Fatalf("dropped %#x accepted %#x %#x tripped %#x", m.Dropped(), m.Accepted(0), m.Accepted(1), m.Tripped())
 	}
 }
 

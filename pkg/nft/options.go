@@ -53,6 +53,12 @@ type Options struct {
 	NewFlowRate uint32
 	// NewFlowBurst is the guard's burst in packets; 0 means NewFlowRate.
 	NewFlowBurst uint32
+	// ClassBytes are the kernel checks of each pico class, indexed by
+	// class: a fast-pathed flow of class c that has moved more than
+	// ClassBytes[c] bytes (both directions, from conntrack's counters) has
+	// its next packet queued again with the Tripped mark, for userspace to
+	// cut. Zero means no check. Needs conntrack accounting.
+	ClassBytes []uint64
 }
 
 // Queue numbers fit a uint16, and xt_NFQ_info_v3 counts them in a uint16.
@@ -71,6 +77,9 @@ func (o Options) normalized() (Options, error) {
 	if int(o.QueueBase)+o.Queues > maxQueues {
 		return o, fmt.Errorf("nft: queues %d..%d exceed the largest queue number %d",
 			o.QueueBase, int(o.QueueBase)+o.Queues-1, maxQueues-1)
+	}
+	if n := len(o.ClassBytes); n > o.Marks.MaxClasses() {
+		return o, fmt.Errorf("nft: %d pico classes, but mark_mask %#x holds %d", n, o.Marks.Mask, o.Marks.MaxClasses())
 	}
 	if o.NewFlowRate > 0 && o.NewFlowBurst == 0 {
 		o.NewFlowBurst = o.NewFlowRate
@@ -96,6 +105,9 @@ type Counters struct {
 	// VerdictDropped counts packets that came back from userspace with the
 	// DROPPED mark and were dropped after it was recorded in conntrack.
 	VerdictDropped Counter
+	// Tripped counts packets of fast-pathed flows queued again because
+	// they broke a class check.
+	Tripped Counter
 }
 
 // Names of the counter objects in the table.
@@ -105,6 +117,7 @@ const (
 	counterGuardDropped   = "guard_dropped"
 	counterQueued         = "queued"
 	counterVerdictDropped = "verdict_dropped"
+	counterTripped        = "tripped"
 )
 
 func (c *Counters) byName(name string) *Counter {
@@ -119,6 +132,8 @@ func (c *Counters) byName(name string) *Counter {
 		return &c.Queued
 	case counterVerdictDropped:
 		return &c.VerdictDropped
+	case counterTripped:
+		return &c.Tripped
 	}
 	return nil
 }

@@ -244,7 +244,7 @@ func TestInstallMessages(t *testing.T) {
 			}
 			wantOrder := []string{
 				"add table picoseg", "del table picoseg", "add table picoseg",
-				"add obj fastpath", "add obj flow_dropped", "add obj guard_dropped", "add obj queued", "add obj verdict_dropped",
+				"add obj fastpath", "add obj flow_dropped", "add obj guard_dropped", "add obj queued", "add obj verdict_dropped", "add obj tripped",
 				"add chain forward", "add chain accepted", "add chain setmark", "add chain verdict",
 				"add set guard4", "add set guard6",
 			}
@@ -270,6 +270,50 @@ func TestInstallMessages(t *testing.T) {
 			if n := len(rulesOf(msgs, "setmark")); n != 1+8 {
 				t.Errorf("setmark has %d rules, want 9 (clear + one per mask bit)", n)
 			}
+		})
+	}
+}
+
+// A pico class with a byte bound gets a kernel check before the accepted
+// chain's accept: over the bound, the packet is marked Tripped and queued.
+func TestInstallClassRules(t *testing.T) {
+	for _, tc := range []struct {
+		method QueueMethod
+		queue  expr.Any
+	}{
+		{QueueNative, &expr.Queue{Num: 100, Total: 4, Flag: expr.QueueFlagBypass}},
+		{QueueXtables, nil},
+	} {
+		t.Run(tc.method.String(), func(t *testing.T) {
+			var rec recorder
+			opts := testOptions
+			opts.ClassBytes = []uint64{0, 5_000_000}
+			if _, err := Install(rec.conn(t), opts, tc.method); err != nil {
+				t.Fatal(err)
+			}
+			got := rulesOf(decode(t, rec.msgs), "accepted")
+			if len(got) != 2 {
+				t.Fatalf("accepted chain has %d rules, want the class check and accept", len(got))
+			}
+			want := []expr.Any{
+				&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0x00ff0000), Xor: le32(0)},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00030000)}, // class 1
+				&expr.Ct{Key: expr.CtKeyBYTES, Register: 1},
+				&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
+				&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: []byte{0, 0, 0, 0, 0, 0x4c, 0x4b, 0x40}},
+				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0x00ff0000)},
+				&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+				&expr.Objref{Type: 1, Name: "tripped"},
+			}
+			if tc.queue != nil {
+				want = append(want, tc.queue)
+				diffExprs(t, "accepted", got[:1], [][]expr.Any{want})
+			} else if len(got[0]) != len(want)+1 {
+				t.Errorf("xtables class rule has %d expressions, want %d", len(got[0]), len(want)+1)
+			}
+			diffExprs(t, "accepted", got[1:], [][]expr.Any{{&expr.Verdict{Kind: expr.VerdictAccept}}})
 		})
 	}
 }
