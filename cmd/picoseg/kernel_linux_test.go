@@ -624,8 +624,8 @@ func TestKernelSpoofedAddress(t *testing.T) {
 }
 
 // TestKernelFlowByteLimit: a fast-pathed upload over its rule's
-// max_flow_bytes is cut, from conntrack's counters, within the daemon's
-// 10-second accounting round.
+// max_flow_bytes is cut by the kernel's class check, which queues the
+// flow's next packet for the daemon to cut.
 func TestKernelFlowByteLimit(t *testing.T) {
 	f := newFixture(t)
 	f.discard("wan", 8443)
@@ -655,6 +655,14 @@ func TestKernelFlowByteLimit(t *testing.T) {
 	}
 	if sent < 5e6 {
 		t.Fatalf("cut after %d bytes, before the 5 MB limit", sent)
+	}
+	// The socket buffers hold some of what was written; the kernel check
+	// trips at the first packet past the bound.
+	if sent > 12e6 {
+		t.Errorf("cut after %d MB: the class check should trip right past 5 MB", sent>>20)
+	}
+	if st := f.status(); st.Kernel["tripped"] == 0 {
+		t.Errorf("the kernel's class check never tripped: %v", st.Kernel)
 	}
 	var alerts []struct {
 		Type string `json:"type"`

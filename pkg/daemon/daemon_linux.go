@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,19 +83,25 @@ func Run(ctx context.Context, opts Options) error {
 	bridged := enableBridgeFilter(cur, log)
 
 	failClosed := d.OnDaemonDown == "closed"
-	rs, err := nft.Install(conn, nft.Options{
+	nftOpts := nft.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: failClosed,
 		NewFlowRate: perSecond(d.NewFlowRate), NewFlowBurst: 2 * perSecond(d.NewFlowRate),
-	}, method)
+		ClassBytes: cur.Policy.ClassBytes,
+	}
+	installed, err := nft.Install(conn, nftOpts, method)
 	if err != nil {
 		return err
 	}
+	// The ruleset is replaced when a reload brings new class checks; status
+	// reads it from another goroutine.
+	var rs atomic.Pointer[nft.Ruleset]
+	rs.Store(installed)
 	removeTable := func() {
 		if failClosed {
 			log.Info("table inet picoseg kept (on_daemon_down = closed): new flows are dropped until picoseg runs again; accepted flows keep flowing")
 			return
 		}
-		if err := rs.Remove(); err != nil {
+		if err := rs.Load().Remove(); err != nil {
 			log.Error("removing table inet picoseg", "err", err)
 		}
 	}
@@ -172,9 +179,10 @@ func Run(ctx context.Context, opts Options) error {
 		for _, q := range adapter.Stats() {
 			st.Queues = append(st.Queues, QueueStatus{Queue: q.Queue, Received: q.Received, Accepted: q.Accepted, Dropped: q.Dropped, ENOBUFS: q.ENOBUFS, Reopens: q.Reopens})
 		}
-		if c, err := rs.Counters(); err == nil {
+		if c, err := rs.Load().Counters(); err == nil {
 			st.Kernel = map[string]uint64{"fast_path": c.FastPath.Packets, "queued": c.Queued.Packets,
-				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets}
+				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets,
+				"tripped": c.Tripped.Packets}
 		}
 		return st
 	}
@@ -228,13 +236,29 @@ func Run(ctx context.Context, opts Options) error {
 		if next.Config.Daemon.Queues != d.Queues || next.Config.Daemon.QueueBase != d.QueueBase || next.Config.Daemon.MarkMask != d.MarkMask {
 			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 		}
+		if !slices.Equal(next.Policy.ClassBytes, nftOpts.ClassBytes) {
+			// New class checks: the table is replaced in one transaction
+			// (conntrack marks are untouched); flows are moved to their
+			// new classes below.
+			o := nftOpts
+			o.ClassBytes = next.Policy.ClassBytes
+			r, err := nft.Install(conn, o, method)
+			if err != nil {
+				reloadFailures.Add(1)
+				log.Error("policy reload failed: its kernel checks do not install; keeping the running policy", "err", err)
+				alerts.Raise(alert.Alert{Type: alert.TypePolicyReloadFailed, Reason: err.Error(), Message: "policy reload failed: " + err.Error()})
+				return
+			}
+			rs.Store(r)
+			nftOpts = o
+		}
 		gen := eng.Swap(next.Policy, opts.Now().UnixNano())
 		devs.id.Store(inventory.NewIdentifier(next.Policy))
 		res, err := rejudge(ctx, ct, eng, marks, opts.Now())
 		if err != nil {
 			log.Error("judging tracked flows again after reload", "err", err)
 		}
-		log.Info("policy reloaded", "hash", next.Policy.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared, "took", time.Since(start))
+		log.Info("policy reloaded", "hash", next.Policy.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared, "flows_reclassed", res.Reclassed, "took", time.Since(start))
 	}
 
 	for {

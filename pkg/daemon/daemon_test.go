@@ -263,3 +263,24 @@ max_device_bytes = { amount = "1MB", per = "1h" }
 		t.Errorf("new flow with the budget spent: %+v", d)
 	}
 }
+
+// A reload that gives an allowed flow's rule a byte bound moves the
+// fast-pathed flow into the bound's class, so the kernel checks it.
+func TestRejudgeMovesFlowsToTheirNewClass(t *testing.T) {
+	marks := nft.DefaultMarks()
+	eng := engine.New(loadText(t, policyText).Policy, engine.Options{})
+	ct := &conntrack.Fake{}
+	https := conntrack.Flow{Proto: 6, Src: netip.MustParseAddr("10.77.0.11"), Dst: netip.MustParseAddr("198.51.100.7"),
+		SrcPort: 40000, DstPort: 443, Mark: marks.Accepted(0), ID: 1}
+	ct.Add(https)
+	bounded := strings.Replace(policyText, `services = ["tcp/443"]`, "services = [\"tcp/443\"]\nmax_flow_bytes = \"1GB\"", 1)
+	eng.Swap(loadText(t, bounded).Policy, 0)
+	res, err := rejudge(context.Background(), ct, eng, marks, time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC))
+	if err != nil || res.Reclassed != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	flows, _ := ct.Flows(context.Background())
+	if state, class := marks.Decode(flows[0].Mark); state != nft.StateAccepted || class != 1 {
+		t.Fatalf("after reload: %v class %d, want accepted class 1", state, class)
+	}
+}

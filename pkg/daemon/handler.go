@@ -59,7 +59,9 @@ func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
 		copy(qw.pkt.SrcMAC[:], qp.HwAddr)
 	}
 	pol := h.eng.Policy()
-	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex), Merged: qp.GSO}
+	tripped, _ := h.marks.Decode(qp.Mark)
+	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex),
+		Merged: qp.GSO, Tripped: tripped == nft.StateTripped}
 	now := h.now()
 	d := qw.w.Judge(&qw.pkt, now.UnixNano(), m)
 	if h.latency != nil {
@@ -77,7 +79,8 @@ func (h *handler) verdict(d engine.Decision) (bool, uint32) {
 	case engine.Accept:
 		// Monitor mode lands here with WouldDrop set: the flow is
 		// fast-pathed like an accepted one, its event already raised.
-		return true, h.marks.Accepted(0)
+		// The class carries the flow's kernel checks.
+		return true, h.marks.Accepted(d.Class)
 	case engine.NeedMore:
 		// No mark: the flow's next packet is queued and judged again.
 		return true, 0

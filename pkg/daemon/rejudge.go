@@ -15,6 +15,8 @@ type rejudgeResult struct {
 	Checked int // flows with a picoseg mark
 	Cut     int // accepted flows now denied: marked DROPPED
 	Cleared int // flows whose mark no longer fits: their next packet is judged
+	// Reclassed counts allowed flows moved to another pico class.
+	Reclassed int
 }
 
 // rejudge judges again, from its original-direction tuple at now, every flow
@@ -31,7 +33,7 @@ func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, m
 		return res, err
 	}
 	for _, f := range flows {
-		state, _ := marks.Decode(f.Mark)
+		state, class := marks.Decode(f.Mark)
 		if state == nft.StateUnjudged {
 			continue
 		}
@@ -40,8 +42,14 @@ func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, m
 		d := eng.ExplainQuery(q).Decision
 		var want uint32
 		switch {
-		case d.Verdict == engine.Accept && state == nft.StateAccepted:
+		case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:
 			continue
+		case d.Verdict == engine.Accept && state == nft.StateAccepted:
+			// Still allowed, under another class (the new policy's
+			// numbering, or another byte bound): the kernel's checks
+			// must be the new ones.
+			want = marks.Accepted(d.Class)
+			res.Reclassed++
 		case d.Verdict == engine.Drop && state == nft.StateDropped:
 			continue
 		case d.Verdict == engine.Drop:

@@ -199,8 +199,8 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	if len(s.Kernel) > 0 {
 		fmt.Fprintln(tw)
-		fmt.Fprintf(tw, "kernel\tfast path %d, queued %d, guard drops %d, flow drops %d, verdict drops %d\n",
-			s.Kernel["fast_path"], s.Kernel["queued"], s.Kernel["guard_dropped"], s.Kernel["flow_dropped"], s.Kernel["verdict_dropped"])
+		fmt.Fprintf(tw, "kernel\tfast path %d, queued %d, class checks tripped %d\n", s.Kernel["fast_path"], s.Kernel["queued"], s.Kernel["tripped"])
+		fmt.Fprintf(tw, "\tdropped: by guard %d, by flow mark %d, by verdict %d\n", s.Kernel["guard_dropped"], s.Kernel["flow_dropped"], s.Kernel["verdict_dropped"])
 	}
 	return tw.Flush()
 }

@@ -148,6 +148,9 @@ type Decision struct {
 	// SrcDevice and DstDevice index Policy.Devices, policy.None when
 	// unknown.
 	SrcDevice, DstDevice int32
+	// Class is the pico class an accepted flow is marked with, so that the
+	// kernel holds its fast path to the class's checks.
+	Class uint16
 }
 
 // RuleName names the deciding rule in pol, "" for a default.
@@ -181,6 +184,9 @@ type Meta struct {
 	// packet (GRO): its length is theirs together, so it is held to a
 	// rule's smallest size but not to its largest.
 	Merged bool
+	// Tripped is set when the kernel queued this packet of a fast-pathed
+	// flow because the flow broke its class's byte bound.
+	Tripped bool
 }
 
 // NoMeta is the Meta of a packet whose interfaces are unknown (captures,
@@ -272,6 +278,15 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 			d, res, reversed = rd, rres, true
 		}
 	}
+	if d.Verdict != Drop && d.Layer == LayerPico {
+		r := &g.policy.Rules[d.Rule]
+		d.Class = r.Class
+		if m.Tripped && r.MaxFlow > 0 {
+			// The kernel counted past the bound on the fast path, where
+			// the engine did not see the bytes.
+			d.Verdict, d.Reason, res.Event = Drop, ReasonFlowBytes, EventVolume
+		}
+	}
 	st.Gen = g.id
 	st.Verdict, st.Layer, st.Reason, st.Rule = uint8(d.Verdict), uint8(d.Layer), uint8(d.Reason), d.Rule
 	st.FromA = fromA != reversed
@@ -318,12 +333,16 @@ func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packe
 		return w.finish(d, p, now, false, 0)
 	}
 	r := &g.policy.Rules[st.Rule]
+	d.Class = r.Class
 	w.countMin(g, r, st, p.Length)
 	if !r.Pico {
 		return w.finish(d, p, now, false, 0)
 	}
 	reason, event := ReasonNone, EventType(0)
 	switch {
+	case m.Tripped && r.MaxFlow > 0:
+		// The kernel counted past the bound on the fast path.
+		reason, event = ReasonFlowBytes, EventVolume
 	case st.ValidUntil != 0 && now >= st.ValidUntil:
 		if until, ok := windowEnd(r, now, g.policy.Location); ok {
 			st.ValidUntil = until

@@ -463,3 +463,49 @@ func TestMergedSegmentsAreNotOversized(t *testing.T) {
 		t.Fatalf("one 9000-byte packet: %+v", d)
 	}
 }
+
+// A rule's byte bound is the kernel's on the fast path: it marks the flow
+// with the rule's class and queues a packet again, tripped, when the flow
+// passes the bound. The engine then cuts the flow.
+func TestByteBoundClassesAndTrips(t *testing.T) {
+	src := homePolicy + `
+[[allow]]
+name = "plug-upload"
+from = "group:plugs"
+to = "net:198.51.100.0/24"
+services = ["tcp/443"]
+max_flow_bytes = "10MB"
+
+[[allow]]
+name = "plug-ota"
+from = "group:plugs"
+to = "net:198.51.100.0/24"
+services = ["tcp/8080"]
+max_flow_bytes = "10MB"
+`
+	pol := compile(t, src)
+	if len(pol.ClassBytes) != 2 || pol.ClassBytes[1] != 10_000_000 {
+		t.Fatalf("classes %v: want one class for both 10MB rules", pol.ClassBytes)
+	}
+	var events []Event
+	w := New(pol, Options{Sink: SinkFunc(func(e Event) { events = append(events, e) })}).NewWorker()
+	now := monday10.UnixNano()
+	d := w.Judge(pkt(t, "tcp 10.77.0.21:40000 -> 198.51.100.7:443"), now, NoMeta)
+	if d.Verdict != Accept || d.Class != 1 {
+		t.Fatalf("first packet: %+v, want accept in class 1", d)
+	}
+	tripped := Meta{InZone: policy.None, OutZone: policy.None, Tripped: true}
+	d = w.Judge(pkt(t, "tcp 10.77.0.21:40000 -> 198.51.100.7:443 flags=A"), now+1, tripped)
+	if d.Verdict != Drop || d.Reason != ReasonFlowBytes {
+		t.Fatalf("tripped packet: %+v", d)
+	}
+	// A tripped packet of a flow the engine no longer remembers (a daemon
+	// restart) is cut just the same.
+	w2 := New(pol, Options{}).NewWorker()
+	if d := w2.Judge(pkt(t, "tcp 10.77.0.22:40001 -> 198.51.100.7:8080 flags=A"), now, tripped); d.Verdict != Drop || d.Reason != ReasonFlowBytes {
+		t.Fatalf("tripped packet of an unknown flow: %+v", d)
+	}
+	if len(events) != 1 || events[0].Type != EventVolume || events[0].Rule != "plug-upload" {
+		t.Fatalf("events %+v", events)
+	}
+}

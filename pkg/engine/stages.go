@@ -128,7 +128,10 @@ func (picoStage) Evaluate(c *Context) Result {
 			return Result{Verdict: Drop, Rule: c.Rule, Reason: reason, Event: event}
 		}
 	}
-	if r.HasSize || r.MaxFlow > 0 {
+	// Size bounds are checked on the flow's first packets here: the
+	// kernel's fast path cannot check them (a merged packet there is
+	// several on the wire). Byte bounds are the kernel's, by class.
+	if r.HasSize {
 		return Result{Verdict: NeedMore, Rule: c.Rule, Reason: ReasonInspecting}
 	}
 	return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonWithinLimits}

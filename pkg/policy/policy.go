@@ -27,6 +27,11 @@ type Policy struct {
 	Groups   []string
 	Segments []Segment
 	Rules    []Rule
+	// ClassBytes are the kernel checks of each pico class, indexed by
+	// class: the byte bound its fast-pathed flows are held to (0: none).
+	// Class 0 has no checks; rules with the same max_flow_bytes share a
+	// class.
+	ClassBytes []uint64
 
 	zoneByIface map[string]int32
 	zoneNets    prefixSet
@@ -113,6 +118,9 @@ type Rule struct {
 	// MinSubjects lists the known devices the lower volume bound watches:
 	// those the rule's source covers.
 	MinSubjects []int32
+	// Class is the pico class its accepted flows are marked with, for the
+	// kernel's checks on the fast path.
+	Class uint16
 }
 
 // Options carries facts about the gateway that the policy file does not
@@ -137,6 +145,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		gateway:      map[netip.Addr]bool{},
 		pairs:        map[selector]map[selector]*serviceIndex{},
 		unknownGroup: None,
+		ClassBytes:   []uint64{0},
 	}
 	if p.Location == nil {
 		p.Location = time.Local

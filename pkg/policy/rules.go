@@ -97,6 +97,7 @@ func (p *Policy) selectorOf(e config.Endpoint, names resolver, netIDs map[netip.
 
 func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 	netIDs := map[netip.Prefix]int32{}
+	classOf := map[uint64]uint16{}
 	for i := range allows {
 		a := &allows[i]
 		ri := int32(i)
@@ -138,7 +139,17 @@ func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 				idx.protos = append(idx.protos, protoRule{proto: s.Proto, rule: ri})
 			}
 		}
-		p.Rules = append(p.Rules, p.compileRule(a, from))
+		r := p.compileRule(a, from)
+		if r.MaxFlow > 0 {
+			c, ok := classOf[r.MaxFlow]
+			if !ok {
+				c = uint16(len(p.ClassBytes))
+				classOf[r.MaxFlow] = c
+				p.ClassBytes = append(p.ClassBytes, r.MaxFlow)
+			}
+			r.Class = c
+		}
+		p.Rules = append(p.Rules, r)
 	}
 	for _, byDst := range p.pairs {
 		for _, idx := range byDst {
