@@ -504,6 +504,9 @@ func (e *Engine) Explain(p *packet.Packet, at time.Time, m Meta) Trace {
 		t.Steps = append(t.Steps, Step{Stage: s.Name(), Layer: s.Layer(), Result: res})
 		if res.Verdict != Continue {
 			t.Decision = Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}
+			if res.Verdict != Drop && s.Layer() == LayerPico {
+				t.Decision.Class = g.policy.Rules[res.Rule].Class
+			}
 			break
 		}
 	}
