@@ -4,7 +4,9 @@
 // The ruleset is the kernel half of the data path. On the forward hook it
 //
 //  1. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
-//     `accepted` chain, where per-class kernel checks will live);
+//     `accepted` chain, where each pico class's kernel checks run: a flow
+//     over its class's byte bound has its packet queued again, marked
+//     Tripped);
 //  2. drops flows whose conntrack mark says DROPPED;
 //  3. drops new flows from a source that opens them faster than the
 //     per-source guard allows, so a flood cannot starve the queue;
