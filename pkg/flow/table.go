@@ -87,11 +87,13 @@ type entry struct {
 // shard is an open-addressing hash table over a fixed array of entries,
 // with linear probing and backward-shift deletion: no tombstones, so a
 // table that churns (every new flow evicting an old one) never degrades and
-// never allocates. slots holds entry index + 1, 0 for empty; it has at
-// least twice as many slots as entries.
+// never allocates. A slot holds entry index + 1 (0 for empty) and 32 bits
+// of the entry's hash, from which its home slot follows: probing and
+// shifting compare slots alone and touch an entry only on a likely match.
+// There are at least twice as many slots as entries.
 type shard struct {
 	mu      sync.Mutex
-	slots   []int32
+	slots   []slot
 	mask    uint64
 	count   int
 	entries []entry
@@ -115,7 +117,7 @@ func New(capacity int, ttl TTLs) *Table {
 		for n < 2*per {
 			n <<= 1
 		}
-		s.slots = make([]int32, n)
+		s.slots = make([]slot, n)
 		s.mask = uint64(n - 1)
 		s.entries = make([]entry, per)
 		s.free = make([]int32, per)
@@ -151,38 +153,50 @@ func (t *Table) Expired() uint64 { return t.expired.Load() }
 
 func (t *Table) shardOf(k *Key) *shard { return &t.shards[k.hash64(t.seed)%shardCount] }
 
+// slot is one place of a shard's open-addressing index.
+type slot struct {
+	idx int32  // entry index + 1; 0 for an empty slot
+	tag uint32 // hash >> 4, truncated: tag & mask is the home slot
+}
+
+func tagOf(h uint64) uint32 { return uint32(h >> 4) }
+
 // find returns the entry holding k, or -1.
 func (s *shard) find(k *Key, h uint64) int32 {
-	for i := (h >> 4) & s.mask; ; i = (i + 1) & s.mask {
-		v := s.slots[i]
-		if v == 0 {
+	tag := tagOf(h)
+	for i := uint64(tag) & s.mask; ; i = (i + 1) & s.mask {
+		sl := s.slots[i]
+		if sl.idx == 0 {
 			return -1
 		}
-		if e := &s.entries[v-1]; e.hash == h && e.key == *k {
-			return v - 1
+		if sl.tag == tag {
+			if e := &s.entries[sl.idx-1]; e.hash == h && e.key == *k {
+				return sl.idx - 1
+			}
 		}
 	}
 }
 
 // place records entry idx, whose key hashes to h, in the first free slot.
 func (s *shard) place(idx int32, h uint64) {
-	i := (h >> 4) & s.mask
-	for s.slots[i] != 0 {
+	tag := tagOf(h)
+	i := uint64(tag) & s.mask
+	for s.slots[i].idx != 0 {
 		i = (i + 1) & s.mask
 	}
-	s.slots[i] = idx + 1
+	s.slots[i] = slot{idx: idx + 1, tag: tag}
 	s.count++
 }
 
 // unplace removes entry idx from the slots, shifting later members of its
 // probe run back so that every lookup still finds them.
 func (s *shard) unplace(idx int32) {
-	i := (s.entries[idx].hash >> 4) & s.mask
-	for s.slots[i] != idx+1 {
+	i := uint64(tagOf(s.entries[idx].hash)) & s.mask
+	for s.slots[i].idx != idx+1 {
 		i = (i + 1) & s.mask
 	}
-	for j := (i + 1) & s.mask; s.slots[j] != 0; j = (j + 1) & s.mask {
-		home := (s.entries[s.slots[j]-1].hash >> 4) & s.mask
+	for j := (i + 1) & s.mask; s.slots[j].idx != 0; j = (j + 1) & s.mask {
+		home := uint64(s.slots[j].tag) & s.mask
 		// The entry at j may move to the hole at i only if its home
 		// slot is not cyclically in (i, j].
 		if (j-home)&s.mask >= (j-i)&s.mask {
@@ -190,7 +204,7 @@ func (s *shard) unplace(idx int32) {
 			i = j
 		}
 	}
-	s.slots[i] = 0
+	s.slots[i] = slot{}
 	s.count--
 }
 
