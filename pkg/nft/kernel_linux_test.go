@@ -37,16 +37,23 @@ func nftIn(t *testing.T, ns string, args ...string) string {
 	return string(out)
 }
 
-func TestKernelProbe(t *testing.T) {
-	_, fd := kernelNetNS(t)
+// probedNetNS is a fresh namespace with a connection to it and the queue
+// method its kernel supports.
+func probedNetNS(t *testing.T) (ns string, conn *Conn, method QueueMethod) {
+	t.Helper()
+	ns, fd := kernelNetNS(t)
 	conn, err := Dial(fd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := Probe(conn)
-	if err != nil {
+	if method, err = Probe(conn); err != nil {
 		t.Fatal(err)
 	}
+	return ns, conn, method
+}
+
+func TestKernelProbe(t *testing.T) {
+	_, _, m := probedNetNS(t)
 	t.Logf("queue method on this kernel: %v", m)
 }
 
@@ -147,15 +154,7 @@ func normalize(ruleset string) string {
 }
 
 func TestKernelInstall(t *testing.T) {
-	ns, fd := kernelNetNS(t)
-	conn, err := Dial(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	method, err := Probe(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, conn, method := probedNetNS(t)
 	if got := nftIn(t, ns, "list", "ruleset"); got != "" {
 		t.Fatalf("Probe left a table behind:\n%s", got)
 	}
@@ -232,15 +231,7 @@ func checkQueueRule(t *testing.T, conn *Conn, method QueueMethod) {
 // TestKernelClassCheck: the kernel takes the class byte check as built
 // (ct bytes compared big-endian, the tripped mark, the queue).
 func TestKernelClassCheck(t *testing.T) {
-	ns, fd := kernelNetNS(t)
-	conn, err := Dial(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	method, err := Probe(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, conn, method := probedNetNS(t)
 	opts := testOptions
 	opts.ClassBytes = []uint64{0, 5_000_000}
 	if _, err := Install(conn, opts, method); err != nil {
