@@ -28,11 +28,11 @@ func TestDispatcherScanningDevice(t *testing.T) {
 		d.Emit(scanEvent(i, c.Now()))
 		if i%1000 == 999 {
 			d.call(func() {}) // keep the queue from overflowing
-			c.Add(time.Second)
+			c.Advance(time.Second)
 		}
 	}
 	d.call(func() {})
-	c.Add(time.Minute)
+	c.Advance(time.Minute)
 	d.call(func() { d.publish(d.limiter.Tick(d.out[:0], c.Now())) })
 	if err := d.Close(); err != nil {
 		t.Fatal(err)

@@ -16,27 +16,13 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/picoseg/picoseg/internal/testclock"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return testclock.New(time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)) }
 
 // recorder is a destination that keeps what it is sent.
 type recorder struct {

@@ -9,29 +9,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/picoseg/picoseg/internal/testclock"
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/policy"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = testclock.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newClock() *clock { return testclock.New(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 func mac(last byte) [6]byte { return [6]byte{0x02, 0, 0, 0, 0, last} }
 
