@@ -38,7 +38,7 @@ func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, m
 			continue
 		}
 		res.Checked++
-		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now}
+		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
 		d := eng.ExplainQuery(q).Decision
 		var want uint32
 		switch {

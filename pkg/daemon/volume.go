@@ -41,7 +41,7 @@ func (v *volumes) apply(flows []conntrack.Flow, eng *engine.Engine, marks nft.Ma
 			delta = total - prev
 		}
 		seen[k] = total
-		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now}
+		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
 		if !eng.Volume(q, total, delta, now) {
 			continue
 		}

@@ -35,9 +35,11 @@ func newBudgetTable(limit int) *budgetTable {
 	return &budgetTable{index: map[budgetKey]int32{}, limit: limit}
 }
 
-// admit decides whether a new flow from addr may start under rule r. It
-// returns ReasonNone to admit.
-func (t *budgetTable) admit(ri int32, r *policy.Rule, addr netip.Addr, now int64, dry bool) (Reason, EventType) {
+// admit decides whether a flow from addr may go on under rule r: its
+// device must be within its byte budget and, for a new flow, within the
+// new-flow rate (existing flows, judged again after a reload, do not count
+// as new). It returns ReasonNone to admit.
+func (t *budgetTable) admit(ri int32, r *policy.Rule, addr netip.Addr, now int64, dry, existing bool) (Reason, EventType) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i, ok := t.index[budgetKey{ri, addr}]
@@ -59,7 +61,7 @@ func (t *budgetTable) admit(ri int32, r *policy.Rule, addr netip.Addr, now int64
 			return ReasonDeviceBytes, EventVolume
 		}
 	}
-	if r.NewFlows > 0 {
+	if r.NewFlows > 0 && !existing {
 		// GCRA: each flow costs one emission interval; up to NewFlows
 		// flows may come at once, then one per interval.
 		interval := int64(r.NewFlowPer) / int64(r.NewFlows)

@@ -227,12 +227,12 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 		}
 		// Judged by an older policy: judge again, keep the counters. The
 		// packet may be a reply: judge the flow as its initiator opened it.
-		d := w.evaluate(g, p, now, m, fromA, fromA != st.FromA)
+		d := w.evaluate(g, p, now, m, fromA, fromA != st.FromA, true)
 		e.flows.Update(key, st)
 		return d
 	}
 	*st = flow.State{}
-	d := w.evaluate(g, p, now, m, fromA, false)
+	d := w.evaluate(g, p, now, m, fromA, false, false)
 	e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
 	return d
 }
@@ -263,18 +263,21 @@ func decodeDecision(p *packet.Packet) (Decision, bool) {
 
 // evaluate runs the stages for a flow's first packet (or a flow judged by
 // an older policy) and records the judgement in w.st.
-func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fromA, reply bool) Decision {
+// existing is set when the flow was judged before (by an older policy): it
+// is not a new flow for the new-flow rate.
+func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fromA, reply, existing bool) Decision {
 	e := w.e
 	e.stats.NewFlows.Add(1)
 	st := &w.st
-	d, res := w.run(g, p, now, m, reply, false)
+	d, res := w.run(g, p, now, m, reply, existing)
 	reversed := reply
 	// A TCP packet without SYN that opens no flow we know is a flow picked
 	// up mid-stream (a capture that started late, a daemon restart). If its
 	// reverse direction is allowed it is the reply of an allowed flow.
 	// Accepting it opens nothing: a TCP peer only opens on a SYN.
 	if !reply && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
-		if rd, rres := w.run(g, p, now, m, true, false); rd.Verdict != Drop {
+		// The connection exists already, so it is no new flow either.
+		if rd, rres := w.run(g, p, now, m, true, true); rd.Verdict != Drop {
 			d, res, reversed = rd, rres, true
 		}
 	}
@@ -306,10 +309,11 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 }
 
 // run takes a packet through the stages.
-func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, dry bool) (Decision, Result) {
+func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing bool) (Decision, Result) {
 	c := &w.ctx
 	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
-	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
+	c.Existing = existing
+	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, false
 	c.DPort = transportPort(p, reversed)
 	c.Rule = policy.None
 	c.Flow = &w.st
@@ -487,6 +491,10 @@ type Step struct {
 // Explain judges one hypothetical packet at time at without touching the
 // flow table or any counter, and returns each stage's answer.
 func (e *Engine) Explain(p *packet.Packet, at time.Time, m Meta) Trace {
+	return e.explain(p, at, m, false)
+}
+
+func (e *Engine) explain(p *packet.Packet, at time.Time, m Meta, existing bool) Trace {
 	g := e.cur.Load()
 	if d, ok := decodeDecision(p); ok {
 		return Trace{Decision: d}
@@ -494,7 +502,7 @@ func (e *Engine) Explain(p *packet.Packet, at time.Time, m Meta) Trace {
 	w := e.NewWorker()
 	c := &w.ctx
 	c.Packet, c.Now, c.Policy, c.gen = p, at.UnixNano(), g.policy, g
-	c.InZone, c.OutZone, c.DryRun = m.InZone, m.OutZone, true
+	c.InZone, c.OutZone, c.DryRun, c.Existing = m.InZone, m.OutZone, true, existing
 	c.DPort = transportPort(p, false)
 	c.Rule = policy.None
 	c.Flow = &w.st

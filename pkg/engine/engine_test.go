@@ -509,3 +509,46 @@ max_flow_bytes = "10MB"
 		t.Fatalf("events %+v", events)
 	}
 }
+
+// Flows judged again after a reload are not new flows: a device with many
+// running flows must not trip its new-flow rate just because the policy
+// changed.
+func TestRejudgedFlowsAreNotNewFlows(t *testing.T) {
+	pol := compile(t, homePolicy)
+	e := New(pol, Options{})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	// cam-cloud allows 2 new flows a second: open 2, each with one packet.
+	for port := uint16(40000); port < 40002; port++ {
+		p := pkt(t, "tcp 10.77.0.11:1 -> 203.0.113.9:443")
+		p.SrcPort = port
+		if d := w.Judge(p, now, NoMeta); d.Verdict == Drop {
+			t.Fatalf("flow %d: %+v", port, d)
+		}
+	}
+	e.Swap(compile(t, homePolicy), now)
+	for port := uint16(40000); port < 40002; port++ {
+		p := pkt(t, "tcp 10.77.0.11:1 -> 203.0.113.9:443 flags=A")
+		p.SrcPort = port
+		if d := w.Judge(p, now+1, NoMeta); d.Verdict == Drop {
+			t.Fatalf("running flow %d after a reload: %+v", port, d)
+		}
+	}
+	// The same flows asked about as running conntrack entries.
+	q := Query{From: netip.MustParseAddr("10.77.0.11"), To: netip.MustParseAddr("203.0.113.9"), Proto: packet.ProtoTCP, DPort: 443, At: monday10, Existing: true}
+	if d := e.ExplainQuery(q).Decision; d.Verdict == Drop {
+		t.Fatalf("running flow judged from conntrack: %+v", d)
+	}
+	// New flows are still held to the rate: the re-judged ones used none
+	// of it, so two pass and the third does not. (A reload starts the
+	// rate and byte budgets afresh.)
+	var got []Verdict
+	for port := uint16(40009); port < 40012; port++ {
+		p := pkt(t, "tcp 10.77.0.11:1 -> 203.0.113.9:443")
+		p.SrcPort = port
+		got = append(got, w.Judge(p, now+2, NoMeta).Verdict)
+	}
+	if want := []Verdict{NeedMore, NeedMore, Drop}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("new flows after the reload: %v, want %v", got, want)
+	}
+}

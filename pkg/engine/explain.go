@@ -24,6 +24,10 @@ type Query struct {
 	At   time.Time
 	// InIface and OutIface name the interfaces, when known.
 	InIface, OutIface string
+	// Existing asks about a flow that is already running (the daemon
+	// judging a conntrack entry again), not a new one: a new-flow rate
+	// does not apply to it.
+	Existing bool
 }
 
 // ExplainQuery judges a hypothetical flow's first packet (see Explain).
@@ -49,7 +53,7 @@ func (e *Engine) ExplainQuery(q Query) Trace {
 	if q.OutIface != "" {
 		m.OutZone = pol.ZoneOfInterface(q.OutIface)
 	}
-	return e.Explain(&p, q.At, m)
+	return e.explain(&p, q.At, m, q.Existing)
 }
 
 // traceJSON is the JSON form of a trace.
@@ -168,6 +172,7 @@ func (e *Engine) Volume(q Query, flowBytes, delta uint64, now time.Time) (cut bo
 }
 
 func (e *Engine) volume(g *generation, q Query, flowBytes, delta uint64, now time.Time) bool {
+	q.Existing = true
 	d := e.ExplainQuery(q).Decision
 	if d.Layer != LayerPico || d.Rule < 0 || d.Verdict == Drop {
 		return false
@@ -187,7 +192,7 @@ func (e *Engine) volume(g *generation, q Query, flowBytes, delta uint64, now tim
 	if slot < 0 {
 		// The flow was admitted under another generation of the policy:
 		// open the device's budget under this one.
-		g.budgets.admit(d.Rule, r, q.From.Unmap(), now.UnixNano(), false)
+		g.budgets.admit(d.Rule, r, q.From.Unmap(), now.UnixNano(), false, true)
 		if slot = g.budgets.slot(d.Rule, q.From.Unmap()); slot < 0 {
 			return false
 		}

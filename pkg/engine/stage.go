@@ -64,6 +64,10 @@ type Context struct {
 	Flow *flow.State
 	// DryRun is set by explain: decide, but count nothing.
 	DryRun bool
+	// Existing is set when the flow is not new: it is judged again (after
+	// a reload, or from its conntrack entry). It does not count against a
+	// new-flow rate.
+	Existing bool
 
 	gen     *generation
 	scratch policy.Scratch

@@ -123,7 +123,7 @@ func (picoStage) Evaluate(c *Context) Result {
 		return Result{Verdict: Drop, Rule: c.Rule, Reason: ReasonFlowBytes, Event: EventVolume}
 	}
 	if r.MaxDevice > 0 || r.NewFlows > 0 {
-		reason, event := c.gen.budgets.admit(c.Rule, r, c.Src.Addr, c.Now, c.DryRun)
+		reason, event := c.gen.budgets.admit(c.Rule, r, c.Src.Addr, c.Now, c.DryRun, c.Existing)
 		if reason != ReasonNone {
 			return Result{Verdict: Drop, Rule: c.Rule, Reason: reason, Event: event}
 		}
