@@ -123,3 +123,29 @@ type minCounter struct {
 type minWatch struct {
 	byDevice map[int32]*minCounter
 }
+
+// carryOver copies into t the budgets of old whose rule is still in the
+// new policy under the same name and with the same bounds, so that a
+// reload does not hand every device a fresh daily budget.
+func (t *budgetTable) carryOver(old *budgetTable, oldRules, newRules []policy.Rule) {
+	byName := make(map[string]int32, len(newRules))
+	for i := range newRules {
+		byName[newRules[i].Name] = int32(i)
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, i := range old.index {
+		ni, ok := byName[oldRules[k.rule].Name]
+		if !ok || !sameBounds(&oldRules[k.rule], &newRules[ni]) || len(t.slots) >= t.limit {
+			continue
+		}
+		t.index[budgetKey{ni, k.addr}] = int32(len(t.slots))
+		t.slots = append(t.slots, old.slots[i])
+	}
+}
+
+func sameBounds(a, b *policy.Rule) bool {
+	return a.MaxDevice == b.MaxDevice && a.MaxPer == b.MaxPer && a.NewFlows == b.NewFlows && a.NewFlowPer == b.NewFlowPer
+}

@@ -95,14 +95,17 @@ func New(pol *policy.Policy, opts Options) *Engine {
 
 // Swap makes pol the policy for every packet judged from now on, and
 // returns the new generation number. Flows judged before are judged again
-// on their next packet; their counters are kept. now starts the periods of
+// on their next packet; their counters are kept, and so are the byte
+// budgets and new-flow rates of rules that keep their name and bounds. now starts the periods of
 // lower volume bounds (unix nanoseconds; zero means "at first sweep").
 func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 	var id uint32 = 1
+	g := &generation{policy: pol, budgets: newBudgetTable(e.budgets), mins: make([]minWatch, len(pol.Rules))}
 	if old := e.cur.Load(); old != nil {
 		id = old.id + 1
+		g.budgets.carryOver(old.budgets, old.policy.Rules, pol.Rules)
 	}
-	g := &generation{policy: pol, id: id, budgets: newBudgetTable(e.budgets), mins: make([]minWatch, len(pol.Rules))}
+	g.id = id
 	for i := range pol.Rules {
 		r := &pol.Rules[i]
 		if r.MinDevice == 0 {

@@ -539,16 +539,38 @@ func TestRejudgedFlowsAreNotNewFlows(t *testing.T) {
 	if d := e.ExplainQuery(q).Decision; d.Verdict == Drop {
 		t.Fatalf("running flow judged from conntrack: %+v", d)
 	}
-	// New flows are still held to the rate: the re-judged ones used none
-	// of it, so two pass and the third does not. (A reload starts the
-	// rate and byte budgets afresh.)
-	var got []Verdict
-	for port := uint16(40009); port < 40012; port++ {
-		p := pkt(t, "tcp 10.77.0.11:1 -> 203.0.113.9:443")
-		p.SrcPort = port
-		got = append(got, w.Judge(p, now+2, NoMeta).Verdict)
+	// New flows are still held to the rate, which the reload kept: the
+	// two flows before it used it up.
+	p := pkt(t, "tcp 10.77.0.11:40009 -> 203.0.113.9:443")
+	if d := w.Judge(p, now+2, NoMeta); d.Verdict != Drop || d.Reason != ReasonNewFlowRate {
+		t.Fatalf("a new flow over the rate: %+v", d)
 	}
-	if want := []Verdict{NeedMore, NeedMore, Drop}; fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("new flows after the reload: %v, want %v", got, want)
+}
+
+// A reload keeps a device's spent byte budget: it does not hand out a
+// fresh one.
+func TestReloadKeepsBudgets(t *testing.T) {
+	src := homePolicy + `
+[[allow]]
+name = "plug-telemetry"
+from = "device:plug2"
+to = "zone:wan"
+services = ["udp/9000"]
+max_device_bytes = { amount = "1KB", per = "1h" }
+`
+	e := New(compile(t, src), Options{})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	for i := 0; i < 3; i++ {
+		w.Judge(pkt(t, "udp 10.77.0.22:5000 -> 198.51.100.7:9000 len=400"), now+int64(i), NoMeta)
+	}
+	e.Swap(compile(t, src), now+10)
+	if d := w.Judge(pkt(t, "udp 10.77.0.22:5001 -> 198.51.100.7:9000 len=100"), now+11, NoMeta); d.Verdict != Drop || d.Reason != ReasonDeviceBytes {
+		t.Fatalf("a new flow after the reload, budget spent before it: %+v", d)
+	}
+	// A rule whose bound changed starts afresh.
+	e.Swap(compile(t, strings.Replace(src, `amount = "1KB"`, `amount = "2KB"`, 1)), now+20)
+	if d := w.Judge(pkt(t, "udp 10.77.0.22:5002 -> 198.51.100.7:9000 len=100"), now+21, NoMeta); d.Verdict != Accept {
+		t.Fatalf("a new flow under a new budget: %+v", d)
 	}
 }
