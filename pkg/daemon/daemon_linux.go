@@ -5,6 +5,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -162,6 +163,7 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 
 	var reloads, reloadFailures atomic.Uint64
+	var queueDrops atomic.Value // queue.Drops, refreshed every second
 	var policyFile = opts.ConfigPath
 	status := func() Status {
 		pol := eng.Policy()
@@ -183,6 +185,9 @@ func Run(ctx context.Context, opts Options) error {
 			st.Kernel = map[string]uint64{"fast_path": c.FastPath.Packets, "queued": c.Queued.Packets,
 				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets,
 				"tripped": c.Tripped.Packets}
+			if kd, ok := queueDrops.Load().(queue.Drops); ok {
+				st.Kernel["queue_full_dropped"], st.Kernel["queue_undelivered"] = kd.QueueFull, kd.Undelivered
+			}
 		}
 		return st
 	}
@@ -212,6 +217,10 @@ func Run(ctx context.Context, opts Options) error {
 	alerts.Raise(alert.Alert{Type: alert.TypeDaemonStarted, Reason: "policy " + opts.ConfigPath + " (" + cur.Policy.Hash + ")",
 		Message: "picoseg started: " + cur.Policy.Mode.String() + " mode, queue path " + method.String()})
 	var overflows uint64
+	if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
+		// Counts from before this start are not this run's news.
+		overflows = kd.QueueFull + kd.Undelivered
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
@@ -275,15 +284,20 @@ func Run(ctx context.Context, opts Options) error {
 			return shutdown(cancel, &wg, removeTable, log, queueErr)
 		case now := <-sweep.C:
 			eng.Sweep(now.UnixNano())
-			// The kernel drops queue messages when the socket buffer is
-			// full: say so, whatever on_queue_full decides for the packets.
+			// Packets the kernel could not hand over: a full queue (dropped
+			// when on_queue_full = "drop"; with "open" the kernel lets them
+			// through uncounted) or a full socket buffer (ENOBUFS).
 			var n uint64
 			for _, q := range adapter.Stats() {
 				n += q.ENOBUFS
 			}
+			if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
+				n += kd.QueueFull + kd.Undelivered
+				queueDrops.Store(kd)
+			}
 			if n > overflows {
 				alerts.Raise(alert.Alert{Type: alert.TypeQueueOverflow, Count: int(n - overflows),
-					Message: "queue overflow: the kernel could not hand packets to picoseg (on_queue_full = " + d.OnQueueFull + ")"})
+					Message: fmt.Sprintf("queue overflow: %d packets the kernel could not hand to picoseg (on_queue_full = %s)", n-overflows, d.OnQueueFull)})
 				overflows = n
 			}
 			// Device byte counts, and the byte bounds of fast-pathed

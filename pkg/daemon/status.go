@@ -201,6 +201,7 @@ func (s *Status) WriteText(w io.Writer) error {
 		fmt.Fprintln(tw)
 		fmt.Fprintf(tw, "kernel\tfast path %d, queued %d, class checks tripped %d\n", s.Kernel["fast_path"], s.Kernel["queued"], s.Kernel["tripped"])
 		fmt.Fprintf(tw, "\tdropped: by guard %d, by flow mark %d, by verdict %d\n", s.Kernel["guard_dropped"], s.Kernel["flow_dropped"], s.Kernel["verdict_dropped"])
+		fmt.Fprintf(tw, "\tnot handed over: queue full %d, socket full %d\n", s.Kernel["queue_full_dropped"], s.Kernel["queue_undelivered"])
 	}
 	return tw.Flush()
 }

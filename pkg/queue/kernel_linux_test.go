@@ -417,3 +417,108 @@ func TestKernelDataPath(t *testing.T) {
 		}
 	})
 }
+
+// TestKernelQueueFull fills a short queue with a slow handler. Without
+// fail-open the kernel drops what does not fit and counts it (KernelDrops);
+// with fail-open it lets it through.
+func TestKernelQueueFull(t *testing.T) {
+	testnetns.NeedRoot(t)
+	for _, failOpen := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fail-open=%v", failOpen), func(t *testing.T) {
+			l := newLab(t)
+			const base, port, sent = 4300, 7000, 300
+			var pc net.PacketConn
+			l.server.Do(t, func() {
+				var err error
+				if pc, err = net.ListenPacket("udp4", net.JoinHostPort(serverAddr, strconv.Itoa(port))); err != nil {
+					t.Fatal(err)
+				}
+			})
+			defer pc.Close()
+
+			nc, err := nft.Dial(l.gw.FD)
+			if err != nil {
+				t.Fatal(err)
+			}
+			method, err := nft.Probe(nc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs, err := nft.Install(nc, nft.Options{QueueBase: base, Queues: 1, FailClosed: true}, method)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rs.Remove()
+			marks := nft.DefaultMarks()
+			slow := HandlerFunc(func(*Packet) (bool, uint32) {
+				time.Sleep(20 * time.Millisecond)
+				return true, marks.Accepted(0)
+			})
+			a, err := New(Options{QueueBase: base, Queues: 1, MaxQueueLen: 2, FailOpen: failOpen, MarkMask: marks.Mask, NetNS: l.gw.FD}, slow)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- a.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			<-a.Ready()
+
+			// One datagram first, so that neighbour resolution on the way
+			// to the server is done before the burst.
+			l.client.Do(t, func() {
+				c, err := net.Dial("udp4", net.JoinHostPort(serverAddr, strconv.Itoa(port)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Write([]byte("x"))
+				c.Close()
+			})
+			buf := make([]byte, 16)
+			pc.SetReadDeadline(time.Now().Add(3 * time.Second))
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				t.Fatalf("the first datagram did not arrive: %v", err)
+			}
+			// Count what arrives while the burst is sent: the server's
+			// receive buffer does not hold 300 datagrams.
+			counted := make(chan int)
+			go func() {
+				n := 0
+				b := make([]byte, 16)
+				for {
+					pc.SetReadDeadline(time.Now().Add(2 * time.Second))
+					if _, _, err := pc.ReadFrom(b); err != nil {
+						counted <- n
+						return
+					}
+					n++
+				}
+			}()
+			// Each datagram from its own socket: a new flow each, all queued.
+			l.client.Do(t, func() {
+				for i := 0; i < sent; i++ {
+					c, err := net.Dial("udp4", net.JoinHostPort(serverAddr, strconv.Itoa(port)))
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.Write([]byte("x"))
+					c.Close()
+				}
+			})
+			received := <-counted
+			var drops Drops
+			l.gw.Do(t, func() { drops, err = KernelDrops(base, 1) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("fail-open=%v: %d of %d datagrams arrived; kernel drops %+v", failOpen, received, sent, drops)
+			if failOpen {
+				if received < sent*95/100 || drops.QueueFull != 0 {
+					t.Errorf("fail-open: %d of %d arrived, %d dropped; want all through", received, sent, drops.QueueFull)
+				}
+			} else if drops.QueueFull == 0 || received >= sent {
+				t.Errorf("queue full without fail-open: %d of %d arrived, kernel counted %d drops; want drops counted", received, sent, drops.QueueFull)
+			}
+		})
+	}
+}
