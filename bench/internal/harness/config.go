@@ -42,7 +42,7 @@ func Defaults() Config {
 		Rounds: 5, Queues: 2,
 		Devices: 1000, Rules: 1000,
 		ReloadDevices: 10000, ReloadRules: 10000, Reloads: 5,
-		FloodTime: 4 * time.Second, IperfSeconds: 3,
+		FloodTime: 4 * time.Second, IperfSeconds: 5,
 		Micro: true,
 	}
 }
