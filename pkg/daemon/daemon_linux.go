@@ -232,14 +232,6 @@ func Run(ctx context.Context, opts Options) error {
 	reload := func() {
 		start := time.Now()
 		reloads.Add(1)
-		// Reading a large policy makes a burst of short-lived garbage;
-		// the daemon's tight GC setting would collect it many times over.
-		// The default is enough for the burst, and restored after it.
-		if prev := debug.SetGCPercent(100); prev < 100 {
-			defer debug.SetGCPercent(prev)
-		} else {
-			debug.SetGCPercent(prev)
-		}
 		next, err := load(&opts, log)
 		if err != nil {
 			reloadFailures.Add(1)
