@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"github.com/picoseg/picoseg/internal/testnetns"
 	"net"
 	"net/netip"
@@ -183,5 +184,51 @@ func sendEcho(t *testing.T, dst string) {
 	msg[2], msg[3] = byte(sum>>8), byte(sum)
 	if _, err := pc.WriteTo(msg, &net.IPAddr{IP: net.ParseIP(dst)}); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestKernelLargeDump lists a table of thousands of entries, which the
+// kernel sends over many reads.
+func TestKernelLargeDump(t *testing.T) {
+	testnetns.NeedRoot(t)
+	client, server := testnetns.New(t, "picoseg-ctl"), testnetns.New(t, "picoseg-ctm")
+	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state new counter; }")
+	const flows = 3000
+	client.Do(t, func() {
+		for i := 0; i < flows; i++ {
+			c, err := net.Dial("udp4", fmt.Sprintf("192.0.2.2:%d", 20000+i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Write([]byte("x"))
+			c.Close()
+		}
+	})
+	c, err := Open(WithNetNS(server.FD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	seen := map[uint16]bool{}
+	if err := c.Each(context.Background(), func(f Flow) error {
+		if f.Proto == unix.IPPROTO_UDP && f.DstPort >= 20000 && f.Src == netip.MustParseAddr("192.0.2.1") {
+			seen[f.DstPort] = true
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != flows {
+		t.Fatalf("dump listed %d of %d flows", len(seen), flows)
+	}
+	// A dump stopped early leaves the connection clean for the next one.
+	stop := errors.New("stop")
+	if err := c.Each(context.Background(), func(Flow) error { return stop }); err != stop {
+		t.Fatalf("stopped dump: %v", err)
+	}
+	all, err := c.Flows(context.Background())
+	if err != nil || len(all) < flows {
+		t.Fatalf("dump after a stopped one: %d flows, %v", len(all), err)
 	}
 }

@@ -1,0 +1,230 @@
+//go:build linux
+
+package conntrack
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// More ctnetlink attribute types for dumps.
+const (
+	ctaCountersOrig  = 9
+	ctaCountersReply = 10
+
+	ctaCountersPackets = 1
+	ctaCountersBytes   = 2
+)
+
+// dumpBufSize is the receive buffer of one read of a dump: the kernel fills
+// it with as many entries as fit (some 30 at a time).
+const dumpBufSize = 64 << 10
+
+// Each calls fn with every tracked flow (IPv4 and IPv6), reading the dump
+// as the kernel sends it, a buffer at a time: a table of 100 000 entries
+// is never held in memory at once, by the kernel's messages or by Each.
+// fn's error stops the dump and is returned. ctx is checked between reads.
+func (c *Conn) Each(ctx context.Context, fn func(Flow) error) error {
+	// struct nfgenmsg: AF_UNSPEC dumps both families.
+	req := netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8 | ipctnlMsgCtGet),
+			Flags: netlink.Request | netlink.Dump,
+		},
+		Data: []byte{unix.AF_UNSPEC, unix.NFNETLINK_V0, 0, 0},
+	}
+	c.dumpMu.Lock()
+	defer c.dumpMu.Unlock()
+	if _, err := c.dumper.Send(req); err != nil {
+		return fmt.Errorf("conntrack: dump: %w", err)
+	}
+	raw, err := c.dumper.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("conntrack: dump: %w", err)
+	}
+	if c.buf == nil {
+		c.buf = make([]byte, dumpBufSize)
+	}
+	for {
+		var n int
+		var rerr error
+		err := raw.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), c.buf, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return fmt.Errorf("conntrack: dump: %w", err)
+		}
+		done, err := parseDump(c.buf[:n], fn)
+		if err != nil || done {
+			if err != nil {
+				// Drain the rest of the dump, so the socket is clean for
+				// the next one.
+				c.drain(raw)
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			c.drain(raw)
+			return err
+		}
+	}
+}
+
+// drain reads and discards what is left of a dump.
+func (c *Conn) drain(raw interface {
+	Read(func(uintptr) bool) error
+}) {
+	for {
+		var n int
+		var rerr error
+		if err := raw.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), c.buf, unix.MSG_DONTWAIT)
+			return rerr != unix.EAGAIN
+		}); err != nil || rerr != nil {
+			return
+		}
+		if done, _ := parseDump(c.buf[:n], func(Flow) error { return nil }); done {
+			return
+		}
+	}
+}
+
+// parseDump walks the netlink messages of one read. It reports done at the
+// end of the dump (NLMSG_DONE) and returns the kernel's error, if any.
+func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
+	ne := binary.NativeEndian
+	for len(b) >= unix.NLMSG_HDRLEN {
+		l := int(ne.Uint32(b[0:4]))
+		if l < unix.NLMSG_HDRLEN || l > len(b) {
+			return true, fmt.Errorf("conntrack: dump: truncated message")
+		}
+		msg, typ := b[unix.NLMSG_HDRLEN:l], ne.Uint16(b[4:6])
+		b = b[min(nlmAlign(l), len(b)):]
+		switch typ {
+		case unix.NLMSG_DONE:
+			return true, nil
+		case unix.NLMSG_ERROR:
+			if len(msg) >= 4 {
+				if errno := -int32(ne.Uint32(msg[0:4])); errno != 0 {
+					return true, fmt.Errorf("conntrack: dump: %w", unix.Errno(errno))
+				}
+			}
+			continue
+		}
+		if len(msg) < 4 { // struct nfgenmsg
+			continue
+		}
+		var f Flow
+		if parseFlow(msg[4:], &f) {
+			if err := fn(f); err != nil {
+				return true, err
+			}
+		}
+	}
+	return false, nil
+}
+
+func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
+
+// attrs walks netlink attributes, calling fn with each one's type (flags
+// masked off) and payload.
+func attrs(b []byte, fn func(typ uint16, data []byte)) {
+	ne := binary.NativeEndian
+	for len(b) >= 4 {
+		l := int(ne.Uint16(b[0:2]))
+		if l < 4 || l > len(b) {
+			return
+		}
+		fn(ne.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[4:l])
+		b = b[min((l+3)&^3, len(b)):]
+	}
+}
+
+// parseFlow reads the parts of one conntrack entry picoseg uses. It reports
+// false for an entry without a whole original tuple.
+func parseFlow(b []byte, f *Flow) bool {
+	be := binary.BigEndian
+	var haveSrc, haveDst, haveProto bool
+	attrs(b, func(typ uint16, data []byte) {
+		switch typ {
+		case ctaTupleOrig:
+			attrs(data, func(typ uint16, data []byte) {
+				switch typ {
+				case ctaTupleIP:
+					attrs(data, func(typ uint16, data []byte) {
+						switch {
+						case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
+							a := netip.AddrFrom4([4]byte(data))
+							if typ == ctaIPv4Src {
+								f.Src, haveSrc = a, true
+							} else {
+								f.Dst, haveDst = a, true
+							}
+						case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
+							a := netip.AddrFrom16([16]byte(data))
+							if typ == ctaIPv6Src {
+								f.Src, haveSrc = a, true
+							} else {
+								f.Dst, haveDst = a, true
+							}
+						}
+					})
+				case ctaTupleProto:
+					var icmpType, icmpCode uint8
+					attrs(data, func(typ uint16, data []byte) {
+						switch {
+						case typ == ctaProtoNum && len(data) >= 1:
+							f.Proto, haveProto = data[0], true
+						case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
+							f.SrcPort = be.Uint16(data)
+						case typ == ctaProtoDstPort && len(data) >= 2:
+							f.DstPort = be.Uint16(data)
+						case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
+							icmpType = data[0]
+						case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
+							icmpCode = data[0]
+						}
+					})
+					if isICMP(f.Proto) {
+						f.DstPort = uint16(icmpType)<<8 | uint16(icmpCode)
+					}
+				}
+			})
+		case ctaMark:
+			if len(data) >= 4 {
+				f.Mark = be.Uint32(data)
+			}
+		case ctaID:
+			if len(data) >= 4 {
+				f.ID = be.Uint32(data)
+			}
+		case ctaCountersOrig, ctaCountersReply:
+			var packets, bytes uint64
+			attrs(data, func(t uint16, d []byte) {
+				if len(d) >= 8 {
+					switch t {
+					case ctaCountersPackets:
+						packets = be.Uint64(d)
+					case ctaCountersBytes:
+						bytes = be.Uint64(d)
+					}
+				}
+			})
+			if typ == ctaCountersOrig {
+				f.OrigPackets, f.OrigBytes = packets, bytes
+			} else {
+				f.ReplyPackets, f.ReplyBytes = packets, bytes
+			}
+		}
+	})
+	return haveSrc && haveDst && haveProto
+}
