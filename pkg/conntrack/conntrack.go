@@ -2,6 +2,7 @@ package conntrack
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -36,6 +37,21 @@ func (f Flow) String() string {
 		f.Proto, f.Src, f.SrcPort, f.Dst, f.DstPort, f.Mark, f.ID)
 }
 
+// Hash is a 64-bit hash of the flow's kernel id and original tuple, for
+// keeping per-flow state between dumps in eight bytes: an id the kernel
+// reuses for another tuple hashes differently.
+func (f *Flow) Hash() uint64 {
+	h := uint64(f.ID)*0x9e3779b97f4a7c15 ^ uint64(f.Proto)<<56 ^ uint64(f.SrcPort)<<16 ^ uint64(f.DstPort)
+	for _, a := range [2]netip.Addr{f.Src.Unmap(), f.Dst.Unmap()} {
+		b := a.As16()
+		for i := 0; i < 16; i += 8 {
+			h = (h ^ binary.BigEndian.Uint64(b[i:i+8])) * 0xbf58476d1ce4e5b9
+			h ^= h >> 31
+		}
+	}
+	return h
+}
+
 // ErrNotFound is returned when the flow is not (or no longer) tracked.
 var ErrNotFound = errors.New("conntrack: flow not found")
 
@@ -44,6 +60,9 @@ var ErrNotFound = errors.New("conntrack: flow not found")
 type Controller interface {
 	// Flows lists the tracked flows.
 	Flows(ctx context.Context) ([]Flow, error)
+	// Each calls fn with every tracked flow, without holding them all;
+	// fn's error stops it and is returned.
+	Each(ctx context.Context, fn func(Flow) error) error
 	// SetMark sets the bits of mask in the flow's conntrack mark to those
 	// of mark; other bits do not change.
 	SetMark(f Flow, mark, mask uint32) error

@@ -141,24 +141,21 @@ func (c *Conn) Delete(f Flow) error {
 // daemon starting up: marks left by a previous run may encode a policy that
 // no longer exists. Flows that vanish meanwhile are skipped.
 func (c *Conn) ClearMarks(mask uint32) (int, error) {
-	flows, err := c.Flows(context.Background())
-	if err != nil {
-		return 0, err
-	}
 	n := 0
-	for _, f := range flows {
+	err := c.Each(context.Background(), func(f Flow) error {
 		if f.Mark&mask == 0 {
-			continue
+			return nil
 		}
 		switch err := c.SetMark(f, 0, mask); {
 		case err == nil:
 			n++
 		case errors.Is(err, ErrNotFound):
 		default:
-			return n, err
+			return err
 		}
-	}
-	return n, nil
+		return nil
+	})
+	return n, err
 }
 
 func (c *Conn) execute(f Flow, msgType uint16, extra func(*netlink.AttributeEncoder)) error {

@@ -28,6 +28,9 @@ func (c *Conn) Close() error { return nil }
 // Flows returns ErrUnsupported.
 func (c *Conn) Flows(ctx context.Context) ([]Flow, error) { return nil, ErrUnsupported }
 
+// Each returns ErrUnsupported.
+func (c *Conn) Each(ctx context.Context, fn func(Flow) error) error { return ErrUnsupported }
+
 // SetMark returns ErrUnsupported.
 func (c *Conn) SetMark(f Flow, mark, mask uint32) error { return ErrUnsupported }
 

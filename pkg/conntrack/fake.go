@@ -41,6 +41,20 @@ func (c *Fake) Flows(ctx context.Context) ([]Flow, error) {
 	return slices.Clone(c.flows), nil
 }
 
+// Each implements Controller.
+func (c *Fake) Each(ctx context.Context, fn func(Flow) error) error {
+	flows, err := c.Flows(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range flows {
+		if err := fn(f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SetMark changes the masked bits of the flow's mark.
 func (c *Fake) SetMark(f Flow, mark, mask uint32) error {
 	if err := f.validate(); err != nil {

@@ -304,13 +304,31 @@ func Run(ctx context.Context, opts Options) error {
 			// flows, come from conntrack, which sees every packet.
 			if now.Sub(lastCount) >= 10*time.Second {
 				lastCount = now
-				if flows, err := ct.Flows(ctx); err == nil {
-					devs.counts.Apply(flows, now, devs.id.Load().Identify)
-					if n, err := vols.apply(flows, eng, marks, ct, now); err != nil {
-						log.Warn("holding fast-pathed flows to their byte bounds", "err", err)
-					} else if n > 0 {
-						log.Info("flows cut by their byte bounds", "flows", n)
+				// One pass over the table, a flow at a time: a gateway with
+				// a hundred thousand flows never holds them all at once.
+				budgets := vols.needed(eng.Policy())
+				identify := devs.id.Load().Identify
+				devs.counts.Begin()
+				if budgets {
+					vols.begin()
+				}
+				err := ct.Each(ctx, func(f conntrack.Flow) error {
+					devs.counts.Flow(&f, now, identify)
+					if budgets {
+						vols.flow(&f, eng, marks, ct, now)
 					}
+					return nil
+				})
+				devs.counts.End()
+				if budgets {
+					if n, verr := vols.end(); verr != nil {
+						log.Warn("holding fast-pathed flows to their device budgets", "err", verr)
+					} else if n > 0 {
+						log.Info("flows cut by their device budgets", "flows", n)
+					}
+				}
+				if err != nil {
+					log.Warn("reading conntrack", "err", err)
 				}
 			}
 			if now.Sub(lastSave) >= time.Minute {

@@ -28,14 +28,10 @@ type rejudgeResult struct {
 //   - dropped, now allowed: clear, so its next packet is judged.
 func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, marks nft.Marks, now time.Time) (rejudgeResult, error) {
 	var res rejudgeResult
-	flows, err := ct.Flows(ctx)
-	if err != nil {
-		return res, err
-	}
-	for _, f := range flows {
+	err := ct.Each(ctx, func(f conntrack.Flow) error {
 		state, class := marks.Decode(f.Mark)
 		if state == nft.StateUnjudged {
-			continue
+			return nil
 		}
 		res.Checked++
 		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
@@ -43,7 +39,7 @@ func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, m
 		var want uint32
 		switch {
 		case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:
-			continue
+			return nil
 		case d.Verdict == engine.Accept && state == nft.StateAccepted:
 			// Still allowed, under another class (the new policy's
 			// numbering, or another byte bound): the kernel's checks
@@ -51,7 +47,7 @@ func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, m
 			want = marks.Accepted(d.Class)
 			res.Reclassed++
 		case d.Verdict == engine.Drop && state == nft.StateDropped:
-			continue
+			return nil
 		case d.Verdict == engine.Drop:
 			want = marks.Dropped()
 			res.Cut++
@@ -59,10 +55,11 @@ func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, m
 			res.Cleared++
 		}
 		if err := ct.SetMark(f, want, marks.Mask); err != nil && err != conntrack.ErrNotFound {
-			return res, err
+			return err
 		}
-	}
-	return res, nil
+		return nil
+	})
+	return res, err
 }
 
 // hasWindows reports whether any rule of pol has a time window, so that

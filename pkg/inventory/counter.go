@@ -24,16 +24,13 @@ type Counter struct {
 	next map[flowID]flowCounts
 	// primed is set once a first dump gave the baseline.
 	primed bool
+	st     ApplyStats // of the dump under way
 }
 
-// flowID names one conntrack entry: its kernel id and its original tuple,
-// so that an id the kernel reuses for another tuple is another flow.
-type flowID struct {
-	id               uint32
-	proto            uint8
-	src, dst         netip.Addr
-	srcPort, dstPort uint16
-}
+// flowID names one conntrack entry: conntrack.Flow.Hash, eight bytes where
+// the tuple is forty; a gateway can track a hundred thousand flows, and the
+// Counter keeps two maps of them.
+type flowID uint64
 
 type flowCounts struct{ orig, reply uint64 }
 
@@ -71,40 +68,60 @@ func NewCounter(inv *Inventory) *Counter {
 // counted them). Without conntrack accounting every counter reads 0 and
 // only new flows are observed.
 func (c *Counter) Apply(flows []conntrack.Flow, now time.Time, identify IdentifyFunc) ApplyStats {
-	st := ApplyStats{Flows: len(flows)}
-	clear(c.next)
+	c.Begin()
 	for i := range flows {
-		f := &flows[i]
-		id := flowID{f.ID, f.Proto, f.Src.Unmap(), f.Dst.Unmap(), f.SrcPort, f.DstPort}
-		cur := flowCounts{orig: f.OrigBytes, reply: f.ReplyBytes}
-		c.next[id] = cur
-		if !c.primed {
-			continue
-		}
-		last, seen := c.prev[id]
-		if !seen {
-			st.New++
-		} else if cur.orig < last.orig || cur.reply < last.reply {
-			st.Resets++
-		}
-		orig, reply := delta(cur.orig, last.orig), delta(cur.reply, last.reply)
-		if orig == 0 && reply == 0 && seen {
-			continue
-		}
-		o, ok := identify(id.src)
-		if ok {
-			o.Addr, o.Up, o.Down = id.src, orig, reply
-		} else if o, ok = identify(id.dst); ok {
-			o.Addr, o.Up, o.Down = id.dst, reply, orig
-		} else {
-			continue
-		}
-		o.Time, o.NewFlow = now, !seen
-		c.inv.Observe(o)
-		st.Observed++
-		st.Up += o.Up
-		st.Down += o.Down
+		c.Flow(&flows[i], now, identify)
 	}
+	return c.End()
+}
+
+// Begin starts taking a dump one flow at a time (Flow), so that a large
+// table is never held in memory at once; End finishes it. Apply is Begin,
+// Flow for each flow, End.
+func (c *Counter) Begin() {
+	clear(c.next)
+	c.st = ApplyStats{}
+}
+
+// Flow takes one flow of the dump under way (see Apply).
+func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) {
+	st := &c.st
+	st.Flows++
+	id := flowID(f.Hash())
+	cur := flowCounts{orig: f.OrigBytes, reply: f.ReplyBytes}
+	c.next[id] = cur
+	if !c.primed {
+		return
+	}
+	last, seen := c.prev[id]
+	if !seen {
+		st.New++
+	} else if cur.orig < last.orig || cur.reply < last.reply {
+		st.Resets++
+	}
+	orig, reply := delta(cur.orig, last.orig), delta(cur.reply, last.reply)
+	if orig == 0 && reply == 0 && seen {
+		return
+	}
+	src, dst := f.Src.Unmap(), f.Dst.Unmap()
+	o, ok := identify(src)
+	if ok {
+		o.Addr, o.Up, o.Down = src, orig, reply
+	} else if o, ok = identify(dst); ok {
+		o.Addr, o.Up, o.Down = dst, reply, orig
+	} else {
+		return
+	}
+	o.Time, o.NewFlow = now, !seen
+	c.inv.Observe(o)
+	st.Observed++
+	st.Up += o.Up
+	st.Down += o.Down
+}
+
+// End finishes the dump under way and says what it did.
+func (c *Counter) End() ApplyStats {
+	st := c.st
 	if c.primed {
 		for id := range c.prev {
 			if _, ok := c.next[id]; !ok {
