@@ -19,8 +19,7 @@
 //
 // Dumps are read and parsed a buffer at a time (Each), keeping only the
 // few fields picoseg uses: a gateway with 100 000 tracked flows must not hold
-// the kernel's whole table in memory to look at it. (A general library that
-// returns the table as one slice of full entries took some 100 MB for that.)
+// the kernel's whole table in memory to look at it.
 //
 // The Controller interface lets other packages test against Fake without a
 // kernel. Linux-only code sits in _linux.go files.
