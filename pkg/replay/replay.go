@@ -319,7 +319,14 @@ func (rep *Report) WriteText(w io.Writer) error {
 		if rule == "" {
 			rule = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s -> %s:%d\t%s\t%s\n", e.Type, dev, e.Layer, e.Proto, e.Src, e.Dst, e.DPort, rule, e.Reason)
+		dst := e.Dst
+		if e.Proto == "tcp" || e.Proto == "udp" {
+			// Ports only where there are ports; [v6]:port like the net package.
+			if a, err := netip.ParseAddr(e.Dst); err == nil {
+				dst = netip.AddrPortFrom(a, e.DPort).String()
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s -> %s\t%s\t%s\n", e.Type, dev, e.Layer, e.Proto, e.Src, dst, rule, e.Reason)
 	}
 	return tw.Flush()
 }
