@@ -140,7 +140,11 @@ func Run(ctx context.Context, opts Options) error {
 		removeTable()
 		return err
 	}
-	registerMetrics(reg, eng, adapter, alerts)
+	var queueDrops atomic.Value // queue.Drops, refreshed every second
+	registerMetrics(reg, eng, adapter, alerts, func() queue.Drops {
+		d, _ := queueDrops.Load().(queue.Drops)
+		return d
+	})
 	if l := cur.Config.Metrics.Listen; l != "" {
 		go func() {
 			if err := metrics.Serve(ctx, l, reg); err != nil {
@@ -163,7 +167,6 @@ func Run(ctx context.Context, opts Options) error {
 	}()
 
 	var reloads, reloadFailures atomic.Uint64
-	var queueDrops atomic.Value // queue.Drops, refreshed every second
 	var policyFile = opts.ConfigPath
 	status := func() Status {
 		pol := eng.Policy()

@@ -61,7 +61,7 @@ func groupNote(groups []string) string {
 
 // registerMetrics exposes the daemon's counters in Prometheus form. The
 // values are read at scrape time from the counters the daemon keeps anyway.
-func registerMetrics(r *metrics.Registry, eng *engine.Engine, adapter *queue.Adapter, alerts *alert.Dispatcher) {
+func registerMetrics(r *metrics.Registry, eng *engine.Engine, adapter *queue.Adapter, alerts *alert.Dispatcher, kernelDrops func() queue.Drops) {
 	s := eng.Stats()
 	r.Family("picoseg_queue_packets_total", "Packets received from each NFQUEUE queue.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
 		for _, q := range adapter.Stats() {
@@ -73,6 +73,8 @@ func registerMetrics(r *metrics.Registry, eng *engine.Engine, adapter *queue.Ada
 			add(float64(q.ENOBUFS), metrics.L("queue", strconv.Itoa(int(q.Queue))))
 		}
 	})
+	r.CounterFunc("picoseg_queue_full_dropped_total", "Packets the kernel dropped because a queue was full (on_queue_full = \"drop\").",
+		func() uint64 { return kernelDrops().QueueFull })
 	r.Family("picoseg_verdicts_total", "Packets judged, by deciding layer and verdict.", metrics.Counter, func(add func(float64, ...metrics.Label)) {
 		for _, l := range engine.Layers {
 			for _, v := range []engine.Verdict{engine.Accept, engine.Drop, engine.NeedMore} {
