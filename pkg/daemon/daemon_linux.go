@@ -229,7 +229,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer signal.Stop(sigs)
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
-	lastRejudge, lastCount, lastSave := opts.Now(), opts.Now(), opts.Now()
+	lastPass, lastSave := opts.Now(), opts.Now()
 	vols := newVolumes()
 
 	reload := func() {
@@ -303,14 +303,17 @@ func Run(ctx context.Context, opts Options) error {
 					Message: fmt.Sprintf("queue overflow: %d packets the kernel could not hand to picoseg (on_queue_full = %s)", n-overflows, d.OnQueueFull)})
 				overflows = n
 			}
-			// Device byte counts, and the byte bounds of fast-pathed
-			// flows, come from conntrack, which sees every packet.
-			if now.Sub(lastCount) >= 10*time.Second {
-				lastCount = now
-				// One pass over the table, a flow at a time: a gateway with
-				// a hundred thousand flows never holds them all at once.
-				budgets := vols.needed(eng.Policy())
+			// Every 10 s, one pass over the conntrack table, a flow at a
+			// time (a gateway with a hundred thousand flows never holds
+			// them all at once): device byte counts and budgets come from
+			// conntrack, which sees every packet, and a closing time window
+			// must reach fast-pathed flows too.
+			if now.Sub(lastPass) >= 10*time.Second {
+				lastPass = now
+				pol := eng.Policy()
+				budgets, windows := vols.needed(pol), hasWindows(pol)
 				identify := devs.id.Load().Identify
+				var judged rejudgeResult
 				devs.counts.Begin()
 				if budgets {
 					vols.begin()
@@ -319,6 +322,9 @@ func Run(ctx context.Context, opts Options) error {
 					devs.counts.Flow(&f, now, identify)
 					if budgets {
 						vols.flow(&f, eng, marks, ct, now)
+					}
+					if windows {
+						return rejudgeFlow(f, ct, eng, marks, now, &judged)
 					}
 					return nil
 				})
@@ -330,6 +336,9 @@ func Run(ctx context.Context, opts Options) error {
 						log.Info("flows cut by their device budgets", "flows", n)
 					}
 				}
+				if judged.Cut > 0 {
+					log.Info("flows cut by their time window", "flows", judged.Cut)
+				}
 				if err != nil {
 					log.Warn("reading conntrack", "err", err)
 				}
@@ -338,15 +347,6 @@ func Run(ctx context.Context, opts Options) error {
 				lastSave = now
 				if err := inv.Save(); err != nil {
 					log.Warn("saving the device inventory", "err", err)
-				}
-			}
-			// A closing time window must reach fast-pathed flows too.
-			if hasWindows(eng.Policy()) && now.Sub(lastRejudge) >= 10*time.Second {
-				lastRejudge = now
-				if res, err := rejudge(ctx, ct, eng, marks, now); err != nil {
-					log.Warn("judging tracked flows again", "err", err)
-				} else if res.Cut > 0 {
-					log.Info("flows cut by their time window", "flows", res.Cut)
 				}
 			}
 		}

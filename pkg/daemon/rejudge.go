@@ -29,37 +29,41 @@ type rejudgeResult struct {
 func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, marks nft.Marks, now time.Time) (rejudgeResult, error) {
 	var res rejudgeResult
 	err := ct.Each(ctx, func(f conntrack.Flow) error {
-		state, class := marks.Decode(f.Mark)
-		if state == nft.StateUnjudged {
-			return nil
-		}
-		res.Checked++
-		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
-		d := eng.ExplainQuery(q).Decision
-		var want uint32
-		switch {
-		case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:
-			return nil
-		case d.Verdict == engine.Accept && state == nft.StateAccepted:
-			// Still allowed, under another class (the new policy's
-			// numbering, or another byte bound): the kernel's checks
-			// must be the new ones.
-			want = marks.Accepted(d.Class)
-			res.Reclassed++
-		case d.Verdict == engine.Drop && state == nft.StateDropped:
-			return nil
-		case d.Verdict == engine.Drop:
-			want = marks.Dropped()
-			res.Cut++
-		default:
-			res.Cleared++
-		}
-		if err := ct.SetMark(f, want, marks.Mask); err != nil && err != conntrack.ErrNotFound {
-			return err
-		}
-		return nil
+		return rejudgeFlow(f, ct, eng, marks, now, &res)
 	})
 	return res, err
+}
+
+// rejudgeFlow is rejudge for one flow of a dump, counted into res.
+func rejudgeFlow(f conntrack.Flow, ct conntrack.Controller, eng *engine.Engine, marks nft.Marks, now time.Time, res *rejudgeResult) error {
+	state, class := marks.Decode(f.Mark)
+	if state == nft.StateUnjudged {
+		return nil
+	}
+	res.Checked++
+	q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
+	d := eng.ExplainQuery(q).Decision
+	var want uint32
+	switch {
+	case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:
+		return nil
+	case d.Verdict == engine.Accept && state == nft.StateAccepted:
+		// Still allowed, under another class (the new policy's numbering,
+		// or another byte bound): the kernel's checks must be the new ones.
+		want = marks.Accepted(d.Class)
+		res.Reclassed++
+	case d.Verdict == engine.Drop && state == nft.StateDropped:
+		return nil
+	case d.Verdict == engine.Drop:
+		want = marks.Dropped()
+		res.Cut++
+	default:
+		res.Cleared++
+	}
+	if err := ct.SetMark(f, want, marks.Mask); err != nil && err != conntrack.ErrNotFound {
+		return err
+	}
+	return nil
 }
 
 // hasWindows reports whether any rule of pol has a time window, so that
