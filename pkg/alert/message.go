@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/packet"
 )
 
 // Alert is one thing an operator is told. Alerts are values: sinks and
@@ -41,7 +42,7 @@ type Alert struct {
 func fromEvent(e *engine.Event, t Type, now time.Time) Alert {
 	a := Alert{
 		Type: t, Severity: t.Severity(), Time: now,
-		Device: e.Device, Src: e.Src, Dst: e.Dst, Proto: protoName(e.Proto), DPort: e.DPort,
+		Device: e.Device, Src: e.Src, Dst: e.Dst, Proto: packet.ProtoName(e.Proto), DPort: e.DPort,
 		Layer: e.Layer, Rule: e.Rule, Reason: e.Reason.String(), Bytes: e.Bytes,
 	}
 	if e.Time != 0 {
@@ -50,30 +51,9 @@ func fromEvent(e *engine.Event, t Type, now time.Time) Alert {
 	return a
 }
 
-// protoName names an IP protocol number the way policies spell services;
-// 0 is "": events without a flow (spoofing, silence, non-IP frames) leave
-// it unset, and IPv6 hop-by-hop is never a flow's protocol.
-func protoName(p uint8) string {
-	switch p {
-	case 0:
-		return ""
-	case 1:
-		return "icmp"
-	case 6:
-		return "tcp"
-	case 17:
-		return "udp"
-	case 58:
-		return "icmpv6"
-	case 132:
-		return "sctp"
-	}
-	return "proto/" + strconv.Itoa(int(p))
-}
-
 // hasPorts reports whether port numbers mean anything for proto.
 func hasPorts(proto string) bool {
-	return proto == "tcp" || proto == "udp" || proto == "sctp"
+	return proto == "tcp" || proto == "udp"
 }
 
 // formatMessage writes the alert's human sentence, e.g.

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -90,5 +89,3 @@ func statusOf(s *engine.Stats) (verdicts, flows map[string]map[string]uint64) {
 	}
 	return verdicts, flows
 }
-
-func errorf(format string, args ...any) error { return fmt.Errorf("picoseg: "+format, args...) }

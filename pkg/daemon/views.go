@@ -12,7 +12,7 @@ import (
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/inventory"
-	"github.com/picoseg/picoseg/pkg/replay"
+	"github.com/picoseg/picoseg/pkg/packet"
 )
 
 // FlowView is one flow of the daemon's flow table, for `picoseg status
@@ -43,7 +43,7 @@ func flowViews(eng *engine.Engine, now time.Time, device string, limit int) []Fl
 			a, b = b, a
 		}
 		v := FlowView{
-			Src: a.String(), Dst: b.String(), Proto: replay.ProtoName(k.Proto),
+			Src: a.String(), Dst: b.String(), Proto: packet.ProtoName(k.Proto),
 			SrcDevice: pol.DeviceName(st.SrcDevice), DstDevice: pol.DeviceName(st.DstDevice),
 			Verdict: engine.Verdict(st.Verdict).String(), Layer: engine.Layer(st.Layer).String(),
 			Packets: st.Packets, Bytes: st.Bytes,

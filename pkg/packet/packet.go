@@ -1,6 +1,9 @@
 package packet
 
-import "net/netip"
+import (
+	"net/netip"
+	"strconv"
+)
 
 // Kind says what the decoder made of a packet. Only KindOK packets carry a
 // trustworthy five-tuple; every other kind gets its own explicit verdict in
@@ -48,6 +51,25 @@ const (
 	ProtoGRE    uint8 = 47
 	ProtoICMPv6 uint8 = 58
 )
+
+// ProtoName names an IP protocol number the way policies spell services
+// ("tcp", "udp", "icmp", "icmpv6", "proto/N"); 0 is "": events without a
+// flow leave it unset.
+func ProtoName(p uint8) string {
+	switch p {
+	case 0:
+		return ""
+	case ProtoTCP:
+		return "tcp"
+	case ProtoUDP:
+		return "udp"
+	case ProtoICMP:
+		return "icmp"
+	case ProtoICMPv6:
+		return "icmpv6"
+	}
+	return "proto/" + strconv.Itoa(int(p))
+}
 
 // TCP flag bits as they appear in the TCP header.
 const (

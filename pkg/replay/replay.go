@@ -234,7 +234,7 @@ func (r *Runner) emit(e engine.Event) {
 	rep.Events = append(rep.Events, Event{
 		Time: time.Unix(0, e.Time).UTC(), Type: e.Type.String(), Device: e.Device, Layer: e.Layer.String(),
 		Rule: e.Rule, Reason: e.Reason.String(), Src: addrString(e.Src), Dst: addrString(e.Dst),
-		Proto: ProtoName(e.Proto), DPort: e.DPort, Bytes: e.Bytes,
+		Proto: packet.ProtoName(e.Proto), DPort: e.DPort, Bytes: e.Bytes,
 	})
 }
 
@@ -243,23 +243,6 @@ func addrString(a netip.Addr) string {
 		return ""
 	}
 	return a.String()
-}
-
-// ProtoName names an IP protocol number the way policies spell it.
-func ProtoName(p uint8) string {
-	switch p {
-	case packet.ProtoTCP:
-		return "tcp"
-	case packet.ProtoUDP:
-		return "udp"
-	case packet.ProtoICMP:
-		return "icmp"
-	case packet.ProtoICMPv6:
-		return "icmpv6"
-	case 0:
-		return ""
-	}
-	return fmt.Sprintf("proto/%d", p)
 }
 
 // Report returns the summary so far, devices sorted by packets.
