@@ -272,7 +272,7 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 	e := w.e
 	e.stats.NewFlows.Add(1)
 	st := &w.st
-	d, res := w.run(g, p, now, m, reply, existing)
+	d, res := w.run(g, p, now, m, reply, existing, false, nil)
 	reversed := reply
 	// A TCP packet without SYN that opens no flow we know is a flow picked
 	// up mid-stream (a capture that started late, a daemon restart). If its
@@ -280,14 +280,12 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 	// Accepting it opens nothing: a TCP peer only opens on a SYN.
 	if !reply && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
 		// The connection exists already, so it is no new flow either.
-		if rd, rres := w.run(g, p, now, m, true, true); rd.Verdict != Drop {
+		if rd, rres := w.run(g, p, now, m, true, true, false, nil); rd.Verdict != Drop {
 			d, res, reversed = rd, rres, true
 		}
 	}
 	if d.Verdict != Drop && d.Layer == LayerPico {
-		r := &g.policy.Rules[d.Rule]
-		d.Class = r.Class
-		if m.Tripped && r.MaxFlow > 0 {
+		if r := &g.policy.Rules[d.Rule]; m.Tripped && r.MaxFlow > 0 {
 			// The kernel counted past the bound on the fast path, where
 			// the engine did not see the bytes.
 			d.Verdict, d.Reason, res.Event = Drop, ReasonFlowBytes, EventVolume
@@ -312,18 +310,28 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 }
 
 // run takes a packet through the stages.
-func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing bool) (Decision, Result) {
+// Explain runs it dry (counting nothing) and collects every stage's answer
+// in steps; the verdict path passes dry false and steps nil.
+func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool, steps *[]Step) (Decision, Result) {
 	c := &w.ctx
 	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
 	c.Existing = existing
-	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, false
+	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
 	c.DPort = transportPort(p, reversed)
 	c.Rule = policy.None
 	c.Flow = &w.st
 	for _, s := range w.e.stages {
 		res := s.Evaluate(c)
+		if steps != nil {
+			*steps = append(*steps, Step{Stage: s.Name(), Layer: s.Layer(), Result: res})
+		}
 		if res.Verdict != Continue {
-			return Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}, res
+			d := Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}
+			if d.Verdict != Drop && d.Layer == LayerPico {
+				// The class carries the rule's kernel checks.
+				d.Class = g.policy.Rules[d.Rule].Class
+			}
+			return d, res
 		}
 	}
 	// The pico stage always decides; reaching here is a broken pipeline,
@@ -502,25 +510,8 @@ func (e *Engine) explain(p *packet.Packet, at time.Time, m Meta, existing bool) 
 	if d, ok := decodeDecision(p); ok {
 		return Trace{Decision: d}
 	}
-	w := e.NewWorker()
-	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen = p, at.UnixNano(), g.policy, g
-	c.InZone, c.OutZone, c.DryRun, c.Existing = m.InZone, m.OutZone, true, existing
-	c.DPort = transportPort(p, false)
-	c.Rule = policy.None
-	c.Flow = &w.st
 	var t Trace
-	for _, s := range e.stages {
-		res := s.Evaluate(c)
-		t.Steps = append(t.Steps, Step{Stage: s.Name(), Layer: s.Layer(), Result: res})
-		if res.Verdict != Continue {
-			t.Decision = Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}
-			if res.Verdict != Drop && s.Layer() == LayerPico {
-				t.Decision.Class = g.policy.Rules[res.Rule].Class
-			}
-			break
-		}
-	}
+	t.Decision, _ = e.NewWorker().run(g, p, at.UnixNano(), m, false, existing, true, &t.Steps)
 	if t.Decision.Verdict == Drop && g.policy.Mode == config.ModeMonitor {
 		t.Decision.Verdict, t.Decision.WouldDrop = Accept, true
 	}
