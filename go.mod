@@ -1,6 +1,6 @@
 module github.com/picoseg/picoseg
 
-go 1.26.8
+go 1.24.0
 
 require (
 	github.com/BurntSushi/toml v1.5.0
