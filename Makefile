@@ -5,18 +5,28 @@ GO      ?= go
 BIN     := bin/picoseg
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
-DEBIAN_PKGS := nftables iproute2 iperf3 curl nmap hping3 conntrack mosquitto mosquitto-clients
+# What the demo and the tests use, from Debian's packages: the one list that
+# `make deps`, `make test` (as root) and CI install from.
+DEBIAN_PKGS := nftables iproute2 iperf3 curl nmap hping3 conntrack tcpdump mosquitto mosquitto-clients rsyslog rsyslog-gnutls gnutls-bin kmod
+# The oldest Go the module builds with (the go line of go.mod): `make test`
+# also builds and vets with it, fetched as a toolchain module when missing.
+GO_OLDEST ?= 1.24.12
 
-.PHONY: all build test fmt-check vet unit fuzz demo deps clean
+.PHONY: all build test test-deps fmt-check vet vet-oldest unit fuzz demo deps clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/picoseg
 
-# The whole test suite: formatting, vet, and every test with the race
-# detector. Kernel tests run when root and skip with a message otherwise.
-test: fmt-check vet unit
+# The whole test suite: formatting, vet (also with the oldest Go the module
+# supports), and every test with the race detector. As root it first installs
+# what the kernel tests use; as another user those tests skip with a message.
+test: test-deps fmt-check vet vet-oldest unit
+
+test-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; \
+	else echo "not root: kernel and lab tests will skip (they need root and: $(DEBIAN_PKGS))"; fi
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -25,6 +35,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 	GOOS=darwin $(GO) vet ./...
+
+# OpenWrt's and Debian's toolchains are older than the newest Go: prove the
+# module still builds and vets with the oldest one it claims.
+vet-oldest:
+	GOTOOLCHAIN=go$(GO_OLDEST) $(GO) vet ./...
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
