@@ -119,9 +119,12 @@ type minCounter struct {
 	bytes       atomic.Uint64
 }
 
-// minWatch holds the lower-bound counters of one rule.
+// minWatch holds the lower-bound counters of one rule: looked up by
+// device on the packet path, walked in the policy's device order by Sweep
+// so that the events it raises come out in the same order every run.
 type minWatch struct {
 	byDevice map[int32]*minCounter
+	ordered  []*minCounter
 }
 
 // carryOver copies into t the budgets of old whose rule is still in the

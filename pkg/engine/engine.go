@@ -113,9 +113,13 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		}
 		g.mins[i].byDevice = map[int32]*minCounter{}
 		for _, d := range r.MinSubjects {
+			if g.mins[i].byDevice[d] != nil {
+				continue
+			}
 			c := &minCounter{device: d}
 			c.windowStart.Store(now)
 			g.mins[i].byDevice[d] = c
+			g.mins[i].ordered = append(g.mins[i].ordered, c)
 		}
 	}
 	e.cur.Store(g)
@@ -457,7 +461,7 @@ func (e *Engine) Sweep(now int64) {
 	for ri := range g.mins {
 		r := &g.policy.Rules[ri]
 		per := int64(r.MinPer)
-		for _, c := range g.mins[ri].byDevice {
+		for _, c := range g.mins[ri].ordered {
 			start := c.windowStart.Load()
 			if start == 0 {
 				c.windowStart.Store(now)
