@@ -3,9 +3,14 @@
 package conntrack
 
 import (
+	"context"
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/picoseg/picoseg/internal/testnetns"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -53,4 +58,64 @@ func TestParseFlowReadsTheReplyTuple(t *testing.T) {
 	if !parseFlow(entry(t, orig, reply6, 0, 1), &f) || f.ReplySrc.IsValid() {
 		t.Fatalf("mixed-family entry: %+v", f)
 	}
+}
+
+// TestKernelDNATReplyTuple forwards a port with a DNAT rule and finds the
+// forward's target in the dumped flow's reply tuple.
+func TestKernelDNATReplyTuple(t *testing.T) {
+	testnetns.NeedRoot(t)
+	client, server := testnetns.New(t, "picoseg-ctd"), testnetns.New(t, "picoseg-cte")
+	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	server.Run(t, "nft", "add table ip nat; add chain ip nat pre { type nat hook prerouting priority dstnat; }; add rule ip nat pre tcp dport 8081 dnat to 192.0.2.2:8080")
+
+	var ln net.Listener
+	server.Do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
+			t.Error(err)
+		}
+	})
+	if ln == nil {
+		t.FailNow()
+	}
+	defer ln.Close()
+	var conn net.Conn
+	client.Do(t, func() {
+		var err error
+		if conn, err = (&net.Dialer{Timeout: 3 * time.Second}).Dial("tcp4", "192.0.2.2:8081"); err != nil {
+			t.Error(err)
+		}
+	})
+	if conn == nil {
+		t.FailNow()
+	}
+	defer conn.Close()
+
+	c, err := Open(WithNetNS(server.FD))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	flows, err := c.Flows(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
+	for _, f := range flows {
+		if f.Proto != unix.IPPROTO_TCP || f.SrcPort != local.Port() {
+			continue
+		}
+		if f.DstPort != 8081 || f.ReplySrc != netip.MustParseAddr("192.0.2.2") || f.ReplySrcPort != 8080 {
+			t.Fatalf("forwarded flow = %v, reply source %v:%d; want the original port 8081 and the reply from :8080", f, f.ReplySrc, f.ReplySrcPort)
+		}
+		if _, _, dport := f.Judged(); dport != 8080 {
+			t.Fatalf("judged port %d, want 8080 (after the DNAT)", dport)
+		}
+		// Marks and deletes still address the original tuple.
+		if err := c.SetMark(f, 0x00020000, 0x00ff0000); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Fatalf("forwarded flow not in the dump: %v", flows)
 }
