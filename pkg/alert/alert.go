@@ -20,8 +20,8 @@ type Options struct {
 	// raises possible_scan (10 s, 20).
 	ScanWindow    time.Duration
 	ScanThreshold int
-	// MaxKeys caps the limiter's keys and the scan detector's sources
-	// each (4096).
+	// MaxKeys caps the limiter's keys of each severity class and the scan
+	// detector's sources (4096).
 	MaxKeys int
 	// Rate is each severity class's budget of alerts a second (100):
 	// crit and worse, err, warning, and notice and milder each have their
@@ -105,6 +105,10 @@ type Dispatcher struct {
 	scan    *ScanDetector
 
 	events chan engine.Event
+	// urgent carries the events whose alerts are err or worse
+	// (spoofed_address): a flood of denials that fills events must not
+	// crowd them out at Emit, before the limiter's budgets can help.
+	urgent chan engine.Event
 	raised chan Alert
 	calls  chan func()
 	stop   chan struct{}
@@ -139,6 +143,7 @@ func New(opts Options, sinks ...*Sink) *Dispatcher {
 		limiter: NewLimiter(opts.Window, opts.MaxKeys, opts.Rate),
 		scan:    NewScanDetector(opts.ScanWindow, opts.ScanThreshold, opts.MaxKeys),
 		events:  make(chan engine.Event, opts.Buffer),
+		urgent:  make(chan engine.Event, urgentBuffer),
 		raised:  make(chan Alert, 64),
 		calls:   make(chan func()),
 		stop:    make(chan struct{}),
@@ -158,12 +163,19 @@ func (d *Dispatcher) Emit(e engine.Event) {
 		d.eventsDropped.Add(1)
 		return
 	}
+	ch := d.events
+	if t, ok := FromEvent(e.Type); ok && t.Severity() <= SeverityError {
+		ch = d.urgent
+	}
 	select {
-	case d.events <- e:
+	case ch <- e:
 	default:
 		d.eventsDropped.Add(1)
 	}
 }
+
+// urgentBuffer is how many err-or-worse events wait beside the others.
+const urgentBuffer = 256
 
 // Raise queues a daemon-level alert (daemon_started, daemon_stopped,
 // policy_reload_failed, queue_overflow, new_device, ...). Severity comes
@@ -253,6 +265,8 @@ func (d *Dispatcher) run() {
 	defer ticker.Stop()
 	for {
 		select {
+		case e := <-d.urgent:
+			d.handleEvent(&e)
 		case e := <-d.events:
 			d.handleEvent(&e)
 		case a := <-d.raised:
@@ -285,6 +299,8 @@ func (d *Dispatcher) call(f func()) {
 func (d *Dispatcher) drain() {
 	for {
 		select {
+		case e := <-d.urgent:
+			d.handleEvent(&e)
 		case e := <-d.events:
 			d.handleEvent(&e)
 		case a := <-d.raised:

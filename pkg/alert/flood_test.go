@@ -164,3 +164,34 @@ func TestDispatcherFloodStillSendsSpoof(t *testing.T) {
 		t.Fatalf("spoofed_address sent: %v, alerts_suppressed sent: %v; want both", spoof, held)
 	}
 }
+
+// A flood that fills the event queue before the dispatcher's goroutine
+// drains it does not crowd out a spoof: events whose alerts are err or
+// worse have a queue of their own.
+func TestEmitKeepsRoomForSpoof(t *testing.T) {
+	c := newClock()
+	rec := &recorder{}
+	d := New(Options{Now: c.Now, Buffer: 16}, rec.sink())
+	release, busy := make(chan struct{}), make(chan struct{})
+	go d.call(func() { close(busy); <-release }) // the goroutine is busy
+	<-busy
+	for i := range 100 {
+		d.Emit(engine.Event{Type: engine.EventDeny, Time: c.Now().UnixNano(), Layer: engine.LayerSegment, Reason: engine.ReasonNoAllowRule,
+			Src: floodSrc(i), Dst: addr("10.88.0.10"), Proto: 6, SPort: 40000, DPort: 22})
+	}
+	d.Emit(engine.Event{Type: engine.EventSpoof, Time: c.Now().UnixNano(), Device: "plug1", Src: addr("10.88.0.10"), Dst: addr("10.77.0.11"), Proto: 6, DPort: 80})
+	close(release)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st := d.Stats()
+	if st.EventsDropped != 84 {
+		t.Errorf("%d events dropped, want the 84 denials that did not fit", st.EventsDropped)
+	}
+	for _, a := range rec.got() {
+		if a.Type == TypeSpoofedAddress {
+			return
+		}
+	}
+	t.Fatalf("spoofed_address lost behind a full queue of denials: %s", dump(rec.got()))
+}
