@@ -282,7 +282,7 @@ func (l *Limiter) Keys() int {
 func (l *Limiter) pass(out []Alert, cl class, st *limitState, a Alert, now time.Time) []Alert {
 	if !l.classes[cl].bucket.allow(now) {
 		l.fold(st, a)
-		return l.held(out, cl, now)
+		return l.holdBack(out, cl, now)
 	}
 	a.Count, a.Summary = 1, false
 	return append(out, a)
@@ -294,11 +294,11 @@ func (l *Limiter) fold(st *limitState, a Alert) {
 	l.folded++
 }
 
-// held counts an alert class cl's budget held back (it was folded into its
+// holdBack counts an alert class cl's budget held back (it was folded into its
 // key's summary); the first of an episode emits alerts_suppressed. Only
 // alerts offered count: a summary due when the budget is spent goes into
 // an aggregate, which is already what the episode promises.
-func (l *Limiter) held(out []Alert, cl class, now time.Time) []Alert {
+func (l *Limiter) holdBack(out []Alert, cl class, now time.Time) []Alert {
 	c := &l.classes[cl]
 	l.suppressed++
 	c.held++
