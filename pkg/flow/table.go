@@ -98,9 +98,9 @@ type shard struct {
 	count   int
 	entries []entry
 	free    []int32
-	head    int32            // most recently used
-	tail    int32            // least recently used
-	tallies map[uint64]int32 // by packed Tally
+	head    int32 // most recently used
+	tail    int32 // least recently used
+	tallies tallyTable
 	_       [32]byte
 }
 
@@ -126,7 +126,7 @@ func New(capacity int, ttl TTLs) *Table {
 			s.free[j] = int32(per - 1 - j)
 		}
 		s.head, s.tail = -1, -1
-		s.tallies = make(map[uint64]int32, 64)
+		s.tallies.grow()
 	}
 	return t
 }
