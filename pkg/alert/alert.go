@@ -20,12 +20,14 @@ type Options struct {
 	// raises possible_scan (10 s, 20).
 	ScanWindow    time.Duration
 	ScanThreshold int
-	// MaxKeys caps the limiter's keys and the scan detector's sources
-	// each (4096).
+	// MaxKeys caps the limiter's keys of each severity class and the scan
+	// detector's sources (4096).
 	MaxKeys int
-	// GlobalRate caps alerts a second over all keys (100); negative means
-	// no cap.
-	GlobalRate int
+	// Rate is each severity class's budget of alerts a second (100):
+	// crit and worse, err, warning, and notice and milder each have their
+	// own, so that a flood of one never starves another. Negative means no
+	// budget.
+	Rate int
 	// Buffer is how many events wait for the dispatcher's goroutine
 	// before Emit drops them (4096).
 	Buffer int
@@ -52,8 +54,8 @@ func (o Options) withDefaults() Options {
 	if o.MaxKeys <= 0 {
 		o.MaxKeys = DefaultMaxKeys
 	}
-	if o.GlobalRate == 0 {
-		o.GlobalRate = DefaultGlobalRate
+	if o.Rate == 0 {
+		o.Rate = DefaultRate
 	}
 	if o.Buffer <= 0 {
 		o.Buffer = 4096
@@ -83,8 +85,11 @@ type Stats struct {
 	AlertsOut     uint64            // alerts sent to the sinks
 	ByType        map[string]uint64 // AlertsOut by type name
 	Folded        uint64            // alerts counted into summaries
-	Suppressed    uint64            // alerts held back by the global cap
-	Sinks         []SinkStats
+	Suppressed    uint64            // alerts held back by a severity's budget
+	// Aggregated counts summaries folded into a per-type aggregate, because
+	// their budget was spent when they were due or their key was evicted.
+	Aggregated uint64
+	Sinks      []SinkStats
 }
 
 // Dispatcher turns engine events and daemon alerts into rate-limited
@@ -100,6 +105,10 @@ type Dispatcher struct {
 	scan    *ScanDetector
 
 	events chan engine.Event
+	// urgent carries the events whose alerts are err or worse
+	// (spoofed_address): a flood of denials that fills events must not
+	// crowd them out at Emit, before the limiter's budgets can help.
+	urgent chan engine.Event
 	raised chan Alert
 	calls  chan func()
 	stop   chan struct{}
@@ -111,6 +120,7 @@ type Dispatcher struct {
 
 	eventsIn, eventsDropped, raisedDropped atomic.Uint64
 	alertsOut, folded, suppressed          atomic.Uint64
+	aggregated                             atomic.Uint64
 	byType                                 [typeCount]atomic.Uint64
 
 	out []Alert // scratch, goroutine only
@@ -130,9 +140,10 @@ func New(opts Options, sinks ...*Sink) *Dispatcher {
 	d := &Dispatcher{
 		opts:    opts,
 		sinks:   sinks,
-		limiter: NewLimiter(opts.Window, opts.MaxKeys, opts.GlobalRate),
+		limiter: NewLimiter(opts.Window, opts.MaxKeys, opts.Rate),
 		scan:    NewScanDetector(opts.ScanWindow, opts.ScanThreshold, opts.MaxKeys),
 		events:  make(chan engine.Event, opts.Buffer),
+		urgent:  make(chan engine.Event, urgentBuffer),
 		raised:  make(chan Alert, 64),
 		calls:   make(chan func()),
 		stop:    make(chan struct{}),
@@ -152,12 +163,19 @@ func (d *Dispatcher) Emit(e engine.Event) {
 		d.eventsDropped.Add(1)
 		return
 	}
+	ch := d.events
+	if t, ok := FromEvent(e.Type); ok && t.Severity() <= SeverityError {
+		ch = d.urgent
+	}
 	select {
-	case d.events <- e:
+	case ch <- e:
 	default:
 		d.eventsDropped.Add(1)
 	}
 }
+
+// urgentBuffer is how many err-or-worse events wait beside the others.
+const urgentBuffer = 256
 
 // Raise queues a daemon-level alert (daemon_started, daemon_stopped,
 // policy_reload_failed, queue_overflow, new_device, ...). Severity comes
@@ -208,6 +226,7 @@ func (d *Dispatcher) Stats() Stats {
 		AlertsOut:     d.alertsOut.Load(),
 		Folded:        d.folded.Load(),
 		Suppressed:    d.suppressed.Load(),
+		Aggregated:    d.aggregated.Load(),
 		ByType:        make(map[string]uint64),
 	}
 	for t := TypeNone + 1; t < typeCount; t++ {
@@ -246,6 +265,8 @@ func (d *Dispatcher) run() {
 	defer ticker.Stop()
 	for {
 		select {
+		case e := <-d.urgent:
+			d.handleEvent(&e)
 		case e := <-d.events:
 			d.handleEvent(&e)
 		case a := <-d.raised:
@@ -278,6 +299,8 @@ func (d *Dispatcher) call(f func()) {
 func (d *Dispatcher) drain() {
 	for {
 		select {
+		case e := <-d.urgent:
+			d.handleEvent(&e)
 		case e := <-d.events:
 			d.handleEvent(&e)
 		case a := <-d.raised:
@@ -318,6 +341,7 @@ func (d *Dispatcher) handleAlert(a Alert) {
 func (d *Dispatcher) publish(out []Alert) {
 	d.folded.Store(d.limiter.Folded())
 	d.suppressed.Store(d.limiter.Suppressed())
+	d.aggregated.Store(d.limiter.Aggregated())
 	for i := range out {
 		a := &out[i]
 		if a.Message == "" {

@@ -47,6 +47,13 @@ const (
 	// TypeUndecodablePacket is a packet that could not be judged on its
 	// headers.
 	TypeUndecodablePacket
+	// TypeAlertsSuppressed is a severity's alert budget running out: from
+	// now on alerts of that severity are held back and counted in
+	// summaries.
+	TypeAlertsSuppressed
+	// TypeAlertsResumed ends a TypeAlertsSuppressed episode, with how many
+	// alerts were held back.
+	TypeAlertsResumed
 
 	typeCount
 )
@@ -73,6 +80,8 @@ var catalogue = [typeCount]entry{
 	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
 	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
 	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
+	TypeAlertsSuppressed:    {"alerts_suppressed", SeverityError, "alert budget spent, alerts are held back"},
+	TypeAlertsResumed:       {"alerts_resumed", SeverityNotice, "alerts flow again"},
 }
 
 // Types returns every alert type in catalogue order.

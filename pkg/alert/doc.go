@@ -13,8 +13,12 @@
 //  2. turns the event into an Alert of the catalogue below;
 //  3. hands it to the Limiter: per (type, device) the first alert passes
 //     at once and the rest of the window is folded into one summary alert
-//     whose Count says how many events it stands for, all under a global
-//     cap of alerts a second;
+//     whose Count says how many events it stands for, under a budget of
+//     alerts a second per severity class (crit, err, warning, notice), so
+//     a flood of warnings never holds back a crit or an err alert; what a
+//     budget or the key table cannot hold is folded into one aggregate per
+//     type, never dropped, and alerts_suppressed and alerts_resumed say
+//     when a budget started and stopped holding alerts back;
 //  4. formats the message (only now: folded alerts cost no formatting);
 //  5. sends it to every Sink, each with its own bounded buffer and
 //     goroutine, so a receiver that is down loses alerts (counted) but
@@ -46,6 +50,10 @@
 //	| daemon_started         | info     | the daemon started judging packets                            |
 //	| daemon_stopped         | notice   | the daemon stopped                                            |
 //	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
+//	| alerts_suppressed      | err      | a severity's alert budget ran out: its alerts are held back   |
+//	|                        |          | and counted in summaries (one alert per episode)              |
+//	| alerts_resumed         | notice   | that severity has had nothing held back for 10 s; says how    |
+//	|                        |          | many alerts were held back                                    |
 //
 // # Sinks
 //

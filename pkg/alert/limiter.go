@@ -2,12 +2,14 @@ package alert
 
 import (
 	"net/netip"
+	"strconv"
 	"time"
 )
 
-// Limiter folds repeated alerts into summaries and caps the overall alert
-// rate, so that a scanning or misbehaving device produces a handful of
-// alerts with counts instead of one line per packet.
+// Limiter folds repeated alerts into summaries and caps the alert rate, so
+// that a scanning or misbehaving device produces a handful of alerts with
+// counts instead of one line per packet, and so that a flood of one kind
+// of alert can neither hide another nor lose its counts.
 //
 // Alerts are keyed by (type, device), where the device is the device name
 // or, for traffic from no known device, the source address. Per key:
@@ -20,24 +22,74 @@ import (
 //   - a key idle for a whole window is forgotten, so its next alert passes
 //     at once again.
 //
-// On top of that a token bucket caps alerts (first ones and summaries) to
-// GlobalRate a second. An alert held back by the cap is not lost: its event
-// is counted into its key's next summary, and Suppressed counts the refusal.
+// Each severity class (crit and worse, err, warning, notice and milder) has
+// its own keys and its own token bucket of Rate alerts a second: a flood of
+// flow_denied warnings from spoofed sources cannot spend the budget or
+// evict the keys of a spoofed_address (crit) or a queue_overflow (err).
 //
-// The number of keys is capped; when full, the least recently seen key is
-// evicted (its pending summary, if any, is emitted first, still under the
-// global cap).
+// Nothing is lost:
+//
+//   - an alert the budget holds back is counted into its key's next
+//     summary, and Suppressed counts the refusal;
+//   - a summary that cannot be sent when it is due (its class's budget is
+//     spent), and the pending summary of a key evicted because the class
+//     holds MaxKeys keys, are folded into one aggregate per type: a summary
+//     without device or address whose Count is all the events folded in.
+//     Tick sends it as soon as the budget allows.
+//
+// When a class's budget first holds an alert back, the limiter emits one
+// alerts_suppressed alert for that class; when the class has had nothing
+// held back for SuppressionQuiet, one alerts_resumed saying how many alerts
+// were held back. These two bypass the budgets (there is at most one pair
+// per class per episode, and an episode lasts at least SuppressionQuiet).
 //
 // A Limiter is not safe for concurrent use: the Dispatcher's goroutine owns
 // one. Time is always passed in, so tests drive it without sleeping.
 type Limiter struct {
-	window time.Duration
+	window  time.Duration
+	classes [classCount]classState
+
+	suppressed, folded, evicted, aggregated uint64
+}
+
+// class is a group of severities sharing one budget.
+type class uint8
+
+const (
+	classCrit    class = iota // emerg, alert, crit
+	classErr                  // err
+	classWarning              // warning
+	classNotice               // notice, info, debug
+	classCount
+)
+
+// classOf returns the budget class of severity s.
+func classOf(s Severity) class {
+	switch {
+	case s <= SeverityCritical:
+		return classCrit
+	case s == SeverityError:
+		return classErr
+	case s == SeverityWarning:
+		return classWarning
+	}
+	return classNotice
+}
+
+// classNames name the classes in alerts_suppressed and alerts_resumed.
+var classNames = [classCount]string{"crit", "err", "warning", "notice"}
+
+// classState is one severity class's keys, budget, aggregates and
+// suppression episode.
+type classState struct {
 	keys   *lru[limitKey, limitState]
 	bucket bucket
+	agg    [typeCount]aggregate
 
-	suppressed uint64
-	folded     uint64
-	evicted    uint64
+	suppressing bool
+	since       time.Time // the episode's first refusal
+	lastRefused time.Time
+	held        uint64 // refusals in the episode
 }
 
 type limitKey struct {
@@ -52,26 +104,44 @@ type limitState struct {
 	last  Alert     // the latest folded alert, the summary's template
 }
 
+// aggregate is the summaries of one type that could not be sent on their
+// own, folded together.
+type aggregate struct {
+	n    int   // events
+	keys int   // summaries folded in
+	last Alert // the latest, for type, severity and time
+}
+
 // Limiter defaults.
 const (
-	DefaultWindow     = 60 * time.Second
-	DefaultMaxKeys    = 4096
-	DefaultGlobalRate = 100
+	DefaultWindow  = 60 * time.Second
+	DefaultMaxKeys = 4096
+	// DefaultRate is each severity class's budget, alerts a second.
+	DefaultRate = 100
+	// SuppressionQuiet is how long a class must have nothing held back
+	// before its suppression episode ends (alerts_resumed).
+	SuppressionQuiet = 10 * time.Second
 )
 
 // NewLimiter returns a limiter. Zero values take the defaults (60 s, 4096
-// keys, 100 alerts/s); a negative globalRate disables the global cap.
-func NewLimiter(window time.Duration, maxKeys, globalRate int) *Limiter {
+// keys per severity class, 100 alerts/s per severity class); a negative
+// rate disables the budgets.
+func NewLimiter(window time.Duration, maxKeys, rate int) *Limiter {
 	if window <= 0 {
 		window = DefaultWindow
 	}
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	if globalRate == 0 {
-		globalRate = DefaultGlobalRate
+	if rate == 0 {
+		rate = DefaultRate
 	}
-	return &Limiter{window: window, keys: newLRU[limitKey, limitState](maxKeys), bucket: bucket{rate: float64(globalRate)}}
+	l := &Limiter{window: window}
+	for i := range l.classes {
+		l.classes[i].keys = newLRU[limitKey, limitState](maxKeys)
+		l.classes[i].bucket = bucket{rate: float64(rate)}
+	}
+	return l
 }
 
 func keyOf(a *Alert) limitKey {
@@ -82,21 +152,26 @@ func keyOf(a *Alert) limitKey {
 }
 
 // Offer hands the limiter one alert at time now and appends what it lets
-// out to out: nothing, the alert itself (Count 1), and/or the summary of the
-// key's previous window.
+// out to out: nothing, the alert itself (Count 1), the summary of the
+// key's previous window or of a key it evicted, and alerts_suppressed when
+// the alert's class runs out of budget.
 func (l *Limiter) Offer(out []Alert, a Alert, now time.Time) []Alert {
+	cl := classOf(a.Severity)
+	c := &l.classes[cl]
 	k := keyOf(&a)
-	st := l.keys.get(k)
+	st := c.keys.get(k)
 	if st == nil {
 		var ev *lruNode[limitKey, limitState]
-		st, ev = l.keys.add(k, limitState{start: now})
+		st, ev = c.keys.add(k, limitState{start: now})
 		if ev != nil {
 			l.evicted++
 			if ev.val.n > 0 {
-				out = l.summary(out, &ev.val, now)
+				// No later try for an evicted key: sent now, or into
+				// the aggregate.
+				out = l.summaryOrAggregate(out, cl, &ev.val, now)
 			}
 		}
-		return l.pass(out, st, a, now)
+		return l.pass(out, cl, st, a, now)
 	}
 	if now.Sub(st.start) < l.window {
 		l.fold(st, a)
@@ -105,9 +180,9 @@ func (l *Limiter) Offer(out []Alert, a Alert, now time.Time) []Alert {
 	if st.n == 0 {
 		// Quiet for a whole window: this is news again.
 		st.start = now
-		return l.pass(out, st, a, now)
+		return l.pass(out, cl, st, a, now)
 	}
-	out, ok := l.summaryReset(out, st, now)
+	out, ok := l.summary(out, cl, st, now)
 	if ok {
 		// The key is still busy: this event opens the next summary
 		// rather than passing at once, so a steady stream costs one
@@ -118,41 +193,71 @@ func (l *Limiter) Offer(out []Alert, a Alert, now time.Time) []Alert {
 	return out
 }
 
-// Tick emits the summaries of every window that has ended by now and
-// forgets keys that were quiet for a whole window. Call it about once a
-// second; without it a summary waits for its key's next alert.
+// Tick emits, class by class within each class's budget, the pending
+// aggregates and the summaries of every window that has ended by now; a
+// due summary the budget refuses goes into its type's aggregate. It
+// forgets keys that were quiet for a whole window, and ends suppression
+// episodes that have been quiet for SuppressionQuiet. Call it about once
+// a second; without it a summary waits for its key's next alert.
 func (l *Limiter) Tick(out []Alert, now time.Time) []Alert {
-	l.keys.each(func(n *lruNode[limitKey, limitState]) {
-		st := &n.val
-		if now.Sub(st.start) < l.window {
-			return
+	for cl := range classCount {
+		c := &l.classes[cl]
+		for t := range c.agg {
+			g := &c.agg[t]
+			if g.n == 0 {
+				continue
+			}
+			if c.bucket.allow(now) {
+				out = append(out, aggregateOf(g))
+				*g = aggregate{}
+			}
 		}
-		if st.n == 0 {
-			l.keys.remove(n)
-			return
-		}
-		var ok bool
-		if out, ok = l.summaryReset(out, st, now); ok {
+		c.keys.each(func(n *lruNode[limitKey, limitState]) {
+			st := &n.val
+			if now.Sub(st.start) < l.window {
+				return
+			}
+			if st.n == 0 {
+				c.keys.remove(n)
+				return
+			}
+			out = l.summaryOrAggregate(out, cl, st, now)
 			st.start = now
+		})
+		if c.suppressing && now.Sub(c.lastRefused) >= SuppressionQuiet {
+			out = append(out, l.resumed(cl, now))
 		}
-	})
+	}
 	return out
 }
 
-// Flush emits every pending summary now, windows ended or not and ignoring
-// the global cap (it is for shutdown, when counts must not be lost), and
-// forgets every key.
+// Flush emits every pending summary and aggregate now, windows ended or
+// not and ignoring the budgets (it is for shutdown, when counts must not
+// be lost), ends every suppression episode, and forgets every key.
 func (l *Limiter) Flush(out []Alert, now time.Time) []Alert {
-	l.keys.each(func(n *lruNode[limitKey, limitState]) {
-		if n.val.n > 0 {
-			out = append(out, summaryOf(&n.val))
+	for cl := range classCount {
+		c := &l.classes[cl]
+		for t := range c.agg {
+			if c.agg[t].n > 0 {
+				out = append(out, aggregateOf(&c.agg[t]))
+				c.agg[t] = aggregate{}
+			}
 		}
-		l.keys.remove(n)
-	})
+		c.keys.each(func(n *lruNode[limitKey, limitState]) {
+			if n.val.n > 0 {
+				out = append(out, summaryOf(&n.val))
+			}
+			c.keys.remove(n)
+		})
+		if c.suppressing {
+			out = append(out, l.resumed(cl, now))
+		}
+	}
 	return out
 }
 
-// Suppressed is how many times the global cap held an alert back.
+// Suppressed is how many alerts a budget held back (each counted into its
+// key's summary).
 func (l *Limiter) Suppressed() uint64 { return l.suppressed }
 
 // Folded is how many alerts were counted into summaries instead of being
@@ -162,14 +267,22 @@ func (l *Limiter) Folded() uint64 { return l.folded }
 // Evicted is how many keys were dropped to stay within the key cap.
 func (l *Limiter) Evicted() uint64 { return l.evicted }
 
-// Keys is the number of keys currently tracked.
-func (l *Limiter) Keys() int { return l.keys.len() }
+// Aggregated is how many summaries were folded into aggregates.
+func (l *Limiter) Aggregated() uint64 { return l.aggregated }
 
-func (l *Limiter) pass(out []Alert, st *limitState, a Alert, now time.Time) []Alert {
-	if !l.bucket.allow(now) {
-		l.suppressed++
+// Keys is the number of keys currently tracked, over all classes.
+func (l *Limiter) Keys() int {
+	n := 0
+	for i := range l.classes {
+		n += l.classes[i].keys.len()
+	}
+	return n
+}
+
+func (l *Limiter) pass(out []Alert, cl class, st *limitState, a Alert, now time.Time) []Alert {
+	if !l.classes[cl].bucket.allow(now) {
 		l.fold(st, a)
-		return out
+		return l.holdBack(out, cl, now)
 	}
 	a.Count, a.Summary = 1, false
 	return append(out, a)
@@ -181,11 +294,38 @@ func (l *Limiter) fold(st *limitState, a Alert) {
 	l.folded++
 }
 
-// summaryReset emits st's summary if the global cap allows and then resets
+// holdBack counts an alert class cl's budget held back (it was folded into its
+// key's summary); the first of an episode emits alerts_suppressed. Only
+// alerts offered count: a summary due when the budget is spent goes into
+// an aggregate, which is already what the episode promises.
+func (l *Limiter) holdBack(out []Alert, cl class, now time.Time) []Alert {
+	c := &l.classes[cl]
+	l.suppressed++
+	c.held++
+	c.lastRefused = now
+	if c.suppressing {
+		return out
+	}
+	c.suppressing, c.since = true, now
+	return append(out, Alert{Type: TypeAlertsSuppressed, Severity: TypeAlertsSuppressed.Severity(), Time: now, Count: 1,
+		Reason: "severity " + classNames[cl] + ": more than " + strconv.FormatFloat(c.bucket.rate, 'f', -1, 64) +
+			" a second; what is held back is counted in summaries"})
+}
+
+// resumed ends class cl's suppression episode.
+func (l *Limiter) resumed(cl class, now time.Time) Alert {
+	c := &l.classes[cl]
+	a := Alert{Type: TypeAlertsResumed, Severity: TypeAlertsResumed.Severity(), Time: now, Count: 1,
+		Reason: "severity " + classNames[cl] + ": " + strconv.FormatUint(c.held, 10) + " held back over " +
+			c.lastRefused.Sub(c.since).Round(time.Second).String() + ", all counted in summaries"}
+	c.suppressing, c.held = false, 0
+	return a
+}
+
+// summary emits st's summary if class cl's budget allows and then resets
 // its count; otherwise the count is kept for a later try.
-func (l *Limiter) summaryReset(out []Alert, st *limitState, now time.Time) ([]Alert, bool) {
-	if !l.bucket.allow(now) {
-		l.suppressed++
+func (l *Limiter) summary(out []Alert, cl class, st *limitState, now time.Time) ([]Alert, bool) {
+	if !l.classes[cl].bucket.allow(now) {
 		return out, false
 	}
 	out = append(out, summaryOf(st))
@@ -194,20 +334,35 @@ func (l *Limiter) summaryReset(out []Alert, st *limitState, now time.Time) ([]Al
 	return out, true
 }
 
-// summary emits st's summary if the global cap allows; used on eviction,
-// where there is no later try.
-func (l *Limiter) summary(out []Alert, st *limitState, now time.Time) []Alert {
-	if !l.bucket.allow(now) {
-		l.suppressed++
+// summaryOrAggregate emits st's summary if the budget allows, and folds it
+// into its type's aggregate otherwise; either way st's count is taken.
+func (l *Limiter) summaryOrAggregate(out []Alert, cl class, st *limitState, now time.Time) []Alert {
+	out, ok := l.summary(out, cl, st, now)
+	if ok {
 		return out
 	}
-	return append(out, summaryOf(st))
+	g := &l.classes[cl].agg[st.last.Type]
+	g.n += st.n
+	g.keys++
+	g.last = st.last
+	st.n = 0
+	st.last = Alert{}
+	l.aggregated++
+	return out
 }
 
 func summaryOf(st *limitState) Alert {
 	s := st.last
 	s.Count, s.Summary = st.n, true
 	return s
+}
+
+// aggregateOf is the alert for an aggregate: the type, severity and time
+// of its latest event, no device or addresses (they differ), and a reason
+// saying how many summaries it stands for.
+func aggregateOf(g *aggregate) Alert {
+	return Alert{Type: g.last.Type, Severity: g.last.Severity, Time: g.last.Time, Count: g.n, Summary: true,
+		Reason: "summaries of " + strconv.Itoa(g.keys) + " devices or addresses folded together (more than the alert budget or key table holds)"}
 }
 
 // bucket is a token bucket refilled at rate tokens a second, holding at

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+
+	"github.com/picoseg/picoseg/internal/regfile"
 )
 
 // JSON-lines sink defaults.
@@ -40,7 +42,11 @@ func dialJSONL(path string, maxSize int64, keep int) Dialer {
 
 func (w *jsonlWriter) open() error {
 	// 0640: alerts name devices and addresses of the home network.
-	f, err := os.OpenFile(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	// picoseg writes as root into a directory others may be able to
+	// write to: a symbolic link there must not send alerts into another
+	// file (appending to /etc/shadow), and a FIFO must not block the
+	// sink on open. Only a regular file, not through a link, is written.
+	f, err := regfile.Open(w.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|regfile.NoFollow, 0o640)
 	if err != nil {
 		return err
 	}

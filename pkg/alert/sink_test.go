@@ -84,7 +84,7 @@ func TestDispatcherEmitNeverBlocksOnADownSink(t *testing.T) {
 	}
 	sink := NewSink("black hole", hang, SinkOptions{Buffer: 4, Timeout: time.Hour})
 	c := newClock()
-	d := New(Options{Now: c.Now, CloseTimeout: 100 * time.Millisecond, GlobalRate: -1}, sink)
+	d := New(Options{Now: c.Now, CloseTimeout: 100 * time.Millisecond, Rate: -1}, sink)
 	start := time.Now()
 	for i := range 100000 {
 		d.Emit(engine.Event{Type: engine.EventDeny, Device: fmt.Sprint("dev-", i%500), Dst: addr("10.0.1.1"), Proto: 6, DPort: 22})

@@ -179,10 +179,17 @@ func (b *builder) metrics(t table) {
 	m := &b.cfg.Metrics
 	m.Pos = t.Pos()
 	if s, pos, ok := t.str("listen"); ok {
-		if _, err := netip.ParseAddrPort(s); err != nil {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
 			t.errorf(pos, "listen must be an address and port such as \"127.0.0.1:9107\", not %q", s)
-		} else {
-			m.Listen = s
+			return
+		}
+		m.Listen = s
+		// The endpoint has no authentication and names devices, rules and
+		// their traffic: on a gateway, an address other than loopback is
+		// usually reachable from the very networks picoseg guards.
+		if !ap.Addr().IsLoopback() {
+			t.warnf(pos, "listen %q is not a loopback address: anyone who reaches it reads device names, rules and traffic counts (the endpoint has no authentication); prefer 127.0.0.1 or ::1, or let only the scraper reach the port", s)
 		}
 	}
 }

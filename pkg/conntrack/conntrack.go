@@ -8,7 +8,9 @@ import (
 	"net/netip"
 )
 
-// Flow identifies a conntrack entry by its original-direction tuple.
+// Flow identifies a conntrack entry by its original-direction tuple, and
+// carries the source of its reply-direction tuple, which is where a port
+// forward (DNAT) really sends the flow.
 //
 // For ICMP and ICMPv6 flows SrcPort is the echo identifier and DstPort is
 // type<<8 | code, the way conntrack tracks them.
@@ -16,6 +18,13 @@ type Flow struct {
 	Proto            uint8
 	Src, Dst         netip.Addr
 	SrcPort, DstPort uint16
+	// ReplySrc and ReplySrcPort are the source of the reply tuple: the
+	// host and port that answer. Without destination NAT they are Dst and
+	// DstPort; for a port forward (DNAT) they are the forward's target.
+	// The zero Addr means the dump had no reply tuple (Judged falls back
+	// to Dst). For ICMP ReplySrcPort is the reply's identifier.
+	ReplySrc     netip.Addr
+	ReplySrcPort uint16
 	// Mark is the whole conntrack mark, as dumped.
 	Mark uint32
 	// ID is the kernel's id of the entry. When non-zero, Delete removes
@@ -37,6 +46,32 @@ func (f Flow) String() string {
 		f.Proto, f.Src, f.SrcPort, f.Dst, f.DstPort, f.Mark, f.ID)
 }
 
+// Judged returns the flow as picoseg's hooks saw it when it was queued:
+// forward and input run after destination NAT (prerouting) and before
+// source NAT (postrouting), so the source is the original one and the
+// destination is the reply tuple's source. For a port forward that is the
+// LAN host the gateway forwards to, not the gateway's own address: judging
+// the original tuple would judge a flow nobody queued (wan -> gateway:port)
+// and cut an allowed port forward on every reload. For ICMP the type and
+// code stay those of the original direction (the reply's are the answer's).
+func (f *Flow) Judged() (src, dst netip.Addr, dport uint16) {
+	src, dst, dport = f.Src.Unmap(), f.Dst.Unmap(), f.DstPort
+	if !f.ReplySrc.IsValid() {
+		return src, dst, dport
+	}
+	dst = f.ReplySrc.Unmap()
+	if f.Proto != protoICMP && f.Proto != protoICMPv6 {
+		dport = f.ReplySrcPort
+	}
+	return src, dst, dport
+}
+
+// IP protocol numbers the tuple layout depends on.
+const (
+	protoICMP   = 1
+	protoICMPv6 = 58
+)
+
 // Hash is a 64-bit hash of the flow's kernel id and original tuple, for
 // keeping per-flow state between dumps in eight bytes: an id the kernel
 // reuses for another tuple hashes differently.
@@ -52,8 +87,15 @@ func (f *Flow) Hash() uint64 {
 	return h
 }
 
-// ErrNotFound is returned when the flow is not (or no longer) tracked.
+// ErrNotFound is returned, wrapped with the flow, when the flow is not (or
+// no longer) tracked: flows close while a pass over the table is under
+// way, so callers match it with errors.Is and carry on.
 var ErrNotFound = errors.New("conntrack: flow not found")
+
+// notFound is the error SetMark and Delete return for a flow the table does
+// not hold; Conn and Fake both use it, so a test against Fake sees what the
+// kernel gives.
+func notFound(f Flow) error { return fmt.Errorf("%w: %v", ErrNotFound, f) }
 
 // Controller is what picoseg needs from connection tracking. *Conn
 // implements it for the kernel and *Fake in memory.

@@ -90,10 +90,11 @@ func isICMP(proto uint8) bool { return proto == unix.IPPROTO_ICMP || proto == un
 
 // ctnetlink attribute types (include/uapi/linux/netfilter/nfnetlink_conntrack.h).
 const (
-	ctaTupleOrig = 1
-	ctaMark      = 8
-	ctaID        = 12
-	ctaMarkMask  = 21
+	ctaTupleOrig  = 1
+	ctaTupleReply = 2
+	ctaMark       = 8
+	ctaID         = 12
+	ctaMarkMask   = 21
 
 	ctaTupleIP    = 1
 	ctaTupleProto = 2
@@ -165,7 +166,7 @@ func (c *Conn) execute(f Flow, msgType uint16, extra func(*netlink.AttributeEnco
 	}
 	if _, err := c.nl.Execute(req); err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return fmt.Errorf("%w: %v", ErrNotFound, f)
+			return notFound(f)
 		}
 		return fmt.Errorf("conntrack: %v: %w", f, err)
 	}

@@ -149,56 +149,75 @@ func attrs(b []byte, fn func(typ uint16, data []byte)) {
 	}
 }
 
-// parseFlow reads the parts of one conntrack entry picoseg uses. It reports
-// false for an entry without a whole original tuple.
+// tuple is one direction of a conntrack entry, as parsed.
+type tuple struct {
+	src, dst         netip.Addr
+	srcPort, dstPort uint16
+	proto            uint8
+	haveProto        bool
+}
+
+// parseTuple reads a CTA_TUPLE_ORIG or CTA_TUPLE_REPLY payload. For ICMP
+// the identifier goes to srcPort and type<<8 | code to dstPort.
+func parseTuple(b []byte, t *tuple) {
+	be := binary.BigEndian
+	attrs(b, func(typ uint16, data []byte) {
+		switch typ {
+		case ctaTupleIP:
+			attrs(data, func(typ uint16, data []byte) {
+				var a netip.Addr
+				switch {
+				case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
+					a = netip.AddrFrom4([4]byte(data))
+				case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
+					a = netip.AddrFrom16([16]byte(data))
+				default:
+					return
+				}
+				if typ == ctaIPv4Src || typ == ctaIPv6Src {
+					t.src = a
+				} else {
+					t.dst = a
+				}
+			})
+		case ctaTupleProto:
+			var icmpType, icmpCode uint8
+			attrs(data, func(typ uint16, data []byte) {
+				switch {
+				case typ == ctaProtoNum && len(data) >= 1:
+					t.proto, t.haveProto = data[0], true
+				case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
+					t.srcPort = be.Uint16(data)
+				case typ == ctaProtoDstPort && len(data) >= 2:
+					t.dstPort = be.Uint16(data)
+				case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
+					icmpType = data[0]
+				case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
+					icmpCode = data[0]
+				}
+			})
+			if isICMP(t.proto) {
+				t.dstPort = uint16(icmpType)<<8 | uint16(icmpCode)
+			}
+		}
+	})
+}
+
+// parseFlow reads the parts of one conntrack entry picoseg uses: the whole
+// original tuple, the source of the reply tuple (where a DNAT sends the
+// flow), mark, id and counters. It reports false for an entry without a
+// whole original tuple. Nothing is kept beyond the Flow it fills in.
 func parseFlow(b []byte, f *Flow) bool {
 	be := binary.BigEndian
-	var haveSrc, haveDst, haveProto bool
+	var orig tuple
 	attrs(b, func(typ uint16, data []byte) {
 		switch typ {
 		case ctaTupleOrig:
-			attrs(data, func(typ uint16, data []byte) {
-				switch typ {
-				case ctaTupleIP:
-					attrs(data, func(typ uint16, data []byte) {
-						switch {
-						case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
-							a := netip.AddrFrom4([4]byte(data))
-							if typ == ctaIPv4Src {
-								f.Src, haveSrc = a, true
-							} else {
-								f.Dst, haveDst = a, true
-							}
-						case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
-							a := netip.AddrFrom16([16]byte(data))
-							if typ == ctaIPv6Src {
-								f.Src, haveSrc = a, true
-							} else {
-								f.Dst, haveDst = a, true
-							}
-						}
-					})
-				case ctaTupleProto:
-					var icmpType, icmpCode uint8
-					attrs(data, func(typ uint16, data []byte) {
-						switch {
-						case typ == ctaProtoNum && len(data) >= 1:
-							f.Proto, haveProto = data[0], true
-						case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
-							f.SrcPort = be.Uint16(data)
-						case typ == ctaProtoDstPort && len(data) >= 2:
-							f.DstPort = be.Uint16(data)
-						case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
-							icmpType = data[0]
-						case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
-							icmpCode = data[0]
-						}
-					})
-					if isICMP(f.Proto) {
-						f.DstPort = uint16(icmpType)<<8 | uint16(icmpCode)
-					}
-				}
-			})
+			parseTuple(data, &orig)
+		case ctaTupleReply:
+			var reply tuple
+			parseTuple(data, &reply)
+			f.ReplySrc, f.ReplySrcPort = reply.src, reply.srcPort
 		case ctaMark:
 			if len(data) >= 4 {
 				f.Mark = be.Uint32(data)
@@ -226,5 +245,11 @@ func parseFlow(b []byte, f *Flow) bool {
 			}
 		}
 	})
-	return haveSrc && haveDst && haveProto
+	f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort = orig.proto, orig.src, orig.dst, orig.srcPort, orig.dstPort
+	if f.ReplySrc.IsValid() && f.ReplySrc.Is4() != f.Src.Is4() {
+		// A reply tuple of another family is not one the kernel makes
+		// (NAT64 is not conntrack's): ignore it rather than judge it.
+		f.ReplySrc, f.ReplySrcPort = netip.Addr{}, 0
+	}
+	return orig.src.IsValid() && orig.dst.IsValid() && orig.haveProto
 }

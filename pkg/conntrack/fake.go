@@ -64,7 +64,7 @@ func (c *Fake) SetMark(f Flow, mark, mask uint32) error {
 	defer c.mu.Unlock()
 	i := c.find(f)
 	if i < 0 {
-		return ErrNotFound
+		return notFound(f)
 	}
 	c.flows[i].Mark = c.flows[i].Mark&^mask | mark&mask
 	return nil
@@ -79,7 +79,7 @@ func (c *Fake) Delete(f Flow) error {
 	defer c.mu.Unlock()
 	i := c.find(f)
 	if i < 0 {
-		return ErrNotFound
+		return notFound(f)
 	}
 	c.flows = slices.Delete(c.flows, i, i+1)
 	return nil

@@ -42,3 +42,16 @@ func TestFake(t *testing.T) {
 		t.Fatal("mixed families accepted")
 	}
 }
+
+// The fake fails as the kernel code does: a flow that is gone is an error
+// that wraps ErrNotFound and names the flow, so callers written against the
+// fake with == instead of errors.Is break in their tests, not in production.
+func TestFakeNotFoundIsTheRealError(t *testing.T) {
+	var c Fake
+	f := Flow{Proto: 6, Src: netip.MustParseAddr("192.0.2.2"), Dst: netip.MustParseAddr("198.51.100.2"), SrcPort: 40000, DstPort: 8080, ID: 7}
+	for name, err := range map[string]error{"SetMark": c.SetMark(f, 1, 1), "Delete": c.Delete(f)} {
+		if !errors.Is(err, ErrNotFound) || err == ErrNotFound || err.Error() != notFound(f).Error() {
+			t.Errorf("%s of a missing flow = %v, want ErrNotFound wrapped with the flow, as Conn returns it", name, err)
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/engine"
-	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/inventory"
 	"github.com/picoseg/picoseg/pkg/metrics"
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -89,19 +88,7 @@ func registerMetrics(r *metrics.Registry, eng *engine.Engine, adapter *queue.Ada
 			}
 		}
 	})
-	r.Family("picoseg_flow_rule_total", "Flows in the flow table by deciding rule and verdict.", metrics.Gauge, func(add func(float64, ...metrics.Label)) {
-		type key struct{ layer, rule, verdict string }
-		counts := map[key]int{}
-		pol := eng.Policy()
-		eng.Flows().Range(time.Now().UnixNano(), func(_ flow.Key, st flow.State) bool {
-			d := engine.Decision{Layer: engine.Layer(st.Layer), Rule: st.Rule}
-			counts[key{d.Layer.String(), d.RuleName(pol), engine.Verdict(st.Verdict).String()}]++
-			return true
-		})
-		for k, n := range counts {
-			add(float64(n), metrics.L("layer", k.layer), metrics.L("rule", k.rule), metrics.L("verdict", k.verdict))
-		}
-	})
+	r.Family("picoseg_flow_rule_total", "Flows in the flow table by deciding rule and verdict.", metrics.Gauge, flowRuleCounts(eng))
 	r.GaugeFunc("picoseg_flows_tracked", "Flows in the userspace flow table.", func() float64 { return float64(eng.Flows().Len()) })
 	r.CounterFunc("picoseg_flow_evictions_total", "Flows evicted from the full flow table.", eng.Flows().Evictions)
 	r.Family("picoseg_alerts_total", "Alerts sent, by type.", metrics.Counter, func(add func(float64, ...metrics.Label)) {

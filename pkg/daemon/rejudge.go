@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/conntrack"
@@ -19,8 +20,10 @@ type rejudgeResult struct {
 	Reclassed int
 }
 
-// rejudge judges again, from its original-direction tuple at now, every flow
-// the kernel tracks with a picoseg mark. Accepted flows are fast-pathed and
+// rejudge judges again at now every flow the kernel tracks with a picoseg
+// mark, as the queue saw it (conntrack.Flow.Judged: after destination NAT,
+// so an allowed port forward is judged as the forward to its LAN host, not
+// as a flow to the gateway's own port). Accepted flows are fast-pathed and
 // never reach the engine again, so this is how a reload, a closing time
 // window or a spent budget reaches them:
 //   - accepted, now denied: set DROPPED, so the kernel drops the next packet;
@@ -41,8 +44,7 @@ func rejudgeFlow(f conntrack.Flow, ct conntrack.Controller, eng *engine.Engine, 
 		return nil
 	}
 	res.Checked++
-	q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
-	d := eng.ExplainQuery(q).Decision
+	d := eng.ExplainQuery(judgedQuery(&f, now)).Decision
 	var want uint32
 	switch {
 	case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:
@@ -60,7 +62,20 @@ func rejudgeFlow(f conntrack.Flow, ct conntrack.Controller, eng *engine.Engine, 
 	default:
 		res.Cleared++
 	}
-	if err := ct.SetMark(f, want, marks.Mask); err != nil && err != conntrack.ErrNotFound {
+	return setMark(ct, f, want, marks.Mask)
+}
+
+// judgedQuery asks the engine about a tracked flow as the queue saw it.
+func judgedQuery(f *conntrack.Flow, now time.Time) engine.Query {
+	src, dst, dport := f.Judged()
+	return engine.Query{From: src, To: dst, Proto: f.Proto, DPort: dport, At: now, Existing: true}
+}
+
+// setMark re-marks a flow of a pass over the table. A flow that closed
+// since the dump listed it needs no new mark: its not-found error is not a
+// reason to stop the pass (it would leave every later flow unjudged).
+func setMark(ct conntrack.Controller, f conntrack.Flow, mark, mask uint32) error {
+	if err := ct.SetMark(f, mark, mask); err != nil && !errors.Is(err, conntrack.ErrNotFound) {
 		return err
 	}
 	return nil

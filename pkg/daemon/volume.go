@@ -53,11 +53,12 @@ func (v *volumes) flow(f *conntrack.Flow, eng *engine.Engine, marks nft.Marks, c
 		delta = total - prev
 	}
 	v.next[k] = total
-	q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
-	if !eng.Volume(q, total, delta, now) {
+	// Charged to the rule that admitted the flow as the queue saw it (a
+	// port forward's bytes go to the forward's rule and device).
+	if !eng.Volume(judgedQuery(f, now), total, delta, now) {
 		return
 	}
-	if err := ct.SetMark(*f, marks.Dropped(), marks.Mask); err != nil && err != conntrack.ErrNotFound {
+	if err := setMark(ct, *f, marks.Dropped(), marks.Mask); err != nil {
 		v.err = err
 		return
 	}

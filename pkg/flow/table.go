@@ -100,7 +100,8 @@ type shard struct {
 	free    []int32
 	head    int32 // most recently used
 	tail    int32 // least recently used
-	_       [40]byte
+	tallies tallyTable
+	_       [32]byte
 }
 
 // New returns a table holding at most capacity flows (rounded up to a
@@ -125,6 +126,7 @@ func New(capacity int, ttl TTLs) *Table {
 			s.free[j] = int32(per - 1 - j)
 		}
 		s.head, s.tail = -1, -1
+		s.tallies.grow()
 	}
 	return t
 }
@@ -255,9 +257,11 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 		s.pushFront(i)
 	} else {
 		s.touch(i)
+		s.tally(&s.entries[i].state, -1)
 	}
 	e := &s.entries[i]
 	e.state = *st
+	s.tally(&e.state, 1)
 	if e.state.First == 0 {
 		e.state.First = now
 	}
@@ -280,7 +284,9 @@ func (t *Table) Update(k Key, st *State) bool {
 		return false
 	}
 	e := &s.entries[i].state
+	s.tally(e, -1)
 	e.Gen, e.Verdict, e.Layer, e.Reason, e.Rule, e.ValidUntil = st.Gen, st.Verdict, st.Layer, st.Reason, st.Rule, st.ValidUntil
+	s.tally(e, 1)
 	return true
 }
 
@@ -351,6 +357,7 @@ func (t *Table) ttlOf(proto, phase uint8) int64 {
 }
 
 func (s *shard) remove(i int32) {
+	s.tally(&s.entries[i].state, -1)
 	s.unplace(i)
 	s.unlink(i)
 	s.free = append(s.free, i)

@@ -57,10 +57,11 @@ func NewCounter(inv *Inventory) *Counter {
 // original direction (from the flow's source) and in the reply direction.
 // A flow not in the previous dump counts from zero and counts as a new
 // flow; a counter lower than before counts from zero again. Flows missing
-// from the dump are forgotten. The bytes are observed for the flow's source
-// when identify accepts it (Up = original, Down = reply), else for its
-// destination when identify accepts that (Up = reply, Down = original),
-// else not at all. Flows that moved nothing and are not new are not
+// from the dump are forgotten. A flow is taken as it was judged, after
+// destination NAT (conntrack.Flow.Judged). The bytes are observed for the
+// flow's source when identify accepts it (Up = original, Down = reply),
+// else for its destination when identify accepts that (Up = reply, Down =
+// original), else not at all. Flows that moved nothing and are not new are not
 // observed, so LastSeen means the device moved traffic.
 //
 // The first dump only sets the baseline: the bytes flows moved before the
@@ -103,7 +104,9 @@ func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) 
 	if orig == 0 && reply == 0 && seen {
 		return
 	}
-	src, dst := f.Src.Unmap(), f.Dst.Unmap()
+	// As the queue saw the flow: a port forward's bytes belong to the LAN
+	// host it forwards to, not to the gateway address it was sent to.
+	src, dst, _ := f.Judged()
 	o, ok := identify(src)
 	if ok {
 		o.Addr, o.Up, o.Down = src, orig, reply

@@ -118,3 +118,21 @@ func TestCounterNoAccounting(t *testing.T) {
 		t.Fatalf("devices = %+v", devs)
 	}
 }
+
+// A port forward's bytes belong to the device it forwards to: conntrack's
+// original tuple names the gateway's address, the reply tuple the device.
+func TestCounterPortForward(t *testing.T) {
+	inv, clk := newInv(t, Options{})
+	c := NewCounter(inv)
+	c.Apply(nil, clk.Now(), lan)
+	fwd := ctFlow(1, "198.51.100.2", 40000, "198.51.100.1", 8080, 500, 90000)
+	fwd.ReplySrc, fwd.ReplySrcPort = addr("10.77.0.30"), 80
+	st := c.Apply([]conntrack.Flow{fwd}, clk.Now(), lan)
+	if st.Observed != 1 {
+		t.Fatalf("forwarded flow not observed: %+v", st)
+	}
+	devs := inv.Devices()
+	if len(devs) != 1 || devs[0].Addrs[0] != "10.77.0.30" || devs[0].BytesUp != 90000 || devs[0].BytesDown != 500 {
+		t.Fatalf("devices = %+v; want the camera, 90000 bytes up (its answers), 500 down", devs)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/picoseg/picoseg/internal/regfile"
 )
 
 // LeaseRecheck is the least time between two looks at the leases file.
@@ -228,7 +230,10 @@ func (c *leaseCache) get(now time.Time) *leaseNames {
 	if c.names != nil && st.ModTime().Equal(c.mtime) && st.Size() == c.size {
 		return c.names
 	}
-	f, err := os.Open(c.path)
+	// Opened without blocking and only as a regular file: a FIFO at the
+	// leases path would otherwise hang every `status devices` (and hold
+	// this lock) until something wrote into it.
+	f, err := regfile.Open(c.path, os.O_RDONLY, 0)
 	if err != nil {
 		c.err = err
 		return c.names

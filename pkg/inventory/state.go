@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/picoseg/picoseg/internal/regfile"
 )
 
 // stateVersion is the state file's format version.
@@ -62,7 +64,8 @@ type loadedDevice struct {
 // loadState reads and validates the whole state file; a missing file is an
 // empty inventory.
 func loadState(path string) ([]loadedDevice, error) {
-	f, err := os.Open(path)
+	// A FIFO or device at the state path must not hang the start.
+	f, err := regfile.Open(path, os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
