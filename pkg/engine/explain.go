@@ -88,7 +88,7 @@ func (t *Trace) view(pol *policy.Policy, q Query) traceJSON {
 		Verdict: d.Verdict.String(), WouldDrop: d.WouldDrop, Layer: d.Layer.String(),
 		Rule: d.RuleName(pol), Reason: d.Reason.String(),
 		From: sideJSON{Addr: q.From.String(), Device: pol.DeviceName(d.SrcDevice), Zone: pol.ZoneName(zoneFor(pol, q.InIface, q.From))},
-		To:   sideJSON{Addr: q.To.String(), Device: pol.DeviceName(d.DstDevice), Zone: pol.ZoneName(zoneFor(pol, q.OutIface, q.To))},
+		To:   sideJSON{Addr: q.To.String(), Device: pol.DeviceName(d.DstDevice), Zone: pol.ZoneName(dstZoneFor(pol, q.OutIface, q.To))},
 	}
 	if d.Rule >= 0 {
 		switch d.Layer {
@@ -111,6 +111,14 @@ func zoneFor(pol *policy.Policy, iface string, a netip.Addr) int32 {
 		}
 	}
 	return pol.ZoneOfAddr(a.Unmap())
+}
+
+// dstZoneFor is zoneFor for a destination, which may be the gateway.
+func dstZoneFor(pol *policy.Policy, iface string, a netip.Addr) int32 {
+	if iface == "" && pol.IsGatewayDst(a) {
+		return policy.Gateway
+	}
+	return zoneFor(pol, iface, a)
 }
 
 // WriteJSON writes the trace of q as one JSON object.

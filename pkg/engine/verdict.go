@@ -35,7 +35,8 @@ const (
 	// LayerDecode decides packets that cannot be judged on their headers:
 	// fragments, truncated or malformed packets, non-IP frames.
 	LayerDecode
-	// LayerIdentify decides spoofed source addresses.
+	// LayerIdentify decides spoofed source addresses (and, offline, the
+	// gateway's own traffic, which the kernel never queues).
 	LayerIdentify
 	// LayerSegment is zone to zone.
 	LayerSegment
@@ -84,30 +85,38 @@ const (
 	ReasonInspecting
 	ReasonWithinLimits
 	ReasonAllowRule
+	ReasonSpoofedZone
+	ReasonUnspecifiedSrc
+	ReasonGatewayDefault
+	ReasonGatewayOwn
 	reasonCount
 )
 
 var reasonText = [reasonCount]string{
-	ReasonNone:          "",
-	ReasonFragment:      "IP fragment: ports cannot be trusted, fragments are dropped",
-	ReasonTruncated:     "packet truncated inside its headers",
-	ReasonMalformed:     "malformed IP header",
-	ReasonNotIP:         "not an IP packet: outside what picoseg judges",
-	ReasonSpoofedMAC:    "known device sent from an address that is not its own",
-	ReasonSpoofedAddr:   "address of a known device sent from another hardware address",
-	ReasonSegmentAllow:  "segment allows everything from this zone to that zone",
-	ReasonSegmentDeny:   "segment denies this zone to that zone",
-	ReasonNoSegment:     "no segment rule for this pair of zones",
-	ReasonNoAllowRule:   "no allow rule permits this device, peer and service",
-	ReasonOutsideWindow: "outside the rule's time window",
-	ReasonPacketSize:    "packet size outside the rule's bounds",
-	ReasonFlowBytes:     "flow exceeded the rule's byte limit",
-	ReasonDeviceBytes:   "device exceeded the rule's byte budget for this period",
-	ReasonNewFlowRate:   "device opened new flows faster than the rule allows",
-	ReasonStateFull:     "per-device state table full: refusing rather than not counting",
-	ReasonInspecting:    "allowed so far; the flow is still being inspected",
-	ReasonWithinLimits:  "allow rule matches and the flow is within its constraints",
-	ReasonAllowRule:     "allow rule matches",
+	ReasonNone:           "",
+	ReasonFragment:       "IP fragment: ports cannot be trusted, fragments are dropped",
+	ReasonTruncated:      "packet truncated inside its headers",
+	ReasonMalformed:      "malformed IP header",
+	ReasonNotIP:          "not an IP packet: outside what picoseg judges",
+	ReasonSpoofedMAC:     "known device sent from an address that is not its own",
+	ReasonSpoofedAddr:    "address of a known device sent from another hardware address",
+	ReasonSegmentAllow:   "segment allows everything from this zone to that zone",
+	ReasonSegmentDeny:    "segment denies this zone to that zone",
+	ReasonNoSegment:      "no segment rule for this pair of zones",
+	ReasonNoAllowRule:    "no allow rule permits this device, peer and service",
+	ReasonOutsideWindow:  "outside the rule's time window",
+	ReasonPacketSize:     "packet size outside the rule's bounds",
+	ReasonFlowBytes:      "flow exceeded the rule's byte limit",
+	ReasonDeviceBytes:    "device exceeded the rule's byte budget for this period",
+	ReasonNewFlowRate:    "device opened new flows faster than the rule allows",
+	ReasonStateFull:      "per-device state table full: refusing rather than not counting",
+	ReasonInspecting:     "allowed so far; the flow is still being inspected",
+	ReasonWithinLimits:   "allow rule matches and the flow is within its constraints",
+	ReasonAllowRule:      "allow rule matches",
+	ReasonSpoofedZone:    "source address belongs to another zone (or to the gateway) than the interface the packet came in on",
+	ReasonUnspecifiedSrc: "unspecified source address (0.0.0.0 or ::) outside DHCP, neighbour discovery and group membership reports",
+	ReasonGatewayDefault: "a service every network needs, allowed to the gateway by default",
+	ReasonGatewayOwn:     "the gateway's own traffic: picoseg judges what reaches the gateway, not what it sends",
 }
 
 // String returns the reason's text.
