@@ -24,11 +24,6 @@ func (identifyStage) Layer() Layer { return LayerIdentify }
 
 func (identifyStage) Evaluate(c *Context) Result {
 	p, pol := c.Packet, c.Policy
-	// The spoofing checks are about the packet as it arrived, whichever
-	// side of the flow sent it.
-	if res := checkSource(c); res.Verdict != Continue {
-		return res
-	}
 	src, dst := p.Src, p.Dst
 	c.Src = policy.Side{Addr: src, Device: pol.DeviceByAddr(src), Zone: fromZone(pol, c.InZone, src)}
 	c.Dst = policy.Side{Addr: dst, Device: pol.DeviceByAddr(dst), Zone: toZone(pol, c.OutZone, dst)}
@@ -36,6 +31,11 @@ func (identifyStage) Evaluate(c *Context) Result {
 		// Judged as the flow its destination opened: the packet's
 		// destination is the initiator, and its ingress the responder's.
 		c.Src, c.Dst = c.Dst, c.Src
+	}
+	// The spoofing checks are about the packet as it arrived, whichever
+	// side of the flow sent it.
+	if res := checkSource(c); res.Verdict != Continue {
+		return res
 	}
 	if res := checkMAC(c); res.Verdict != Continue {
 		return res
@@ -93,7 +93,7 @@ func checkSource(c *Context) Result {
 func unspecifiedSourceOK(p *packet.Packet) bool {
 	switch p.Proto {
 	case packet.ProtoUDP:
-		return p.Src.Is4() && p.SrcPort == 68 && p.DstPort == 67
+		return p.Src.Is4() && p.DstPort == 67
 	case protoIGMP:
 		return p.Src.Is4()
 	case packet.ProtoICMPv6:

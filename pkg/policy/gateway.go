@@ -53,7 +53,7 @@ var gatewayServiceText = [...]string{
 	config.GatewayDHCP:   "udp/67 (DHCP, also from 0.0.0.0 to 255.255.255.255)",
 	config.GatewayDNS:    "udp/53, tcp/53 (DNS)",
 	config.GatewayPing:   "icmp echo, icmpv6 echo",
-	config.GatewayND:     "icmpv6 neighbour and router solicitation, neighbour advertisement, multicast listener reports; router advertisements from zones with a default route",
+	config.GatewayND:     "icmpv6 neighbour discovery, router solicitation, MLD; router advertisements only from zones with a default route",
 	config.GatewayDHCPv6: "udp/547 (DHCPv6)",
 }
 
