@@ -40,6 +40,11 @@ func (identifyStage) Evaluate(c *Context) Result {
 	if res := checkMAC(c); res.Verdict != Continue {
 		return res
 	}
+	if pol.IsLinkBroadcast(dst) {
+		// Broadcast and multicast go to the whole link the sender is on,
+		// the gateway included: one flow, whichever hook sees which copy.
+		c.Dst.Zone = c.Src.Zone
+	}
 	if c.Src.Zone == policy.Gateway && c.InZone == policy.None && c.OutZone == policy.None {
 		// Offline (a capture, explain), a flow the gateway opened: the
 		// kernel never queues what the gateway sends. On the kernel path
@@ -79,7 +84,9 @@ func checkSource(c *Context) Result {
 	// address arriving on the IoT bridge is an IoT device posing as the
 	// admin. Addresses of no local zone (the internet's, link-local) are
 	// left to the kernel's reverse-path check: they name no device.
-	if !pol.ZoneHasAddr(in, src) && pol.LocalZoneOf(src) != policy.None {
+	// Two local zones may share a network (then either may use it); a
+	// default route shares every network, and proves nothing.
+	if z := pol.LocalZoneOf(src); z != policy.None && z != in && !(pol.Zones[in].Local && pol.ZoneHasAddr(in, src)) {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedZone, Event: EventSpoof}
 	}
 	return Result{Rule: policy.None}
@@ -167,7 +174,7 @@ func fromZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
 // toZone is the zone of a packet's destination: the gateway itself on the
 // input hook (the caller says policy.Gateway), its egress interface's zone
 // when forwarded, else, offline, its address's: the gateway for the
-// gateway's addresses, broadcast and link-local multicast.
+// gateway's own addresses.
 func toZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
 	if ifaceZone != policy.None {
 		return ifaceZone
@@ -180,7 +187,9 @@ func toZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
 
 // gatewayStage lets through the services every network needs from its
 // gateway (DHCP, DNS, ping, IPv6 neighbour discovery), unless the policy
-// turned them off or narrowed them in [gateway]. It runs before the
+// turned them off or narrowed them in [gateway]. DHCP and neighbour
+// discovery are broadcast or multicast to the link, which the gateway is
+// on: they pass to the link too. It runs before the
 // segment layer: a segment that denies a zone the gateway must not cut
 // its devices off DHCP. Everything else to the gateway is judged by the
 // segment and micro layers like any other destination, so "no rule means
@@ -191,10 +200,10 @@ func (gatewayStage) Name() string { return "gateway" }
 func (gatewayStage) Layer() Layer { return LayerMicro }
 
 func (gatewayStage) Evaluate(c *Context) Result {
-	if c.Dst.Zone != policy.Gateway {
+	if c.Dst.Zone != policy.Gateway && !c.Policy.IsLinkBroadcast(c.Dst.Addr) {
 		return Result{Rule: policy.None}
 	}
-	r := c.Policy.GatewayDefault(&c.Src, c.Packet.Proto, c.DPort, c.Packet.ICMPType, &c.scratch)
+	r := c.Policy.GatewayDefault(&c.Src, &c.Dst, c.Packet.Proto, c.DPort, c.Packet.ICMPType, &c.scratch)
 	if r == policy.None {
 		return Result{Rule: policy.None}
 	}

@@ -68,6 +68,14 @@ func (p *Policy) compileGateway(cfg *config.Config, opts Options, names resolver
 	for _, a := range append(append([]netip.Addr(nil), opts.GatewayAddrs...), cfg.Gateway.Addrs...) {
 		p.gateway[a.Unmap()] = true
 	}
+	p.broadcast = map[netip.Addr]bool{}
+	for _, z := range p.Zones {
+		for _, n := range z.Networks {
+			if n.Addr().Is4() && n.Bits() > 0 && n.Bits() <= 30 {
+				p.broadcast[lastAddr4(n)] = true
+			}
+		}
+	}
 	for _, svc := range config.GatewayServices() {
 		d := cfg.Gateway.Defaults[svc]
 		if d.Off {
@@ -111,12 +119,19 @@ func (p *Policy) GatewayServices() []GatewayService {
 }
 
 // GatewayDefault returns the rule of the default service that allows a
-// flow from src to the gateway, or None. icmpType is the ICMP or ICMPv6
+// flow from src to dst, the gateway or (DHCP, neighbour discovery) the
+// whole link, or None. icmpType is the ICMP or ICMPv6
 // type (0 for other protocols).
-func (p *Policy) GatewayDefault(src *Side, proto uint8, port uint16, icmpType uint8, s *Scratch) int32 {
+func (p *Policy) GatewayDefault(src, dst *Side, proto uint8, port uint16, icmpType uint8, s *Scratch) int32 {
+	toLink := p.IsLinkBroadcast(dst.Addr)
 	for i := range p.gatewayDefaults {
 		g := &p.gatewayDefaults[i]
 		if !serviceMatches(g.service, proto, port, icmpType) {
+			continue
+		}
+		if toLink && (g.service == config.GatewayDNS || g.service == config.GatewayPing) {
+			// Only DHCP and neighbour discovery are link-wide by nature;
+			// a broadcast query would reach every device on the link.
 			continue
 		}
 		// Router advertisements come from the upstream router. One from
@@ -176,21 +191,22 @@ func serviceMatches(svc config.GatewayService, proto uint8, port uint16, icmpTyp
 	return false
 }
 
-// IsGatewayDst reports whether a packet to a is for the gateway itself,
-// as far as its address tells: one of the gateway's addresses, the
-// limited broadcast, or link-local multicast (IPv4 224.0.0.0/24, IPv6
-// ff02::/16), which routers never forward. The kernel path knows better
-// (the input hook); offline tools have only the address.
-func (p *Policy) IsGatewayDst(a netip.Addr) bool {
+// IsGatewayDst reports whether a is one of the gateway's own addresses
+// (a destination offline tools take for the gateway).
+func (p *Policy) IsGatewayDst(a netip.Addr) bool { return p.gateway[a.Unmap()] }
+
+// IsLinkBroadcast reports whether a is a destination that reaches a whole
+// link rather than one host: IPv4 limited or directed broadcast (of a
+// zone's network), IPv4 and IPv6 multicast. The kernel hands such a
+// packet both to the gateway (input) and, on a filtered bridge, to the
+// other ports (forward): it is one flow, judged once, as traffic to the
+// zone it was sent on.
+func (p *Policy) IsLinkBroadcast(a netip.Addr) bool {
 	a = a.Unmap()
-	if p.gateway[a] {
+	if a.IsMulticast() {
 		return true
 	}
-	if a.Is4() {
-		b := a.As4()
-		return b == [4]byte{255, 255, 255, 255} || b[0] == 224 && b[1] == 0 && b[2] == 0
-	}
-	return a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast()
+	return a.Is4() && (a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) || p.broadcast[a])
 }
 
 // ZoneHasAddr reports whether one of zone z's networks holds a.
@@ -217,4 +233,12 @@ func (p *Policy) LocalZoneOf(a netip.Addr) int32 {
 		return None
 	}
 	return z
+}
+
+// lastAddr4 is the directed broadcast address of an IPv4 network.
+func lastAddr4(n netip.Prefix) netip.Addr {
+	b := n.Masked().Addr().As4()
+	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+	v |= 1<<(32-n.Bits()) - 1
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }

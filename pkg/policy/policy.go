@@ -42,6 +42,7 @@ type Policy struct {
 	devByMAC    map[[6]byte]int32
 	devByAddr   map[netip.Addr]int32
 	gateway     map[netip.Addr]bool
+	broadcast   map[netip.Addr]bool // the zones' directed broadcast addresses
 	// segment is a dense (zones+1)² matrix; the last row and column stand
 	// for "in no zone".
 	segment []segmentCell
