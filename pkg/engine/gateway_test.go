@@ -240,3 +240,42 @@ to = "zone:wan"
 		})
 	}
 }
+
+// The gateway's stage and the spoofing checks are on the verdict path:
+// no allocation for a new flow to the gateway (default, rule or denial) or
+// a spoofed one.
+func TestGatewayPathsAllocateNothing(t *testing.T) {
+	pol := demoPolicy(t)
+	e := New(pol, Options{FlowCapacity: 1 << 16, Sink: SinkFunc(func(Event) {})})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	for _, tc := range []struct {
+		name    string
+		p       *packet.Packet
+		in, out string
+	}{
+		{"default dns", gwPacket(t, "udp", "10.77.0.21", "10.77.0.1", 53, ""), "br-iot", "gateway"},
+		{"narrowed default, by source selectors", gwPacket(t, "icmp", "10.77.0.21", "10.77.0.1", 8, ""), "br-iot", "gateway"},
+		{"denied", gwPacket(t, "tcp", "10.77.0.21", "10.77.0.1", 22, ""), "br-iot", "gateway"},
+		{"to = gateway rule", gwPacket(t, "tcp", "10.88.0.10", "10.88.0.1", 22, ""), "lan0", "gateway"},
+		{"spoofed zone", gwPacket(t, "udp", "10.88.0.10", "10.77.0.30", 80, "02:00:00:00:00:99"), "br-iot", "br-iot"},
+		{"link multicast", gwPacket(t, "icmpv6", "fe80::21", "ff02::1:ff00:1", 135, "02:00:00:00:00:21"), "br-iot", "br-iot"},
+	} {
+		m := meta(pol, tc.in, tc.out)
+		p := *tc.p
+		i := 0
+		if n := testing.AllocsPerRun(500, func() {
+			// A new flow every time: another port, and for ICMP, which
+			// has none, another host of the same network.
+			p.SrcPort++
+			p.Src = tc.p.Src
+			for range i % 50 {
+				p.Src = p.Src.Next()
+			}
+			i++
+			w.Judge(&p, now, m)
+		}); n != 0 {
+			t.Errorf("%s: %v allocations per packet, want 0", tc.name, n)
+		}
+	}
+}
