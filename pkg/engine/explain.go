@@ -42,6 +42,15 @@ func (e *Engine) ExplainQuery(q Query) Trace {
 	if q.Proto == packet.ProtoTCP {
 		p.TCPFlags = packet.TCPSyn
 	}
+	// An ICMP flow is opened by a query (conntrack tracks no other): a
+	// hypothetical or re-judged one is an echo request, as the gateway's
+	// default ping service expects.
+	switch q.Proto {
+	case packet.ProtoICMP:
+		p.ICMPType = 8
+	case packet.ProtoICMPv6:
+		p.ICMPType = 128
+	}
 	if q.FromMAC != nil {
 		p.HasMAC, p.SrcMAC = true, *q.FromMAC
 	}

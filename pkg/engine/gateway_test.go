@@ -279,3 +279,19 @@ func TestGatewayPathsAllocateNothing(t *testing.T) {
 		}
 	}
 }
+
+// A flow judged again from its conntrack entry (after a reload) carries no
+// ICMP type: an ICMP flow is a query, so a running ping to the gateway
+// keeps its default.
+func TestRejudgedPingToGatewayKeepsDefault(t *testing.T) {
+	pol := demoPolicy(t)
+	for _, q := range []Query{
+		{From: netip.MustParseAddr("10.77.0.21"), To: netip.MustParseAddr("10.77.0.1"), Proto: packet.ProtoICMP, At: monday10, Existing: true},
+		{From: netip.MustParseAddr("10.88.0.10"), To: netip.MustParseAddr("10.88.0.1"), Proto: packet.ProtoICMP, At: monday10},
+	} {
+		d := New(pol, Options{}).ExplainQuery(q).Decision
+		if d.Verdict != Accept || d.RuleName(pol) != "default:ping" {
+			t.Errorf("%v -> %v icmp: %v by %v rule %q, want the default ping", q.From, q.To, d.Verdict, d.Layer, d.RuleName(pol))
+		}
+	}
+}
