@@ -40,19 +40,19 @@ func (identifyStage) Evaluate(c *Context) Result {
 	if res := checkMAC(c); res.Verdict != Continue {
 		return res
 	}
-	if pol.IsLinkBroadcast(dst) {
+	if pol.IsLinkBroadcast(c.Dst.Addr) {
 		// Broadcast and multicast go to the whole link the sender is on,
 		// the gateway included: one flow, whichever hook sees which copy.
 		c.Dst.Zone = c.Src.Zone
 	}
-	if c.Src.Zone == policy.Gateway && c.InZone == policy.None && c.OutZone == policy.None {
-		// Offline (a capture, explain), a flow the gateway opened: the
-		// kernel never queues what the gateway sends. On the kernel path
-		// a queued flow "from the gateway" is a mid-stream packet that
-		// conntrack does not know as a reply of the gateway's: the
-		// segment layer refuses it (the gateway is no segment's source).
-		return Result{Verdict: Accept, Rule: policy.None, Reason: ReasonGatewayOwn}
-	}
+	// A flow "from the gateway" (Src.Zone == policy.Gateway) goes on to
+	// the segment layer, where it reaches no segment: the kernel never
+	// queues what the gateway sends (its replies pass in the kernel), so
+	// one here is a packet that claims to answer the gateway without
+	// conntrack knowing it as a reply, or, offline, the gateway's own
+	// traffic in a capture. The kernel path cannot always tell which
+	// (bridged traffic on an interface in no zone has neither zone), so
+	// neither is trusted.
 	return Result{Rule: policy.None}
 }
 

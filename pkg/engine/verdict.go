@@ -35,8 +35,7 @@ const (
 	// LayerDecode decides packets that cannot be judged on their headers:
 	// fragments, truncated or malformed packets, non-IP frames.
 	LayerDecode
-	// LayerIdentify decides spoofed source addresses (and, offline, the
-	// gateway's own traffic, which the kernel never queues).
+	// LayerIdentify decides spoofed source addresses.
 	LayerIdentify
 	// LayerSegment is zone to zone.
 	LayerSegment
@@ -88,7 +87,6 @@ const (
 	ReasonSpoofedZone
 	ReasonUnspecifiedSrc
 	ReasonGatewayDefault
-	ReasonGatewayOwn
 	reasonCount
 )
 
@@ -116,7 +114,6 @@ var reasonText = [reasonCount]string{
 	ReasonSpoofedZone:    "source address belongs to another zone (or to the gateway) than the interface the packet came in on",
 	ReasonUnspecifiedSrc: "unspecified source address (0.0.0.0 or ::) outside DHCP, neighbour discovery and group membership reports",
 	ReasonGatewayDefault: "a service every network needs, allowed to the gateway by default",
-	ReasonGatewayOwn:     "the gateway's own traffic: picoseg judges what reaches the gateway, not what it sends",
 }
 
 // String returns the reason's text.
