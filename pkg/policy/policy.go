@@ -43,8 +43,9 @@ type Policy struct {
 	devByAddr   map[netip.Addr]int32
 	gateway     map[netip.Addr]bool
 	broadcast   map[netip.Addr]bool // the zones' directed broadcast addresses
-	// segment is a dense (zones+1)² matrix; the last row and column stand
-	// for "in no zone".
+	// segment is a dense (zones+1) × (zones+2) matrix: rows are sources,
+	// columns destinations; the last row and the next-to-last column stand
+	// for "in no zone", the last column for the gateway itself.
 	segment []segmentCell
 	// pairs indexes allow rules by source selector, then destination
 	// selector.
