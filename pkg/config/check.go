@@ -21,6 +21,7 @@ func (b *builder) check() {
 	b.checkSegments(zones)
 	b.checkDevices(groups)
 	b.checkInventory(groups)
+	b.checkGateway(zones, groups, devices)
 	for _, a := range c.Allows {
 		b.resolve(a.From, zones, groups, devices)
 		b.resolve(a.To, zones, groups, devices)
@@ -63,7 +64,14 @@ func (b *builder) checkSegments(zones map[string]int) {
 			zone string
 			pos  Pos
 		}{{s.From, b.src.segFrom[i]}, {s.To, b.src.segTo[i]}} {
+			if side.zone == GatewayZoneName && side.pos == b.src.segTo[i] {
+				continue // the gateway itself, as a destination
+			}
 			if _, ok := zones[side.zone]; !ok && side.zone != "" && side.zone != "*" {
+				if side.zone == GatewayZoneName {
+					b.diag.errorf(side.pos, `"gateway" cannot be a segment's from: picoseg judges what reaches the gateway, not what it sends`)
+					continue
+				}
 				b.diag.errorf(side.pos, "unknown zone %q", side.zone)
 			}
 		}
@@ -96,6 +104,12 @@ func (b *builder) checkDevices(groups map[string]int) {
 			if _, ok := groups[g]; !ok {
 				b.diag.errorf(b.src.devGroups[i][k], "unknown group %q", g)
 			}
+		}
+		if !d.HasMAC {
+			// Without a MAC the address is the only proof of identity: it
+			// is checked against the zone the packet arrives from, but
+			// inside that zone any host can claim it.
+			b.diag.warnf(d.Pos, "device %q has no mac: it can only be identified by its address, which any host in its zone can claim", d.Name)
 		}
 		if d.HasMAC {
 			if first, dup := macs[d.MAC]; dup {

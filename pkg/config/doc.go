@@ -47,6 +47,14 @@
 //	[metrics]                     # optional, main file only
 //	listen = "127.0.0.1:9107"     # Prometheus endpoint; off when absent
 //
+//	[gateway]                     # optional, main file only
+//	addresses = ["10.77.0.1"]     # the gateway's own; the daemon adds its interfaces'
+//	dhcp = true                   # the default services to the gateway: true (default),
+//	dns = ["zone:lan"]            # false (off), or the sources allowed (as in from)
+//	ping = true
+//	ipv6_nd = true                # neighbour discovery, router solicitation, MLD
+//	dhcpv6 = true
+//
 //	[[zone]]
 //	name = "iot"
 //	interfaces = ["br-iot"]       # Linux names, at most 15 bytes
@@ -55,7 +63,7 @@
 //
 //	[[segment]]
 //	from = "iot"                  # a zone name or "*"
-//	to = "wan"
+//	to = "wan"                    # the same, or "gateway" ("*" never includes it)
 //	action = "micro"              # "allow", "deny" or "micro"
 //
 //	[[group]]
@@ -98,11 +106,21 @@
 // # Strictness
 //
 // Unknown keys, values of the wrong type, malformed values, references to
-// undefined names, duplicate names, a MAC or IP claimed by two devices and
-// "gateway" as a source are errors. Warnings cover a network written with
-// host bits set (it is masked), a device IP in no zone, duplicate or
-// shadowed allow rules, and micro segments inside a bridge whose traffic
-// picoseg cannot see without bridge_filter.
+// undefined names, duplicate names, a MAC or IP claimed by two devices,
+// "gateway" as a source (of a rule or a segment) and a zone named
+// "gateway" are errors. Warnings cover a network written with host bits
+// set (it is masked), a device IP in no zone, a device without a MAC (it
+// can only be identified by its address), duplicate or shadowed allow
+// rules, and micro segments inside a bridge whose traffic picoseg cannot
+// see without bridge_filter.
+//
+// # The gateway
+//
+// Traffic to the gateway itself is judged like any other: a segment to
+// "gateway" and allow rules to "gateway" open its services, and nothing
+// else does. Only the services in [gateway] pass without them, from every
+// local zone (a zone without a default route), neighbour discovery from
+// every zone: DHCP, DNS, ICMP echo, IPv6 neighbour discovery and DHCPv6.
 //
 // # Positions
 //

@@ -43,6 +43,7 @@ name = "cameras"
 [[device]]
 name = "cam"
 ip = ["10.77.0.11"]
+mac = "02:00:00:00:00:11"
 groups = ["cameras"]
 `,
 		"extra.toml": "[[group]]\nname = \"plugs\"\n",

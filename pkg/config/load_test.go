@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,8 +37,9 @@ func TestLoadHomePolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
-	if len(warns) != 0 {
-		t.Errorf("unexpected warnings: %v", warns)
+	// The NVR is known by its addresses alone, which is worth a warning.
+	if len(warns) != 1 || warns[0].Pos != at(devices, 7) || !strings.Contains(warns[0].Msg, `"nvr" has no mac`) {
+		t.Errorf("warnings %v, want one about the nvr's missing mac", warns)
 	}
 	want := &Config{
 		Files: []string{main, devices, allows},
@@ -195,7 +197,7 @@ name = "cameras"
 [[device]]
 name = "nvr"
 ip = ["10.77.0.2"]
-
+mac = "02:00:00:00:00:02"
 [[allow]]
 name = "rule"
 ` + body

@@ -51,6 +51,9 @@ type Config struct {
 	Alert     Alert
 	Inventory Inventory
 	Metrics   Metrics
+	// Gateway is the main file's [gateway] table: the gateway's addresses
+	// and the services it allows by default.
+	Gateway Gateway
 }
 
 // Daemon holds the [daemon] table. Zero values are replaced by the
@@ -114,7 +117,9 @@ var segmentActionNames = [...]string{"deny", "allow", "micro"}
 // String returns the action's policy-file spelling.
 func (a SegmentAction) String() string { return segmentActionNames[a] }
 
-// Segment is one zone-to-zone rule. From or To may be "*" for any zone.
+// Segment is one zone-to-zone rule. From or To may be "*" for any zone;
+// To may be "gateway" (GatewayZoneName) for the gateway itself, which "*"
+// does not include.
 type Segment struct {
 	From, To string
 	Action   SegmentAction

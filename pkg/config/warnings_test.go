@@ -49,7 +49,10 @@ networks = ["10.77.0.0/24"]
 		{
 			name: "device IP in no zone",
 			src:  iot + "[[device]]\nname = \"cam\"\nip = [\"10.77.0.5\", \"10.99.0.5\"]\n",
-			want: []string{`policy.toml:7:20: warning: IP 10.99.0.5 of device "cam" is in no zone's networks`},
+			want: []string{
+				`policy.toml:5:1: warning: device "cam" has no mac: it can only be identified by its address, which any host in its zone can claim`,
+				`policy.toml:7:20: warning: IP 10.99.0.5 of device "cam" is in no zone's networks`,
+			},
 		},
 		{
 			name: "duplicate rules, services in another order",

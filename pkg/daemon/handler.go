@@ -62,6 +62,11 @@ func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
 	tripped, _ := h.marks.Decode(qp.Mark)
 	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex),
 		Merged: qp.GSO, Tripped: tripped == nft.StateTripped}
+	if qp.OutIfindex == 0 {
+		// Only the input hook queues packets without an egress interface:
+		// the packet is for the gateway itself.
+		m.OutZone = policy.Gateway
+	}
 	now := h.now()
 	d := qw.w.Judge(&qw.pkt, now.UnixNano(), m)
 	if h.latency != nil {

@@ -42,6 +42,15 @@ func (e *Engine) ExplainQuery(q Query) Trace {
 	if q.Proto == packet.ProtoTCP {
 		p.TCPFlags = packet.TCPSyn
 	}
+	// An ICMP flow is opened by a query (conntrack tracks no other): a
+	// hypothetical or re-judged one is an echo request, as the gateway's
+	// default ping service expects.
+	switch q.Proto {
+	case packet.ProtoICMP:
+		p.ICMPType = 8
+	case packet.ProtoICMPv6:
+		p.ICMPType = 128
+	}
 	if q.FromMAC != nil {
 		p.HasMAC, p.SrcMAC = true, *q.FromMAC
 	}
@@ -88,14 +97,18 @@ func (t *Trace) view(pol *policy.Policy, q Query) traceJSON {
 		Verdict: d.Verdict.String(), WouldDrop: d.WouldDrop, Layer: d.Layer.String(),
 		Rule: d.RuleName(pol), Reason: d.Reason.String(),
 		From: sideJSON{Addr: q.From.String(), Device: pol.DeviceName(d.SrcDevice), Zone: pol.ZoneName(zoneFor(pol, q.InIface, q.From))},
-		To:   sideJSON{Addr: q.To.String(), Device: pol.DeviceName(d.DstDevice), Zone: pol.ZoneName(zoneFor(pol, q.OutIface, q.To))},
+		To:   sideJSON{Addr: q.To.String(), Device: pol.DeviceName(d.DstDevice), Zone: pol.ZoneName(dstZoneFor(pol, q))},
 	}
 	if d.Rule >= 0 {
 		switch d.Layer {
 		case LayerSegment:
 			v.RuleAt = pol.Segments[d.Rule].Pos.String()
 		case LayerMicro, LayerPico:
-			v.RuleAt = pol.Rules[d.Rule].Pos.String()
+			// A default service of the gateway that no [gateway] table
+			// mentions was written nowhere.
+			if pos := pol.Rules[d.Rule].Pos; pos.Line > 0 {
+				v.RuleAt = pos.String()
+			}
 		}
 	}
 	for _, s := range t.Steps {
@@ -111,6 +124,18 @@ func zoneFor(pol *policy.Policy, iface string, a netip.Addr) int32 {
 		}
 	}
 	return pol.ZoneOfAddr(a.Unmap())
+}
+
+// dstZoneFor is zoneFor for q's destination, which may be the gateway, or
+// with a broadcast or multicast address the sender's own link.
+func dstZoneFor(pol *policy.Policy, q Query) int32 {
+	switch {
+	case pol.IsLinkBroadcast(q.To):
+		return zoneFor(pol, q.InIface, q.From)
+	case q.OutIface == "" && pol.IsGatewayDst(q.To):
+		return policy.Gateway
+	}
+	return zoneFor(pol, q.OutIface, q.To)
 }
 
 // WriteJSON writes the trace of q as one JSON object.

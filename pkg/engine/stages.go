@@ -12,7 +12,7 @@ import (
 // pipeline is the one reviewed order of the stages. Each later stage only
 // sees flows every earlier stage let through.
 func pipeline() []Stage {
-	return []Stage{identifyStage{}, segmentStage{}, microStage{}, picoStage{}}
+	return []Stage{identifyStage{}, gatewayStage{}, segmentStage{}, microStage{}, picoStage{}}
 }
 
 // identifyStage names the devices at both ends and their zones, and
@@ -25,31 +25,124 @@ func (identifyStage) Layer() Layer { return LayerIdentify }
 func (identifyStage) Evaluate(c *Context) Result {
 	p, pol := c.Packet, c.Policy
 	src, dst := p.Src, p.Dst
+	c.Src = policy.Side{Addr: src, Device: pol.DeviceByAddr(src), Zone: fromZone(pol, c.InZone, src)}
+	c.Dst = policy.Side{Addr: dst, Device: pol.DeviceByAddr(dst), Zone: toZone(pol, c.OutZone, dst)}
 	if c.Reversed {
-		src, dst = dst, src
+		// Judged as the flow its destination opened: the packet's
+		// destination is the initiator, and its ingress the responder's.
+		c.Src, c.Dst = c.Dst, c.Src
 	}
-	c.Src = policy.Side{Addr: src, Device: pol.DeviceByAddr(src), Zone: zoneOf(pol, c.InZone, src)}
-	c.Dst = policy.Side{Addr: dst, Device: pol.DeviceByAddr(dst), Zone: zoneOf(pol, c.OutZone, dst)}
-	if c.Reversed {
-		c.Src.Zone, c.Dst.Zone = zoneOf(pol, c.OutZone, src), zoneOf(pol, c.InZone, dst)
+	// The spoofing checks are about the packet as it arrived, whichever
+	// side of the flow sent it.
+	if res := checkSource(c); res.Verdict != Continue {
+		return res
 	}
+	if res := checkMAC(c); res.Verdict != Continue {
+		return res
+	}
+	if pol.IsLinkBroadcast(c.Dst.Addr) {
+		// Broadcast and multicast go to the whole link the sender is on,
+		// the gateway included: one flow, whichever hook sees which copy.
+		c.Dst.Zone = c.Src.Zone
+	}
+	// A flow "from the gateway" (Src.Zone == policy.Gateway) goes on to
+	// the segment layer, where it reaches no segment: the kernel never
+	// queues what the gateway sends (its replies pass in the kernel), so
+	// one here is a packet that claims to answer the gateway without
+	// conntrack knowing it as a reply, or, offline, the gateway's own
+	// traffic in a capture. The kernel path cannot always tell which
+	// (bridged traffic on an interface in no zone has neither zone), so
+	// neither is trusted.
+	return Result{Rule: policy.None}
+}
+
+// checkSource refuses a source address that cannot be the sender's: one
+// of the gateway's own, one that belongs to another zone than the
+// interface the packet came in on, or an unspecified address outside the
+// few messages sent before a host has an address. The kernel's
+// reverse-path check drops most of these before the queue; this is the
+// engine's own check, and the only one for bridged (same-zone) traffic.
+func checkSource(c *Context) Result {
+	p, pol := c.Packet, c.Policy
+	src := p.Src.Unmap()
+	if src.IsUnspecified() {
+		if unspecifiedSourceOK(p) {
+			return Result{Rule: policy.None}
+		}
+		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonUnspecifiedSrc, Event: EventSpoof}
+	}
+	in := c.InZone
+	if in < 0 {
+		// Offline, or an interface in no zone: the ingress proves
+		// nothing, so the address cannot be checked against it.
+		return Result{Rule: policy.None}
+	}
+	if pol.IsGateway(src) {
+		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedZone, Event: EventSpoof}
+	}
+	// An address proves identity only inside its own zone: a LAN admin's
+	// address arriving on the IoT bridge is an IoT device posing as the
+	// admin. Addresses of no local zone (the internet's, link-local) are
+	// left to the kernel's reverse-path check: they name no device.
+	// Two local zones may share a network (then either may use it); a
+	// default route shares every network, and proves nothing.
+	if z := pol.LocalZoneOf(src); z != policy.None && z != in && !(pol.Zones[in].Local && pol.ZoneHasAddr(in, src)) {
+		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedZone, Event: EventSpoof}
+	}
+	return Result{Rule: policy.None}
+}
+
+// unspecifiedSourceOK reports whether a packet from 0.0.0.0 or :: is one
+// that hosts send before they have an address: a DHCP request, IPv6
+// duplicate address detection (a neighbour solicitation), a router
+// solicitation, or a multicast group report (IGMPv3 and MLD allow the
+// unspecified source). Anything else from it is forged: nobody can answer.
+func unspecifiedSourceOK(p *packet.Packet) bool {
+	switch p.Proto {
+	case packet.ProtoUDP:
+		return p.Src.Is4() && p.DstPort == 67
+	case protoIGMP:
+		return p.Src.Is4()
+	case packet.ProtoICMPv6:
+		switch p.ICMPType {
+		case 133, 135, 131, 143: // router and neighbour solicitation, MLD reports
+			return true
+		}
+	}
+	return false
+}
+
+// protoIGMP is IGMP's IP protocol number.
+const protoIGMP = 2
+
+// checkMAC identifies the sender by its hardware address, when the packet
+// has one. A known device is identified by its MAC first: using an address
+// that is not its own is spoofing, and so is a known device's address
+// arriving from another MAC. Addresses that name no one (unspecified,
+// link-local) are not "another's" address: a device uses them before and
+// beside the ones the policy lists.
+func checkMAC(c *Context) Result {
+	p, pol := c.Packet, c.Policy
 	if !p.HasMAC {
 		return Result{Rule: policy.None}
 	}
-	// The hardware address names the sender. A known device is identified
-	// by its MAC first: using an address that is not its own is spoofing,
-	// and so is a known device's address arriving from another MAC.
-	sender, senderAddr := &c.Src, src
+	sender := &c.Src
 	if c.Reversed {
-		sender, senderAddr = &c.Dst, dst
+		sender = &c.Dst
 	}
 	if d := pol.DeviceByMAC(p.SrcMAC); d != policy.None {
 		dev := &pol.Devices[d]
-		if len(dev.Addrs) > 0 && !dev.HasAddr(senderAddr) {
+		anonymous := sender.Device == policy.None && namesNoOne(sender.Addr)
+		if len(dev.Addrs) > 0 && !dev.HasAddr(sender.Addr) && !anonymous {
 			sender.Device = d
 			return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedMAC, Event: EventSpoof}
 		}
 		sender.Device = d
+		if anonymous && c.InZone == policy.None && dev.Zone != policy.None {
+			// Offline the address says nothing of where the device is;
+			// its listed addresses do.
+			sender.Zone = dev.Zone
+		}
 		return Result{Rule: policy.None}
 	}
 	if d := sender.Device; d != policy.None && pol.Devices[d].HasMAC {
@@ -58,11 +151,63 @@ func (identifyStage) Evaluate(c *Context) Result {
 	return Result{Rule: policy.None}
 }
 
-func zoneOf(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
+// namesNoOne reports whether an address is one no policy device is known
+// by: unspecified, or link-local.
+func namesNoOne(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsUnspecified() || a.IsLinkLocalUnicast()
+}
+
+// fromZone is the zone of a packet's source: its ingress interface's when
+// known, else its address's, and offline the gateway for the gateway's
+// own addresses.
+func fromZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
 	if ifaceZone != policy.None {
 		return ifaceZone
 	}
+	if pol.IsGateway(a.Unmap()) {
+		return policy.Gateway
+	}
 	return pol.ZoneOfAddr(a)
+}
+
+// toZone is the zone of a packet's destination: the gateway itself on the
+// input hook (the caller says policy.Gateway), its egress interface's zone
+// when forwarded, else, offline, its address's: the gateway for the
+// gateway's own addresses.
+func toZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
+	if ifaceZone != policy.None {
+		return ifaceZone
+	}
+	if pol.IsGatewayDst(a) {
+		return policy.Gateway
+	}
+	return pol.ZoneOfAddr(a)
+}
+
+// gatewayStage lets through the services every network needs from its
+// gateway (DHCP, DNS, ping, IPv6 neighbour discovery), unless the policy
+// turned them off or narrowed them in [gateway]. DHCP and neighbour
+// discovery are broadcast or multicast to the link, which the gateway is
+// on: they pass to the link too. It runs before the
+// segment layer: a segment that denies a zone the gateway must not cut
+// its devices off DHCP. Everything else to the gateway is judged by the
+// segment and micro layers like any other destination, so "no rule means
+// deny" holds for the gateway too.
+type gatewayStage struct{}
+
+func (gatewayStage) Name() string { return "gateway" }
+func (gatewayStage) Layer() Layer { return LayerMicro }
+
+func (gatewayStage) Evaluate(c *Context) Result {
+	if c.Dst.Zone != policy.Gateway && !c.Policy.IsLinkBroadcast(c.Dst.Addr) {
+		return Result{Rule: policy.None}
+	}
+	r := c.Policy.GatewayDefault(&c.Src, &c.Dst, c.Packet.Proto, c.DPort, c.Packet.ICMPType, &c.scratch)
+	if r == policy.None {
+		return Result{Rule: policy.None}
+	}
+	return Result{Verdict: Accept, Rule: r, Reason: ReasonGatewayDefault}
 }
 
 // segmentStage applies the zone-to-zone matrix.

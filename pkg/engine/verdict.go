@@ -84,6 +84,9 @@ const (
 	ReasonInspecting
 	ReasonWithinLimits
 	ReasonAllowRule
+	ReasonSpoofedZone
+	ReasonUnspecifiedSrc
+	ReasonGatewayDefault
 	reasonCount
 )
 
@@ -108,6 +111,11 @@ var reasonText = [reasonCount]string{
 	ReasonInspecting:    "allowed so far; the flow is still being inspected",
 	ReasonWithinLimits:  "allow rule matches and the flow is within its constraints",
 	ReasonAllowRule:     "allow rule matches",
+
+	// Where an address comes from, and the gateway's default services.
+	ReasonSpoofedZone:    "source address belongs to another zone (or to the gateway) than the interface the packet came in on",
+	ReasonUnspecifiedSrc: "unspecified source address (0.0.0.0 or ::) outside DHCP, neighbour discovery and group membership reports",
+	ReasonGatewayDefault: "a service every network needs, allowed to the gateway by default",
 }
 
 // String returns the reason's text.

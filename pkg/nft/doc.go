@@ -12,6 +12,11 @@
 //     per-source guard allows, so a flood cannot starve the queue;
 //  4. queues everything else to userspace over NFQUEUE.
 //
+// The input hook gets the same chains (`input`, `input_verdict`), so the
+// gateway's own services are judged like any destination; loopback and the
+// replies to the gateway's own connections (conntrack direction reply)
+// pass first.
+//
 // The engine's verdict comes back as a packet mark. A second base chain on
 // the same hook at a later priority (`verdict`) copies the picoseg bits of
 // that packet mark into the conntrack mark and drops the packet if the mark

@@ -130,6 +130,23 @@ const wantRuleset = `table inet picoseg {
 		meta mark & 0x00ff0000 != 0x00000000 jump setmark
 		meta mark & 0x00ff0000 == 0x00010000 counter name "verdict_dropped" drop
 	}
+
+	chain input {
+		type filter hook input priority filter; policy accept;
+		meta iiftype loopback accept comment "loopback"
+		ct direction reply ct state established,related accept comment "replies to the gateway's own connections"
+		ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
+		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
+		ct state new add @guard4 { ip saddr limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
+		ct state new add @guard6 { ip6 saddr limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
+		counter name "queued" <queue>
+	}
+
+	chain input_verdict {
+		type filter hook input priority filter + 10; policy accept;
+		meta mark & 0x00ff0000 != 0x00000000 jump setmark
+		meta mark & 0x00ff0000 == 0x00010000 counter name "verdict_dropped" drop
+	}
 }
 `
 

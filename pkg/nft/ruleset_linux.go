@@ -228,6 +228,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	for _, r := range verdictRules(o.Marks) {
 		add(verdict, r.comment, r.exprs...)
 	}
+	addInputChains(nl, t, o, method)
 	return t
 }
 

@@ -247,6 +247,7 @@ func TestInstallMessages(t *testing.T) {
 				"add obj fastpath", "add obj flow_dropped", "add obj guard_dropped", "add obj queued", "add obj verdict_dropped", "add obj tripped",
 				"add chain forward", "add chain accepted", "add chain setmark", "add chain verdict",
 				"add set guard4", "add set guard6",
+				"add chain input", "add chain input_verdict",
 			}
 			if diff := cmp.Diff(wantOrder, order); diff != "" {
 				t.Errorf("transaction (-want +got):\n%s", diff)

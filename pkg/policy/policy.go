@@ -26,7 +26,11 @@ type Policy struct {
 	Devices  []Device
 	Groups   []string
 	Segments []Segment
-	Rules    []Rule
+	// Rules are the policy's [[allow]] rules, in order, followed by the
+	// gateway's default services ("default:dns").
+	Rules []Rule
+	// UserRules is how many of Rules the policy wrote.
+	UserRules int
 	// ClassBytes are the kernel checks of each pico class, indexed by
 	// class: the byte bound its fast-pathed flows are held to (0: none).
 	// Class 0 has no checks; rules with the same max_flow_bytes share a
@@ -38,13 +42,18 @@ type Policy struct {
 	devByMAC    map[[6]byte]int32
 	devByAddr   map[netip.Addr]int32
 	gateway     map[netip.Addr]bool
-	// segment is a dense (zones+1)² matrix; the last row and column stand
-	// for "in no zone".
+	broadcast   map[netip.Addr]bool // the zones' directed broadcast addresses
+	// segment is a dense (zones+1) × (zones+2) matrix: rows are sources,
+	// columns destinations; the last row and the next-to-last column stand
+	// for "in no zone", the last column for the gateway itself.
 	segment []segmentCell
 	// pairs indexes allow rules by source selector, then destination
 	// selector.
 	pairs  map[selector]map[selector]*serviceIndex
 	netSel prefixSet // the net:CIDR selectors rules use
+	netIDs map[netip.Prefix]int32
+	// gatewayDefaults are the services allowed to the gateway by default.
+	gatewayDefaults []gatewayDefault
 	// unknownGroup is the group an unknown device in a local zone belongs
 	// to ([inventory] unknown_group), None for none.
 	unknownGroup int32
@@ -144,14 +153,12 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		devByAddr:    map[netip.Addr]int32{},
 		gateway:      map[netip.Addr]bool{},
 		pairs:        map[selector]map[selector]*serviceIndex{},
+		netIDs:       map[netip.Prefix]int32{},
 		unknownGroup: None,
 		ClassBytes:   []uint64{0},
 	}
 	if p.Location == nil {
 		p.Location = time.Local
-	}
-	for _, a := range opts.GatewayAddrs {
-		p.gateway[a.Unmap()] = true
 	}
 	zoneID := map[string]int32{}
 	for i, z := range cfg.Zones {
@@ -220,6 +227,10 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	if err := p.compileRules(cfg.Allows, names); err != nil {
 		return nil, err
 	}
+	p.UserRules = len(p.Rules)
+	if err := p.compileGateway(cfg, opts, names); err != nil {
+		return nil, err
+	}
 	sum := sha256.New()
 	if opts.Source != nil {
 		sum.Write(opts.Source)
@@ -233,13 +244,19 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 }
 
 func (p *Policy) compileSegments(segs []config.Segment, zoneID map[string]int32) error {
+	// Rows are source zones and "in no zone"; columns the same and, last,
+	// the gateway itself, which only a segment naming it reaches.
 	n := len(p.Zones) + 1
-	p.segment = make([]segmentCell, n*n)
-	specificity := make([]int, n*n)
+	cols := n + 1
+	p.segment = make([]segmentCell, n*cols)
+	specificity := make([]int, n*cols)
 	for i := range p.segment {
 		p.segment[i] = segmentCell{action: config.SegmentDeny, rule: None}
 	}
 	ids := func(name string) ([]int32, bool, error) {
+		if name == config.GatewayZoneName {
+			return []int32{int32(n)}, false, nil
+		}
 		if name == "*" {
 			all := make([]int32, n)
 			for i := range all {
@@ -274,7 +291,12 @@ func (p *Policy) compileSegments(segs []config.Segment, zoneID map[string]int32)
 		}
 		for _, f := range froms {
 			for _, t := range tos {
-				c := int(f)*n + int(t)
+				if int(f) == n {
+					// "gateway" is only a destination (config refuses
+					// it as a source).
+					return fmt.Errorf("%s: the gateway cannot be a segment's source", s.Pos)
+				}
+				c := int(f)*cols + int(t)
 				if spec > specificity[c] {
 					specificity[c] = spec
 					p.segment[c] = segmentCell{action: s.Action, rule: int32(si)}
@@ -329,18 +351,28 @@ func (p *Policy) IsGateway(a netip.Addr) bool { return p.gateway[a] }
 // "in no zone") and the deciding segment rule, None for the default deny.
 func (p *Policy) Segment(from, to int32) (config.SegmentAction, int32) {
 	n := int32(len(p.Zones)) + 1
-	if from < 0 {
+	if from == Gateway {
+		// The gateway's own traffic is never judged as a flow from it.
+		return config.SegmentDeny, None
+	}
+	if from < 0 || from >= n {
 		from = n - 1
 	}
-	if to < 0 {
+	switch {
+	case to == Gateway:
+		to = n
+	case to < 0 || to >= n:
 		to = n - 1
 	}
-	c := p.segment[from*n+to]
+	c := p.segment[from*(n+1)+to]
 	return c.action, c.rule
 }
 
-// ZoneName names zone z, "-" for None.
+// ZoneName names zone z, "-" for None, "gateway" for the gateway.
 func (p *Policy) ZoneName(z int32) string {
+	if z == Gateway {
+		return config.GatewayZoneName
+	}
 	if z < 0 || int(z) >= len(p.Zones) {
 		return "-"
 	}

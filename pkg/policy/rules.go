@@ -96,7 +96,7 @@ func (p *Policy) selectorOf(e config.Endpoint, names resolver, netIDs map[netip.
 }
 
 func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
-	netIDs := map[netip.Prefix]int32{}
+	netIDs := p.netIDs
 	classOf := map[uint64]uint16{}
 	for i := range allows {
 		a := &allows[i]
@@ -277,7 +277,11 @@ func (p *Policy) selectors(side *Side, out []selector, nets []int32, isDst bool)
 		// is in the unknown-devices group, which the policy restricts.
 		out = append(out, sel(selGroup, p.unknownGroup))
 	}
-	if isDst && p.gateway[side.Addr] {
+	if isDst && side.Zone == Gateway {
+		// Only a flow to the gateway itself (the input hook, or offline an
+		// address of the gateway) matches "gateway". The gateway's own
+		// address is never also in a zone: "zone:lan" does not open the
+		// router's LAN address.
 		out = append(out, selGateway)
 	}
 	for _, n := range p.netSel.appendAll(nets, side.Addr) {

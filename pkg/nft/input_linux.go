@@ -1,0 +1,81 @@
+//go:build linux
+
+package nft
+
+import (
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+)
+
+// Names of the chains that judge traffic to the gateway itself.
+const (
+	chainInput        = "input"
+	chainInputVerdict = "input_verdict"
+)
+
+// arphrdLoopback is ARPHRD_LOOPBACK, the hardware type of lo.
+const arphrdLoopback = 772
+
+// addInputChains judges traffic to the gateway itself (SSH, the web UI,
+// the resolver, anything listening) with the same layers as forwarded
+// traffic: without them every service on the router would be reachable
+// from every zone whatever the policy says. The input hook gets what the
+// forward hook has: a base chain that fast-paths and drops by conntrack
+// mark and queues new flows, and a later-priority verdict chain that
+// records the engine's verdict in the conntrack mark. Two kinds of packet
+// pass before that:
+//
+//   - loopback: the gateway talking to itself is no zone's traffic;
+//   - replies to the gateway's own connections (conntrack direction
+//     "reply": the gateway sent the flow's first packet, from the output
+//     hook, which picoseg does not judge). Conntrack decides the
+//     direction from the first packet it saw, so a device cannot make its
+//     own flow a "reply": a lone ACK it sends is picked up as a new flow
+//     in the original direction, and queued.
+func addInputChains(nl *nftables.Conn, t *nftables.Table, o Options, method QueueMethod) {
+	accept := nftables.ChainPolicyAccept
+	input := nl.AddChain(&nftables.Chain{
+		Name: chainInput, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept,
+	})
+	verdict := nl.AddChain(&nftables.Chain{
+		Name: chainInputVerdict, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookInput, Priority: verdictPriority(), Policy: &accept,
+	})
+	add := func(c *nftables.Chain, r rule) {
+		nr := &nftables.Rule{Table: t, Chain: c, Exprs: r.exprs}
+		if r.comment != "" {
+			nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
+		}
+		nl.AddRule(nr)
+	}
+	for _, r := range inputRules(o, method) {
+		add(input, r)
+	}
+	for _, r := range verdictRules(o.Marks) {
+		add(verdict, r)
+	}
+}
+
+// inputRules are the rules of the input base chain: what passes unjudged,
+// then the forward chain's own rules, so that both hooks judge alike.
+func inputRules(o Options, method QueueMethod) []rule {
+	return append([]rule{
+		{"loopback", []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint16(arphrdLoopback)},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		}},
+		{"replies to the gateway's own connections", []expr.Any{
+			&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}}, // IP_CT_DIR_REPLY
+			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: nativeU32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: nativeU32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		}},
+	}, forwardRules(o, method)...)
+}
