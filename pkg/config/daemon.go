@@ -9,7 +9,7 @@ import (
 // Defaults of the [daemon] settings, used when the policy leaves them out.
 // The new-flow rate defaults to 200/s and the timezone to time.Local.
 const (
-	DefaultMarkMask      = 0x00ff0000
+	DefaultMarkMask      = 0x000000f8
 	DefaultQueues        = 2
 	DefaultQueueBase     = 4200
 	DefaultFlowTableSize = 65536

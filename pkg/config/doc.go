@@ -18,7 +18,7 @@
 //	[daemon]                      # optional, main file only
 //	mode = "enforce"              # "enforce" (default) or "monitor"
 //	timezone = "Europe/Brussels"  # for hours and days; default Local
-//	mark_mask = 0x00ff0000        # mark bits picoseg owns; non-zero, >= 3 bits
+//	mark_mask = 0x000000f8        # mark bits picoseg owns; contiguous, >= 3 bits
 //	on_daemon_down = "open"       # "open" (default) or "closed"
 //	on_queue_full = "open"        # "open" (default) or "drop"
 //	queues = 2                    # 1..64, default 2

@@ -163,7 +163,7 @@ func TestParseEmptyPolicyHasDefaults(t *testing.T) {
 			Mode:          ModeEnforce,
 			Timezone:      time.Local,
 			TimezoneName:  "Local",
-			MarkMask:      0x00ff0000,
+			MarkMask:      0x000000f8,
 			OnDaemonDown:  "open",
 			OnQueueFull:   "open",
 			Queues:        2,

@@ -61,8 +61,8 @@ type Daemon struct {
 	Timezone     *time.Location
 	TimezoneName string
 	// MarkMask is the set of packet/connection mark bits picoseg owns.
-	// Default 0x00ff0000: clear of mwan3 (0x3f00) and pbr (0xff000000 is
-	// avoided too).
+	// Default 0x000000f8: clear of Calico, pbr, Tailscale, kube-proxy and
+	// mwan3 (the table is on nft.DefaultMarkMask).
 	MarkMask uint32
 	// OnDaemonDown is "open" (default: new flows bypass the queue while no
 	// daemon listens) or "closed" (new flows are dropped).

@@ -286,7 +286,7 @@ func TestKernelClassCheck(t *testing.T) {
 
 // fullOptions turn on every part of the ruleset.
 var fullOptions = Options{
-	QueueBase: 100, Queues: 4, NewFlowRate: 50, NewFlowBurst: 100,
+	QueueBase: 100, Queues: 4, NewFlowRate: 50, NewFlowBurst: 100, Marks: Marks{Mask: 0x00ff0000},
 	GlobalNewFlowRate: 500, GlobalNewFlowBurst: 1000,
 	ReversePathInterfaces: []string{"br-iot", "lan0"},
 	Bridges:               []string{"br-iot"},
