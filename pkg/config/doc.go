@@ -22,6 +22,7 @@
 //	on_daemon_down = "open"       # "open" (default) or "closed"
 //	on_queue_full = "open"        # "open" (default) or "drop"
 //	queues = 2                    # 1..64, default 2
+//	queue_max_len = 4096          # packets each kernel queue holds; 64..1048576
 //	queue_base = 4200             # 0..65535-queues, default 4200
 //	new_flow_rate = "200/s"       # per-device new-flow guard, default 200/s
 //	flow_table_size = 65536       # 1024..4000000, default 65536

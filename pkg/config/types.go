@@ -80,6 +80,9 @@ type Daemon struct {
 	NewFlowRate Rate
 	// FlowTableSize bounds the userspace flow table (default 65536).
 	FlowTableSize int
+	// QueueMaxLen is each kernel queue's length in packets (default 4096);
+	// beyond it OnQueueFull decides.
+	QueueMaxLen uint32
 	// Socket is the status socket path (default /run/picoseg/picoseg.sock).
 	Socket string
 	Pos    Pos

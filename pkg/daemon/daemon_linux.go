@@ -87,8 +87,10 @@ func Run(ctx context.Context, opts Options) error {
 	nftOpts := nft.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: failClosed,
 		NewFlowRate: perSecond(d.NewFlowRate), NewFlowBurst: 2 * perSecond(d.NewFlowRate),
+		GlobalNewFlowRate: globalNewFlowFactor * perSecond(d.NewFlowRate), GlobalNewFlowBurst: 2 * globalNewFlowFactor * perSecond(d.NewFlowRate),
 		ClassBytes: cur.Policy.ClassBytes,
 	}
+	kernelPath(&nftOpts, cur.Policy)
 	installed, err := nft.Install(conn, nftOpts, method)
 	if err != nil {
 		return err
@@ -134,7 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 	h.latency = reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
 	adapter, err := queue.New(queue.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, FailOpen: d.OnQueueFull == "open",
-		MarkMask: marks.Mask, Logger: log,
+		MaxQueueLen: d.QueueMaxLen, MarkMask: marks.Mask, Logger: log,
 	}, h)
 	if err != nil {
 		removeTable()
@@ -187,7 +189,9 @@ func Run(ctx context.Context, opts Options) error {
 		if c, err := rs.Load().Counters(); err == nil {
 			st.Kernel = map[string]uint64{"fast_path": c.FastPath.Packets, "queued": c.Queued.Packets,
 				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets,
-				"tripped": c.Tripped.Packets}
+				"tripped": c.Tripped.Packets, "guard_full": c.GuardFull.Packets, "global_dropped": c.GlobalDropped.Packets,
+				"invalid_dropped": c.InvalidDropped.Packets, "rpf_dropped": c.ReversePathDropped.Packets,
+				"arp_spoof": c.ARPSpoof.Packets, "arp_flood": c.ARPFlood.Packets, "nd_spoof": c.NDSpoof.Packets, "nd_flood": c.NDFlood.Packets}
 			if kd, ok := queueDrops.Load().(queue.Drops); ok {
 				st.Kernel["queue_full_dropped"], st.Kernel["queue_undelivered"] = kd.QueueFull, kd.Undelivered
 			}

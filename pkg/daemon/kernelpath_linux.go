@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// globalNewFlowFactor sets the global cap on new flows reaching the queue
+// as a multiple of the per-device guard: many devices opening flows at once
+// stay within what userspace judges in time.
+const globalNewFlowFactor = 10
+
+// kernelPath fills the parts of the ruleset options that come from the
+// policy and the gateway's interfaces: the reverse-path check on the local
+// zones' interfaces (not on a zone holding a default route, where policy
+// routing or a second uplink makes replies arrive elsewhere), the ARP and
+// neighbour discovery checks on their bridges, the devices' MAC and address
+// bindings, and the gateway's own addresses on those interfaces.
+func kernelPath(o *nft.Options, pol *policy.Policy) {
+	for _, z := range pol.Zones {
+		if !z.Local {
+			continue
+		}
+		o.ReversePathInterfaces = append(o.ReversePathInterfaces, z.Interfaces...)
+		// An interface that is not a bridge has no ports: no checks.
+		o.Bridges = append(o.Bridges, z.Interfaces...)
+		for _, name := range z.Interfaces {
+			o.GatewayAddrs = append(o.GatewayAddrs, interfaceAddrs(name)...)
+		}
+	}
+	for _, d := range pol.Devices {
+		if d.HasMAC && len(d.Addrs) > 0 {
+			o.Bindings = append(o.Bindings, nft.Binding{MAC: net.HardwareAddr(d.MAC[:]), Addrs: d.Addrs})
+		}
+	}
+}
+
+func interfaceAddrs(name string) []netip.Addr {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
