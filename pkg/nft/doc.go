@@ -6,11 +6,11 @@
 //  1. clears picoseg's bits of the packet mark (only a verdict may set them);
 //  2. drops what conntrack finds invalid, and packets from the listed
 //     interfaces whose source is not routed back through them (spoofed);
-//  3. queues every TCP SYN without ACK, even on a flow whose conntrack mark
+//  3. clears the inherited mark of an expected connection (FTP data, SIP
+//     media), so that it is judged by its own tuple;
+//  4. queues every TCP SYN without ACK, even on a flow whose conntrack mark
 //     says ACCEPTED: conntrack ignores a SYN on an established entry, and
 //     a SYN is an opening that must be judged, not a fast-pathed reply;
-//  4. clears the inherited mark of an expected connection (FTP data, SIP
-//     media), so that it is judged by its own tuple;
 //  5. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
 //     `accepted` chain, where each pico class's kernel checks run: a flow
 //     over its class's byte bound has its packet queued again, marked

@@ -122,9 +122,9 @@ const wantRuleset = `table inet picoseg {
 		type filter hook forward priority filter; policy accept;
 		meta mark set meta mark & 0xff00ffff
 		ct state invalid counter name "invalid_dropped" drop
+		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
-		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow

@@ -315,9 +315,11 @@ func forwardRules(o Options, method QueueMethod) []rule {
 	if len(o.ReversePathInterfaces) > 0 {
 		rules = append(rules, reversePathRule())
 	}
+	// Before the SYN rule: its queue ends the chain for a SYN, and an
+	// expected TCP connection's SYN must not keep the inherited mark.
+	rules = append(rules, expectedRule(m))
 	rules = append(rules, synRules(o, method)...)
 	rules = append(rules,
-		expectedRule(m),
 		rule{"", concat(
 			ctMarkField(m),
 			// The field is compared as a number, so it goes big-endian first.

@@ -186,9 +186,6 @@ func wantForward(queue expr.Any) [][]expr.Any {
 			&expr.Objref{Type: 1, Name: "invalid_dropped"},
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		},
-		// ... jump newflow, then ... queue
-		join(wantSYNMatch(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
-		wantSYNRule(queue),
 		// ct status & (expected|confirmed) == expected ct mark set ct mark & 0xff00ffff
 		{
 			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
@@ -198,6 +195,9 @@ func wantForward(queue expr.Any) [][]expr.Any {
 			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0)},
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
 		},
+		// ... jump newflow, then ... queue
+		join(wantSYNMatch(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
+		wantSYNRule(queue),
 		// ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
 		join(ctMark, []expr.Any{
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
