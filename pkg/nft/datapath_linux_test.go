@@ -372,4 +372,3 @@ func TestKernelReversePath(t *testing.T) {
 		t.Errorf("spoofed source: %d arrived, %d counted; want 0 and 10", got, cs.ReversePathDropped.Packets)
 	}
 }
-
