@@ -7,7 +7,9 @@ package main
 // forges ARP for the camera.
 
 import (
+	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/lab"
+	"golang.org/x/sys/unix"
 )
 
 // seen counts, in host's namespace, TCP SYNs to port arriving on its
@@ -163,5 +166,171 @@ func TestKernelFloodRandomSource(t *testing.T) {
 				t.Errorf("only %d of 40 camera connections passed during plug1's flood", okDuring)
 			}
 		})
+	}
+}
+
+// arpFrame is an Ethernet ARP packet: op 1 request, 2 reply.
+func arpFrame(op uint16, dst, src, sha net.HardwareAddr, spa netip.Addr, tha net.HardwareAddr, tpa netip.Addr) []byte {
+	b := make([]byte, 0, 42)
+	b = append(b, dst...)
+	b = append(b, src...)
+	b = append(b, 0x08, 0x06)             // ARP
+	b = append(b, 0, 1, 0x08, 0x00, 6, 4) // Ethernet, IPv4
+	b = binary.BigEndian.AppendUint16(b, op)
+	b = append(b, sha...)
+	b = append(b, spa.AsSlice()...)
+	b = append(b, tha...)
+	return append(b, tpa.AsSlice()...)
+}
+
+// sendFrames writes raw Ethernet frames on host's interface.
+func (f *fixture) sendFrames(host string, frames [][]byte) {
+	f.t.Helper()
+	err := f.lab.Host(host).Do(func() error {
+		ifi, err := net.InterfaceByName(lab.HostIface)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+		for _, fr := range frames {
+			copy(to.Addr[:], fr[:6])
+			if err := unix.Sendto(fd, fr, 0, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		f.t.Fatalf("sending frames from %s: %v", host, err)
+	}
+}
+
+// gatewayNeighbour returns the MAC the gateway's neighbour table holds for
+// addr ("" for none).
+func (f *fixture) gatewayNeighbour(addr netip.Addr) string {
+	f.t.Helper()
+	out, err := f.lab.Gateway.Run(f.ctx, "ip", "neigh", "show", addr.String())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`lladdr (\S+)`).FindStringSubmatch(out); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// TestKernelARPSpoof: plug1 sends the gateway a forged ARP reply claiming
+// the camera's address. Without picoseg the gateway's neighbour entry for
+// the camera then points at plug1 (the control); with picoseg the reply is
+// dropped on the bridge port, counted, and the entry keeps the camera's MAC.
+func TestKernelARPSpoof(t *testing.T) {
+	f := newFixture(t)
+	cam, plug := f.lab.Host("cam"), f.lab.Host("plug1")
+	gwMAC := f.lab.Sides[lab.SideIoT].MAC
+	gwAddr := f.lab.Sides[lab.SideIoT].Addr.Addr()
+	forged := arpFrame(2, gwMAC, plug.MAC, plug.MAC, cam.Addr, gwMAC, gwAddr)
+	// learn refreshes the gateway's entry for the camera, then waits out
+	// the neighbour lock time (1 s), within which a reply is ignored.
+	learn := func() {
+		t.Helper()
+		if _, err := f.lab.Gateway.Run(f.ctx, "ip", "neigh", "replace", cam.Addr.String(), "lladdr", cam.MAC.String(), "dev", "br-iot", "nud", "reachable"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond)
+	}
+
+	learn()
+	f.sendFrames("plug1", [][]byte{forged})
+	time.Sleep(200 * time.Millisecond)
+	if got := f.gatewayNeighbour(cam.Addr); got != plug.MAC.String() {
+		t.Fatalf("control: without picoseg the forged reply left the camera's entry at %q, want plug1's %v", got, plug.MAC)
+	}
+
+	f.start(labPolicy(t, nil))
+	learn()
+	f.sendFrames("plug1", [][]byte{forged})
+	time.Sleep(200 * time.Millisecond)
+	if got := f.gatewayNeighbour(cam.Addr); got != cam.MAC.String() {
+		t.Errorf("with picoseg the forged reply moved the camera's entry to %q", got)
+	}
+	// Claiming the gateway's own address is refused too.
+	f.sendFrames("plug1", [][]byte{arpFrame(2, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, plug.MAC, plug.MAC, gwAddr, gwMAC, gwAddr)})
+	// The camera's own reply still passes.
+	f.sendFrames("cam", [][]byte{arpFrame(2, gwMAC, cam.MAC, cam.MAC, cam.Addr, gwMAC, gwAddr)})
+	time.Sleep(200 * time.Millisecond)
+	if got := f.gatewayNeighbour(cam.Addr); got != cam.MAC.String() {
+		t.Errorf("after the camera's own reply the entry is %q", got)
+	}
+	if n := f.status().Kernel["arp_spoof"]; n != 2 {
+		t.Errorf("arp_spoof counted %d packets, want 2 (the forged reply, the claim on the gateway's address)", n)
+	}
+}
+
+// TestKernelARPFlood: plug1 sends 2000 ARP requests as fast as it can. They
+// are broadcasts: without picoseg every one reaches the camera (the
+// control); with picoseg the port's budget lets through at most its burst
+// and rate.
+func TestKernelARPFlood(t *testing.T) {
+	f := newFixture(t)
+	plug := f.lab.Host("plug1")
+	bcast := net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+	var frames [][]byte
+	for i := 0; i < 2000; i++ {
+		tpa := netip.AddrFrom4([4]byte{10, 77, 0, byte(100 + i%100)})
+		frames = append(frames, arpFrame(1, bcast, plug.MAC, plug.MAC, plug.Addr, make(net.HardwareAddr, 6), tpa))
+	}
+	camSees := f.arpSeen("cam")
+	f.sendFrames("plug1", frames)
+	time.Sleep(300 * time.Millisecond)
+	control := camSees()
+	if control < 1900 {
+		t.Fatalf("control: the camera saw %d of 2000 ARP requests without picoseg", control)
+	}
+
+	f.start(labPolicy(t, nil))
+	time.Sleep(2 * time.Second) // the budget fills up
+	before := camSees()
+	start := time.Now()
+	f.sendFrames("plug1", frames)
+	took := time.Since(start)
+	time.Sleep(300 * time.Millisecond)
+	got := camSees() - before
+	flood := f.status().Kernel["arp_flood"]
+	t.Logf("2000 ARP requests in %v: without picoseg the camera saw %d; with picoseg %d, and %d were dropped as a flood", took.Round(time.Millisecond), control, got, flood)
+	// Burst 50 plus 25/s for the time the flood took, with slack.
+	if limit := uint64(50 + 25*(took.Seconds()+1) + 10); got > limit {
+		t.Errorf("the camera saw %d ARP requests of the flood, want at most %d", got, limit)
+	}
+	if flood < 1000 {
+		t.Errorf("arp_flood counted %d, want most of the 2000", flood)
+	}
+}
+
+// arpSeen counts ARP packets arriving in host's namespace.
+func (f *fixture) arpSeen(host string) func() uint64 {
+	f.t.Helper()
+	h := f.lab.Host(host)
+	cmd := h.Command(f.ctx, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader("table arp seen {\n\tcounter frames { }\n\tchain in {\n\t\ttype filter hook input priority filter;\n\t\tcounter name \"frames\"\n\t}\n}\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		f.t.Fatalf("nft in %s: %v\n%s", host, err, out)
+	}
+	re := regexp.MustCompile(`packets (\d+)`)
+	return func() uint64 {
+		out, err := h.Run(f.ctx, "nft", "list", "counter", "arp", "seen", "frames")
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		m := re.FindStringSubmatch(out)
+		if m == nil {
+			f.t.Fatalf("no counter in %s:\n%s", host, out)
+		}
+		n, _ := strconv.ParseUint(m[1], 10, 64)
+		return n
 	}
 }
