@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/lab"
 	"golang.org/x/sys/unix"
 )
@@ -269,6 +270,21 @@ func TestKernelARPSpoof(t *testing.T) {
 	if n := f.status().Kernel["arp_spoof"]; n != 2 {
 		t.Errorf("arp_spoof counted %d packets, want 2 (the forged reply, the claim on the gateway's address)", n)
 	}
+	// The daemon learns of the drops from the counters and raises an alert.
+	var alerts []struct {
+		Type string `json:"type"`
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if err := daemon.Query(f.sock, "alerts", &alerts); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range alerts {
+			if a.Type == "arp_spoof" {
+				return
+			}
+		}
+	}
+	t.Errorf("no arp_spoof alert: %+v", alerts)
 }
 
 // TestKernelARPFlood: plug1 sends 2000 ARP requests as fast as it can. They

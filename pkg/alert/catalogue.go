@@ -47,6 +47,11 @@ const (
 	// TypeUndecodablePacket is a packet that could not be judged on its
 	// headers.
 	TypeUndecodablePacket
+	// TypeARPSpoof is ARP or a neighbour advertisement from a bridge port
+	// claiming an address bound to another device or to the gateway.
+	TypeARPSpoof
+	// TypeARPFlood is ARP or neighbour discovery over a bridge port's budget.
+	TypeARPFlood
 
 	typeCount
 )
@@ -73,6 +78,8 @@ var catalogue = [typeCount]entry{
 	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
 	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
 	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
+	TypeARPSpoof:            {"arp_spoof", SeverityCritical, "ARP or neighbour spoofing"},
+	TypeARPFlood:            {"arp_flood", SeverityWarning, "ARP or neighbour discovery flood"},
 }
 
 // Types returns every alert type in catalogue order.

@@ -46,6 +46,9 @@
 //	| daemon_started         | info     | the daemon started judging packets                            |
 //	| daemon_stopped         | notice   | the daemon stopped                                            |
 //	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
+//	| arp_spoof              | crit     | ARP or a neighbour advertisement from a bridge port claimed   |
+//	|                        |          | an address bound to another device or the gateway (dropped)   |
+//	| arp_flood              | warning  | ARP or neighbour discovery over a bridge port's budget        |
 //
 // # Sinks
 //

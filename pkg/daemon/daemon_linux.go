@@ -224,6 +224,7 @@ func Run(ctx context.Context, opts Options) error {
 	alerts.Raise(alert.Alert{Type: alert.TypeDaemonStarted, Reason: "policy " + opts.ConfigPath + " (" + cur.Policy.Hash + ")",
 		Message: "picoseg started: " + cur.Policy.Mode.String() + " mode, queue path " + method.String()})
 	var overflows uint64
+	var neighbours neighbourWatch
 	if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
 		// Counts from before this start are not this run's news.
 		overflows = kd.QueueFull + kd.Undelivered
@@ -301,6 +302,9 @@ func Run(ctx context.Context, opts Options) error {
 			if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
 				n += kd.QueueFull + kd.Undelivered
 				queueDrops.Store(kd)
+			}
+			if c, err := rs.Load().Counters(); err == nil {
+				neighbours.check(c, alerts.Raise)
 			}
 			if n > overflows {
 				alerts.Raise(alert.Alert{Type: alert.TypeQueueOverflow, Count: int(n - overflows),

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 
+	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/policy"
 )
@@ -54,4 +56,24 @@ func interfaceAddrs(name string) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// neighbourWatch raises an alert when the bridge table drops spoofed or
+// flooding ARP and neighbour discovery: the kernel drops them, and the
+// daemon, which never sees them, learns of it from the counters.
+type neighbourWatch struct{ spoof, flood uint64 }
+
+func (w *neighbourWatch) check(c nft.Counters, raise func(alert.Alert)) {
+	spoof := c.ARPSpoof.Packets + c.NDSpoof.Packets
+	flood := c.ARPFlood.Packets + c.NDFlood.Packets
+	// A reinstalled table starts its counters at zero again.
+	if spoof > w.spoof {
+		raise(alert.Alert{Type: alert.TypeARPSpoof, Count: int(spoof - w.spoof),
+			Message: fmt.Sprintf("ARP or neighbour spoofing: %d packets from a bridge port claimed an address bound to another device or the gateway, dropped", spoof-w.spoof)})
+	}
+	if flood > w.flood {
+		raise(alert.Alert{Type: alert.TypeARPFlood, Count: int(flood - w.flood),
+			Message: fmt.Sprintf("ARP or neighbour discovery flood: %d packets over a bridge port's budget, dropped", flood-w.flood)})
+	}
+	w.spoof, w.flood = spoof, flood
 }
