@@ -412,3 +412,73 @@ func TestKernelReversePathOnBridge(t *testing.T) {
 		t.Errorf("the reverse-path check dropped %d, want all 10 (before the queue)", st.Kernel["rpf_dropped"])
 	}
 }
+
+// naFrame is an unsolicited IPv6 neighbour advertisement (override set)
+// from src claiming target with the link-layer address tlla.
+func naFrame(dstMAC, srcMAC net.HardwareAddr, src, dst, target netip.Addr, tlla net.HardwareAddr) []byte {
+	icmp := []byte{136, 0, 0, 0, 0x20, 0, 0, 0} // type, code, checksum, flags: override
+	icmp = append(icmp, target.AsSlice()...)
+	icmp = append(icmp, 2, 1) // target link-layer address option
+	icmp = append(icmp, tlla...)
+	// Checksum over the pseudo-header and the message.
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(binary.BigEndian.Uint16(b[i:]))
+		}
+	}
+	add(src.AsSlice())
+	add(dst.AsSlice())
+	sum += uint32(len(icmp)) + 58
+	add(icmp)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(icmp[2:], ^uint16(sum))
+	b := append([]byte{}, dstMAC...)
+	b = append(b, srcMAC...)
+	b = append(b, 0x86, 0xdd)
+	b = append(b, 0x60, 0, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(icmp)))
+	b = append(b, 58, 255) // ICMPv6, hop limit 255 as ND requires
+	b = append(b, src.AsSlice()...)
+	b = append(b, dst.AsSlice()...)
+	return append(b, icmp...)
+}
+
+// TestKernelNDSpoof: plug1 sends the gateway an unsolicited neighbour
+// advertisement claiming the camera's IPv6 address. Without picoseg the
+// gateway's entry for the camera then points at plug1 (the control); with
+// picoseg it is dropped on the bridge port and counted.
+func TestKernelNDSpoof(t *testing.T) {
+	f := newFixtureIPv6(t, true)
+	cam, plug := f.lab.Host("cam"), f.lab.Host("plug1")
+	side := f.lab.Sides[lab.SideIoT]
+	forged := naFrame(side.MAC, plug.MAC, plug.Addr6, side.Addr6.Addr(), cam.Addr6, plug.MAC)
+	learn := func() {
+		t.Helper()
+		if _, err := f.lab.Gateway.Run(f.ctx, "ip", "-6", "neigh", "replace", cam.Addr6.String(), "lladdr", cam.MAC.String(), "dev", "br-iot", "nud", "reachable"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond)
+	}
+	learn()
+	f.sendFrames("plug1", [][]byte{forged})
+	time.Sleep(200 * time.Millisecond)
+	if got := f.gatewayNeighbour(cam.Addr6); got != plug.MAC.String() {
+		t.Fatalf("control: without picoseg the forged advertisement left the camera's entry at %q, want plug1's %v", got, plug.MAC)
+	}
+	f.start(labPolicy(t, func(s string) string {
+		s = strings.Replace(s, `networks = ["10.77.0.0/24"]`, `networks = ["10.77.0.0/24", "fd00:77::/64"]`, 1)
+		return strings.Replace(s, `ip = ["10.77.0.11"]`, `ip = ["10.77.0.11", "fd00:77::11"]`, 1)
+	}))
+	learn()
+	f.sendFrames("plug1", [][]byte{forged})
+	time.Sleep(200 * time.Millisecond)
+	if got := f.gatewayNeighbour(cam.Addr6); got != cam.MAC.String() {
+		t.Errorf("with picoseg the forged advertisement moved the camera's entry to %q", got)
+	}
+	if n := f.status().Kernel["nd_spoof"]; n != 1 {
+		t.Errorf("nd_spoof counted %d, want 1", n)
+	}
+}
