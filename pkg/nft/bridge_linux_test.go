@@ -15,7 +15,7 @@ import (
 func TestInstallBridgeMessages(t *testing.T) {
 	var rec recorder
 	opts := Options{Queues: 1, Bridges: []string{"br-test"},
-		Bindings: []Binding{{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11")}}},
+		Bindings:     []Binding{{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11")}}},
 		GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.77.0.1")},
 	}
 	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {

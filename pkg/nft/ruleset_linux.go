@@ -377,7 +377,10 @@ func invalidRule() rule {
 // `meta iifname @rpf_ifaces fib saddr . iif oif 0 drop`. An address proves
 // nothing outside its zone: a device on the IoT bridge sending from a LAN
 // address is spoofing. Bridged packets (br_netfilter) come in on the bridge
-// itself here, so the check works per bridge, not per port.
+// itself here, so the check works per bridge, not per port. The sources
+// networks need that claim no address pass: the kernel's fib accepts
+// 0.0.0.0 to the broadcast address (DHCP) and `::` to a multicast group
+// (duplicate address detection; TestKernelDADCrossesTheBridge).
 func reversePathRule() rule {
 	return rule{"", []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
