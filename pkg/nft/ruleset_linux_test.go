@@ -485,3 +485,36 @@ func TestRemoveMessages(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// The reverse-path check comes right after the invalid drop, only for the
+// listed interfaces: `iifname @rpf_ifaces fib saddr . iif oif 0 counter
+// name "rpf_dropped" drop`.
+func TestInstallReversePathRule(t *testing.T) {
+	var rec recorder
+	opts := Options{Queues: 1, ReversePathInterfaces: []string{"br-iot", "lan0"}}
+	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
+		t.Fatal(err)
+	}
+	msgs := decode(t, rec.msgs)
+	fwd := rulesOf(msgs, "forward")
+	if len(fwd) < 3 {
+		t.Fatalf("forward has %d rules", len(fwd))
+	}
+	diffExprs(t, "forward", fwd[2:3], [][]expr.Any{{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: "rpf_ifaces", SetID: setIDRPF},
+		&expr.Fib{Register: 1, ResultOIF: true, FlagSADDR: true, FlagIIF: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0)},
+		&expr.Objref{Type: 1, Name: "rpf_dropped"},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	var sets []string
+	for _, m := range msgs {
+		if m.kind == "add set" {
+			sets = append(sets, m.name)
+		}
+	}
+	if diff := cmp.Diff([]string{"rpf_ifaces"}, sets); diff != "" {
+		t.Errorf("sets (-want +got):\n%s", diff)
+	}
+}
