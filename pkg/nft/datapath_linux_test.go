@@ -9,9 +9,11 @@ package nft
 
 import (
 	"bufio"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -20,6 +22,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/internal/testnetns"
+	"golang.org/x/sys/unix"
 )
 
 const (
@@ -370,5 +373,72 @@ func TestKernelReversePath(t *testing.T) {
 	}
 	if got != 0 || cs.ReversePathDropped.Packets != 10 {
 		t.Errorf("spoofed source: %d arrived, %d counted; want 0 and 10", got, cs.ReversePathDropped.Packets)
+	}
+}
+
+// udpFrame is an Ethernet frame carrying a UDP datagram (no UDP checksum).
+func udpFrame(dst, src net.HardwareAddr, saddr, daddr netip.Addr, sport, dport uint16) []byte {
+	b := append(append(append([]byte{}, dst...), src...), 0x08, 0x00)
+	ip := []byte{0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, unix.IPPROTO_UDP, 0, 0}
+	ip = append(append(ip, saddr.AsSlice()...), daddr.AsSlice()...)
+	var sum uint32
+	for i := 0; i < len(ip); i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i:]))
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
+	udp := binary.BigEndian.AppendUint16(nil, sport)
+	udp = binary.BigEndian.AppendUint16(udp, dport)
+	udp = append(udp, 0, 8, 0, 0)
+	return append(append(b, ip...), udp...)
+}
+
+// TestKernelGuardFullStillLimits: a device forging a new source MAC for
+// every new flow fills the per-device guard set. The devices outside the
+// full set then share one budget: the flows beyond it are dropped and
+// counted, not let through unlimited (the old guard's behaviour once its
+// set was full).
+func TestKernelGuardFullStillLimits(t *testing.T) {
+	const rate, burst = 10, 10
+	d := newDataPath(t, Options{NewFlowRate: rate, NewFlowBurst: burst})
+	gwMAC, err := net.ParseMAC(strings.Fields(d.gw.Run(t, "cat", "/sys/class/net/g0/address"))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const flows = guardSize + 2000
+	frames := make([][]byte, 0, flows)
+	for i := 0; i < flows; i++ {
+		mac := net.HardwareAddr{0x02, 0x66, byte(i >> 16), byte(i >> 8), byte(i), 0x01}
+		frames = append(frames, udpFrame(gwMAC, mac, netip.MustParseAddr(dpClient), netip.MustParseAddr(dpServer), uint16(10000+i), 5000))
+	}
+	d.client.Do(t, func() {
+		ifi, err := net.InterfaceByName("c0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+		copy(to.Addr[:], gwMAC)
+		for _, fr := range frames {
+			if err := unix.Sendto(fd, fr, 0, to); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	time.Sleep(200 * time.Millisecond)
+	cs := d.counters(t)
+	t.Logf("%d new flows from as many forged MACs: %d queued, %d dropped outside the full guard set, %d by the per-device guard", flows, cs.Queued.Packets, cs.GuardFull.Packets, cs.GuardDropped.Packets)
+	// Every MAC in the set has its own burst; the rest share one.
+	if limit := uint64(guardSize + burst + 2*rate + 10); cs.Queued.Packets > limit {
+		t.Errorf("%d new flows reached the queue, want at most %d", cs.Queued.Packets, limit)
+	}
+	if cs.GuardFull.Packets < flows-guardSize-burst-2*rate-10 {
+		t.Errorf("only %d flows were dropped outside the full set", cs.GuardFull.Packets)
 	}
 }
