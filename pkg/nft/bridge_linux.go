@@ -3,9 +3,11 @@
 package nft
 
 import (
-	"os"
-	"path/filepath"
+	"encoding/binary"
+	"slices"
 	"sort"
+	"strings"
+	"syscall"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -22,7 +24,7 @@ import (
 // (`iif` is the port), before br_netfilter.
 //
 // The ports are those of the listed bridges when the table is installed
-// (read from /sys/class/net/<bridge>/brif): `meta ibrname` would name the
+// (interfaces whose master is the bridge): `meta ibrname` would name the
 // bridge instead, but needs nft_meta_bridge, which kernels such as this
 // project's CI lack. A port added later is covered from the next install
 // (a reload installs again).
@@ -260,20 +262,49 @@ func ndRules(o Options) [][]expr.Any {
 	}
 }
 
-// sysClassNet is where bridgePorts reads the bridges' ports.
-var sysClassNet = "/sys/class/net"
-
-// bridgePorts returns the ports of the named bridges, sorted; a bridge that
-// does not exist (yet) has none.
+// bridgePorts returns the ports of the named bridges in the caller's network
+// namespace, sorted: the interfaces whose master is one of them (an
+// RTM_GETLINK dump, so it does not depend on which namespace /sys shows). A
+// bridge that does not exist (yet), or an interface that is no bridge, has
+// none.
 func bridgePorts(bridges []string) []string {
-	var ports []string
-	for _, b := range bridges {
-		entries, err := os.ReadDir(filepath.Join(sysClassNet, b, "brif"))
+	if len(bridges) == 0 {
+		return nil
+	}
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
+	if err != nil {
+		return nil
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		return nil
+	}
+	names := map[int32]string{}
+	masters := map[int32]int32{}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+			continue
+		}
+		index := int32(binary.NativeEndian.Uint32(m.Data[4:8])) // ifinfomsg.ifi_index
+		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
 		if err != nil {
 			continue
 		}
-		for _, e := range entries {
-			ports = append(ports, e.Name())
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFLA_IFNAME:
+				names[index] = strings.TrimRight(string(a.Value), "\x00")
+			case unix.IFLA_MASTER:
+				if len(a.Value) >= 4 {
+					masters[index] = int32(binary.NativeEndian.Uint32(a.Value))
+				}
+			}
+		}
+	}
+	var ports []string
+	for index, master := range masters {
+		if slices.Contains(bridges, names[master]) {
+			ports = append(ports, names[index])
 		}
 	}
 	sort.Strings(ports)

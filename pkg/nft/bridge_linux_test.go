@@ -10,6 +10,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/testnetns"
 )
 
 func TestInstallBridgeMessages(t *testing.T) {
@@ -99,5 +101,28 @@ func TestNeighbourSetElements(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("set elements (-want +got):\n%s", diff)
+	}
+}
+
+// bridgePorts finds a bridge's ports in the namespace it runs in, and
+// nothing for an interface that is no bridge.
+func TestKernelBridgePorts(t *testing.T) {
+	testnetns.NeedRoot(t)
+	ns := testnetns.New(t, "picoseg-br")
+	ns.Run(t, "ip", "link", "add", "br-x", "type", "bridge")
+	for _, p := range []string{"p1", "p0"} {
+		ns.Run(t, "ip", "link", "add", p, "type", "veth", "peer", "name", p+"-peer")
+		ns.Run(t, "ip", "link", "set", p, "master", "br-x")
+	}
+	var got, none []string
+	ns.Do(t, func() {
+		got = bridgePorts([]string{"br-x", "lo"})
+		none = bridgePorts([]string{"p0"})
+	})
+	if diff := cmp.Diff([]string{"p0", "p1"}, got); diff != "" {
+		t.Errorf("ports of br-x (-want +got):\n%s", diff)
+	}
+	if len(none) != 0 {
+		t.Errorf("a port has ports itself: %v", none)
 	}
 }
