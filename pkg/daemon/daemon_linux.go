@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -253,12 +252,10 @@ func Run(ctx context.Context, opts Options) error {
 		if next.Config.Daemon.Queues != d.Queues || next.Config.Daemon.QueueBase != d.QueueBase || next.Config.Daemon.MarkMask != d.MarkMask {
 			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 		}
-		if !slices.Equal(next.Policy.ClassBytes, nftOpts.ClassBytes) {
-			// New class checks: the table is replaced in one transaction
-			// (conntrack marks are untouched); flows are moved to their
-			// new classes below.
-			o := nftOpts
-			o.ClassBytes = next.Policy.ClassBytes
+		if o := withPolicy(nftOpts, next.Policy); !sameKernelPath(o, nftOpts) {
+			// New class checks, devices or interfaces: the table is
+			// replaced in one transaction (conntrack marks are untouched);
+			// flows are moved to their new classes below.
 			r, err := nft.Install(conn, o, method)
 			if err != nil {
 				reloadFailures.Add(1)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/nft"
@@ -38,6 +39,22 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 			o.Bindings = append(o.Bindings, nft.Binding{MAC: net.HardwareAddr(d.MAC[:]), Addrs: d.Addrs})
 		}
 	}
+}
+
+// withPolicy returns o with the parts that come from the policy (class
+// checks, reverse-path interfaces, bridges, bindings, gateway addresses)
+// taken from pol.
+func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
+	o.ClassBytes = pol.ClassBytes
+	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs = nil, nil, nil, nil
+	kernelPath(&o, pol)
+	return o
+}
+
+// sameKernelPath reports whether a and b build the same ruleset, so that a
+// reload that changes none of it leaves the table alone.
+func sameKernelPath(a, b nft.Options) bool {
+	return reflect.DeepEqual(a, b)
 }
 
 func interfaceAddrs(name string) []netip.Addr {
