@@ -63,6 +63,9 @@ const (
 	setIDNDRate
 )
 
+// elemChunk is how many set elements one netlink message carries.
+const elemChunk = 1024
+
 // neighbourRateSize bounds the per-port rate sets: ports of a gateway's
 // bridges, not devices.
 const neighbourRateSize = 1024
@@ -91,7 +94,14 @@ func bridgeTable(nl *nftables.Conn, o Options) *nftables.Table {
 		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 	for _, s := range neighbourSets(t, o) {
-		_ = nl.AddSet(s.set, s.elems)
+		_ = nl.AddSet(s.set, nil)
+		// A netlink attribute holds at most 64 kB: the elements go in
+		// messages of elemChunk (each at most ~40 bytes).
+		for elems := s.elems; len(elems) > 0; {
+			n := min(len(elems), elemChunk)
+			_ = nl.SetAddElements(s.set, elems[:n])
+			elems = elems[n:]
+		}
 	}
 	accept := nftables.ChainPolicyAccept
 	pre := nl.AddChain(&nftables.Chain{

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 
@@ -124,5 +125,29 @@ func TestKernelBridgePorts(t *testing.T) {
 	}
 	if len(none) != 0 {
 		t.Errorf("a port has ports itself: %v", none)
+	}
+}
+
+// A large policy's bindings fit one transaction: ten thousand devices with
+// an IPv4 and an IPv6 address each.
+func TestKernelInstallManyBindings(t *testing.T) {
+	_, conn, method := probedNetNS(t)
+	o := Options{Queues: 1, Bridges: []string{"br-iot"}}
+	for i := 0; i < 10000; i++ {
+		mac := net.HardwareAddr{2, 0x55, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+		v4 := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		v6 := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)})
+		o.Bindings = append(o.Bindings, Binding{MAC: mac, Addrs: []netip.Addr{v4, v6}})
+	}
+	if _, err := Install(conn, o, method); err != nil {
+		t.Fatal(err)
+	}
+	got, err := conn.nl.GetSetElements(&nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}, Name: setBind6,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeEtherAddr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10000 {
+		t.Errorf("bind6 holds %d elements, want 10000", len(got))
 	}
 }

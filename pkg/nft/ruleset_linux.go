@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/google/nftables/xt"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ type Conn struct {
 // the caller's namespace when netnsFD is 0. Every operation opens and closes
 // its own netlink socket.
 func Dial(netnsFD int) (*Conn, error) {
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.WithSockOptions(largeSendBuffer)}
 	if netnsFD != 0 {
 		opts = append(opts, nftables.WithNetNSFd(netnsFD))
 	}
@@ -36,6 +37,28 @@ func Dial(netnsFD int) (*Conn, error) {
 		return nil, fmt.Errorf("nft: %w", err)
 	}
 	return &Conn{nl: nl}, nil
+}
+
+// sendBuffer is the send buffer of the nftables socket. One transaction is
+// one netlink send, which may not exceed the buffer, and it carries the
+// bridge table's bindings: a policy with ten thousand devices needs about
+// 1 MB, past the usual wmem_max (208 kB).
+const sendBuffer = 32 << 20
+
+// largeSendBuffer raises the socket's send buffer to sendBuffer, past
+// wmem_max when the process may (CAP_NET_ADMIN), else as far as wmem_max.
+// A failure is not fatal: small transactions still fit.
+func largeSendBuffer(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+		}
+	})
+	return nil
 }
 
 // NewConn wraps an existing google/nftables connection, for example one made
