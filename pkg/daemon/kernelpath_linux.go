@@ -27,10 +27,13 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 		if !z.Local {
 			continue
 		}
-		o.ReversePathInterfaces = append(o.ReversePathInterfaces, z.Interfaces...)
-		// An interface that is not a bridge has no ports: no checks.
-		o.Bridges = append(o.Bridges, z.Interfaces...)
 		for _, name := range z.Interfaces {
+			if name == "" || len(name) > 15 {
+				continue // no interface can have the name (IFNAMSIZ)
+			}
+			o.ReversePathInterfaces = append(o.ReversePathInterfaces, name)
+			// An interface that is not a bridge has no ports: no checks.
+			o.Bridges = append(o.Bridges, name)
 			o.GatewayAddrs = append(o.GatewayAddrs, interfaceAddrs(name)...)
 		}
 	}
