@@ -54,6 +54,11 @@ const (
 	// TypeAlertsResumed ends a TypeAlertsSuppressed episode, with how many
 	// alerts were held back.
 	TypeAlertsResumed
+	// TypeARPSpoof is ARP or a neighbour advertisement from a bridge port
+	// claiming an address bound to another device or to the gateway.
+	TypeARPSpoof
+	// TypeARPFlood is ARP or neighbour discovery over a bridge port's budget.
+	TypeARPFlood
 
 	typeCount
 )
@@ -82,6 +87,8 @@ var catalogue = [typeCount]entry{
 	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
 	TypeAlertsSuppressed:    {"alerts_suppressed", SeverityError, "alert budget spent, alerts are held back"},
 	TypeAlertsResumed:       {"alerts_resumed", SeverityNotice, "alerts flow again"},
+	TypeARPSpoof:            {"arp_spoof", SeverityCritical, "ARP or neighbour spoofing"},
+	TypeARPFlood:            {"arp_flood", SeverityWarning, "ARP or neighbour discovery flood"},
 }
 
 // Types returns every alert type in catalogue order.

@@ -9,10 +9,11 @@ import (
 // Defaults of the [daemon] settings, used when the policy leaves them out.
 // The new-flow rate defaults to 200/s and the timezone to time.Local.
 const (
-	DefaultMarkMask      = 0x00ff0000
+	DefaultMarkMask      = 0x000000f8
 	DefaultQueues        = 2
 	DefaultQueueBase     = 4200
 	DefaultFlowTableSize = 65536
+	DefaultQueueMaxLen   = 4096
 	DefaultSocket        = "/run/picoseg/picoseg.sock"
 )
 
@@ -20,6 +21,8 @@ const (
 const (
 	maxQueues        = 64
 	minFlowTableSize = 1024
+	minQueueMaxLen   = 64
+	maxQueueMaxLen   = 1 << 20
 	maxFlowTableSize = 4_000_000
 	// minMarkBits: the mark must tell apart at least accepted, dropped and
 	// suspicious flows and still leave room for a pico class.
@@ -38,6 +41,7 @@ func defaultDaemon(file string) Daemon {
 		QueueBase:     DefaultQueueBase,
 		NewFlowRate:   Rate{Count: 200, Per: time.Second},
 		FlowTableSize: DefaultFlowTableSize,
+		QueueMaxLen:   DefaultQueueMaxLen,
 		Socket:        DefaultSocket,
 		Pos:           Pos{File: file},
 	}
@@ -47,7 +51,7 @@ func defaultDaemon(file string) Daemon {
 func (b *builder) daemon(t table) {
 	t.name = "[daemon]"
 	t.checkKeys("mode", "timezone", "mark_mask", "on_daemon_down", "on_queue_full",
-		"queues", "queue_base", "new_flow_rate", "flow_table_size", "socket")
+		"queues", "queue_base", "new_flow_rate", "flow_table_size", "queue_max_len", "socket")
 	d := &b.cfg.Daemon
 	d.Pos = t.Pos()
 
@@ -123,6 +127,13 @@ func (b *builder) daemon(t table) {
 			t.errorf(pos, "flow_table_size must be %d-%d, not %d", minFlowTableSize, maxFlowTableSize, n)
 		} else {
 			d.FlowTableSize = int(n)
+		}
+	}
+	if n, pos, ok := t.integer("queue_max_len"); ok {
+		if n < minQueueMaxLen || n > maxQueueMaxLen {
+			t.errorf(pos, "queue_max_len must be %d-%d, not %d", minQueueMaxLen, maxQueueMaxLen, n)
+		} else {
+			d.QueueMaxLen = uint32(n)
 		}
 	}
 	if s, pos, ok := t.str("socket"); ok {

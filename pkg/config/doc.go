@@ -18,10 +18,11 @@
 //	[daemon]                      # optional, main file only
 //	mode = "enforce"              # "enforce" (default) or "monitor"
 //	timezone = "Europe/Brussels"  # for hours and days; default Local
-//	mark_mask = 0x00ff0000        # mark bits picoseg owns; non-zero, >= 3 bits
+//	mark_mask = 0x000000f8        # mark bits picoseg owns; contiguous, >= 3 bits
 //	on_daemon_down = "open"       # "open" (default) or "closed"
 //	on_queue_full = "open"        # "open" (default) or "drop"
 //	queues = 2                    # 1..64, default 2
+//	queue_max_len = 4096          # packets each kernel queue holds; 64..1048576
 //	queue_base = 4200             # 0..65535-queues, default 4200
 //	new_flow_rate = "200/s"       # per-device new-flow guard, default 200/s
 //	flow_table_size = 65536       # 1024..4000000, default 65536

@@ -64,8 +64,8 @@ type Daemon struct {
 	Timezone     *time.Location
 	TimezoneName string
 	// MarkMask is the set of packet/connection mark bits picoseg owns.
-	// Default 0x00ff0000: clear of mwan3 (0x3f00) and pbr (0xff000000 is
-	// avoided too).
+	// Default 0x000000f8: clear of Calico, pbr, Tailscale, kube-proxy and
+	// mwan3 (the table is on nft.DefaultMarkMask).
 	MarkMask uint32
 	// OnDaemonDown is "open" (default: new flows bypass the queue while no
 	// daemon listens) or "closed" (new flows are dropped).
@@ -83,6 +83,9 @@ type Daemon struct {
 	NewFlowRate Rate
 	// FlowTableSize bounds the userspace flow table (default 65536).
 	FlowTableSize int
+	// QueueMaxLen is each kernel queue's length in packets (default 4096);
+	// beyond it OnQueueFull decides.
+	QueueMaxLen uint32
 	// Socket is the status socket path (default /run/picoseg/picoseg.sock).
 	Socket string
 	Pos    Pos

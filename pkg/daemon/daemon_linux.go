@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime/debug"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -87,8 +86,10 @@ func Run(ctx context.Context, opts Options) error {
 	nftOpts := nft.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: failClosed,
 		NewFlowRate: perSecond(d.NewFlowRate), NewFlowBurst: 2 * perSecond(d.NewFlowRate),
+		GlobalNewFlowRate: globalNewFlowFactor * perSecond(d.NewFlowRate), GlobalNewFlowBurst: 2 * globalNewFlowFactor * perSecond(d.NewFlowRate),
 		ClassBytes: cur.Policy.ClassBytes,
 	}
+	kernelPath(&nftOpts, cur.Policy)
 	installed, err := nft.Install(conn, nftOpts, method)
 	if err != nil {
 		return err
@@ -134,7 +135,7 @@ func Run(ctx context.Context, opts Options) error {
 	h.latency = reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
 	adapter, err := queue.New(queue.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, FailOpen: d.OnQueueFull == "open",
-		MarkMask: marks.Mask, Logger: log,
+		MaxQueueLen: d.QueueMaxLen, MarkMask: marks.Mask, Logger: log,
 	}, h)
 	if err != nil {
 		removeTable()
@@ -187,7 +188,9 @@ func Run(ctx context.Context, opts Options) error {
 		if c, err := rs.Load().Counters(); err == nil {
 			st.Kernel = map[string]uint64{"fast_path": c.FastPath.Packets, "queued": c.Queued.Packets,
 				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets,
-				"tripped": c.Tripped.Packets}
+				"tripped": c.Tripped.Packets, "guard_full": c.GuardFull.Packets, "global_dropped": c.GlobalDropped.Packets,
+				"invalid_dropped": c.InvalidDropped.Packets, "rpf_dropped": c.ReversePathDropped.Packets,
+				"arp_spoof": c.ARPSpoof.Packets, "arp_flood": c.ARPFlood.Packets, "nd_spoof": c.NDSpoof.Packets, "nd_flood": c.NDFlood.Packets}
 			if kd, ok := queueDrops.Load().(queue.Drops); ok {
 				st.Kernel["queue_full_dropped"], st.Kernel["queue_undelivered"] = kd.QueueFull, kd.Undelivered
 			}
@@ -220,6 +223,7 @@ func Run(ctx context.Context, opts Options) error {
 	alerts.Raise(alert.Alert{Type: alert.TypeDaemonStarted, Reason: "policy " + opts.ConfigPath + " (" + cur.Policy.Hash + ")",
 		Message: "picoseg started: " + cur.Policy.Mode.String() + " mode, queue path " + method.String()})
 	var overflows uint64
+	var neighbours neighbourWatch
 	if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
 		// Counts from before this start are not this run's news.
 		overflows = kd.QueueFull + kd.Undelivered
@@ -248,12 +252,10 @@ func Run(ctx context.Context, opts Options) error {
 		if next.Config.Daemon.Queues != d.Queues || next.Config.Daemon.QueueBase != d.QueueBase || next.Config.Daemon.MarkMask != d.MarkMask {
 			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 		}
-		if !slices.Equal(next.Policy.ClassBytes, nftOpts.ClassBytes) {
-			// New class checks: the table is replaced in one transaction
-			// (conntrack marks are untouched); flows are moved to their
-			// new classes below.
-			o := nftOpts
-			o.ClassBytes = next.Policy.ClassBytes
+		if o := withPolicy(nftOpts, next.Policy); !sameKernelPath(o, nftOpts) {
+			// New class checks, devices or interfaces: the table is
+			// replaced in one transaction (conntrack marks are untouched);
+			// flows are moved to their new classes below.
 			r, err := nft.Install(conn, o, method)
 			if err != nil {
 				reloadFailures.Add(1)
@@ -297,6 +299,9 @@ func Run(ctx context.Context, opts Options) error {
 			if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
 				n += kd.QueueFull + kd.Undelivered
 				queueDrops.Store(kd)
+			}
+			if c, err := rs.Load().Counters(); err == nil {
+				neighbours.check(c, alerts.Raise)
 			}
 			if n > overflows {
 				alerts.Raise(alert.Alert{Type: alert.TypeQueueOverflow, Count: int(n - overflows),

@@ -143,7 +143,7 @@ func TestRejudgeAfterReloadAndWindowClose(t *testing.T) {
 	ct := &conntrack.Fake{}
 	cam := netip.MustParseAddr("10.77.0.11")
 	cloud := netip.MustParseAddr("198.51.100.7")
-	https := conntrack.Flow{Proto: 6, Src: cam, Dst: cloud, SrcPort: 40000, DstPort: 443, Mark: 0x1234 | marks.Accepted(0), ID: 1}
+	https := conntrack.Flow{Proto: 6, Src: cam, Dst: cloud, SrcPort: 40000, DstPort: 443, Mark: 0x1207 | marks.Accepted(0), ID: 1}
 	ntp := conntrack.Flow{Proto: 17, Src: cam, Dst: cloud, SrcPort: 123, DstPort: 123, Mark: marks.Accepted(0), ID: 2}
 	other := conntrack.Flow{Proto: 6, Src: cam, Dst: cloud, SrcPort: 40001, DstPort: 80, ID: 3} // not ours: never judged
 	for _, f := range []conntrack.Flow{https, ntp, other} {
@@ -168,7 +168,7 @@ func TestRejudgeAfterReloadAndWindowClose(t *testing.T) {
 		state, _ := marks.Decode(f.Mark)
 		switch f.ID {
 		case 1:
-			if state != nft.StateDropped || f.Mark&^marks.Mask != 0x1234 {
+			if state != nft.StateDropped || f.Mark&^marks.Mask != 0x1207 {
 				t.Errorf("https after reload: mark %#x", f.Mark)
 			}
 		case 2:

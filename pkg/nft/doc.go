@@ -3,14 +3,27 @@
 //
 // The ruleset is the kernel half of the data path. On the forward hook it
 //
-//  1. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
+//  1. clears picoseg's bits of the packet mark (only a verdict may set them);
+//  2. drops what conntrack finds invalid, and packets from the listed
+//     interfaces whose source is not routed back through them (spoofed);
+//  3. clears the inherited mark of an expected connection (FTP data, SIP
+//     media), so that it is judged by its own tuple;
+//  4. queues every TCP SYN without ACK, even on a flow whose conntrack mark
+//     says ACCEPTED: conntrack ignores a SYN on an established entry, and
+//     a SYN is an opening that must be judged, not a fast-pathed reply;
+//  5. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
 //     `accepted` chain, where each pico class's kernel checks run: a flow
 //     over its class's byte bound has its packet queued again, marked
 //     Tripped);
-//  2. drops flows whose conntrack mark says DROPPED;
-//  3. drops new flows from a source that opens them faster than the
-//     per-source guard allows, so a flood cannot starve the queue;
-//  4. queues everything else to userspace over NFQUEUE.
+//  6. drops flows whose conntrack mark says DROPPED;
+//  7. sends openings through the `newflow` chain: a per-device guard (the
+//     ingress interface and source MAC, not the claimed address), a shared
+//     budget for devices outside a full guard set, and a global cap, so a
+//     flood cannot starve the queue;
+//  8. queues everything else to userspace over NFQUEUE.
+//
+// A second table, `bridge picoseg`, checks ARP and IPv6 neighbour
+// discovery on the zones' bridges (bridge_linux.go).
 //
 // The input hook gets the same chains (`input`, `input_verdict`), so the
 // gateway's own services are judged like any destination; loopback and the

@@ -5,9 +5,26 @@ import (
 	"math/bits"
 )
 
-// DefaultMarkMask is the mark field picoseg uses unless configured otherwise.
-// It stays clear of mwan3 (0x3f00) and of the low byte used by pbr and SQM.
-const DefaultMarkMask uint32 = 0x00ff0000
+// DefaultMarkMask is the mark field picoseg uses unless configured otherwise:
+// five bits, 29 pico classes. It is clear of the fixed bits of every program
+// a gateway commonly runs beside picoseg, as they document them:
+//
+//	bits          who
+//	0xffff0000    Calico (default IptablesMarkMask)
+//	0x00ff0000    pbr and vpn-policy-routing (fw_mask 0x00ff0000),
+//	              Tailscale (fwmark mask 0xff0000: 0x40000 subnet route,
+//	              0x80000 bypass)
+//	0x0000c000    kube-proxy and flannel (0x4000 masquerade, 0x8000 drop)
+//	0x00003f00    mwan3 (mmx_mask 0x3f00)
+//	0x00000007    left free: the small marks people set by hand in fw4
+//	              rules (set_mark 0x1) and SQM's classification (1..3)
+//	0x000000f8    picoseg
+//
+// fw4 itself sets no fixed mark. Only the low byte is free of all of the
+// above, and its lowest values are the ones hand-written rules use, so
+// picoseg takes the byte's upper five bits. A network that uses those bits
+// sets mark_mask to another contiguous run of at least three free bits.
+const DefaultMarkMask uint32 = 0x000000f8
 
 // State is what the picoseg bits of a mark say about a flow.
 type State uint8

@@ -29,7 +29,7 @@ func TestMarksValidate(t *testing.T) {
 }
 
 func TestMarksEncoding(t *testing.T) {
-	m := DefaultMarks()
+	m := Marks{Mask: 0x00ff0000} // the byte-wide field these values are written for
 	if got, want := m.MaxClasses(), 253; got != want {
 		t.Errorf("MaxClasses() = %d, want %d", got, want)
 	}
@@ -64,7 +64,7 @@ func TestMarksEncoding(t *testing.T) {
 }
 
 func TestMarksApplyPreservesForeignBits(t *testing.T) {
-	m := DefaultMarks()
+	m := Marks{Mask: 0x00ff0000}
 	const mwan3 = 0x00003f00
 	const sqm = 0x000000ab
 	old := uint32(mwan3|sqm) | m.Dropped()
@@ -112,5 +112,35 @@ func TestOptionsNormalized(t *testing.T) {
 		if _, err := bad.normalized(); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
+	}
+}
+
+// The default field must stay clear of the fixed mark bits of the programs
+// a gateway runs beside picoseg (the table on DefaultMarkMask).
+func TestDefaultMarkMaskIsClearOfOthers(t *testing.T) {
+	for _, other := range []struct {
+		who  string
+		bits uint32
+	}{
+		{"Calico IptablesMarkMask", 0xffff0000},
+		{"pbr fw_mask", 0x00ff0000},
+		{"Tailscale fwmark mask", 0x00ff0000},
+		{"Tailscale subnet route mark", 0x40000},
+		{"Tailscale bypass mark", 0x80000},
+		{"kube-proxy masquerade mark", 0x4000},
+		{"kube-proxy drop mark", 0x8000},
+		{"mwan3 mmx_mask", 0x3f00},
+		{"hand-written fw4 set_mark and SQM classes", 0x7},
+	} {
+		if DefaultMarkMask&other.bits != 0 {
+			t.Errorf("DefaultMarkMask %#x overlaps %s (%#x)", DefaultMarkMask, other.who, other.bits)
+		}
+	}
+	m := DefaultMarks()
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if m.MaxClasses() < 16 {
+		t.Errorf("DefaultMarkMask holds %d classes, want room for at least 16", m.MaxClasses())
 	}
 }

@@ -3,6 +3,8 @@ package nft
 import (
 	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 )
 
 // TableName is the name of picoseg's table in the inet family.
@@ -33,8 +35,7 @@ func (q QueueMethod) String() string {
 	return fmt.Sprintf("QueueMethod(%d)", uint8(q))
 }
 
-// Options configures the ruleset. Its base chains hook forward only:
-// picoseg judges traffic it routes, not traffic to or from the gateway.
+// Options configures the ruleset.
 type Options struct {
 	// QueueBase is the first NFQUEUE number.
 	QueueBase uint16
@@ -48,11 +49,47 @@ type Options struct {
 	// daemon listens on the queue; otherwise the queue is bypassed and they
 	// are accepted. Flows already accepted keep their fast path either way.
 	FailClosed bool
-	// NewFlowRate is the per-source budget of new flows (packets in
-	// conntrack state new) per second; 0 disables the guard.
+	// NewFlowRate is the per-device budget of new flows (packets in
+	// conntrack state new, and SYNs on accepted flows) per second; 0
+	// disables the per-device guard. A device is what the kernel sees, not
+	// the address it claims: the ingress interface and, where the frame has
+	// an Ethernet header, its source MAC (on a bridge, every device behind
+	// it has its own budget).
 	NewFlowRate uint32
 	// NewFlowBurst is the guard's burst in packets; 0 means NewFlowRate.
 	NewFlowBurst uint32
+	// GlobalNewFlowRate caps the new flows of all devices together that
+	// reach the queue, per second; 0 disables the cap. It sits above the
+	// per-device guard: many devices (or many forged MACs) at once cannot
+	// overrun the queue either.
+	GlobalNewFlowRate uint32
+	// GlobalNewFlowBurst is the global cap's burst; 0 means
+	// GlobalNewFlowRate.
+	GlobalNewFlowBurst uint32
+	// ReversePathInterfaces are the ingress interfaces whose packets must
+	// come from an address routed back through the same interface (a
+	// strict reverse-path check, `fib saddr . iif oif missing drop`). List
+	// the zones' own interfaces, not a WAN with several uplinks or policy
+	// routing, where a genuine reply may arrive on another uplink.
+	ReversePathInterfaces []string
+	// Bridges are the zones' bridges whose ports get the ARP and neighbour
+	// discovery checks (table `bridge picoseg`); none means no such table.
+	Bridges []string
+	// Bindings are the devices the policy knows by MAC and address: on the
+	// bridges, ARP and neighbour advertisements claiming one of these
+	// addresses must come from its MAC.
+	Bindings []Binding
+	// GatewayAddrs are the gateway's own addresses: no bridge port may
+	// claim them in ARP or a neighbour advertisement.
+	GatewayAddrs []netip.Addr
+	// NeighbourRate is the ARP and neighbour discovery budget of one bridge
+	// port, in packets per second; 0 means DefaultNeighbourRate.
+	NeighbourRate uint32
+	// NeighbourBurst is that budget's burst; 0 means 2 * NeighbourRate.
+	NeighbourBurst uint32
+
+	// bridgePorts are the ports of Bridges, read by Install.
+	bridgePorts []string
 	// ClassBytes are the kernel checks of each pico class, indexed by
 	// class: a fast-pathed flow of class c that has moved more than
 	// ClassBytes[c] bytes (both directions, from conntrack's counters) has
@@ -84,8 +121,42 @@ func (o Options) normalized() (Options, error) {
 	if o.NewFlowRate > 0 && o.NewFlowBurst == 0 {
 		o.NewFlowBurst = o.NewFlowRate
 	}
+	if o.GlobalNewFlowRate > 0 && o.GlobalNewFlowBurst == 0 {
+		o.GlobalNewFlowBurst = o.GlobalNewFlowRate
+	}
+	if o.NeighbourRate == 0 {
+		o.NeighbourRate = DefaultNeighbourRate
+	}
+	if o.NeighbourBurst == 0 {
+		o.NeighbourBurst = 2 * o.NeighbourRate
+	}
+	for _, b := range o.Bindings {
+		if len(b.MAC) != 6 {
+			return o, fmt.Errorf("nft: binding of %v: MAC %q is not a 6-byte Ethernet address", b.Addrs, b.MAC)
+		}
+	}
+	for _, name := range append(append([]string(nil), o.Bridges...), o.ReversePathInterfaces...) {
+		if name == "" || len(name) >= ifNameSize {
+			return o, fmt.Errorf("nft: bad interface name %q", name)
+		}
+	}
 	return o, nil
 }
+
+// Binding is a device the policy knows by its MAC and addresses.
+type Binding struct {
+	MAC   net.HardwareAddr
+	Addrs []netip.Addr
+}
+
+// DefaultNeighbourRate is the per-port ARP and neighbour discovery budget
+// (packets per second) unless Options.NeighbourRate says otherwise. A device
+// resolves a handful of neighbours a second at most; a port sending more is
+// flooding (an ARP flood fills every neighbour table and the CPU).
+const DefaultNeighbourRate = 25
+
+// ifNameSize is IFNAMSIZ: interface names are at most 15 bytes and a NUL.
+const ifNameSize = 16
 
 // Counter is one named counter of the ruleset.
 type Counter struct {
@@ -98,8 +169,27 @@ type Counters struct {
 	FastPath Counter
 	// FlowDropped counts packets of flows whose conntrack mark says DROPPED.
 	FlowDropped Counter
-	// GuardDropped counts new-flow packets dropped by the per-source guard.
+	// GuardDropped counts new-flow packets dropped by the per-device guard.
 	GuardDropped Counter
+	// GuardFull counts new-flow packets dropped because the guard's device
+	// set was full and the shared budget of the devices outside it was
+	// spent (a source forging many MACs).
+	GuardFull Counter
+	// GlobalDropped counts new-flow packets dropped by the global cap.
+	GlobalDropped Counter
+	// InvalidDropped counts packets conntrack found invalid, dropped before
+	// the queue.
+	InvalidDropped Counter
+	// ReversePathDropped counts packets whose source address is not routed
+	// back through the interface they came in on (spoofed), dropped.
+	ReversePathDropped Counter
+	// ARPSpoof and NDSpoof count ARP packets and IPv6 neighbour
+	// advertisements from a bridge port that claimed an address bound to
+	// another device or to the gateway (or were malformed), dropped.
+	ARPSpoof, NDSpoof Counter
+	// ARPFlood and NDFlood count ARP and neighbour discovery packets over a
+	// bridge port's budget, dropped.
+	ARPFlood, NDFlood Counter
 	// Queued counts packets handed to NFQUEUE.
 	Queued Counter
 	// VerdictDropped counts packets that came back from userspace with the
@@ -118,6 +208,14 @@ const (
 	counterQueued         = "queued"
 	counterVerdictDropped = "verdict_dropped"
 	counterTripped        = "tripped"
+	counterGuardFull      = "guard_full"
+	counterGlobalDropped  = "global_dropped"
+	counterInvalid        = "invalid_dropped"
+	counterReversePath    = "rpf_dropped"
+	counterARPSpoof       = "arp_spoof"
+	counterARPFlood       = "arp_flood"
+	counterNDSpoof        = "nd_spoof"
+	counterNDFlood        = "nd_flood"
 )
 
 func (c *Counters) byName(name string) *Counter {
@@ -134,6 +232,22 @@ func (c *Counters) byName(name string) *Counter {
 		return &c.VerdictDropped
 	case counterTripped:
 		return &c.Tripped
+	case counterGuardFull:
+		return &c.GuardFull
+	case counterGlobalDropped:
+		return &c.GlobalDropped
+	case counterInvalid:
+		return &c.InvalidDropped
+	case counterReversePath:
+		return &c.ReversePathDropped
+	case counterARPSpoof:
+		return &c.ARPSpoof
+	case counterARPFlood:
+		return &c.ARPFlood
+	case counterNDSpoof:
+		return &c.NDSpoof
+	case counterNDFlood:
+		return &c.NDFlood
 	}
 	return nil
 }
@@ -144,6 +258,8 @@ const (
 	chainAccepted = "accepted"
 	chainSetMark  = "setmark"
 	chainVerdict  = "verdict"
-	setGuard4     = "guard4"
-	setGuard6     = "guard6"
+	chainNewFlow  = "newflow"
+	setGuardMAC   = "guard_mac"
+	setGuardIf    = "guard_if"
+	setRPF        = "rpf_ifaces"
 )

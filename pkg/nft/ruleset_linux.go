@@ -14,6 +14,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/google/nftables/xt"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +28,7 @@ type Conn struct {
 // the caller's namespace when netnsFD is 0. Every operation opens and closes
 // its own netlink socket.
 func Dial(netnsFD int) (*Conn, error) {
-	var opts []nftables.ConnOption
+	opts := []nftables.ConnOption{nftables.WithSockOptions(largeSendBuffer)}
 	if netnsFD != 0 {
 		opts = append(opts, nftables.WithNetNSFd(netnsFD))
 	}
@@ -36,6 +37,28 @@ func Dial(netnsFD int) (*Conn, error) {
 		return nil, fmt.Errorf("nft: %w", err)
 	}
 	return &Conn{nl: nl}, nil
+}
+
+// sendBuffer is the send buffer of the nftables socket. One transaction is
+// one netlink send, which may not exceed the buffer, and it carries the
+// bridge table's bindings: a policy with ten thousand devices needs about
+// 1 MB, past the usual wmem_max (208 kB).
+const sendBuffer = 32 << 20
+
+// largeSendBuffer raises the socket's send buffer to sendBuffer, past
+// wmem_max when the process may (CAP_NET_ADMIN), else as far as wmem_max.
+// A failure is not fatal: small transactions still fit.
+func largeSendBuffer(c *netlink.Conn) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	_ = rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+		}
+	})
+	return nil
 }
 
 // NewConn wraps an existing google/nftables connection, for example one made
@@ -80,6 +103,7 @@ func probeOnce(conn *Conn, exprs []expr.Any) error {
 type Ruleset struct {
 	conn   *Conn
 	table  *nftables.Table
+	bridge *nftables.Table // nil without bridges
 	opts   Options
 	method QueueMethod
 }
@@ -96,11 +120,13 @@ func Install(conn *Conn, opts Options, method QueueMethod) (*Ruleset, error) {
 	if method != QueueNative && method != QueueXtables {
 		return nil, fmt.Errorf("nft: unknown queue method %v", method)
 	}
+	o.bridgePorts = bridgePorts(o.Bridges)
 	t := buildRuleset(conn.nl, o, method)
+	bt := bridgeTable(conn.nl, o)
 	if err := conn.nl.Flush(); err != nil {
-		return nil, fmt.Errorf("nft: install table inet %s (%v queue): %w", TableName, method, err)
+		return nil, fmt.Errorf("nft: install tables inet and bridge %s (%v queue): %w", TableName, method, err)
 	}
-	return &Ruleset{conn: conn, table: t, opts: o, method: method}, nil
+	return &Ruleset{conn: conn, table: t, bridge: bt, opts: o, method: method}, nil
 }
 
 // Method returns the queue method the ruleset uses.
@@ -114,15 +140,19 @@ func (r *Ruleset) Remove() error {
 	return Remove(r.conn)
 }
 
-// Remove deletes the table `inet picoseg` if it exists, for example one left
-// behind by a daemon that did not stop cleanly. Other tables are untouched.
+// Remove deletes the tables `inet picoseg` and `bridge picoseg` if they
+// exist, for example ones left behind by a daemon that did not stop
+// cleanly. Other tables are untouched.
 func Remove(conn *Conn) error {
-	t := &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
-	// Adding first makes the delete succeed whether or not the table exists.
-	conn.nl.AddTable(t)
-	conn.nl.DelTable(t)
+	for _, f := range []nftables.TableFamily{nftables.TableFamilyINet, nftables.TableFamilyBridge} {
+		t := &nftables.Table{Family: f, Name: TableName}
+		// Adding first makes the delete succeed whether or not the table
+		// exists.
+		conn.nl.AddTable(t)
+		conn.nl.DelTable(t)
+	}
 	if err := conn.nl.Flush(); err != nil {
-		return fmt.Errorf("nft: remove table inet %s: %w", TableName, err)
+		return fmt.Errorf("nft: remove tables inet and bridge %s: %w", TableName, err)
 	}
 	return nil
 }
@@ -133,6 +163,13 @@ func (r *Ruleset) Counters() (Counters, error) {
 	objs, err := r.conn.nl.GetNamedObjects(r.table)
 	if err != nil {
 		return cs, fmt.Errorf("nft: read counters: %w", err)
+	}
+	if r.bridge != nil {
+		more, err := r.conn.nl.GetNamedObjects(r.bridge)
+		if err != nil {
+			return cs, fmt.Errorf("nft: read counters of table bridge %s: %w", TableName, err)
+		}
+		objs = append(objs, more...)
 	}
 	for _, o := range objs {
 		n, ok := o.(*nftables.NamedObj)
@@ -150,20 +187,35 @@ func (r *Ruleset) Counters() (Counters, error) {
 	return cs, nil
 }
 
-// guardTimeout is how long a source stays in the guard set after its last
+// guardTimeout is how long a device stays in the guard set after its first
 // new flow; the limiter state goes with it.
 const guardTimeout = time.Minute
 
-// guardSize bounds the guard sets; a full set stops adding sources (their
-// new flows are then not limited but still queued and judged).
-const guardSize = 65535
+// guardSize bounds the per-device guard set. Devices are interfaces and the
+// MACs behind them, a few hundred on a large home or office network. A
+// source forging MACs can fill the set; new flows of devices outside a full
+// set then share one budget (the per-device rate) and beyond it are dropped
+// and counted (guard_full): a full set never means "limit nothing".
+const guardSize = 4096
 
 // Set IDs only need to be unique within one transaction. Fixed values keep
 // the recorded netlink messages deterministic.
 const (
-	setIDGuard4 = 1
-	setIDGuard6 = 2
+	setIDGuardMAC = 1
+	setIDGuardIf  = 2
+	setIDRPF      = 3
 )
+
+// 32-bit registers (NFT_REG32_00 and on) hold the parts of a concatenated
+// set key side by side; each part starts on a register of its own.
+const (
+	reg32x0 = 8
+	reg32x1 = 9
+)
+
+// arphrdEther is ARPHRD_ETHER, the interface type of Ethernet devices and
+// bridges (`meta iiftype ether`).
+const arphrdEther = 1
 
 // verdictPriority places the verdict chain after the filter chain on the
 // same hook, so a packet accepted by userspace reaches it on its way on.
@@ -180,7 +232,8 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	nl.DelTable(t)
 	nl.AddTable(t)
 
-	for _, name := range []string{counterFastPath, counterFlowDropped, counterGuardDropped, counterQueued, counterVerdictDropped, counterTripped} {
+	for _, name := range []string{counterFastPath, counterFlowDropped, counterGuardDropped, counterQueued, counterVerdictDropped, counterTripped,
+		counterGuardFull, counterGlobalDropped, counterInvalid, counterReversePath} {
 		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 
@@ -196,11 +249,16 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		Hooknum: nftables.ChainHookForward, Priority: verdictPriority(), Policy: &accept,
 	})
 
+	newflow := nl.AddChain(&nftables.Chain{Name: chainNewFlow, Table: t})
 	if o.NewFlowRate > 0 {
 		for _, s := range guardSets(t) {
 			// AddSet only queues a message; errors surface from Flush.
 			_ = nl.AddSet(s, nil)
 		}
+	}
+	if len(o.ReversePathInterfaces) > 0 {
+		s, elems := rpfSet(t, o.ReversePathInterfaces)
+		_ = nl.AddSet(s, elems)
 	}
 
 	add := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
@@ -212,6 +270,9 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	}
 	for _, r := range forwardRules(o, method) {
 		add(forward, r.comment, r.exprs...)
+	}
+	for _, r := range newFlowRules(o) {
+		add(newflow, r.comment, r.exprs...)
 	}
 	// The kernel checks of each pico class: a fast-pathed flow that trips
 	// one has its packet queued again, marked Tripped, for userspace to
@@ -235,14 +296,31 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 func guardSets(t *nftables.Table) []*nftables.Set {
 	mk := func(name string, id uint32, key nftables.SetDatatype) *nftables.Set {
 		return &nftables.Set{
-			Table: t, ID: id, Name: name, KeyType: key,
+			Table: t, ID: id, Name: name, KeyType: key, Concatenation: len(nftables.ConcatSetTypeElements(key)) > 1,
 			Dynamic: true, HasTimeout: true, Timeout: guardTimeout, Size: guardSize,
 		}
 	}
 	return []*nftables.Set{
-		mk(setGuard4, setIDGuard4, nftables.TypeIPAddr),
-		mk(setGuard6, setIDGuard6, nftables.TypeIP6Addr),
+		mk(setGuardMAC, setIDGuardMAC, nftables.MustConcatSetType(nftables.TypeIFIndex, nftables.TypeEtherAddr)),
+		mk(setGuardIf, setIDGuardIf, nftables.TypeIFIndex),
 	}
+}
+
+func rpfSet(t *nftables.Table, ifaces []string) (*nftables.Set, []nftables.SetElement) {
+	s := &nftables.Set{Table: t, ID: setIDRPF, Name: setRPF, KeyType: nftables.TypeIFName, Constant: true}
+	elems := make([]nftables.SetElement, 0, len(ifaces))
+	for _, name := range ifaces {
+		elems = append(elems, nftables.SetElement{Key: ifname(name)})
+	}
+	return s, elems
+}
+
+// ifname is an interface name as the kernel compares it: IFNAMSIZ bytes,
+// NUL-padded.
+func ifname(name string) []byte {
+	b := make([]byte, ifNameSize)
+	copy(b, name)
+	return b
 }
 
 type rule struct {
@@ -253,8 +331,20 @@ type rule struct {
 // forwardRules are the rules of the forward base chain, in order.
 func forwardRules(o Options, method QueueMethod) []rule {
 	m := o.Marks
-	rules := []rule{
-		{"", concat(
+	// Order: nothing from another program or a forged source is looked at
+	// before it is cleaned or dropped; then the openings that a cached
+	// accept must not cover (a SYN, an expected connection) are sent to be
+	// judged; then the fast path.
+	rules := []rule{clearPacketMarkRule(m), invalidRule()}
+	if len(o.ReversePathInterfaces) > 0 {
+		rules = append(rules, reversePathRule())
+	}
+	// Before the SYN rule: its queue ends the chain for a SYN, and an
+	// expected TCP connection's SYN must not keep the inherited mark.
+	rules = append(rules, expectedRule(m))
+	rules = append(rules, synRules(o, method)...)
+	rules = append(rules,
+		rule{"", concat(
 			ctMarkField(m),
 			// The field is compared as a number, so it goes big-endian first.
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
@@ -262,45 +352,210 @@ func forwardRules(o Options, method QueueMethod) []rule {
 			counterRef(counterFastPath),
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainAccepted},
 		)},
-		{"", concat(
+		rule{"", concat(
 			ctMarkField(m),
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Dropped())},
 			counterRef(counterFlowDropped),
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)},
-	}
-	if o.NewFlowRate > 0 {
-		rules = append(rules,
-			rule{"", guardExprs(o, unix.NFPROTO_IPV4, 12, 4, setGuard4, setIDGuard4)},
-			rule{"", guardExprs(o, unix.NFPROTO_IPV6, 8, 16, setGuard6, setIDGuard6)},
-		)
+	)
+	if guarded(o) {
+		rules = append(rules, rule{"", concat(
+			ctStateIs(expr.CtStateBitNEW),
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow},
+		)})
 	}
 	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
 	return rules
 }
 
-// guardExprs drops new-flow packets of a source (address at saddrOffset in
-// the network header) that exceed the per-source rate. The limiter lives in
-// the set element of that source, so one noisy device cannot use up the
-// budget of the others.
-func guardExprs(o Options, nfproto byte, saddrOffset, saddrLen uint32, set string, setID uint32) []expr.Any {
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
-		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(expr.CtStateBitNEW), Xor: nativeU32(0)},
-		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: saddrOffset, Len: saddrLen},
-		&expr.Dynset{
-			SrcRegKey: 1, SetName: set, SetID: setID, Operation: unix.NFT_DYNSET_OP_ADD,
-			Exprs: []expr.Any{&expr.Limit{
-				Type: expr.LimitTypePkts, Rate: uint64(o.NewFlowRate), Over: true,
-				Unit: expr.LimitTimeSecond, Burst: o.NewFlowBurst,
-			}},
-		},
-		counterRef(counterGuardDropped),
+func guarded(o Options) bool { return o.NewFlowRate > 0 || o.GlobalNewFlowRate > 0 }
+
+// clearPacketMarkRule clears picoseg's bits of the packet mark of every
+// packet: `meta mark set meta mark & ~mask`. Only a verdict from userspace
+// may put them there. Without this, bits another program set in the field
+// (a mask shared by mistake) would pass the verdict chain as a verdict when
+// the queue is bypassed or overflows, or on a fast-pathed packet, and be
+// copied into the flow's conntrack mark.
+func clearPacketMarkRule(m Marks) rule {
+	return rule{"", []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^m.Mask), Xor: nativeU32(0)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+	}}
+}
+
+// invalidRule drops what conntrack found invalid (`ct state invalid`): such
+// packets have no conntrack entry, so no mark, and would otherwise all reach
+// the queue, past the new-flow guard (which keys on `ct state new`).
+func invalidRule() rule {
+	return rule{"", concat(
+		ctStateIs(expr.CtStateBitINVALID),
+		counterRef(counterInvalid),
 		&expr.Verdict{Kind: expr.VerdictDrop},
+	)}
+}
+
+// reversePathRule drops packets from the listed interfaces whose source
+// address is not routed back through the interface they came in on:
+// `meta iifname @rpf_ifaces fib saddr . iif oif 0 drop`. An address proves
+// nothing outside its zone: a device on the IoT bridge sending from a LAN
+// address is spoofing. Bridged packets (br_netfilter) come in on the bridge
+// itself here, so the check works per bridge, not per port. The sources
+// networks need that claim no address pass: the kernel's fib accepts
+// 0.0.0.0 to the broadcast address (DHCP) and `::` to a multicast group
+// (duplicate address detection; TestKernelDADCrossesTheBridge).
+func reversePathRule() rule {
+	return rule{"", []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: setRPF, SetID: setIDRPF},
+		&expr.Fib{Register: 1, ResultOIF: true, FlagSADDR: true, FlagIIF: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(0)},
+		counterRef(counterReversePath),
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}}
+}
+
+// Conntrack status bits (include/uapi/linux/netfilter/nf_conntrack_common.h).
+const (
+	ipsExpected  = 1 << 0
+	ipsConfirmed = 1 << 3
+)
+
+// expectedRule clears the picoseg field of the conntrack mark on the first
+// packet of an expected connection (`ct status & (expected|confirmed) ==
+// expected ct mark set ct mark & ~mask`). Conntrack gives a connection a
+// helper expected (FTP data, SIP media) its master's mark, so it would be
+// fast-pathed on the master's accept without its own tuple ever being
+// judged. Cleared, it goes through the guard and the queue like any new
+// flow, and its own verdict is recorded. Only the unconfirmed first packet
+// matches, so later packets keep that verdict.
+func expectedRule(m Marks) rule {
+	return rule{"", []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(ipsExpected | ipsConfirmed), Xor: nativeU32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(ipsExpected)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^m.Mask), Xor: nativeU32(0)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+	}}
+}
+
+func ctStateIs(bit uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(bit), Xor: nativeU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
 	}
+}
+
+// synRules queue every TCP packet with SYN set and ACK clear whose flow's
+// conntrack mark says accepted, instead of fast-pathing it: `tcp flags &
+// (syn|ack) == syn ct mark & mask >= accepted queue`.
+//
+// Conntrack ignores a SYN that arrives on an ESTABLISHED entry (it does not
+// start a new connection in its eyes), so the entry keeps its accepted mark.
+// A flow picked up mid-stream (a lone ACK "reply" that userspace accepted)
+// would then fast-path the SYN that really opens a connection, possibly from
+// the other side and across a denied segment. A SYN is an opening: it is
+// always judged. SYNs of flows without a verdict are queued by the rules
+// below anyway (after the new-flow guard); dropped flows stay dropped.
+func synRules(o Options, method QueueMethod) []rule {
+	m := o.Marks
+	match := concat(
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		tcpFlagsSYNOnly(),
+		ctMarkField(m),
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(m.FirstAccepted())},
+	)
+	var rules []rule
+	if guarded(o) {
+		// Such SYNs count against the device's new-flow budget like any
+		// opening, or a device could flood the queue with SYNs on the
+		// tuple of one accepted flow.
+		rules = append(rules, rule{"", concat(match, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow})})
+	}
+	return append(rules, rule{"syn on an accepted flow: judge the opening", concat(
+		match,
+		counterRef(counterQueued),
+		queueExprs(method, o),
+	)})
+}
+
+// TCP flag bits in the 14th byte of the TCP header.
+const (
+	tcpFlagSYN = 0x02
+	tcpFlagACK = 0x10
+)
+
+// tcpFlagsSYNOnly matches `tcp flags & (syn|ack) == syn`; the caller has
+// checked that the transport header is TCP.
+func tcpFlagsSYNOnly() []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagSYN | tcpFlagACK}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{tcpFlagSYN}},
+	}
+}
+
+// newFlowRules are the rules of the newflow chain, which every opening
+// (conntrack state new, or a SYN on an accepted flow) passes before the
+// queue. A packet that is not dropped returns to the forward chain.
+//
+//  1. Per device, where the frame has an Ethernet header: `add @guard_mac {
+//     iif . ether saddr limit rate over R/s }`. On a bridge every device
+//     behind it has its own budget; rotating source addresses gains nothing.
+//  2. Devices outside a full guard_mac set (a source forging MACs filled
+//     it) share one budget: `iif . ether saddr != @guard_mac limit rate
+//     over R/s drop`, counted as guard_full.
+//  3. Per interface where there is no Ethernet header (tunnels, PPP).
+//  4. The global cap on what reaches the queue, over all devices.
+func newFlowRules(o Options) []rule {
+	var rules []rule
+	if o.NewFlowRate > 0 {
+		limit := func() *expr.Limit {
+			return &expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(o.NewFlowRate), Over: true, Unit: expr.LimitTimeSecond, Burst: o.NewFlowBurst}
+		}
+		ether := func(op expr.CmpOp) []expr.Any {
+			return []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
+				&expr.Cmp{Op: op, Register: 1, Data: binaryutil.NativeEndian.PutUint16(arphrdEther)},
+			}
+		}
+		macKey := []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIF, Register: reg32x0},
+			&expr.Payload{DestRegister: reg32x1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		}
+		rules = append(rules,
+			rule{"", concat(ether(expr.CmpOpEq), macKey,
+				&expr.Dynset{SrcRegKey: reg32x0, SetName: setGuardMAC, SetID: setIDGuardMAC, Operation: unix.NFT_DYNSET_OP_ADD, Exprs: []expr.Any{limit()}},
+				counterRef(counterGuardDropped),
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			)},
+			rule{"", concat(ether(expr.CmpOpEq), macKey,
+				&expr.Lookup{SourceRegister: reg32x0, SetName: setGuardMAC, SetID: setIDGuardMAC, Invert: true},
+				limit(),
+				counterRef(counterGuardFull),
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			)},
+			rule{"", concat(ether(expr.CmpOpNeq),
+				&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+				&expr.Dynset{SrcRegKey: 1, SetName: setGuardIf, SetID: setIDGuardIf, Operation: unix.NFT_DYNSET_OP_ADD, Exprs: []expr.Any{limit()}},
+				counterRef(counterGuardDropped),
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			)},
+		)
+	}
+	if o.GlobalNewFlowRate > 0 {
+		rules = append(rules, rule{"", []expr.Any{
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(o.GlobalNewFlowRate), Over: true, Unit: expr.LimitTimeSecond, Burst: o.GlobalNewFlowBurst},
+			counterRef(counterGlobalDropped),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}})
+	}
+	return rules
 }
 
 // xt_NFQ_info_v3 flags (include/uapi/linux/netfilter/xt_NFQUEUE.h).
@@ -401,8 +656,22 @@ func setMarkRules(m Marks) [][]expr.Any {
 // verdictRules are the rules of the verdict base chain. A packet whose mark
 // carries no picoseg field (fast path, or "need more packets") passes
 // untouched, so its flow stays unjudged and the next packet is queued again.
+//
+// A packet still marked Tripped was not answered by userspace (the queue
+// was bypassed or full, fail-open) or was answered "need more packets":
+// its mark is cleared and nothing is recorded, so the flow keeps its class
+// mark and its next packet is checked (and queued) again. Copied, Tripped
+// (all ones, above every class) would fast-path the flow with no check.
 func verdictRules(m Marks) []rule {
 	return []rule{
+		{"", concat(
+			metaMarkField(m),
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Tripped())},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^m.Mask), Xor: nativeU32(0)},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+			&expr.Verdict{Kind: expr.VerdictAccept},
+		)},
 		{"", concat(
 			metaMarkField(m),
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},

@@ -171,21 +171,33 @@ func join(parts ...[]expr.Any) []expr.Any {
 }
 
 func wantForward(queue expr.Any) [][]expr.Any {
-	guard := func(nfproto byte, off, n uint32, set string, id uint32) []expr.Any {
-		return []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{nfproto}},
-			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(8), Xor: le32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-			&expr.Dynset{SrcRegKey: 1, SetName: set, SetID: id, Operation: unix.NFT_DYNSET_OP_ADD,
-				Exprs: []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Over: true, Unit: expr.LimitTimeSecond, Burst: 100}}},
-			&expr.Objref{Type: 1, Name: "guard_dropped"},
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		}
-	}
 	return [][]expr.Any{
+		// meta mark set meta mark & 0xff00ffff
+		{
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0)},
+			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+		},
+		// ct state invalid counter name "invalid_dropped" drop
+		{
+			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(1), Xor: le32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+			&expr.Objref{Type: 1, Name: "invalid_dropped"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+		// ct status & (expected|confirmed) == expected ct mark set ct mark & 0xff00ffff
+		{
+			&expr.Ct{Key: expr.CtKeySTATUS, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(9), Xor: le32(0)},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(1)},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0)},
+			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
+		},
+		// ... jump newflow, then ... queue
+		join(wantSYNMatch(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
+		wantSYNRule(queue),
 		// ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
 		join(ctMark, []expr.Any{
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
@@ -199,13 +211,83 @@ func wantForward(queue expr.Any) [][]expr.Any {
 			&expr.Objref{Type: 1, Name: "flow_dropped"},
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		}),
-		guard(unix.NFPROTO_IPV4, 12, 4, "guard4", 1),
-		guard(unix.NFPROTO_IPV6, 8, 16, "guard6", 2),
+		// ct state new jump newflow
+		{
+			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(8), Xor: le32(0)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"},
+		},
 		{&expr.Objref{Type: 1, Name: "queued"}, queue},
 	}
 }
 
-var testOptions = Options{QueueBase: 100, Queues: 4, NewFlowRate: 50, NewFlowBurst: 100}
+// wantNewFlow is the newflow chain for testOptions (50/s, burst 100).
+func wantNewFlow() [][]expr.Any {
+	limit := func() *expr.Limit {
+		return &expr.Limit{Type: expr.LimitTypePkts, Rate: 50, Over: true, Unit: expr.LimitTimeSecond, Burst: 100}
+	}
+	ether := func(op expr.CmpOp) []expr.Any {
+		return []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
+			&expr.Cmp{Op: op, Register: 1, Data: []byte{1, 0}},
+		}
+	}
+	key := []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIF, Register: 8},
+		&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+	}
+	return [][]expr.Any{
+		// meta iiftype ether add @guard_mac { iif . ether saddr limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
+		join(ether(expr.CmpOpEq), key, []expr.Any{
+			&expr.Dynset{SrcRegKey: 8, SetName: "guard_mac", SetID: 1, Operation: unix.NFT_DYNSET_OP_ADD, Exprs: []expr.Any{limit()}},
+			&expr.Objref{Type: 1, Name: "guard_dropped"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}),
+		// meta iiftype ether iif . ether saddr != @guard_mac limit rate over 50/second burst 100 packets counter name "guard_full" drop
+		join(ether(expr.CmpOpEq), key, []expr.Any{
+			&expr.Lookup{SourceRegister: 8, SetName: "guard_mac", SetID: 1, Invert: true},
+			limit(),
+			&expr.Objref{Type: 1, Name: "guard_full"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}),
+		// meta iiftype != ether add @guard_if { iif limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
+		join(ether(expr.CmpOpNeq), []expr.Any{
+			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+			&expr.Dynset{SrcRegKey: 1, SetName: "guard_if", SetID: 2, Operation: unix.NFT_DYNSET_OP_ADD, Exprs: []expr.Any{limit()}},
+			&expr.Objref{Type: 1, Name: "guard_dropped"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}),
+		// limit rate over 500/second burst 1000 packets counter name "global_dropped" drop
+		{
+			&expr.Limit{Type: expr.LimitTypePkts, Rate: 500, Over: true, Unit: expr.LimitTimeSecond, Burst: 1000},
+			&expr.Objref{Type: 1, Name: "global_dropped"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+	}
+}
+
+func wantSYNMatch() []expr.Any {
+	return join([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}, ctMark, []expr.Any{
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
+	})
+}
+
+// wantSYNRule queues a SYN without ACK on a flow whose conntrack mark says
+// accepted, instead of fast-pathing it.
+func wantSYNRule(queue expr.Any) []expr.Any {
+	return join(wantSYNMatch(), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue})
+}
+
+var testOptions = Options{QueueBase: 100, Queues: 4, NewFlowRate: 50, NewFlowBurst: 100,
+	GlobalNewFlowRate: 500, GlobalNewFlowBurst: 1000, Marks: Marks{Mask: 0x00ff0000}}
 
 func TestInstallMessages(t *testing.T) {
 	xtInfo := func(flags uint16) *xt.Unknown {
@@ -245,17 +327,29 @@ func TestInstallMessages(t *testing.T) {
 			wantOrder := []string{
 				"add table picoseg", "del table picoseg", "add table picoseg",
 				"add obj fastpath", "add obj flow_dropped", "add obj guard_dropped", "add obj queued", "add obj verdict_dropped", "add obj tripped",
-				"add chain forward", "add chain accepted", "add chain setmark", "add chain verdict",
-				"add set guard4", "add set guard6",
+				"add obj guard_full", "add obj global_dropped", "add obj invalid_dropped", "add obj rpf_dropped",
+				"add chain forward", "add chain accepted", "add chain setmark", "add chain verdict", "add chain newflow",
+				"add set guard_mac", "add set guard_if",
 				"add chain input", "add chain input_verdict",
+				// No bridges: a stale bridge table is deleted, none added.
+				"add table picoseg", "del table picoseg",
 			}
 			if diff := cmp.Diff(wantOrder, order); diff != "" {
 				t.Errorf("transaction (-want +got):\n%s", diff)
 			}
 
 			diffExprs(t, "forward", rulesOf(msgs, "forward"), wantForward(tc.queue))
+			diffExprs(t, "newflow", rulesOf(msgs, "newflow"), wantNewFlow())
 			diffExprs(t, "accepted", rulesOf(msgs, "accepted"), [][]expr.Any{{&expr.Verdict{Kind: expr.VerdictAccept}}})
 			diffExprs(t, "verdict", rulesOf(msgs, "verdict"), [][]expr.Any{
+				// meta mark & 0x00ff0000 == 0x00ff0000 meta mark set meta mark & 0xff00ffff accept
+				join(metaMark, []expr.Any{
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00ff0000)},
+					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+					&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0)},
+					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+					&expr.Verdict{Kind: expr.VerdictAccept},
+				}),
 				// meta mark & 0x00ff0000 != 0 jump setmark
 				join(metaMark, []expr.Any{
 					&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
@@ -353,8 +447,8 @@ func TestInstallSetMarkRules(t *testing.T) {
 			t.Errorf("unexpected %v", m)
 		}
 	}
-	if n := len(rulesOf(msgs, "forward")); n != 3 {
-		t.Errorf("forward has %d rules, want 3 (fast path, flow dropped, queue)", n)
+	if n := len(rulesOf(msgs, "forward")); n != 7 {
+		t.Errorf("forward has %d rules, want 7 (clear, invalid, syn, expected, fast path, flow dropped, queue)", n)
 	}
 }
 
@@ -388,7 +482,40 @@ func TestRemoveMessages(t *testing.T) {
 	for _, m := range decode(t, rec.msgs) {
 		got = append(got, m.String())
 	}
-	if diff := cmp.Diff([]string{"add table picoseg", "del table picoseg"}, got); diff != "" {
+	if diff := cmp.Diff([]string{"add table picoseg", "del table picoseg", "add table picoseg", "del table picoseg"}, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// The reverse-path check comes right after the invalid drop, only for the
+// listed interfaces: `iifname @rpf_ifaces fib saddr . iif oif 0 counter
+// name "rpf_dropped" drop`.
+func TestInstallReversePathRule(t *testing.T) {
+	var rec recorder
+	opts := Options{Queues: 1, ReversePathInterfaces: []string{"br-iot", "lan0"}}
+	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
+		t.Fatal(err)
+	}
+	msgs := decode(t, rec.msgs)
+	fwd := rulesOf(msgs, "forward")
+	if len(fwd) < 3 {
+		t.Fatalf("forward has %d rules", len(fwd))
+	}
+	diffExprs(t, "forward", fwd[2:3], [][]expr.Any{{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: "rpf_ifaces", SetID: setIDRPF},
+		&expr.Fib{Register: 1, ResultOIF: true, FlagSADDR: true, FlagIIF: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0)},
+		&expr.Objref{Type: 1, Name: "rpf_dropped"},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
+	var sets []string
+	for _, m := range msgs {
+		if m.kind == "add set" {
+			sets = append(sets, m.name)
+		}
+	}
+	if diff := cmp.Diff([]string{"rpf_ifaces"}, sets); diff != "" {
+		t.Errorf("sets (-want +got):\n%s", diff)
 	}
 }

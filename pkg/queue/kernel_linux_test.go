@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,12 +21,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The lab: client (192.0.2.1 and .3) -- gw -- server (198.51.100.1). All
+// The lab: client (192.0.2.1) and client B (192.0.3.1), each on a link of
+// its own -- gw -- server (198.51.100.1). The new-flow guard is per device
+// (interface and MAC), so the second client is a second device. All
 // addresses are documentation prefixes that exist only inside the test's
 // namespaces.
 const (
 	clientA    = "192.0.2.1"
-	clientB    = "192.0.2.3"
+	clientB    = "192.0.3.1"
 	serverAddr = "198.51.100.1"
 
 	portBulk    = 8080 // accepted: the server counts what it receives
@@ -33,22 +37,25 @@ const (
 	bulkSrcPort = 40001
 	bulkBytes   = 8 << 20
 	udpFlood    = 10000 // first UDP port of the flood; accepted
+	// udpRandFlood is the port of the random-source flood; accepted.
+	udpRandFlood = 60000
 
 	guardRate  = 20
 	guardBurst = 20
 )
 
 type lab struct {
-	client, gw, server testnetns.NS
+	client, clientB, gw, server testnetns.NS
 }
 
 func newLab(t *testing.T) lab {
 	t.Helper()
-	l := lab{testnetns.New(t, "picoseg-cl"), testnetns.New(t, "picoseg-gw"), testnetns.New(t, "picoseg-sv")}
+	l := lab{testnetns.New(t, "picoseg-cl"), testnetns.New(t, "picoseg-cb"), testnetns.New(t, "picoseg-gw"), testnetns.New(t, "picoseg-sv")}
 	testnetns.Link(t, l.client, "c0", clientA+"/24", l.gw, "g0", "192.0.2.254/24")
+	testnetns.Link(t, l.clientB, "c0", clientB+"/24", l.gw, "g2", "192.0.3.254/24")
 	testnetns.Link(t, l.gw, "g1", "198.51.100.254/24", l.server, "s0", serverAddr+"/24")
-	l.client.Run(t, "ip", "addr", "add", clientB+"/24", "dev", "c0")
 	l.client.Run(t, "ip", "route", "add", "default", "via", "192.0.2.254")
+	l.clientB.Run(t, "ip", "route", "add", "default", "via", "192.0.3.254")
 	l.server.Run(t, "ip", "route", "add", "default", "via", "198.51.100.254")
 	l.gw.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	return l
@@ -296,7 +303,7 @@ func TestKernelDataPath(t *testing.T) {
 		}
 	})
 
-	t.Run("guard stops a new-flow flood from one source only", func(t *testing.T) {
+	t.Run("guard stops a new-flow flood from one device only", func(t *testing.T) {
 		before, err := rs.Counters()
 		if err != nil {
 			t.Fatal(err)
@@ -330,7 +337,7 @@ func TestKernelDataPath(t *testing.T) {
 		<-flooding
 		time.Sleep(300 * time.Millisecond)
 		// Another source opens a flow in the middle of the flood.
-		c, err := dial(t, l.client, clientB, 0, portEcho, 3*time.Second)
+		c, err := dial(t, l.clientB, clientB, 0, portEcho, 3*time.Second)
 		if err != nil {
 			t.Errorf("client B could not connect during client A's flood: %v", err)
 		} else {
@@ -357,6 +364,39 @@ func TestKernelDataPath(t *testing.T) {
 		// burst + rate * duration, with slack for timing.
 		if limit := guardBurst + 2*guardRate + 10; judged > limit {
 			t.Errorf("%d flood packets reached userspace, want at most %d", judged, limit)
+		}
+	})
+
+	// A device that forges a new source address for every packet gets no
+	// new budget for each: the guard keys on the interface and the MAC.
+	// (Keyed on the source address, as it was, every forged address had a
+	// fresh burst and the whole flood reached userspace.)
+	t.Run("guard keys on the device, not the claimed address", func(t *testing.T) {
+		if _, err := exec.LookPath("hping3"); err != nil {
+			t.Skip("hping3 is not installed")
+		}
+		l.gw.Run(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.g0.rp_filter=0")
+		time.Sleep(time.Second) // the previous subtest's burst refills
+		before, _, _, _ := j.snapshot()
+		cs0, err := rs.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		flood := exec.Command("ip", "netns", "exec", l.client.Name, "timeout", "1", "hping3", "--flood", "--rand-source", "-2", "-p", strconv.Itoa(udpRandFlood), serverAddr)
+		out, _ := flood.CombinedOutput() // timeout ends it with a non-zero status
+		after, _, _, _ := j.snapshot()
+		cs1, err := rs.Counters()
+		if err != nil {
+			t.Fatal(err)
+		}
+		judged := after[udpRandFlood] - before[udpRandFlood]
+		guarded := cs1.GuardDropped.Packets - cs0.GuardDropped.Packets
+		t.Logf("random-source flood for 1s: %d dropped by the guard, %d reached userspace (hping3: %s)", guarded, judged, lastLine(string(out)))
+		if guarded == 0 {
+			t.Error("the guard dropped none of a random-source flood")
+		}
+		if limit := guardBurst + 2*guardRate + 10; judged > limit {
+			t.Errorf("%d packets of a random-source flood reached userspace, want at most %d (one device's budget)", judged, limit)
 		}
 	})
 
@@ -521,4 +561,12 @@ func TestKernelQueueFull(t *testing.T) {
 			}
 		})
 	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
 }

@@ -54,6 +54,13 @@ func (f HandlerFunc) Judge(p *Packet) (bool, uint32) { return f(p) }
 // payload for application identity.
 const DefaultCopyRange = 512
 
+// DefaultMaxQueueLen is the kernel queue length unless Options.MaxQueueLen
+// says otherwise. The kernel's own default, 1024, overflows within a
+// fraction of a second of a burst of new flows; 4096 packets of at most
+// DefaultCopyRange bytes is 2 MiB of kernel memory per queue, and beyond it
+// on_queue_full decides.
+const DefaultMaxQueueLen = 4096
+
 // DefaultReadBuffer is the socket receive buffer unless Options.ReadBuffer
 // says otherwise. A burst of new flows must not overflow it (ENOBUFS).
 const DefaultReadBuffer = 8 << 20
@@ -75,7 +82,8 @@ type Options struct {
 	// FailOpen (NFQA_CFG_F_FAIL_OPEN) accepts packets when the queue is
 	// full instead of dropping them.
 	FailOpen bool
-	// MaxQueueLen is the kernel queue length; 0 means the kernel's 1024.
+	// MaxQueueLen is the kernel queue length (NFQA_CFG_QUEUE_MAXLEN),
+	// always set explicitly; 0 means DefaultMaxQueueLen.
 	MaxQueueLen uint32
 	// ReadBuffer is the socket receive buffer in bytes; 0 means
 	// DefaultReadBuffer. It is forced past rmem_max when running as root.
@@ -103,6 +111,9 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.ReadBuffer == 0 {
 		o.ReadBuffer = DefaultReadBuffer
+	}
+	if o.MaxQueueLen == 0 {
+		o.MaxQueueLen = DefaultMaxQueueLen
 	}
 	if o.CopyRange == 0 {
 		o.CopyRange = DefaultCopyRange

@@ -79,3 +79,18 @@ func TestRunOnlyOnce(t *testing.T) {
 		t.Fatal("second Run: no error")
 	}
 }
+
+// The queue length is always sent to the kernel: its own default (1024)
+// overflows within a fraction of a second of a burst of new flows.
+func TestMaxQueueLenIsExplicit(t *testing.T) {
+	h := HandlerFunc(func(*Packet) (bool, uint32) { return true, 0 })
+	for _, tc := range []struct{ set, want uint32 }{{0, DefaultMaxQueueLen}, {100, 100}} {
+		a, err := New(Options{Queues: 1, MaxQueueLen: tc.set}, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.opts.MaxQueueLen != tc.want {
+			t.Errorf("MaxQueueLen %d: normalized to %d, want %d", tc.set, a.opts.MaxQueueLen, tc.want)
+		}
+	}
+}

@@ -1,0 +1,99 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"reflect"
+
+	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// globalNewFlowFactor sets the global cap on new flows reaching the queue
+// as a multiple of the per-device guard: many devices opening flows at once
+// stay within what userspace judges in time.
+const globalNewFlowFactor = 10
+
+// kernelPath fills the parts of the ruleset options that come from the
+// policy and the gateway's interfaces: the reverse-path check on the local
+// zones' interfaces (not on a zone holding a default route, where policy
+// routing or a second uplink makes replies arrive elsewhere), the ARP and
+// neighbour discovery checks on their bridges, the devices' MAC and address
+// bindings, and the gateway's own addresses on those interfaces.
+func kernelPath(o *nft.Options, pol *policy.Policy) {
+	for _, z := range pol.Zones {
+		if !z.Local {
+			continue
+		}
+		for _, name := range z.Interfaces {
+			if name == "" || len(name) > 15 {
+				continue // no interface can have the name (IFNAMSIZ)
+			}
+			o.ReversePathInterfaces = append(o.ReversePathInterfaces, name)
+			// An interface that is not a bridge has no ports: no checks.
+			o.Bridges = append(o.Bridges, name)
+			o.GatewayAddrs = append(o.GatewayAddrs, interfaceAddrs(name)...)
+		}
+	}
+	for _, d := range pol.Devices {
+		if d.HasMAC && len(d.Addrs) > 0 {
+			o.Bindings = append(o.Bindings, nft.Binding{MAC: net.HardwareAddr(d.MAC[:]), Addrs: d.Addrs})
+		}
+	}
+}
+
+// withPolicy returns o with the parts that come from the policy (class
+// checks, reverse-path interfaces, bridges, bindings, gateway addresses)
+// taken from pol.
+func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
+	o.ClassBytes = pol.ClassBytes
+	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs = nil, nil, nil, nil
+	kernelPath(&o, pol)
+	return o
+}
+
+// sameKernelPath reports whether a and b build the same ruleset, so that a
+// reload that changes none of it leaves the table alone.
+func sameKernelPath(a, b nft.Options) bool {
+	return reflect.DeepEqual(a, b)
+}
+
+func interfaceAddrs(name string) []netip.Addr {
+	ifi, err := net.InterfaceByName(name)
+	if err != nil {
+		return nil
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out
+}
+
+// neighbourWatch raises an alert when the bridge table drops spoofed or
+// flooding ARP and neighbour discovery: the kernel drops them, and the
+// daemon, which never sees them, learns of it from the counters.
+type neighbourWatch struct{ spoof, flood uint64 }
+
+func (w *neighbourWatch) check(c nft.Counters, raise func(alert.Alert)) {
+	spoof := c.ARPSpoof.Packets + c.NDSpoof.Packets
+	flood := c.ARPFlood.Packets + c.NDFlood.Packets
+	// A reinstalled table starts its counters at zero again.
+	if spoof > w.spoof {
+		raise(alert.Alert{Type: alert.TypeARPSpoof, Count: int(spoof - w.spoof),
+			Message: fmt.Sprintf("ARP or neighbour spoofing: %d packets from a bridge port claimed an address bound to another device or the gateway, dropped", spoof-w.spoof)})
+	}
+	if flood > w.flood {
+		raise(alert.Alert{Type: alert.TypeARPFlood, Count: int(flood - w.flood),
+			Message: fmt.Sprintf("ARP or neighbour discovery flood: %d packets over a bridge port's budget, dropped", flood-w.flood)})
+	}
+	w.spoof, w.flood = spoof, flood
+}

@@ -1,0 +1,54 @@
+package daemon
+
+import (
+	"net/netip"
+	"testing"
+
+	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+func TestNeighbourWatch(t *testing.T) {
+	var w neighbourWatch
+	var got []alert.Alert
+	raise := func(a alert.Alert) { got = append(got, a) }
+	w.check(nft.Counters{}, raise)
+	if len(got) != 0 {
+		t.Fatalf("zero counters raised %v", got)
+	}
+	w.check(nft.Counters{ARPSpoof: nft.Counter{Packets: 2}, NDSpoof: nft.Counter{Packets: 1}, ARPFlood: nft.Counter{Packets: 40}}, raise)
+	if len(got) != 2 || got[0].Type != alert.TypeARPSpoof || got[0].Count != 3 || got[1].Type != alert.TypeARPFlood || got[1].Count != 40 {
+		t.Fatalf("alerts %+v, want arp_spoof x3 and arp_flood x40", got)
+	}
+	got = nil
+	w.check(nft.Counters{ARPSpoof: nft.Counter{Packets: 2}, NDSpoof: nft.Counter{Packets: 1}, ARPFlood: nft.Counter{Packets: 40}}, raise)
+	if len(got) != 0 {
+		t.Errorf("unchanged counters raised %v", got)
+	}
+	// A reinstalled table counts from zero: the next spoof is one, not
+	// lost below the old total.
+	w.check(nft.Counters{}, raise)
+	w.check(nft.Counters{ARPSpoof: nft.Counter{Packets: 1}}, raise)
+	if len(got) != 1 || got[0].Count != 1 {
+		t.Errorf("after a reinstall: %+v, want one arp_spoof", got)
+	}
+}
+
+// A reload that adds a device (a new MAC binding for the bridge table)
+// reinstalls the ruleset; one that changes nothing the ruleset uses does not.
+func TestWithPolicyNoticesNewBindings(t *testing.T) {
+	pol := &policy.Policy{Devices: []policy.Device{{Name: "cam", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11")}}}}
+	base := withPolicy(nft.Options{Queues: 1}, pol)
+	if len(base.Bindings) != 1 || base.Bindings[0].MAC.String() != "02:00:00:00:00:11" {
+		t.Fatalf("bindings %+v", base.Bindings)
+	}
+	if !sameKernelPath(base, withPolicy(base, pol)) {
+		t.Error("the same policy changed the ruleset")
+	}
+	more := *pol
+	more.Devices = append(append([]policy.Device(nil), pol.Devices...), policy.Device{Name: "plug", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x21}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.21")}})
+	if sameKernelPath(base, withPolicy(base, &more)) {
+		t.Error("a new device's binding did not change the ruleset")
+	}
+}

@@ -1,0 +1,322 @@
+//go:build linux
+
+package nft
+
+import (
+	"encoding/binary"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// The table `bridge picoseg` guards the neighbour protocols on the zones'
+// bridges. picoseg's inet table never sees ARP, and IPv6 neighbour
+// discovery is link-local, so a device on a bridge could otherwise answer
+// for another device's address or the gateway's (poisoning their neighbour
+// caches, to sit in the middle of their traffic) and flood ARP at line
+// rate. The bridge family sees every frame with the port it came in on
+// (`iif` is the port), before br_netfilter.
+//
+// The ports are those of the listed bridges when the table is installed
+// (interfaces whose master is the bridge): `meta ibrname` would name the
+// bridge instead, but needs nft_meta_bridge, which kernels such as this
+// project's CI lack. A port added later is covered from the next install
+// (a reload installs again).
+//
+//	chain prerouting: frames from a port of a listed bridge
+//	  ARP -> chain arp: per-port budget; Ethernet/IPv4 ARP only; a sender
+//	         address bound to a device (or the gateway's own) must come
+//	         with that device's MAC
+//	  ICMPv6 NS/NA -> chain nd: per-port budget; the target of a neighbour
+//	         advertisement, if bound, must come from its device's MAC
+//
+// Addresses no binding covers (devices the policy knows only by address,
+// DHCP clients) are not checked; they are the engine's and the inventory's
+// concern. The gateway's own ARP and NDP leave through the output hook and
+// are not checked here.
+const (
+	bridgeChainPrerouting = "prerouting"
+	bridgeChainARP        = "arp"
+	bridgeChainND         = "nd"
+	setPorts              = "ports"
+	setOwned4             = "owned4"
+	setBind4              = "bind4"
+	setOwned6             = "owned6"
+	setBind6              = "bind6"
+	setARPRate            = "arp_rate"
+	setNDRate             = "nd_rate"
+)
+
+const (
+	setIDPorts = 11 + iota
+	setIDOwned4
+	setIDBind4
+	setIDOwned6
+	setIDBind6
+	setIDARPRate
+	setIDNDRate
+)
+
+// elemChunk is how many set elements one netlink message carries.
+const elemChunk = 1024
+
+// neighbourRateSize bounds the per-port rate sets: ports of a gateway's
+// bridges, not devices.
+const neighbourRateSize = 1024
+
+// More 32-bit registers for concatenated keys: an IPv6 address fills four.
+const reg32x4 = 12
+
+// ICMPv6 neighbour discovery types.
+const (
+	icmp6NeighbourSolicit = 135
+	icmp6NeighbourAdvert  = 136
+)
+
+// bridgeTable queues the transaction that replaces `bridge picoseg`: add,
+// delete and, when o lists bridges, add again with its sets and chains. It
+// returns the table, or nil when there is none.
+func bridgeTable(nl *nftables.Conn, o Options) *nftables.Table {
+	t := &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}
+	nl.AddTable(t)
+	nl.DelTable(t)
+	if len(o.Bridges) == 0 {
+		return nil
+	}
+	nl.AddTable(t)
+	for _, name := range []string{counterARPSpoof, counterARPFlood, counterNDSpoof, counterNDFlood} {
+		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
+	}
+	for _, s := range neighbourSets(t, o) {
+		_ = nl.AddSet(s.set, nil)
+		// A netlink attribute holds at most 64 kB: the elements go in
+		// messages of elemChunk (each at most ~40 bytes).
+		for elems := s.elems; len(elems) > 0; {
+			n := min(len(elems), elemChunk)
+			_ = nl.SetAddElements(s.set, elems[:n])
+			elems = elems[n:]
+		}
+	}
+	accept := nftables.ChainPolicyAccept
+	pre := nl.AddChain(&nftables.Chain{
+		Name: bridgeChainPrerouting, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(-200), Policy: &accept,
+	})
+	arp := nl.AddChain(&nftables.Chain{Name: bridgeChainARP, Table: t})
+	nd := nl.AddChain(&nftables.Chain{Name: bridgeChainND, Table: t})
+	for _, c := range []struct {
+		chain *nftables.Chain
+		rules [][]expr.Any
+	}{
+		{pre, bridgePreroutingRules()},
+		{arp, arpRules(o)},
+		{nd, ndRules(o)},
+	} {
+		for _, exprs := range c.rules {
+			nl.AddRule(&nftables.Rule{Table: t, Chain: c.chain, Exprs: exprs})
+		}
+	}
+	return t
+}
+
+type setWithElems struct {
+	set   *nftables.Set
+	elems []nftables.SetElement
+}
+
+func neighbourSets(t *nftables.Table, o Options) []setWithElems {
+	ports := make([]nftables.SetElement, 0, len(o.bridgePorts))
+	for _, p := range o.bridgePorts {
+		ports = append(ports, nftables.SetElement{Key: ifname(p)})
+	}
+	var owned4, bind4, owned6, bind6 []nftables.SetElement
+	for _, b := range o.Bindings {
+		mac := make([]byte, 8) // 6 bytes padded to two registers
+		copy(mac, b.MAC)
+		for _, a := range b.Addrs {
+			a = a.Unmap()
+			key := a.AsSlice()
+			if a.Is4() {
+				owned4 = append(owned4, nftables.SetElement{Key: key})
+				bind4 = append(bind4, nftables.SetElement{Key: append(key, mac...)})
+			} else {
+				owned6 = append(owned6, nftables.SetElement{Key: key})
+				bind6 = append(bind6, nftables.SetElement{Key: append(key, mac...)})
+			}
+		}
+	}
+	for _, a := range o.GatewayAddrs {
+		if a = a.Unmap(); a.Is4() {
+			owned4 = append(owned4, nftables.SetElement{Key: a.AsSlice()})
+		} else {
+			owned6 = append(owned6, nftables.SetElement{Key: a.AsSlice()})
+		}
+	}
+	plain := func(name string, id uint32, key nftables.SetDatatype, elems []nftables.SetElement) setWithElems {
+		return setWithElems{&nftables.Set{Table: t, ID: id, Name: name, KeyType: key,
+			Concatenation: len(nftables.ConcatSetTypeElements(key)) > 1}, dedup(elems)}
+	}
+	rate := func(name string, id uint32) setWithElems {
+		return setWithElems{set: &nftables.Set{Table: t, ID: id, Name: name, KeyType: nftables.TypeIFIndex,
+			Dynamic: true, HasTimeout: true, Timeout: guardTimeout, Size: neighbourRateSize}}
+	}
+	return []setWithElems{
+		plain(setPorts, setIDPorts, nftables.TypeIFName, ports),
+		plain(setOwned4, setIDOwned4, nftables.TypeIPAddr, owned4),
+		plain(setBind4, setIDBind4, nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeEtherAddr), bind4),
+		plain(setOwned6, setIDOwned6, nftables.TypeIP6Addr, owned6),
+		plain(setBind6, setIDBind6, nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeEtherAddr), bind6),
+		rate(setARPRate, setIDARPRate),
+		rate(setNDRate, setIDNDRate),
+	}
+}
+
+// dedup drops repeated keys: the kernel refuses an element added twice in
+// one transaction (two devices listing one address is a policy error the
+// compiler reports; the gateway's address may also be a device's).
+func dedup(elems []nftables.SetElement) []nftables.SetElement {
+	seen := make(map[string]bool, len(elems))
+	out := elems[:0]
+	for _, e := range elems {
+		if !seen[string(e.Key)] {
+			seen[string(e.Key)] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// bridgePreroutingRules send the neighbour protocols of the listed bridges'
+// ports to their chains; every other frame passes untouched.
+func bridgePreroutingRules() [][]expr.Any {
+	return [][]expr.Any{
+		{
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Lookup{SourceRegister: 1, SetName: setPorts, SetID: setIDPorts, Invert: true},
+			&expr.Verdict{Kind: expr.VerdictReturn},
+		},
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(unix.ETH_P_ARP)},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: bridgeChainARP},
+		},
+		{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{icmp6NeighbourSolicit}, ToData: []byte{icmp6NeighbourAdvert}},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: bridgeChainND},
+		},
+	}
+}
+
+func portBudget(o Options, set string, setID uint32, counter string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+		&expr.Dynset{SrcRegKey: 1, SetName: set, SetID: setID, Operation: unix.NFT_DYNSET_OP_ADD, Exprs: []expr.Any{&expr.Limit{
+			Type: expr.LimitTypePkts, Rate: uint64(o.NeighbourRate), Over: true, Unit: expr.LimitTimeSecond, Burst: o.NeighbourBurst,
+		}}},
+		counterRef(counter),
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+// arpRules: `add @arp_rate { iif limit rate over R/s } drop`; `arp hlen .
+// arp plen != 6 . 4 drop` (the offsets below assume Ethernet and IPv4, as
+// every receiver's ARP code does); `arp saddr ip @owned4 arp saddr ip . arp
+// saddr ether != @bind4 drop`.
+func arpRules(o Options) [][]expr.Any {
+	return [][]expr.Any{
+		portBudget(o, setARPRate, setIDARPRate, counterARPFlood),
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 4, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{6, 4}},
+			counterRef(counterARPSpoof),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 14, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: setOwned4, SetID: setIDOwned4},
+			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseNetworkHeader, Offset: 14, Len: 4},
+			&expr.Payload{DestRegister: reg32x1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 6},
+			&expr.Lookup{SourceRegister: reg32x0, SetName: setBind4, SetID: setIDBind4, Invert: true},
+			counterRef(counterARPSpoof),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+	}
+}
+
+// ndRules: `add @nd_rate { iif limit rate over R/s } drop`; for a neighbour
+// advertisement, `@th,64,128 @owned6 @th,64,128 . ether saddr != @bind6
+// drop` (the target address, bound to the frame's sender MAC).
+func ndRules(o Options) [][]expr.Any {
+	return [][]expr.Any{
+		portBudget(o, setNDRate, setIDNDRate, counterNDFlood),
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmp6NeighbourAdvert}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16},
+			&expr.Lookup{SourceRegister: 1, SetName: setOwned6, SetID: setIDOwned6},
+			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16},
+			&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Lookup{SourceRegister: reg32x0, SetName: setBind6, SetID: setIDBind6, Invert: true},
+			counterRef(counterNDSpoof),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+	}
+}
+
+// bridgePorts returns the ports of the named bridges in the caller's network
+// namespace, sorted: the interfaces whose master is one of them (an
+// RTM_GETLINK dump, so it does not depend on which namespace /sys shows). A
+// bridge that does not exist (yet), or an interface that is no bridge, has
+// none.
+func bridgePorts(bridges []string) []string {
+	if len(bridges) == 0 {
+		return nil
+	}
+	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
+	if err != nil {
+		return nil
+	}
+	msgs, err := syscall.ParseNetlinkMessage(rib)
+	if err != nil {
+		return nil
+	}
+	names := map[int32]string{}
+	masters := map[int32]int32{}
+	for _, m := range msgs {
+		if m.Header.Type != unix.RTM_NEWLINK || len(m.Data) < unix.SizeofIfInfomsg {
+			continue
+		}
+		index := int32(binary.NativeEndian.Uint32(m.Data[4:8])) // ifinfomsg.ifi_index
+		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
+		if err != nil {
+			continue
+		}
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFLA_IFNAME:
+				names[index] = strings.TrimRight(string(a.Value), "\x00")
+			case unix.IFLA_MASTER:
+				if len(a.Value) >= 4 {
+					masters[index] = int32(binary.NativeEndian.Uint32(a.Value))
+				}
+			}
+		}
+	}
+	var ports []string
+	for index, master := range masters {
+		if slices.Contains(bridges, names[master]) {
+			ports = append(ports, names[index])
+		}
+	}
+	sort.Strings(ports)
+	return ports
+}

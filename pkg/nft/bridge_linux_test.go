@@ -1,0 +1,153 @@
+//go:build linux
+
+package nft
+
+import (
+	"net"
+	"net/netip"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/testnetns"
+)
+
+func TestInstallBridgeMessages(t *testing.T) {
+	var rec recorder
+	opts := Options{Queues: 1, Bridges: []string{"br-test"},
+		Bindings:     []Binding{{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11")}}},
+		GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.77.0.1")},
+	}
+	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
+		t.Fatal(err)
+	}
+	msgs := decode(t, rec.msgs)
+	var bridge []string
+	inBridge := false
+	for _, m := range msgs {
+		if m.kind == "add obj" && m.name == "arp_spoof" {
+			inBridge = true
+		}
+		if inBridge && m.kind != "rule" && m.kind != "msg 12" { // set elements
+			bridge = append(bridge, m.String())
+		}
+	}
+	want := []string{
+		"add obj arp_spoof", "add obj arp_flood", "add obj nd_spoof", "add obj nd_flood",
+		"add set ports", "add set owned4", "add set bind4", "add set owned6", "add set bind6", "add set arp_rate", "add set nd_rate",
+		"add chain prerouting", "add chain arp", "add chain nd",
+	}
+	if diff := cmp.Diff(want, bridge); diff != "" {
+		t.Errorf("bridge table (-want +got):\n%s", diff)
+	}
+	limit := &expr.Limit{Type: expr.LimitTypePkts, Rate: DefaultNeighbourRate, Over: true, Unit: expr.LimitTimeSecond, Burst: 2 * DefaultNeighbourRate}
+	diffExprs(t, "arp", rulesOf(msgs, "arp"), [][]expr.Any{
+		// add @arp_rate { iif limit rate over 25/second burst 50 packets } counter name "arp_flood" drop
+		{
+			&expr.Meta{Key: expr.MetaKeyIIF, Register: 1},
+			&expr.Dynset{SrcRegKey: 1, SetName: "arp_rate", SetID: setIDARPRate, Operation: unix.NFT_DYNSET_OP_ADD, Exprs: []expr.Any{limit}},
+			&expr.Objref{Type: 1, Name: "arp_flood"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+		// arp hlen . arp plen != 6 . 4 counter name "arp_spoof" drop
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 4, Len: 2},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{6, 4}},
+			&expr.Objref{Type: 1, Name: "arp_spoof"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+		// arp saddr ip @owned4 arp saddr ip . arp saddr ether != @bind4 counter name "arp_spoof" drop
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 14, Len: 4},
+			&expr.Lookup{SourceRegister: 1, SetName: "owned4", SetID: setIDOwned4},
+			&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseNetworkHeader, Offset: 14, Len: 4},
+			&expr.Payload{DestRegister: 9, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 6},
+			&expr.Lookup{SourceRegister: 8, SetName: "bind4", SetID: setIDBind4, Invert: true},
+			&expr.Objref{Type: 1, Name: "arp_spoof"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+	})
+	diffExprs(t, "prerouting", rulesOf(msgs, "prerouting")[:1], [][]expr.Any{{
+		// iifname != @ports return
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+		&expr.Lookup{SourceRegister: 1, SetName: "ports", SetID: setIDPorts, Invert: true},
+		&expr.Verdict{Kind: expr.VerdictReturn},
+	}})
+	if n := len(rulesOf(msgs, "nd")); n != 2 {
+		t.Errorf("nd chain has %d rules, want 2 (budget, advertisement binding)", n)
+	}
+}
+
+// The element keys: an address, and an address with its MAC padded to
+// whole registers.
+func TestNeighbourSetElements(t *testing.T) {
+	o := Options{
+		Bindings:     []Binding{{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11"), netip.MustParseAddr("fd00::11")}}},
+		GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.11")},
+	}
+	got := map[string][][]byte{}
+	for _, s := range neighbourSets(nil, o) {
+		for _, e := range s.elems {
+			got[s.set.Name] = append(got[s.set.Name], e.Key)
+		}
+	}
+	want := map[string][][]byte{
+		"owned4": {{10, 77, 0, 11}, {10, 77, 0, 1}}, // the repeated address once
+		"bind4":  {{10, 77, 0, 11, 2, 0, 0, 0, 0, 0x11, 0, 0}},
+		"owned6": {netip.MustParseAddr("fd00::11").AsSlice()},
+		"bind6":  {append(netip.MustParseAddr("fd00::11").AsSlice(), 2, 0, 0, 0, 0, 0x11, 0, 0)},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("set elements (-want +got):\n%s", diff)
+	}
+}
+
+// bridgePorts finds a bridge's ports in the namespace it runs in, and
+// nothing for an interface that is no bridge.
+func TestKernelBridgePorts(t *testing.T) {
+	testnetns.NeedRoot(t)
+	ns := testnetns.New(t, "picoseg-br")
+	ns.Run(t, "ip", "link", "add", "br-x", "type", "bridge")
+	for _, p := range []string{"p1", "p0"} {
+		ns.Run(t, "ip", "link", "add", p, "type", "veth", "peer", "name", p+"-peer")
+		ns.Run(t, "ip", "link", "set", p, "master", "br-x")
+	}
+	var got, none []string
+	ns.Do(t, func() {
+		got = bridgePorts([]string{"br-x", "lo"})
+		none = bridgePorts([]string{"p0"})
+	})
+	if diff := cmp.Diff([]string{"p0", "p1"}, got); diff != "" {
+		t.Errorf("ports of br-x (-want +got):\n%s", diff)
+	}
+	if len(none) != 0 {
+		t.Errorf("a port has ports itself: %v", none)
+	}
+}
+
+// A large policy's bindings fit one transaction: ten thousand devices with
+// an IPv4 and an IPv6 address each.
+func TestKernelInstallManyBindings(t *testing.T) {
+	_, conn, method := probedNetNS(t)
+	o := Options{Queues: 1, Bridges: []string{"br-iot"}}
+	for i := 0; i < 10000; i++ {
+		mac := net.HardwareAddr{2, 0x55, 0, byte(i >> 16), byte(i >> 8), byte(i)}
+		v4 := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		v6 := netip.AddrFrom16([16]byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, byte(i >> 16), byte(i >> 8), byte(i)})
+		o.Bindings = append(o.Bindings, Binding{MAC: mac, Addrs: []netip.Addr{v4, v6}})
+	}
+	if _, err := Install(conn, o, method); err != nil {
+		t.Fatal(err)
+	}
+	got, err := conn.nl.GetSetElements(&nftables.Set{Table: &nftables.Table{Family: nftables.TableFamilyBridge, Name: TableName}, Name: setBind6,
+		KeyType: nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeEtherAddr)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10000 {
+		t.Errorf("bind6 holds %d elements, want 10000", len(got))
+	}
+}
