@@ -88,7 +88,7 @@ func (f *fixture) start(policy string) {
 	os.Setenv(runMainEnv, "1")
 	defer os.Unsetenv(runMainEnv)
 	p, err := f.lab.Gateway.Start(f.ctx, self, "run", "-c", f.policy, "--socket", f.sock,
-		"--inventory-state", filepath.Join(f.dir, "devices.json"))
+		"--inventory-state", filepath.Join(f.dir, "devices.json"), "--lock", f.lock())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -114,6 +114,10 @@ func (f *fixture) start(policy string) {
 		}
 	}
 }
+
+// lock is the daemon's lock file: one per lab, so that labs run side by
+// side.
+func (f *fixture) lock() string { return filepath.Join(f.dir, "picoseg.lock") }
 
 func (f *fixture) status() daemon.Status {
 	f.t.Helper()

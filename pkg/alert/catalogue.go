@@ -47,6 +47,9 @@ const (
 	// TypeUndecodablePacket is a packet that could not be judged on its
 	// headers.
 	TypeUndecodablePacket
+	// TypeRulesetRestored is picoseg's nftables table found deleted or
+	// changed by someone else, and installed again.
+	TypeRulesetRestored
 
 	typeCount
 )
@@ -73,6 +76,7 @@ var catalogue = [typeCount]entry{
 	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
 	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
 	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
+	TypeRulesetRestored:     {"ruleset_restored", SeverityError, "picoseg's table was lost and installed again"},
 }
 
 // Types returns every alert type in catalogue order.

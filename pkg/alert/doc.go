@@ -46,6 +46,8 @@
 //	| daemon_started         | info     | the daemon started judging packets                            |
 //	| daemon_stopped         | notice   | the daemon stopped                                            |
 //	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
+//	| ruleset_restored       | err      | picoseg's nftables table was deleted or changed by another    |
+//	|                        |          | program (nft flush ruleset) and installed again               |
 //
 // # Sinks
 //

@@ -14,6 +14,9 @@ const (
 	DefaultQueueBase     = 4200
 	DefaultFlowTableSize = 65536
 	DefaultSocket        = "/run/picoseg/picoseg.sock"
+	// DefaultLock is the file a running daemon holds locked, so that a
+	// second one cannot take over its table (Daemon.Lock "" means this).
+	DefaultLock = "/run/picoseg/picoseg.lock"
 )
 
 // Bounds of the [daemon] settings.
@@ -47,7 +50,7 @@ func defaultDaemon(file string) Daemon {
 func (b *builder) daemon(t table) {
 	t.name = "[daemon]"
 	t.checkKeys("mode", "timezone", "mark_mask", "on_daemon_down", "on_queue_full",
-		"queues", "queue_base", "new_flow_rate", "flow_table_size", "socket")
+		"queues", "queue_base", "new_flow_rate", "flow_table_size", "socket", "lock", "user")
 	d := &b.cfg.Daemon
 	d.Pos = t.Pos()
 
@@ -130,6 +133,20 @@ func (b *builder) daemon(t table) {
 			t.errorf(pos, "socket must not be empty")
 		} else {
 			d.Socket = s
+		}
+	}
+	if s, pos, ok := t.str("lock"); ok {
+		if s == "" {
+			t.errorf(pos, "lock must not be empty")
+		} else {
+			d.Lock = s
+		}
+	}
+	if s, pos, ok := t.str("user"); ok {
+		if s == "" || s == "root" || s == "0" {
+			t.errorf(pos, "user must name an unprivileged user, not %q (leave it out to stay root)", s)
+		} else {
+			d.User = s
 		}
 	}
 }

@@ -1,0 +1,195 @@
+package main
+
+// Kernel tests of what happens when things fail: a second daemon, a lost
+// table, a queue owned by another program, bridges outside the zones, and
+// the daemon's privileges.
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/daemon"
+)
+
+// runSecond runs another `picoseg run` in the gateway with the policy and
+// lock of f, on a socket of its own, and returns its exit error and output.
+func (f *fixture) runSecond(extra ...string) (error, string) {
+	f.t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	os.Setenv(runMainEnv, "1")
+	defer os.Unsetenv(runMainEnv)
+	args := append([]string{"run", "-c", f.policy, "--socket", filepath.Join(f.dir, "second.sock"),
+		"--inventory-state", filepath.Join(f.dir, "second.json"), "--lock", f.lock()}, extra...)
+	p, err := f.lab.Gateway.Start(f.ctx, self, args...)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(20 * time.Second):
+		p.Stop()
+		f.t.Fatalf("the second daemon kept running:\n%s", p.Output())
+	}
+	return p.Wait(), p.Output()
+}
+
+// nftTable is the handles of `nft -a list table inet picoseg`, in order:
+// they change if the table or any rule is installed again.
+func (f *fixture) nftTable() string {
+	f.t.Helper()
+	out, err := f.lab.Gateway.Run(f.ctx, "nft", "-a", "list", "table", "inet", "picoseg")
+	if err != nil {
+		return ""
+	}
+	var handles []string
+	for _, m := range regexp.MustCompile(`# handle (\d+)`).FindAllStringSubmatch(out, -1) {
+		handles = append(handles, m[1])
+	}
+	return strings.Join(handles, " ")
+}
+
+// ctMark is the conntrack mark of the TCP flow to dport, "" when none.
+func (f *fixture) ctMark(dport int) string {
+	f.t.Helper()
+	out, _ := f.lab.Gateway.Run(f.ctx, "conntrack", "-L", "-p", "tcp", "--dport", strconv.Itoa(dport))
+	m := regexp.MustCompile(`mark=(\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// TestKernelSecondInstanceChangesNothing: a second `picoseg run` while one
+// runs exits non-zero and leaves the first one's table, its conntrack marks
+// and its denials alone.
+func TestKernelSecondInstanceChangesNothing(t *testing.T) {
+	f := newFixture(t)
+	f.echo("wan", 8443)
+	f.echo("lan", 22)
+	if !f.can("cam", "lan", 22) {
+		t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
+	}
+	f.start(labPolicy(t, nil))
+	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
+	ch.waitEchoes(t, 5)
+	table, mark := f.nftTable(), f.ctMark(8443)
+	if table == "" || mark == "" || mark == "0" {
+		t.Fatalf("before: table %q, mark of the accepted flow %q", table, mark)
+	}
+	err, out := f.runSecond()
+	if err == nil {
+		t.Fatalf("a second picoseg run exited 0:\n%s", out)
+	}
+	if !strings.Contains(out, "another picoseg is running") {
+		t.Errorf("the second daemon does not say why it stopped:\n%s", out)
+	}
+	if got := f.nftTable(); got != table {
+		t.Errorf("the second daemon changed the table:\nbefore:\n%s\nafter:\n%s", table, got)
+	}
+	if got := f.ctMark(8443); got != mark {
+		t.Errorf("the accepted flow's conntrack mark went from %s to %q", mark, got)
+	}
+	if f.can("cam", "lan", 22) {
+		t.Error("after the second daemon exited, the camera reached the admin PC: the first one no longer enforces")
+	}
+	ch.waitEchoes(t, 5)
+	if st := f.status(); st.PID != f.daemon.PID() {
+		t.Errorf("status answered by pid %d, want the first daemon %d", st.PID, f.daemon.PID())
+	}
+}
+
+// TestKernelLostTableRestored: `nft flush ruleset` and `nft delete table`
+// remove picoseg's table; it is back within a few seconds, the denial holds
+// again, status counts the restores and an alert says so. A flow the
+// policy denies that opened while the table was gone is cut once it is
+// back; an accepted flow keeps flowing throughout.
+func TestKernelLostTableRestored(t *testing.T) {
+	f := newFixture(t)
+	f.echo("wan", 8443)
+	f.echo("lan", 22)
+	if !f.can("cam", "lan", 22) {
+		t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
+	}
+	f.start(labPolicy(t, nil))
+	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
+	ch.waitEchoes(t, 5)
+	if f.can("cam", "lan", 22) {
+		t.Fatal("the camera reached the admin PC with picoseg running")
+	}
+	for i, cmd := range [][]string{{"flush", "ruleset"}, {"delete", "table", "inet", "picoseg"}} {
+		if _, err := f.lab.Gateway.Run(f.ctx, "nft", cmd...); err != nil {
+			t.Fatal(err)
+		}
+		gone := time.Now()
+		for f.nftTable() == "" {
+			if time.Since(gone) > 5*time.Second {
+				t.Fatalf("nft %s: the table was not restored within 5 s", strings.Join(cmd, " "))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Logf("nft %s: table back after %v", strings.Join(cmd, " "), time.Since(gone).Round(10*time.Millisecond))
+		if f.can("cam", "lan", 22) {
+			t.Errorf("nft %s: the camera reached the admin PC after the table came back", strings.Join(cmd, " "))
+		}
+		if st := f.status(); st.RulesetRestores != uint64(i+1) {
+			// One restore per loss: the table installed again is taken as
+			// the one to keep.
+			t.Errorf("status counts %d restores, want %d", st.RulesetRestores, i+1)
+		}
+		ch.waitEchoes(t, 5)
+	}
+
+	// `systemctl restart nftables` with an admin's own table that tracks
+	// connections, and a flow opened in the gap, then idle: the daemon is
+	// paused so that the gap lasts. Once the table is back, the flow is
+	// judged from its original direction and marked DROPPED before it
+	// sends again. (Without a table that uses conntrack, the kernel tracks
+	// nothing in the gap, and a gap flow's next packet is queued as new.)
+	f.signal(syscall.SIGSTOP)
+	conf := filepath.Join(f.dir, "nftables.conf")
+	os.WriteFile(conf, []byte("flush ruleset\ntable inet filter {\n chain forward {\n  type filter hook forward priority 0; policy accept;\n  ct state established,related accept\n }\n}\n"), 0o644)
+	if out, err := f.lab.Gateway.Run(f.ctx, "nft", "-f", conf); err != nil {
+		t.Fatalf("nft -f: %v\n%s", err, out)
+	}
+	sneak, err := f.lab.Host("cam").Dial(f.ctx, "tcp", "10.88.0.10:22")
+	if err != nil {
+		t.Fatalf("opening a flow while the table is gone: %v", err)
+	}
+	defer sneak.Close()
+	f.signal(syscall.SIGCONT)
+	const dropped = "65536" // DROPPED in the default mark mask
+	for deadline := time.Now().Add(5 * time.Second); f.ctMark(22) != dropped; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the idle flow opened in the gap has conntrack mark %q, want %s (DROPPED)", f.ctMark(22), dropped)
+		}
+	}
+	sneak.SetDeadline(time.Now().Add(time.Second))
+	if _, err := sneak.Write([]byte("hello")); err == nil {
+		if _, err := sneak.Read(make([]byte, 5)); err == nil {
+			t.Error("the flow opened in the gap still echoes")
+		}
+	}
+	ch.waitEchoes(t, 5)
+	var alerts []struct {
+		Type string `json:"type"`
+	}
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		daemon.Query(f.sock, "alerts", &alerts)
+		for _, a := range alerts {
+			if a.Type == "ruleset_restored" {
+				return
+			}
+		}
+	}
+	t.Errorf("no ruleset_restored alert: %+v", alerts)
+}
