@@ -5,6 +5,7 @@ package main
 // the daemon's privileges.
 
 import (
+	"context"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/daemon"
+	"github.com/picoseg/picoseg/pkg/queue"
 )
 
 // runSecond runs another `picoseg run` in the gateway with the policy and
@@ -192,4 +194,57 @@ func TestKernelLostTableRestored(t *testing.T) {
 		}
 	}
 	t.Errorf("no ruleset_restored alert: %+v", alerts)
+}
+
+// startFailing starts the daemon with policy and returns its exit error and
+// output once it has exited; it fails the test if the daemon keeps running.
+func (f *fixture) startFailing(policy string) (error, string) {
+	f.t.Helper()
+	if err := os.WriteFile(f.policy, []byte(policy), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	return f.runSecond()
+}
+
+// TestKernelQueueBindFailure: another program owns the first queue. The
+// daemon must not say "running" while new flows bypass it: it exits
+// non-zero, and leaves the table as on_daemon_down says.
+func TestKernelQueueBindFailure(t *testing.T) {
+	for _, mode := range []string{"open", "closed"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			ns, err := os.Open(filepath.Join("/run/netns", f.lab.Gateway.NetNS))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ns.Close()
+			// The squatter accepts everything it is handed.
+			ctx, cancel := context.WithCancel(f.ctx)
+			squat, err := queue.New(queue.Options{QueueBase: 4200, Queues: 1, NetNS: int(ns.Fd())},
+				queue.HandlerFunc(func(*queue.Packet) (bool, uint32) { return true, 0 }))
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- squat.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			select {
+			case <-squat.Ready():
+			case err := <-done:
+				t.Fatalf("binding queue 4200 in the lab: %v", err)
+			}
+			err, out := f.startFailing(labPolicy(t, func(s string) string {
+				return strings.Replace(s, `on_daemon_down = "open"`, `on_daemon_down = "`+mode+`"`, 1)
+			}))
+			if err == nil {
+				t.Fatalf("the daemon exited 0 with its queue owned by another program:\n%s", out)
+			}
+			if !strings.Contains(out, "queue 4200") || strings.Contains(out, "picoseg running") {
+				t.Errorf("the daemon's output should name queue 4200 and never say running:\n%s", out)
+			}
+			if kept := f.nftTable() != ""; kept != (mode == "closed") {
+				t.Errorf("on_daemon_down = %s: table kept = %v after a failed start", mode, kept)
+			}
+		})
+	}
 }

@@ -80,6 +80,8 @@ type partError struct {
 
 func (e partError) Error() string { return e.part + ": " + e.err.Error() }
 
+func (e partError) Unwrap() error { return e.err }
+
 // Run is `picoseg run`: it serves until ctx is done, a stop signal arrives
 // on opts.Signals, or a part fails; SIGHUP on opts.Signals reloads the
 // policy. It returns the first fatal error of the daemon's parts.
