@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/daemon"
+	"github.com/picoseg/picoseg/pkg/lab"
 	"github.com/picoseg/picoseg/pkg/queue"
 )
 
@@ -246,5 +248,66 @@ func TestKernelQueueBindFailure(t *testing.T) {
 				t.Errorf("on_daemon_down = %s: table kept = %v after a failed start", mode, kept)
 			}
 		})
+	}
+}
+
+// TestKernelBridgeFilterOnlyZoneBridges: bridge_filter reaches the zones'
+// bridges only. Two hosts on another bridge (lan0 holding two LAN hosts,
+// in no zone of the policy) ping each other before picoseg starts, while
+// it runs and after it stops; the global br_netfilter switch stays off and
+// br-iot's own switch is put back on exit.
+func TestKernelBridgeFilterOnlyZoneBridges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("integration test: needs root for network namespaces, nftables and NFQUEUE")
+	}
+	if err := lab.Available(); err != nil {
+		t.Skipf("integration test: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	opts := lab.DefaultOptions()
+	opts.IPv6 = false
+	opts.Hosts = append(opts.Hosts, lab.HostSpec{Name: "lan2", Side: lab.SideLAN, Addr: netip.MustParseAddr("10.88.0.11"), MAC: net.HardwareAddr{2, 0, 0, 0, 0x88, 0x11}})
+	l, err := lab.New(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	dir := t.TempDir()
+	f := &fixture{t: t, ctx: ctx, lab: l, dir: dir, policy: filepath.Join(dir, "policy.toml"), sock: filepath.Join(dir, "picoseg.sock")}
+	ping := func() error {
+		return l.Host("lan").Ping(ctx, netip.MustParseAddr("10.88.0.11"), 3)
+	}
+	sysfs := func(path string) string {
+		out, _ := l.Gateway.Run(ctx, "cat", path)
+		return strings.TrimSpace(out)
+	}
+	if err := ping(); err != nil {
+		t.Fatalf("lab without picoseg: lan cannot ping lan2 on their bridge: %v", err)
+	}
+	// The LAN zone names an interface that is not there: lan0 is a bridge
+	// in no zone.
+	f.start(labPolicy(t, func(s string) string {
+		return strings.Replace(s, `interfaces = ["lan0"]`, `interfaces = ["lan9"]`, 1)
+	}))
+	if err := ping(); err != nil {
+		t.Errorf("with picoseg running, two hosts on a bridge in no zone cannot ping each other: %v", err)
+	}
+	if v := sysfs("/proc/sys/net/bridge/bridge-nf-call-iptables"); v != "0" {
+		t.Errorf("picoseg changed the global bridge-nf-call-iptables to %s", v)
+	}
+	if v := sysfs("/sys/class/net/br-iot/bridge/nf_call_iptables"); v != "1" {
+		t.Errorf("br-iot's nf_call_iptables is %s while picoseg runs, want 1", v)
+	}
+	if f.can("plug1", "plug2", 80) {
+		t.Error("plugs on br-iot reached each other: bridge_filter did not reach the zone's bridge")
+	}
+	f.signal(syscall.SIGTERM)
+	<-f.daemon.Done()
+	if v := sysfs("/sys/class/net/br-iot/bridge/nf_call_iptables"); v != "0" {
+		t.Errorf("br-iot's nf_call_iptables is %s after picoseg stopped, want 0 as before", v)
+	}
+	if err := ping(); err != nil {
+		t.Errorf("after picoseg stopped, lan cannot ping lan2: %v", err)
 	}
 }
