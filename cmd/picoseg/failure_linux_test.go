@@ -6,9 +6,12 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -309,5 +312,96 @@ func TestKernelBridgeFilterOnlyZoneBridges(t *testing.T) {
 	}
 	if err := ping(); err != nil {
 		t.Errorf("after picoseg stopped, lan cannot ping lan2: %v", err)
+	}
+}
+
+// TestKernelUnprivilegedUser: with [daemon] user set, the daemon runs as
+// that user with CAP_NET_ADMIN alone (in every set, the bounding set too),
+// says so in status, and still enforces, reloads and restores its table.
+// Changing every thread's credentials needs a binary built without cgo,
+// as `make build` makes it; the race-enabled test binary is not one.
+func TestKernelUnprivilegedUser(t *testing.T) {
+	f := newFixture(t)
+	if testing.Short() {
+		t.Skip("builds the picoseg binary")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skipf("no user nobody: %v", err)
+	}
+	f.binary = filepath.Join(f.dir, "picoseg")
+	build := exec.CommandContext(f.ctx, "go", "build", "-o", f.binary, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	// The unprivileged daemon must read its policy again on reload.
+	for _, d := range []string{filepath.Dir(f.dir), f.dir} {
+		os.Chmod(d, 0o755)
+	}
+	f.echo("wan", 8443)
+	f.echo("lan", 22)
+	if !f.can("cam", "lan", 22) {
+		t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
+	}
+	withUser := func(s string) string {
+		return strings.Replace(s, "queues = 2\n", "queues = 2\nuser = \"nobody\"\n", 1)
+	}
+	f.start(labPolicy(t, withUser))
+
+	proc, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", f.daemon.PID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Uid":    strings.Repeat(nobody.Uid+"\t", 3) + nobody.Uid,
+		"CapEff": "0000000000001000", "CapPrm": "0000000000001000", "CapBnd": "0000000000001000",
+		"CapInh": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1",
+	}
+	for _, line := range strings.Split(string(proc), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		if w, ok := want[k]; ok {
+			if strings.TrimSpace(v) != w {
+				t.Errorf("/proc/PID/status %s: %q, want %q", k, strings.TrimSpace(v), w)
+			}
+			delete(want, k)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("/proc/PID/status lacks %v", want)
+	}
+	st := f.status()
+	if p := st.Privileges; p == nil || strconv.Itoa(p.UID) != nobody.Uid || strings.Join(p.Capabilities, " ") != "cap_net_admin" {
+		t.Errorf("status privileges %+v, want uid %s and cap_net_admin only", p, nobody.Uid)
+	}
+	if !f.can("cam", "wan", 8443) || f.can("cam", "lan", 22) {
+		t.Fatal("the unprivileged daemon does not decide as the policy says")
+	}
+	// A reload that denies uploads, read and installed as nobody.
+	denying := labPolicy(t, func(s string) string {
+		return withUser(strings.Replace(s, `services = ["tcp/8443"]`, `services = ["tcp/9443"]`, 1))
+	})
+	if err := os.WriteFile(f.policy, []byte(denying), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(5 * time.Second); f.status().Generation != st.Generation+1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unprivileged daemon did not reload:\n%s", f.daemon.Output())
+		}
+	}
+	if f.can("cam", "wan", 8443) {
+		t.Error("after the reload as nobody, the denied upload passed")
+	}
+	if _, err := f.lab.Gateway.Run(f.ctx, "nft", "flush", "ruleset"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); f.status().RulesetRestores != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unprivileged daemon did not restore its table:\n%s", f.daemon.Output())
+		}
+	}
+	if f.can("cam", "lan", 22) {
+		t.Error("after the table was restored as nobody, the camera reached the admin PC")
 	}
 }

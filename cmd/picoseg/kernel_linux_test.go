@@ -47,6 +47,8 @@ type fixture struct {
 	policy string
 	sock   string
 	daemon *lab.Process
+	// binary is the picoseg binary to run; "" means this test binary.
+	binary string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -84,6 +86,9 @@ func (f *fixture) start(policy string) {
 	self, err := os.Executable()
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	if f.binary != "" {
+		self = f.binary
 	}
 	os.Setenv(runMainEnv, "1")
 	defer os.Unsetenv(runMainEnv)

@@ -1,9 +1,12 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -50,4 +53,44 @@ func TestStopKeepsLateFatalError(t *testing.T) {
 	if err := d.stop(nil); err != nil {
 		t.Fatalf("a non-fatal error made stop fail: %v", err)
 	}
+}
+
+func TestParseProcStatus(t *testing.T) {
+	for _, tt := range []struct {
+		name, text string
+		uid, gid   int
+		caps       string
+	}{
+		{"root", "Name:\tpicoseg\nUid:\t0\t0\t0\t0\nGid:\t0\t0\t0\t0\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n", 0, 0, "all"},
+		{"dropped", "Uid:\t65534\t65534\t65534\t65534\nGid:\t65534\t65534\t65534\t65534\nCapEff:\t0000000000001000\n", 65534, 65534, "cap_net_admin"},
+		{"effective uid", "Uid:\t0\t1000\t0\t1000\nGid:\t0\t100\t0\t100\nCapEff:\t0000000000003000\n", 1000, 100, "cap_net_admin cap_net_raw"},
+		{"none", "Uid:\t1000\t1000\t1000\t1000\nGid:\t1000\t1000\t1000\t1000\nCapEff:\t0000000000000000\n", 1000, 1000, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := parseProcStatus(bufio.NewScanner(strings.NewReader(tt.text)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 40 is the last capability of the kernels this runs on.
+			p.Capabilities = capNames(mustCaps(t, tt.text), 40)
+			if p.UID != tt.uid || p.GID != tt.gid || strings.Join(p.Capabilities, " ") != tt.caps {
+				t.Errorf("got uid %d gid %d caps %q, want %d %d %q", p.UID, p.GID, p.Capabilities, tt.uid, tt.gid, tt.caps)
+			}
+		})
+	}
+	for _, bad := range []string{"", "Uid:\t0\t0\t0\t0\n", "Uid:\t0\t0\t0\t0\nCapEff:\tzz\n"} {
+		if _, err := parseProcStatus(bufio.NewScanner(strings.NewReader(bad))); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func mustCaps(t *testing.T, text string) uint64 {
+	t.Helper()
+	_, v, _ := strings.Cut(text, "CapEff:\t")
+	n, err := strconv.ParseUint(strings.Fields(v)[0], 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

@@ -199,6 +199,12 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "packets judged\t%d (%d from the flow cache), %d new flows, %d undecodable\n", s.Packets, s.CacheHits, s.NewFlows, s.Undecodable)
 	fmt.Fprintf(tw, "flows tracked\t%d (%d evicted); events %d; reloads %d (%d failed)\n", s.FlowsTracked, s.FlowEvictions, s.Events, s.Reloads, s.ReloadFailures)
+	if s.RulesetRestores > 0 {
+		fmt.Fprintf(tw, "table\tlost and installed again %d times\n", s.RulesetRestores)
+	}
+	if p := s.Privileges; p != nil {
+		fmt.Fprintf(tw, "runs as\tuid %d gid %d, capabilities %s\n", p.UID, p.GID, strings.Join(p.Capabilities, " "))
+	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "QUEUE\tRECEIVED\tACCEPTED\tDROPPED\tENOBUFS\tREOPENS")
 	for _, q := range s.Queues {
