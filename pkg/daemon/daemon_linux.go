@@ -61,6 +61,8 @@ type Daemon struct {
 	// The sweep's state; the main loop's only.
 	sweeps sweepState
 
+	// tableEvents wakes the main loop when nftables changed.
+	tableEvents chan struct{}
 	// errs carries the parts' errors (queue, status server, metrics) to
 	// the main loop.
 	errs   chan partError
@@ -105,7 +107,8 @@ func start(ctx context.Context, cancel context.CancelFunc, opts Options) (*Daemo
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), cancel: cancel}
+	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), cancel: cancel,
+		tableEvents: make(chan struct{}, 1)}
 	if err := d.startAll(ctx); err != nil {
 		d.stop(nil)
 		return nil, err
@@ -128,6 +131,9 @@ func (d *Daemon) startAll(ctx context.Context) (err error) {
 		return err
 	}
 	if err := d.startKernel(); err != nil {
+		return err
+	}
+	if err := d.listenTableEvents(ctx); err != nil {
 		return err
 	}
 	if err := d.startParts(ctx); err != nil {
@@ -172,15 +178,21 @@ func (d *Daemon) startKernel() (err error) {
 		return err
 	}
 	d.atStop(func() { d.ct.Close() })
+	if err := conntrack.EnableAccounting(); err != nil {
+		d.log.Warn("conntrack accounting is off: device byte counts only cover what picoseg judged", "err", err)
+	}
+	return nil
+}
+
+// clearStaleMarks makes every flow marked by an earlier run judged again.
+// It runs once the queues are bound: a flow cleared before, under
+// on_daemon_down = "closed", would lose packets until they were.
+func (d *Daemon) clearStaleMarks() {
 	if n, err := d.ct.ClearMarks(d.marks.Mask); err != nil {
 		d.log.Warn("clearing stale conntrack marks", "err", err)
 	} else if n > 0 {
 		d.log.Info("cleared stale picoseg marks: those flows are judged again", "flows", n)
 	}
-	if err := conntrack.EnableAccounting(); err != nil {
-		d.log.Warn("conntrack accounting is off: device byte counts only cover what picoseg judged", "err", err)
-	}
-	return nil
 }
 
 // nftOptions are the ruleset options of a policy.
@@ -230,10 +242,12 @@ func (d *Daemon) announce() {
 func (d *Daemon) loop(ctx context.Context) error {
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
-	// Half a second between looks at the table: a lost table is noticed
-	// and restored within a second.
+	// A look at the table at every nftables event, and every half second
+	// in case an event was missed: a lost table is restored within a
+	// second at worst.
 	check := time.NewTicker(500 * time.Millisecond)
 	defer check.Stop()
+	var lastCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -253,6 +267,14 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.log.Error("part failed; picoseg keeps judging", "part", e.part, "err", e.err)
 		case <-check.C:
 			d.checkTable()
+			lastCheck = time.Now()
+		case <-d.tableEvents:
+			// Another program's stream of nftables changes must not keep
+			// the loop busy: at most one look per 50 ms on events.
+			if time.Since(lastCheck) >= 50*time.Millisecond {
+				d.checkTable()
+				lastCheck = time.Now()
+			}
 		case now := <-sweep.C:
 			d.sweep(ctx, now)
 		}

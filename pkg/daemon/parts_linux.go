@@ -31,6 +31,7 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 	if err := d.startQueue(ctx, h); err != nil {
 		return err
 	}
+	d.clearStaleMarks()
 	d.sweeps.init(d)
 	registerMetrics(d.reg, d.eng, d.adapter, d.alerts, d.kernelDrops)
 	if err := d.startMetrics(ctx); err != nil {

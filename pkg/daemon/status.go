@@ -203,7 +203,11 @@ func (s *Status) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "table\tlost and installed again %d times\n", s.RulesetRestores)
 	}
 	if p := s.Privileges; p != nil {
-		fmt.Fprintf(tw, "runs as\tuid %d gid %d, capabilities %s\n", p.UID, p.GID, strings.Join(p.Capabilities, " "))
+		caps := strings.Join(p.Capabilities, " ")
+		if len(p.Capabilities) > 3 {
+			caps = fmt.Sprintf("%d (--json lists them)", len(p.Capabilities))
+		}
+		fmt.Fprintf(tw, "runs as\tuid %d gid %d, capabilities %s\n", p.UID, p.GID, caps)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "QUEUE\tRECEIVED\tACCEPTED\tDROPPED\tENOBUFS\tREOPENS")

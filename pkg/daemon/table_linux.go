@@ -187,6 +187,40 @@ func attrU32(data []byte, typ uint16) (uint32, bool) {
 	return 0, false
 }
 
+// listenTableEvents wakes the main loop at once when any nftables change is
+// committed in the namespace, so that a lost table is restored within
+// milliseconds rather than at the next look. The looks every 500 ms remain
+// in case an event is missed (a full socket buffer drops them).
+func (d *Daemon) listenTableEvents(ctx context.Context) error {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
+	if err != nil {
+		return fmt.Errorf("table events: %w", err)
+	}
+	if err := c.JoinGroup(unix.NFNLGRP_NFTABLES); err != nil {
+		c.Close()
+		return fmt.Errorf("table events: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	d.goPart(func() {
+		defer stop()
+		for {
+			_, err := c.Receive()
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil && !errors.Is(err, unix.ENOBUFS) {
+				d.fail("table events", err, false)
+				return
+			}
+			select {
+			case d.tableEvents <- struct{}{}:
+			default: // a look is already due
+			}
+		}
+	})
+	return nil
+}
+
 // checkTable restores the table if it was lost or changed.
 func (d *Daemon) checkTable() {
 	w := d.watch
