@@ -68,11 +68,13 @@ type sweepState struct {
 	// as last alerted.
 	overflows uint64
 	vols      *volumes
+	queues    *queueWatch
 }
 
 func (s *sweepState) init(d *Daemon) {
 	s.lastPass, s.lastSave = d.opts.Now(), d.opts.Now()
 	s.vols = newVolumes()
+	s.queues = newQueueWatch()
 	if kd, err := queue.KernelDrops(d.cfg.QueueBase, d.cfg.Queues); err == nil {
 		// Counts from before this start are not this run's news.
 		s.overflows = kd.QueueFull + kd.Undelivered
@@ -85,6 +87,9 @@ func (d *Daemon) sweep(ctx context.Context, now time.Time) {
 	d.eng.Sweep(now.UnixNano())
 	d.countOverflows()
 	s := &d.sweeps
+	if err := s.queues.observe(now, d.adapter.Stats()); err != nil {
+		d.fail("queue", err, true)
+	}
 	if now.Sub(s.lastPass) >= 10*time.Second {
 		s.lastPass = now
 		d.conntrackPass(ctx, now)
