@@ -110,7 +110,7 @@ func start(ctx context.Context, cancel context.CancelFunc, opts Options) (*Daemo
 	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), cancel: cancel,
 		tableEvents: make(chan struct{}, 1)}
 	if err := d.startAll(ctx); err != nil {
-		d.stop(nil)
+		d.halt()
 		return nil, err
 	}
 	d.announce()
@@ -284,12 +284,7 @@ func (d *Daemon) loop(ctx context.Context) error {
 // stop ends the parts and undoes start. A fatal error a part reported
 // while the run was ending is returned too, not lost.
 func (d *Daemon) stop(err error) error {
-	d.cancel()
-	d.wg.Wait()
-	for i := len(d.undo) - 1; i >= 0; i-- {
-		d.undo[i]()
-	}
-	d.undo = nil
+	d.halt()
 	for err == nil {
 		select {
 		case e := <-d.errs:
@@ -306,6 +301,16 @@ func (d *Daemon) stop(err error) error {
 	}
 	d.log.Info("picoseg stopped")
 	return nil
+}
+
+// halt ends the parts and undoes what start did, in reverse order.
+func (d *Daemon) halt() {
+	d.cancel()
+	d.wg.Wait()
+	for i := len(d.undo) - 1; i >= 0; i-- {
+		d.undo[i]()
+	}
+	d.undo = nil
 }
 
 // goPart runs f in a goroutine that stop waits for.
