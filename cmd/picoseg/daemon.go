@@ -6,8 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
+	"syscall"
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
@@ -21,12 +24,22 @@ func runDaemon(args []string, _, stderr io.Writer) int {
 	monitor := fs.Bool("monitor", false, "decide and alert, never drop (overrides the policy's mode)")
 	socket := fs.String("socket", "", "status socket `path` (default: the policy's [daemon] socket)")
 	state := fs.String("inventory-state", "", "device inventory state `file` (default: the policy's [inventory] state)")
+	lock := fs.String("lock", "", "lock `file` held while running (default: the policy's [daemon] lock, else "+config.DefaultLock+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
+	if os.Getenv("GOGC") == "" {
+		// Most of the heap is the flow table, allocated once and kept: the
+		// default GOGC=100 would let garbage grow as large again before
+		// collecting, which a 128 MB router cannot spare.
+		debug.SetGCPercent(50)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	err := daemon.Run(context.Background(), daemon.Options{ConfigPath: *path, Monitor: *monitor, Socket: *socket,
-		InventoryState: *state, Version: version, Logger: log})
+		InventoryState: *state, Lock: *lock, Version: version, Logger: log, Signals: sigs})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

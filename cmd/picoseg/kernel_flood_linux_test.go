@@ -7,13 +7,14 @@ package main
 // forges ARP for the camera.
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,12 +82,14 @@ func (f *fixture) connects(host string, dst netip.AddrPort, n int, gap time.Dura
 	return ok, times
 }
 
-func median(ds []time.Duration) time.Duration {
-	if len(ds) == 0 {
-		return 0
+// median is the middle of xs, the zero value for none.
+func median[T cmp.Ordered](xs []T) T {
+	var zero T
+	if len(xs) == 0 {
+		return zero
 	}
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	s := slices.Clone(xs)
+	slices.Sort(s)
 	return s[len(s)/2]
 }
 

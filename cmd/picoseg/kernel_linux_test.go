@@ -47,6 +47,8 @@ type fixture struct {
 	policy string
 	sock   string
 	daemon *lab.Process
+	// binary is the picoseg binary to run; "" means this test binary.
+	binary string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -85,10 +87,13 @@ func (f *fixture) start(policy string) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	if f.binary != "" {
+		self = f.binary
+	}
 	os.Setenv(runMainEnv, "1")
 	defer os.Unsetenv(runMainEnv)
 	p, err := f.lab.Gateway.Start(f.ctx, self, "run", "-c", f.policy, "--socket", f.sock,
-		"--inventory-state", filepath.Join(f.dir, "devices.json"))
+		"--inventory-state", filepath.Join(f.dir, "devices.json"), "--lock", f.lock())
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -114,6 +119,10 @@ func (f *fixture) start(policy string) {
 		}
 	}
 }
+
+// lock is the daemon's lock file: one per lab, so that labs run side by
+// side.
+func (f *fixture) lock() string { return filepath.Join(f.dir, "picoseg.lock") }
 
 func (f *fixture) status() daemon.Status {
 	f.t.Helper()

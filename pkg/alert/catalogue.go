@@ -59,6 +59,9 @@ const (
 	TypeARPSpoof
 	// TypeARPFlood is ARP or neighbour discovery over a bridge port's budget.
 	TypeARPFlood
+	// TypeRulesetRestored is picoseg's nftables table found deleted or
+	// changed by someone else, and installed again.
+	TypeRulesetRestored
 
 	typeCount
 )
@@ -89,6 +92,7 @@ var catalogue = [typeCount]entry{
 	TypeAlertsResumed:       {"alerts_resumed", SeverityNotice, "alerts flow again"},
 	TypeARPSpoof:            {"arp_spoof", SeverityCritical, "ARP or neighbour spoofing"},
 	TypeARPFlood:            {"arp_flood", SeverityWarning, "ARP or neighbour discovery flood"},
+	TypeRulesetRestored:     {"ruleset_restored", SeverityError, "picoseg's table was lost and installed again"},
 }
 
 // Types returns every alert type in catalogue order.

@@ -36,7 +36,7 @@ func TestCatalogue(t *testing.T) {
 		"new_flow_rate_exceeded": SeverityWarning, "possible_scan": SeverityWarning, "queue_overflow": SeverityError,
 		"policy_reload_failed": SeverityError, "daemon_started": SeverityInfo, "daemon_stopped": SeverityNotice,
 		"undecodable_packet": SeverityNotice, "alerts_suppressed": SeverityError, "alerts_resumed": SeverityNotice,
-		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning,
+		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,
 	}
 	types := Types()
 	if len(types) != len(want) {

@@ -57,6 +57,8 @@
 //	| arp_spoof              | crit     | ARP or a neighbour advertisement from a bridge port claimed   |
 //	|                        |          | an address bound to another device or the gateway (dropped)   |
 //	| arp_flood              | warning  | ARP or neighbour discovery over a bridge port's budget        |
+//	| ruleset_restored       | err      | picoseg's nftables table was deleted or changed by another    |
+//	|                        |          | program (nft flush ruleset) and installed again               |
 //
 // # Sinks
 //

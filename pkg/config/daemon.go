@@ -15,6 +15,9 @@ const (
 	DefaultFlowTableSize = 65536
 	DefaultQueueMaxLen   = 4096
 	DefaultSocket        = "/run/picoseg/picoseg.sock"
+	// DefaultLock is the file a running daemon holds locked, so that a
+	// second one cannot take over its table (Daemon.Lock "" means this).
+	DefaultLock = "/run/picoseg/picoseg.lock"
 )
 
 // Bounds of the [daemon] settings.
@@ -51,7 +54,7 @@ func defaultDaemon(file string) Daemon {
 func (b *builder) daemon(t table) {
 	t.name = "[daemon]"
 	t.checkKeys("mode", "timezone", "mark_mask", "on_daemon_down", "on_queue_full",
-		"queues", "queue_base", "new_flow_rate", "flow_table_size", "queue_max_len", "socket")
+		"queues", "queue_base", "new_flow_rate", "flow_table_size", "queue_max_len", "socket", "lock", "user")
 	d := &b.cfg.Daemon
 	d.Pos = t.Pos()
 
@@ -141,6 +144,20 @@ func (b *builder) daemon(t table) {
 			t.errorf(pos, "socket must not be empty")
 		} else {
 			d.Socket = s
+		}
+	}
+	if s, pos, ok := t.str("lock"); ok {
+		if s == "" {
+			t.errorf(pos, "lock must not be empty")
+		} else {
+			d.Lock = s
+		}
+	}
+	if s, pos, ok := t.str("user"); ok {
+		if s == "" || s == "root" || s == "0" {
+			t.errorf(pos, "user must name an unprivileged user, not %q (leave it out to stay root)", s)
+		} else {
+			d.User = s
 		}
 	}
 }

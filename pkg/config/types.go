@@ -88,7 +88,13 @@ type Daemon struct {
 	QueueMaxLen uint32
 	// Socket is the status socket path (default /run/picoseg/picoseg.sock).
 	Socket string
-	Pos    Pos
+	// Lock is the file the daemon holds an exclusive lock on while it
+	// runs; "" means DefaultLock.
+	Lock string
+	// User, when set, is the unprivileged user the daemon becomes once it
+	// has started, keeping only CAP_NET_ADMIN.
+	User string
+	Pos  Pos
 }
 
 // Zone is a named part of the network.

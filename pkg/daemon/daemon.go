@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/config"
@@ -27,6 +28,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Signals delivers the process's signals: SIGHUP reloads the policy,
+	// any other stops the daemon. Nil: only ctx stops it.
+	Signals <-chan os.Signal
+	// Lock overrides the policy's [daemon] lock file.
+	Lock string
 }
 
 // load is Load with the daemon's options, logging warnings.

@@ -8,15 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
-	"os/signal"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/conntrack"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/inventory"
@@ -25,378 +23,346 @@ import (
 	"github.com/picoseg/picoseg/pkg/queue"
 )
 
-// Run is `picoseg run`: it serves until ctx is done or SIGTERM/SIGINT, and
-// reloads the policy on SIGHUP.
+// Daemon is one run of `picoseg run`: the parts that join the engine to the
+// kernel, and the main loop that reloads, sweeps and stops them. Only the
+// main loop changes the kernel after start; status reads from any
+// goroutine.
+type Daemon struct {
+	opts    Options
+	log     *slog.Logger
+	started time.Time
+	cur     *Loaded       // the policy of the start
+	cfg     config.Daemon // the start's [daemon] settings; reloads keep them
+	marks   nft.Marks
+	socket  string
+
+	lock    *os.File
+	conn    *nft.Conn
+	method  nft.QueueMethod
+	nftOpts nft.Options
+	// The ruleset is replaced when a reload brings new class checks or
+	// the table is restored; status reads it from another goroutine.
+	rs      atomic.Pointer[nft.Ruleset]
+	watch   *tableWatch
+	bridged []string
+
+	alerts  *alert.Dispatcher
+	eng     *engine.Engine
+	ct      *conntrack.Conn
+	inv     *inventory.Inventory
+	devs    *devices
+	reg     *metrics.Registry
+	adapter *queue.Adapter
+	// queueDrops holds the kernel's queue.Drops, refreshed every second.
+	queueDrops atomic.Value
+
+	reloads, reloadFailures, restores atomic.Uint64
+
+	// The sweep's state; the main loop's only.
+	sweeps sweepState
+
+	// tableEvents wakes the main loop when nftables changed.
+	tableEvents chan struct{}
+	// errs carries the parts' errors (queue, status server, metrics) to
+	// the main loop.
+	errs   chan partError
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	// undo holds what start did that stop must undo, in the order done.
+	undo []func()
+}
+
+// partError is an error of one of the daemon's parts. A fatal one ends the
+// run: the supervisor restarts the daemon.
+type partError struct {
+	part  string
+	err   error
+	fatal bool
+}
+
+func (e partError) Error() string { return e.part + ": " + e.err.Error() }
+
+func (e partError) Unwrap() error { return e.err }
+
+// Run is `picoseg run`: it serves until ctx is done, a stop signal arrives
+// on opts.Signals, or a part fails; SIGHUP on opts.Signals reloads the
+// policy. It returns the first fatal error of the daemon's parts.
 func Run(ctx context.Context, opts Options) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d, err := start(ctx, cancel, opts)
+	if err != nil {
+		return err
+	}
+	err = d.loop(ctx)
+	return d.stop(err)
+}
+
+// start brings every part up. On failure it undoes what it did (the table
+// is left as on_daemon_down says) and returns the error.
+func start(ctx context.Context, cancel context.CancelFunc, opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	log := opts.Logger
-	started := opts.Now()
-	if os.Getenv("GOGC") == "" {
-		// Most of the heap is the flow table, allocated once and kept:
-		// the default GOGC=100 would let garbage grow as large again
-		// before collecting, which a 128 MB router cannot spare.
-		debug.SetGCPercent(50)
+	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), cancel: cancel,
+		tableEvents: make(chan struct{}, 1)}
+	if err := d.startAll(ctx); err != nil {
+		d.halt()
+		return nil, err
 	}
+	d.announce()
+	return d, nil
+}
 
-	cur, err := load(&opts, log)
-	if err != nil {
+func (d *Daemon) startAll(ctx context.Context) (err error) {
+	if d.cur, err = load(&d.opts, d.log); err != nil {
 		return err
 	}
-	cfg := cur.Config
-	d := cfg.Daemon
-	marks, err := nft.NewMarks(d.MarkMask)
-	if err != nil {
+	d.cfg = d.cur.Config.Daemon
+	if d.marks, err = nft.NewMarks(d.cfg.MarkMask); err != nil {
 		return err
 	}
-	socket := d.Socket
-	if opts.Socket != "" {
-		socket = opts.Socket
+	// Nothing touches nftables or conntrack before the lock is held: a
+	// second daemon must leave the first one's table and marks alone.
+	if err := d.takeLock(); err != nil {
+		return err
 	}
+	if err := d.startKernel(); err != nil {
+		return err
+	}
+	if err := d.listenTableEvents(ctx); err != nil {
+		return err
+	}
+	if err := d.startParts(ctx); err != nil {
+		return err
+	}
+	return d.dropPrivileges()
+}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	alerts, err := openAlerts(cur, opts.Now, log)
-	if err != nil {
+// startKernel installs the table and opens conntrack.
+func (d *Daemon) startKernel() (err error) {
+	if d.alerts, err = openAlerts(d.cur, d.opts.Now, d.log); err != nil {
 		return err
 	}
-	defer alerts.Close()
-	eng := engine.New(cur.Policy, engine.Options{FlowCapacity: d.FlowTableSize, Sink: alerts})
-
-	conn, err := nft.Dial(0)
-	if err != nil {
+	d.atStop(func() { d.alerts.Close() })
+	d.eng = engine.New(d.cur.Policy, engine.Options{FlowCapacity: d.cfg.FlowTableSize, Sink: d.alerts})
+	if d.conn, err = nft.Dial(0); err != nil {
 		return err
 	}
-	method, err := nft.Probe(conn)
-	if err != nil {
+	if d.method, err = nft.Probe(d.conn); err != nil {
 		return err
 	}
-	log.Info("queue path", "method", method.String(), "why", map[nft.QueueMethod]string{
+	d.log.Info("queue path", "method", d.method.String(), "why", map[nft.QueueMethod]string{
 		nft.QueueNative:  "the kernel has nft_queue",
 		nft.QueueXtables: "no nft_queue in this kernel: using the xtables NFQUEUE target through nft_compat",
-	}[method])
+	}[d.method])
+	d.bridged = d.enableBridgeFilter()
+	d.nftOpts = nftOptions(d.cfg, d.marks, d.cur)
+	installed, err := nft.Install(d.conn, d.nftOpts, d.method)
+	if err != nil {
+		return err
+	}
+	d.rs.Store(installed)
+	d.atStop(d.removeTable)
+	if d.watch, err = newTableWatch(); err != nil {
+		return err
+	}
+	d.atStop(d.watch.close)
+	if err := d.watch.installed(); err != nil {
+		return err
+	}
+	if d.ct, err = conntrack.Open(); err != nil {
+		return err
+	}
+	d.atStop(func() { d.ct.Close() })
+	if err := conntrack.EnableAccounting(); err != nil {
+		d.log.Warn("conntrack accounting is off: device byte counts only cover what picoseg judged", "err", err)
+	}
+	return nil
+}
 
-	bridged := enableBridgeFilter(cur, log)
+// clearStaleMarks makes every flow marked by an earlier run judged again.
+// It runs once the queues are bound: a flow cleared before, under
+// on_daemon_down = "closed", would lose packets until they were.
+func (d *Daemon) clearStaleMarks() {
+	if n, err := d.ct.ClearMarks(d.marks.Mask); err != nil {
+		d.log.Warn("clearing stale conntrack marks", "err", err)
+	} else if n > 0 {
+		d.log.Info("cleared stale picoseg marks: those flows are judged again", "flows", n)
+	}
+}
 
-	failClosed := d.OnDaemonDown == "closed"
-	nftOpts := nft.Options{
-		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: failClosed,
+// nftOptions are the ruleset options of a policy.
+func nftOptions(d config.Daemon, marks nft.Marks, cur *Loaded) nft.Options {
+	o := nft.Options{
+		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: d.OnDaemonDown == "closed",
 		NewFlowRate: perSecond(d.NewFlowRate), NewFlowBurst: 2 * perSecond(d.NewFlowRate),
 		GlobalNewFlowRate: globalNewFlowFactor * perSecond(d.NewFlowRate), GlobalNewFlowBurst: 2 * globalNewFlowFactor * perSecond(d.NewFlowRate),
 		ClassBytes: cur.Policy.ClassBytes,
 	}
-	kernelPath(&nftOpts, cur.Policy)
-	installed, err := nft.Install(conn, nftOpts, method)
-	if err != nil {
-		return err
-	}
-	// The ruleset is replaced when a reload brings new class checks; status
-	// reads it from another goroutine.
-	var rs atomic.Pointer[nft.Ruleset]
-	rs.Store(installed)
-	removeTable := func() {
-		if failClosed {
-			log.Info("table inet picoseg kept (on_daemon_down = closed): new flows are dropped until picoseg runs again; accepted flows keep flowing")
-			return
-		}
-		if err := rs.Load().Remove(); err != nil {
-			log.Error("removing table inet picoseg", "err", err)
-		}
-	}
+	kernelPath(&o, cur.Policy)
+	return o
+}
 
-	ct, err := conntrack.Open()
-	if err != nil {
-		removeTable()
-		return err
-	}
-	defer ct.Close()
-	if n, err := ct.ClearMarks(marks.Mask); err != nil {
-		log.Warn("clearing stale conntrack marks", "err", err)
-	} else if n > 0 {
-		log.Info("cleared stale picoseg marks: those flows are judged again", "flows", n)
-	}
+// atStop registers what stop must undo.
+func (d *Daemon) atStop(f func()) { d.undo = append(d.undo, f) }
 
-	inv, err := openInventory(cur, opts.InventoryState, log)
-	if err != nil {
-		removeTable()
-		return err
+// removeTable leaves the table as on_daemon_down says.
+func (d *Daemon) removeTable() {
+	if d.cfg.OnDaemonDown == "closed" {
+		d.log.Info("table inet picoseg kept (on_daemon_down = closed): new flows are dropped until picoseg runs again; accepted flows keep flowing")
+		return
 	}
-	devs := newDevices(inv, inventory.NewIdentifier(cur.Policy), alerts.Raise)
-	if err := conntrack.EnableAccounting(); err != nil {
-		log.Warn("conntrack accounting is off: device byte counts only cover what picoseg judged", "err", err)
+	if err := d.rs.Load().Remove(); err != nil {
+		d.log.Error("removing table inet picoseg", "err", err)
 	}
-	reg := metrics.NewRegistry()
-	h := newHandler(eng, marks, d.QueueBase, d.Queues, newIfaceZones(interfaceNames), opts.Now)
-	h.flowStarted = devs.flowStarted
-	h.latency = reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
-	adapter, err := queue.New(queue.Options{
-		QueueBase: d.QueueBase, Queues: d.Queues, FailOpen: d.OnQueueFull == "open",
-		MaxQueueLen: d.QueueMaxLen, MarkMask: marks.Mask, Logger: log,
-	}, h)
-	if err != nil {
-		removeTable()
-		return err
-	}
-	var queueDrops atomic.Value // queue.Drops, refreshed every second
-	registerMetrics(reg, eng, adapter, alerts, func() queue.Drops {
-		d, _ := queueDrops.Load().(queue.Drops)
-		return d
-	})
-	if l := cur.Config.Metrics.Listen; l != "" {
-		go func() {
-			if err := metrics.Serve(ctx, l, reg); err != nil {
-				log.Error("metrics endpoint", "listen", l, "err", err)
-			}
-		}()
-		log.Info("metrics", "listen", l)
-	}
-	defer func() {
-		if err := inv.Save(); err != nil {
-			log.Warn("saving the device inventory", "err", err)
-		}
-	}()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	var queueErr error
-	go func() {
-		defer wg.Done()
-		queueErr = adapter.Run(ctx)
-	}()
+}
 
-	var reloads, reloadFailures atomic.Uint64
-	var policyFile = opts.ConfigPath
-	status := func() Status {
-		pol := eng.Policy()
-		s := eng.Stats()
-		st := Status{
-			Version: opts.Version, PID: os.Getpid(), StartedAt: started, Uptime: opts.Now().Sub(started).Seconds(),
-			PolicyFile: policyFile, PolicyHash: pol.Hash, Generation: eng.Generation(), Mode: pol.Mode.String(),
-			QueueMethod: method.String(), OnDown: d.OnDaemonDown, OnQueueFull: d.OnQueueFull, BridgeFilter: bridged,
-			Packets: s.Packets.Load(), CacheHits: s.CacheHits.Load(), NewFlows: s.NewFlows.Load(), Undecodable: s.Undecodable.Load(),
-			FlowsTracked: eng.Flows().Len(), FlowEvictions: eng.Flows().Evictions(), Events: s.Events.Load(),
-			Alerts:  alerts.Stats(),
-			Reloads: reloads.Load(), ReloadFailures: reloadFailures.Load(),
-		}
-		st.Verdicts, st.Flows = statusOf(s)
-		for _, q := range adapter.Stats() {
-			st.Queues = append(st.Queues, QueueStatus{Queue: q.Queue, Received: q.Received, Accepted: q.Accepted, Dropped: q.Dropped, ENOBUFS: q.ENOBUFS, Reopens: q.Reopens})
-		}
-		if c, err := rs.Load().Counters(); err == nil {
-			st.Kernel = map[string]uint64{"fast_path": c.FastPath.Packets, "queued": c.Queued.Packets,
-				"guard_dropped": c.GuardDropped.Packets, "flow_dropped": c.FlowDropped.Packets, "verdict_dropped": c.VerdictDropped.Packets,
-				"tripped": c.Tripped.Packets, "guard_full": c.GuardFull.Packets, "global_dropped": c.GlobalDropped.Packets,
-				"invalid_dropped": c.InvalidDropped.Packets, "rpf_dropped": c.ReversePathDropped.Packets,
-				"arp_spoof": c.ARPSpoof.Packets, "arp_flood": c.ARPFlood.Packets, "nd_spoof": c.NDSpoof.Packets, "nd_flood": c.NDFlood.Packets}
-			if kd, ok := queueDrops.Load().(queue.Drops); ok {
-				st.Kernel["queue_full_dropped"], st.Kernel["queue_undelivered"] = kd.QueueFull, kd.Undelivered
-			}
-		}
-		return st
-	}
-	stopStatus, err := serveStatus(ctx, socket, handlers{
-		"status":  func(string) any { return status() },
-		"flows":   func(device string) any { return flowViews(eng, opts.Now(), device, 500) },
-		"alerts":  func(string) any { return alerts.Recent(100) },
-		"devices": func(string) any { return inv.Devices() },
-	})
-	if err != nil {
-		cancel()
-		wg.Wait()
-		removeTable()
-		return err
-	}
-	defer stopStatus()
-
+// fail hands a part's error to the main loop. It never blocks: past the
+// first few errors, the main loop has enough to act on.
+func (d *Daemon) fail(part string, err error, fatal bool) {
 	select {
-	case <-adapter.Ready():
-	case <-time.After(5 * time.Second):
-		log.Warn("queues not bound after 5 s")
+	case d.errs <- partError{part: part, err: err, fatal: fatal}:
+	default:
 	}
-	log.Info("picoseg running", "policy", opts.ConfigPath, "hash", cur.Policy.Hash, "mode", cur.Policy.Mode.String(),
-		"queues", d.Queues, "queue_base", d.QueueBase, "on_daemon_down", d.OnDaemonDown, "on_queue_full", d.OnQueueFull,
-		"zones", len(cur.Policy.Zones), "devices", len(cur.Policy.Devices), "rules", len(cur.Policy.Rules), "socket", socket)
+}
 
-	alerts.Raise(alert.Alert{Type: alert.TypeDaemonStarted, Reason: "policy " + opts.ConfigPath + " (" + cur.Policy.Hash + ")",
-		Message: "picoseg started: " + cur.Policy.Mode.String() + " mode, queue path " + method.String()})
-	var overflows uint64
-	var neighbours neighbourWatch
-	if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
-		// Counts from before this start are not this run's news.
-		overflows = kd.QueueFull + kd.Undelivered
-	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
+// announce logs and alerts that the daemon is judging packets.
+func (d *Daemon) announce() {
+	c, p := d.cfg, d.cur.Policy
+	d.log.Info("picoseg running", "policy", d.opts.ConfigPath, "hash", p.Hash, "mode", p.Mode.String(),
+		"queues", c.Queues, "queue_base", c.QueueBase, "on_daemon_down", c.OnDaemonDown, "on_queue_full", c.OnQueueFull,
+		"zones", len(p.Zones), "devices", len(p.Devices), "rules", len(p.Rules), "socket", d.socket)
+	d.alerts.Raise(alert.Alert{Type: alert.TypeDaemonStarted, Reason: "policy " + d.opts.ConfigPath + " (" + p.Hash + ")",
+		Message: "picoseg started: " + p.Mode.String() + " mode, queue path " + d.method.String()})
+}
+
+// loop serves signals, ticks and the parts' errors until the run ends; it
+// returns the first fatal error.
+func (d *Daemon) loop(ctx context.Context) error {
 	sweep := time.NewTicker(time.Second)
 	defer sweep.Stop()
-	lastPass, lastSave := opts.Now(), opts.Now()
-	vols := newVolumes()
-
-	reload := func() {
-		start := time.Now()
-		reloads.Add(1)
-		next, err := load(&opts, log)
-		if err != nil {
-			reloadFailures.Add(1)
-			// Every problem, each as FILE:LINE:COL: message, on its own
-			// log line; the running policy stays.
-			log.Error("policy reload failed: keeping the running policy", "policy", opts.ConfigPath, "errors", err.Error())
-			alerts.Raise(alert.Alert{Type: alert.TypePolicyReloadFailed, Reason: err.Error(),
-				Message: "policy reload failed, the running policy stays: " + firstLine(err.Error())})
-			return
-		}
-		if next.Config.Daemon.Queues != d.Queues || next.Config.Daemon.QueueBase != d.QueueBase || next.Config.Daemon.MarkMask != d.MarkMask {
-			log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
-		}
-		if o := withPolicy(nftOpts, next.Policy); !sameKernelPath(o, nftOpts) {
-			// New class checks, devices or interfaces: the table is
-			// replaced in one transaction (conntrack marks are untouched);
-			// flows are moved to their new classes below.
-			r, err := nft.Install(conn, o, method)
-			if err != nil {
-				reloadFailures.Add(1)
-				log.Error("policy reload failed: its kernel checks do not install; keeping the running policy", "err", err)
-				alerts.Raise(alert.Alert{Type: alert.TypePolicyReloadFailed, Reason: err.Error(), Message: "policy reload failed: " + err.Error()})
-				return
-			}
-			rs.Store(r)
-			nftOpts = o
-		}
-		gen := eng.Swap(next.Policy, opts.Now().UnixNano())
-		devs.id.Store(inventory.NewIdentifier(next.Policy))
-		res, err := rejudge(ctx, ct, eng, marks, opts.Now())
-		if err != nil {
-			log.Error("judging tracked flows again after reload", "err", err)
-		}
-		log.Info("policy reloaded", "hash", next.Policy.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared, "flows_reclassed", res.Reclassed, "took", time.Since(start))
-	}
-
+	// A look at the table at every nftables event, and every half second
+	// in case an event was missed: a lost table is restored within a
+	// second at worst.
+	check := time.NewTicker(500 * time.Millisecond)
+	defer check.Stop()
+	var lastCheck time.Time
 	for {
 		select {
 		case <-ctx.Done():
-			return shutdown(cancel, &wg, removeTable, log, queueErr)
-		case s := <-sigs:
+			return nil
+		case s := <-d.opts.Signals:
 			if s == syscall.SIGHUP {
-				reload()
+				d.reload(ctx)
 				continue
 			}
-			log.Info("stopping", "signal", s.String())
-			alerts.Raise(alert.Alert{Type: alert.TypeDaemonStopped, Reason: s.String(), Message: "picoseg stopping on " + s.String() + ", on_daemon_down = " + d.OnDaemonDown})
-			return shutdown(cancel, &wg, removeTable, log, queueErr)
+			d.log.Info("stopping", "signal", s.String())
+			d.alerts.Raise(alert.Alert{Type: alert.TypeDaemonStopped, Reason: s.String(), Message: "picoseg stopping on " + s.String() + ", on_daemon_down = " + d.cfg.OnDaemonDown})
+			return nil
+		case e := <-d.errs:
+			if e.fatal {
+				return e
+			}
+			d.log.Error("part failed; picoseg keeps judging", "part", e.part, "err", e.err)
+		case <-check.C:
+			d.checkTable()
+			lastCheck = time.Now()
+		case <-d.tableEvents:
+			// Another program's stream of nftables changes must not keep
+			// the loop busy: at most one look per 50 ms on events.
+			if time.Since(lastCheck) >= 50*time.Millisecond {
+				d.checkTable()
+				lastCheck = time.Now()
+			}
 		case now := <-sweep.C:
-			eng.Sweep(now.UnixNano())
-			// Packets the kernel could not hand over: a full queue (dropped
-			// when on_queue_full = "drop"; with "open" the kernel lets them
-			// through uncounted) or a full socket buffer (ENOBUFS).
-			var n uint64
-			for _, q := range adapter.Stats() {
-				n += q.ENOBUFS
-			}
-			if kd, err := queue.KernelDrops(d.QueueBase, d.Queues); err == nil {
-				n += kd.QueueFull + kd.Undelivered
-				queueDrops.Store(kd)
-			}
-			if c, err := rs.Load().Counters(); err == nil {
-				neighbours.check(c, alerts.Raise)
-			}
-			if n > overflows {
-				alerts.Raise(alert.Alert{Type: alert.TypeQueueOverflow, Count: int(n - overflows),
-					Message: fmt.Sprintf("queue overflow: %d packets the kernel could not hand to picoseg (on_queue_full = %s)", n-overflows, d.OnQueueFull)})
-				overflows = n
-			}
-			// Every 10 s, one pass over the conntrack table, a flow at a
-			// time (a gateway with a hundred thousand flows never holds
-			// them all at once): device byte counts and budgets come from
-			// conntrack, which sees every packet, and a closing time window
-			// must reach fast-pathed flows too.
-			if now.Sub(lastPass) >= 10*time.Second {
-				lastPass = now
-				pol := eng.Policy()
-				budgets, windows := vols.needed(pol), hasWindows(pol)
-				identify := devs.id.Load().Identify
-				var judged rejudgeResult
-				devs.counts.Begin()
-				if budgets {
-					vols.begin()
-				}
-				err := ct.Each(ctx, func(f conntrack.Flow) error {
-					devs.counts.Flow(&f, now, identify)
-					if budgets {
-						vols.flow(&f, eng, marks, ct, now)
-					}
-					if windows {
-						return rejudgeFlow(f, ct, eng, marks, now, &judged)
-					}
-					return nil
-				})
-				devs.counts.End()
-				if budgets {
-					if n, verr := vols.end(); verr != nil {
-						log.Warn("holding fast-pathed flows to their device budgets", "err", verr)
-					} else if n > 0 {
-						log.Info("flows cut by their device budgets", "flows", n)
-					}
-				}
-				if judged.Cut > 0 {
-					log.Info("flows cut by their time window", "flows", judged.Cut)
-				}
-				if err != nil {
-					log.Warn("reading conntrack", "err", err)
-				}
-			}
-			if now.Sub(lastSave) >= time.Minute {
-				lastSave = now
-				if err := inv.Save(); err != nil {
-					log.Warn("saving the device inventory", "err", err)
-				}
-			}
+			d.sweep(ctx, now)
 		}
 	}
 }
 
-func shutdown(cancel func(), wg *sync.WaitGroup, removeTable func(), log *slog.Logger, queueErr error) error {
-	cancel()
-	wg.Wait()
-	removeTable()
-	if queueErr != nil && !errors.Is(queueErr, context.Canceled) {
-		return queueErr
+// stop ends the parts and undoes start. A fatal error a part reported
+// while the run was ending is returned too, not lost.
+func (d *Daemon) stop(err error) error {
+	d.halt()
+	for err == nil {
+		select {
+		case e := <-d.errs:
+			if e.fatal && !errors.Is(e.err, context.Canceled) {
+				err = e
+			}
+			continue
+		default:
+		}
+		break
 	}
-	log.Info("picoseg stopped")
+	if err != nil {
+		return err
+	}
+	d.log.Info("picoseg stopped")
 	return nil
 }
 
-// enableBridgeFilter turns on br_netfilter for zones that ask for it, so
-// that traffic between two ports of one bridge passes the forward hook, and
-// warns about bridged zones that did not ask. It returns the zones it
-// covered.
-func enableBridgeFilter(cur *Loaded, log *slog.Logger) []string {
-	var zones []string
-	for _, z := range cur.Policy.Zones {
-		if !z.BridgeFilter {
-			continue
-		}
-		zones = append(zones, z.Name)
+// halt ends the parts and undoes what start did, in reverse order.
+func (d *Daemon) halt() {
+	d.cancel()
+	d.wg.Wait()
+	for i := len(d.undo) - 1; i >= 0; i-- {
+		d.undo[i]()
 	}
-	if len(zones) == 0 {
+	d.undo = nil
+}
+
+// goPart runs f in a goroutine that stop waits for.
+func (d *Daemon) goPart(f func()) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+}
+
+var errQueueStopped = errors.New("the queue adapter stopped")
+
+// queueBindTimeout bounds how long start waits for every queue to be bound.
+const queueBindTimeout = 10 * time.Second
+
+// startQueue binds the queues. A queue that cannot be bound (another
+// program owns its number) fails the start: a daemon that says "running"
+// while every new flow bypasses it is worse than one that is down.
+func (d *Daemon) startQueue(ctx context.Context, h *handler) (err error) {
+	d.adapter, err = queue.New(queue.Options{
+		QueueBase: d.cfg.QueueBase, Queues: d.cfg.Queues, FailOpen: d.cfg.OnQueueFull == "open",
+		MaxQueueLen: d.cfg.QueueMaxLen, MarkMask: d.marks.Mask, Logger: d.log,
+	}, h)
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	d.goPart(func() {
+		// pkg/queue re-opens a queue that fails later, with back-off;
+		// Run returns an error only when it could not start.
+		err := d.adapter.Run(ctx)
+		if err == nil && ctx.Err() == nil {
+			err = errQueueStopped
+		}
+		done <- err
+		if err != nil && ctx.Err() == nil {
+			d.fail("queue", err, true)
+		}
+	})
+	select {
+	case <-d.adapter.Ready():
 		return nil
-	}
-	const v4, v6 = "/proc/sys/net/bridge/bridge-nf-call-iptables", "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
-	if _, err := os.Stat(v4); err != nil {
-		if out, err := exec.Command("modprobe", "br_netfilter").CombinedOutput(); err != nil {
-			log.Error("bridge_filter: cannot load br_netfilter: same-bridge traffic is NOT judged", "zones", zones, "err", err, "output", string(out))
-			return nil
+	case err := <-done:
+		if err == nil {
+			err = errQueueStopped
 		}
+		return fmt.Errorf("queues %d-%d: %w", d.cfg.QueueBase, int(d.cfg.QueueBase)+d.cfg.Queues-1, err)
+	case <-time.After(queueBindTimeout):
+		return fmt.Errorf("queues %d-%d not bound after %v", d.cfg.QueueBase, int(d.cfg.QueueBase)+d.cfg.Queues-1, queueBindTimeout)
 	}
-	for _, f := range []string{v4, v6} {
-		if err := os.WriteFile(f, []byte("1\n"), 0o644); err != nil {
-			log.Error("bridge_filter: same-bridge traffic is NOT judged", "zones", zones, "err", err)
-			return nil
-		}
-	}
-	log.Info("bridge_filter on: traffic between devices on the same bridge is judged", "zones", zones)
-	return zones
 }

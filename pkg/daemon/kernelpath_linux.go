@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/policy"
 )
@@ -78,14 +79,22 @@ func interfaceAddrs(name string) []netip.Addr {
 	return out
 }
 
-// neighbourWatch raises an alert when the bridge table drops spoofed or
-// flooding ARP and neighbour discovery: the kernel drops them, and the
-// daemon, which never sees them, learns of it from the counters.
-type neighbourWatch struct{ spoof, flood uint64 }
+// neighbourWatch raises an alert when the kernel drops on its own what
+// picoseg never sees: spoofed or flooding ARP and neighbour discovery on the
+// zones' bridges, and packets whose source address fails the reverse-path
+// check (an address of another zone sent in through this one). The daemon
+// learns of them from the counters.
+type neighbourWatch struct{ spoof, flood, rpf uint64 }
 
 func (w *neighbourWatch) check(c nft.Counters, raise func(alert.Alert)) {
 	spoof := c.ARPSpoof.Packets + c.NDSpoof.Packets
 	flood := c.ARPFlood.Packets + c.NDFlood.Packets
+	rpf := c.ReversePathDropped.Packets
+	if rpf > w.rpf {
+		raise(alert.Alert{Type: alert.TypeSpoofedAddress, Layer: engine.LayerIdentify, Reason: "source address fails the kernel's reverse-path check", Count: int(rpf - w.rpf),
+			Message: fmt.Sprintf("spoofed source address: %d packets came in on an interface their source address cannot be reached through, dropped by the kernel", rpf-w.rpf)})
+	}
+	w.rpf = rpf
 	// A reinstalled table starts its counters at zero again.
 	if spoof > w.spoof {
 		raise(alert.Alert{Type: alert.TypeARPSpoof, Count: int(spoof - w.spoof),

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/policy"
 )
@@ -32,6 +33,11 @@ func TestNeighbourWatch(t *testing.T) {
 	w.check(nft.Counters{ARPSpoof: nft.Counter{Packets: 1}}, raise)
 	if len(got) != 1 || got[0].Count != 1 {
 		t.Errorf("after a reinstall: %+v, want one arp_spoof", got)
+	}
+	got = nil
+	w.check(nft.Counters{ARPSpoof: nft.Counter{Packets: 1}, ReversePathDropped: nft.Counter{Packets: 5}}, raise)
+	if len(got) != 1 || got[0].Type != alert.TypeSpoofedAddress || got[0].Count != 5 || got[0].Layer != engine.LayerIdentify {
+		t.Errorf("reverse-path drops: %+v, want one spoofed_address x5 from the identify layer", got)
 	}
 }
 

@@ -46,11 +46,25 @@ type Status struct {
 	Events         uint64                       `json:"events"`
 	Reloads        uint64                       `json:"reloads"`
 	ReloadFailures uint64                       `json:"reload_failures"`
+	// RulesetRestores counts the times the table was found missing or
+	// emptied (`nft flush ruleset`) and installed again.
+	RulesetRestores uint64 `json:"ruleset_restores"`
+	// Privileges are the user and capabilities the daemon runs with.
+	Privileges *Privileges `json:"privileges,omitempty"`
 	// Alerts are the alert dispatcher's counters, per sink too.
 	Alerts alert.Stats `json:"alerts"`
 	// Kernel counts what the ruleset saw: packets fast-pathed, queued,
 	// dropped by flow mark, by the new-flow guard, by verdict.
 	Kernel map[string]uint64 `json:"kernel"`
+}
+
+// Privileges are the identity and capabilities of the daemon process.
+type Privileges struct {
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+	// Capabilities are the effective capabilities, e.g. ["cap_net_admin"];
+	// "all" when every capability is held.
+	Capabilities []string `json:"capabilities"`
 }
 
 // clipLeft shortens s to n characters by cutting its start: the end of a
@@ -78,8 +92,9 @@ type QueueStatus struct {
 type handlers map[string]func(arg string) any
 
 // serveStatus answers requests on a unix socket at path, readable and
-// writable by root only, until ctx is done.
-func serveStatus(ctx context.Context, path string, h handlers) (func(), error) {
+// writable by root only, until ctx is done. A failure to accept before then
+// goes to onErr.
+func serveStatus(ctx context.Context, path string, h handlers, onErr func(error)) (func(), error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
@@ -108,6 +123,9 @@ func serveStatus(ctx context.Context, path string, h handlers) (func(), error) {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
+					onErr(err)
+				}
 				return
 			}
 			go answer(c, h)
@@ -181,6 +199,16 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "packets judged\t%d (%d from the flow cache), %d new flows, %d undecodable\n", s.Packets, s.CacheHits, s.NewFlows, s.Undecodable)
 	fmt.Fprintf(tw, "flows tracked\t%d (%d evicted); events %d; reloads %d (%d failed)\n", s.FlowsTracked, s.FlowEvictions, s.Events, s.Reloads, s.ReloadFailures)
+	if s.RulesetRestores > 0 {
+		fmt.Fprintf(tw, "table\tlost and installed again %d times\n", s.RulesetRestores)
+	}
+	if p := s.Privileges; p != nil {
+		caps := strings.Join(p.Capabilities, " ")
+		if len(p.Capabilities) > 3 {
+			caps = fmt.Sprintf("%d (--json lists them)", len(p.Capabilities))
+		}
+		fmt.Fprintf(tw, "runs as\tuid %d gid %d, capabilities %s\n", p.UID, p.GID, caps)
+	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "QUEUE\tRECEIVED\tACCEPTED\tDROPPED\tENOBUFS\tREOPENS")
 	for _, q := range s.Queues {
