@@ -44,7 +44,7 @@ func TestObserveCountsAndExpires(t *testing.T) {
 	if tab.Observe(k, now, 60, true, packet.TCPSyn, &st) {
 		t.Fatal("unknown flow observed")
 	}
-	st = State{Rule: 7, FromA: true}
+	st = State{Judgement: Judgement{Rule: 7, FromA: true}}
 	tab.Insert(k, now, 60, packet.TCPSyn, &st)
 	if !tab.Observe(k, now+1, 1500, false, packet.TCPSyn|packet.TCPAck, &st) {
 		t.Fatal("flow lost")
@@ -137,8 +137,8 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	tab.Insert(keys[0], 1, 60, 0, &State{Rule: 1})
-	tab.Insert(keys[1], 2, 60, 0, &State{Rule: 2})
+	tab.Insert(keys[0], 1, 60, 0, &State{Judgement: Judgement{Rule: 1}})
+	tab.Insert(keys[1], 2, 60, 0, &State{Judgement: Judgement{Rule: 2}})
 	var st State
 	if tab.Observe(keys[0], 3, 60, true, 0, &st) {
 		t.Fatal("the older flow should have been evicted from its one-entry shard")
