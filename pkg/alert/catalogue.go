@@ -47,6 +47,9 @@ const (
 	// TypeUndecodablePacket is a packet that could not be judged on its
 	// headers.
 	TypeUndecodablePacket
+	// TypeInternalError is a bug hit while judging a packet: that packet
+	// got the on_daemon_down verdict and the daemon went on judging.
+	TypeInternalError
 
 	typeCount
 )
@@ -73,6 +76,7 @@ var catalogue = [typeCount]entry{
 	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
 	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
 	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
+	TypeInternalError:       {"internal_error", SeverityError, "internal error while judging a packet"},
 }
 
 // Types returns every alert type in catalogue order.

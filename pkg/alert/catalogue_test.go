@@ -35,7 +35,7 @@ func TestCatalogue(t *testing.T) {
 		"device_silent": SeverityWarning, "volume_exceeded": SeverityWarning, "outside_time_window": SeverityNotice,
 		"new_flow_rate_exceeded": SeverityWarning, "possible_scan": SeverityWarning, "queue_overflow": SeverityError,
 		"policy_reload_failed": SeverityError, "daemon_started": SeverityInfo, "daemon_stopped": SeverityNotice,
-		"undecodable_packet": SeverityNotice,
+		"undecodable_packet": SeverityNotice, "internal_error": SeverityError,
 	}
 	types := Types()
 	if len(types) != len(want) {

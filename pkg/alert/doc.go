@@ -46,6 +46,8 @@
 //	| daemon_started         | info     | the daemon started judging packets                            |
 //	| daemon_stopped         | notice   | the daemon stopped                                            |
 //	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
+//	| internal_error         | err      | a bug was hit judging a packet: it got the on_daemon_down     |
+//	|                        |          | verdict and the daemon went on judging                        |
 //
 // # Sinks
 //

@@ -131,6 +131,7 @@ func Run(ctx context.Context, opts Options) error {
 	reg := metrics.NewRegistry()
 	h := newHandler(eng, marks, d.QueueBase, d.Queues, newIfaceZones(interfaceNames), opts.Now)
 	h.flowStarted = devs.flowStarted
+	h.failOpen, h.raise = !failClosed, alerts.Raise
 	h.latency = reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
 	adapter, err := queue.New(queue.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, FailOpen: d.OnQueueFull == "open",

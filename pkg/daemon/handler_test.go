@@ -1,0 +1,57 @@
+package daemon
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/nft"
+	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/queue"
+)
+
+// A bug met while judging one packet costs that packet the fail-mode
+// verdict and an alert, never the process: the worker judges the next
+// packet as usual.
+func TestHandlerSurvivesABug(t *testing.T) {
+	for _, tt := range []struct {
+		failOpen bool
+		accept   bool
+	}{{failOpen: true, accept: true}, {failOpen: false, accept: false}} {
+		l := loadText(t, policyText)
+		eng := engine.New(l.Policy, engine.Options{})
+		zones := newIfaceZones(func() (map[uint32]string, error) { return map[uint32]string{3: "br-iot", 4: "wan0"}, nil })
+		noon := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+		h := newHandler(eng, nft.DefaultMarks(), 4200, 1, zones, func() time.Time { return noon })
+		var alerts []alert.Alert
+		h.failOpen, h.raise = tt.failOpen, func(a alert.Alert) { alerts = append(alerts, a) }
+		bug := true
+		h.flowStarted = func(*packet.Packet, time.Time) {
+			if bug {
+				bug = false
+				var slots []int
+				_ = slots[len(alerts)+3] // index out of range, as a bug would
+			}
+		}
+		accept, mark := h.Judge(&queue.Packet{Queue: 4200, Payload: tcpSYN(t, "10.77.0.11", "198.51.100.7", 443, 60), InIfindex: 3, OutIfindex: 4})
+		if accept != tt.accept || mark != 0 {
+			t.Fatalf("failOpen=%v: packet that hit a bug: accept=%v mark=%#x, want %v and no mark", tt.failOpen, accept, mark, tt.accept)
+		}
+		if len(alerts) != 1 || alerts[0].Type != alert.TypeInternalError || !strings.Contains(alerts[0].Message, "index out of range") {
+			t.Fatalf("alerts %+v", alerts)
+		}
+		// The worker goes on judging: an allowed flow is accepted, a
+		// denied one dropped.
+		if accept, mark := h.Judge(&queue.Packet{Queue: 4200, Payload: tcpSYN(t, "10.77.0.11", "198.51.100.8", 443, 60), InIfindex: 3, OutIfindex: 4}); !accept || mark != nft.DefaultMarks().Accepted(0) {
+			t.Fatalf("next allowed SYN: accept=%v mark=%#x", accept, mark)
+		}
+		if _, mark := h.Judge(&queue.Packet{Queue: 4200, Payload: tcpSYN(t, "10.77.0.11", "198.51.100.7", 22, 60), InIfindex: 3, OutIfindex: 4}); mark != nft.DefaultMarks().Dropped() {
+			t.Fatalf("next denied SYN: mark %#x, want DROPPED", mark)
+		}
+		if h.internalErrors.Load() != 1 {
+			t.Fatalf("internal errors %d", h.internalErrors.Load())
+		}
+	}
+}
