@@ -105,7 +105,9 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 	if h.latency != nil {
 		h.latency.ObserveDuration(time.Since(now))
 	}
-	if d.NewFlow && h.flowStarted != nil {
+	// The inventory hears of a flow from the side that opened it; a
+	// flow picked up from its reply is not its sender's.
+	if d.NewFlow && !d.Reply && h.flowStarted != nil {
 		h.flowStarted(&qw.pkt, now)
 	}
 	return h.verdict(d)
@@ -113,6 +115,13 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 
 // verdict turns a decision into a queue verdict and mark.
 func (h *handler) verdict(d engine.Decision) (bool, uint32) {
+	if d.Related {
+		// An ICMP error shares the conntrack entry of the flow it quotes:
+		// a mark would be written into that flow's entry, and a forged
+		// error could then cut (or re-class) a flow it does not belong
+		// to. Plain verdicts only.
+		return d.Verdict != engine.Drop, 0
+	}
 	switch d.Verdict {
 	case engine.Accept:
 		// Monitor mode lands here with WouldDrop set: the flow is

@@ -55,3 +55,16 @@ func TestHandlerSurvivesABug(t *testing.T) {
 		}
 	}
 }
+
+// An ICMP error shares the conntrack entry of the flow it quotes, so its
+// verdict carries no mark: a forged error must neither cut that flow
+// (DROPPED) nor change its class.
+func TestRelatedVerdictsCarryNoMark(t *testing.T) {
+	h := &handler{marks: nft.DefaultMarks()}
+	if accept, mark := h.verdict(engine.Decision{Verdict: engine.Accept, Related: true, Class: 3}); !accept || mark != 0 {
+		t.Errorf("accepted error: accept=%v mark=%#x, want true 0", accept, mark)
+	}
+	if accept, mark := h.verdict(engine.Decision{Verdict: engine.Drop, Related: true}); accept || mark != 0 {
+		t.Errorf("refused error: accept=%v mark=%#x, want a plain drop", accept, mark)
+	}
+}

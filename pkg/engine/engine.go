@@ -154,6 +154,14 @@ type Decision struct {
 	// Class is the pico class an accepted flow is marked with, so that the
 	// kernel holds its fast path to the class's checks.
 	Class uint16
+	// Reply is set when the packet travels from the flow's responder to
+	// its opener. SrcDevice is always the opener's: a flow is credited to
+	// the side that opened it.
+	Reply bool
+	// Related is set for an ICMP error, judged by the flow it quotes. It
+	// is no flow of its own: nothing of its verdict is to be recorded (in
+	// the kernel, its conntrack entry is the quoted flow's).
+	Related bool
 }
 
 // RuleName names the deciding rule in pol, "" for a default.
@@ -202,6 +210,9 @@ type Worker struct {
 	e   *Engine
 	ctx Context
 	st  flow.State
+	// quoted is the packet an ICMP error quotes, decoded into here so
+	// that judging the error allocates nothing.
+	quoted packet.Packet
 }
 
 // NewWorker returns a Worker of e.
@@ -221,23 +232,81 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 		return w.finish(d, p, now, true, EventUndecodable)
 	}
 	g := e.cur.Load()
+	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPError {
+		return w.quotedFlow(g, p, now)
+	}
 	key, fromA := flow.KeyOf(p)
 	st := &w.st
-	if e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st) {
-		if st.Gen == g.id {
-			e.stats.CacheHits.Add(1)
-			return w.cached(g, key, fromA, p, now, m)
-		}
+	var d Decision
+	switch {
+	case !e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st) || opensAnew(p, fromA, st):
+		// A new flow, or a packet that opens one on a known tuple: it is
+		// judged as opened by its sender, and its judgement replaces
+		// whatever the tuple had (a denial included).
+		d = w.open(g, key, fromA, p, now, m)
+	case st.Gen == g.id:
+		e.stats.CacheHits.Add(1)
+		d = w.cached(g, key, p, now, m)
+	default:
 		// Judged by an older policy: judge again, keep the counters. The
-		// packet may be a reply: judge the flow as its initiator opened it.
-		d := w.evaluate(g, p, now, m, fromA, fromA != st.FromA, true)
+		// packet may be a reply: judge the flow as its opener opened it.
+		d = w.evaluate(g, p, now, m, fromA, fromA != st.FromA, true)
 		e.flows.Update(key, st)
-		return d
 	}
-	*st = flow.State{}
-	d := w.evaluate(g, p, now, m, fromA, false, false)
-	e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
+	d.Reply = fromA != st.FromA
 	return d
+}
+
+// open judges the first packet of a flow and stores the flow.
+func (w *Worker) open(g *generation, key flow.Key, fromA bool, p *packet.Packet, now int64, m Meta) Decision {
+	st := &w.st
+	*st = flow.State{}
+	opened := flow.OpenedFirst
+	var d Decision
+	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPReply {
+		// A reply whose request was not seen answers its receiver's
+		// query: it belongs to the receiver's flow and is judged as such.
+		// It opens nothing, so it is no new flow for the rate either.
+		opened = flow.OpenedMidStream
+		d = w.evaluate(g, p, now, m, fromA, true, true)
+	} else {
+		d = w.evaluate(g, p, now, m, fromA, false, false)
+		if p.Proto == packet.ProtoTCP {
+			opened = flow.OpenedMidStream
+			if p.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn {
+				opened = flow.OpenedSYN
+			}
+		}
+	}
+	st.Opened = opened
+	w.e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
+	return d
+}
+
+// opensAnew reports whether p, a packet of the known flow st, opens a new
+// connection rather than continuing the one st was judged for. A verdict
+// belongs to the side that opened the flow, the way it opened it:
+//
+//   - a SYN without ACK from the responder opens a connection the other
+//     way (a plug answering a LAN host's connection cannot use its accept
+//     to open one of its own to that host on the same ports);
+//   - any SYN on a flow that was picked up mid-stream, or whose first
+//     packet was no SYN, or that is closing (FIN or RST seen) starts a new
+//     connection: a mid-stream packet accepted as a reply (a lone ACK)
+//     vouches for nothing, and neither does a connection that ended;
+//   - a SYN without ACK from the opener of a flow it opened with a SYN is
+//     a retransmission, and a SYN with ACK is the handshake's answer: both
+//     stay with the flow.
+//
+// ICMP queries need nothing here: their key has a direction (flow.KeyOf).
+func opensAnew(p *packet.Packet, fromA bool, st *flow.State) bool {
+	if p.Proto != packet.ProtoTCP || p.TCPFlags&packet.TCPSyn == 0 {
+		return false
+	}
+	if st.Opened != flow.OpenedSYN || st.Phase == flow.PhaseClosing {
+		return true
+	}
+	return p.TCPFlags&packet.TCPAck == 0 && fromA != st.FromA
 }
 
 // decodeDecision decides packets that cannot be judged on their headers,
@@ -278,7 +347,9 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 	// up mid-stream (a capture that started late, a daemon restart). If its
 	// reverse direction is allowed it is the reply of an allowed flow.
 	// Accepting it opens nothing: a TCP peer only opens on a SYN.
-	if !reply && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
+	// A flow judged again keeps its opener: the reverse is tried only for
+	// a flow never judged, or a reload could hand a flow to the other side.
+	if !reply && !existing && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
 		// The connection exists already, so it is no new flow either.
 		if rd, rres := w.run(g, p, now, m, true, true, false, nil); rd.Verdict != Drop {
 			d, res, reversed = rd, rres, true
@@ -341,7 +412,7 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reverse
 
 // cached answers a packet of a flow already judged by this generation, and
 // applies the checks that span the flow's life.
-func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packet, now int64, m Meta) Decision {
+func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64, m Meta) Decision {
 	st := &w.st
 	d := Decision{Verdict: Verdict(st.Verdict), Layer: Layer(st.Layer), Reason: Reason(st.Reason), Rule: st.Rule, Cached: true, SrcDevice: st.SrcDevice, DstDevice: st.DstDevice}
 	if d.Verdict == Drop || d.Layer != LayerPico || st.Rule < 0 {

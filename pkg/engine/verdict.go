@@ -84,6 +84,8 @@ const (
 	ReasonInspecting
 	ReasonWithinLimits
 	ReasonAllowRule
+	ReasonErrorOfFlow
+	ReasonErrorNoFlow
 	reasonCount
 )
 
@@ -108,6 +110,8 @@ var reasonText = [reasonCount]string{
 	ReasonInspecting:    "allowed so far; the flow is still being inspected",
 	ReasonWithinLimits:  "allow rule matches and the flow is within its constraints",
 	ReasonAllowRule:     "allow rule matches",
+	ReasonErrorOfFlow:   "ICMP error about an accepted flow, sent to that flow's side",
+	ReasonErrorNoFlow:   "ICMP error quoting no accepted flow: an error never opens a flow",
 }
 
 // String returns the reason's text.
