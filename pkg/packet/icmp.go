@@ -90,8 +90,10 @@ func readICMP(p *Packet, msg []byte, v4 bool) {
 	}
 }
 
-// readQuote reads the quoted header in b. It allocates nothing.
-func readQuote(q *Quote, b []byte, v4 bool) {
+// readQuote reads the quoted header in b into out, which it leaves zero
+// unless the quote is valid. It allocates nothing.
+func readQuote(out *Quote, b []byte, v4 bool) {
+	var q Quote
 	var rest []byte
 	if v4 {
 		if len(b) < 20 || b[0]>>4 != 4 {
@@ -130,6 +132,7 @@ func readQuote(q *Quote, b []byte, v4 bool) {
 		q.ICMPID = binary.BigEndian.Uint16(rest[4:6])
 	}
 	q.Valid = true
+	*out = q
 }
 
 // QuotedPacket returns, in out, the packet an error quotes in the form the
