@@ -3,6 +3,9 @@
 //
 // The ruleset is the kernel half of the data path. On the forward hook it
 //
+//  0. queues every TCP SYN without ACK, even on a flow whose conntrack mark
+//     says ACCEPTED: conntrack ignores a SYN on an established entry, and
+//     a SYN is an opening that must be judged, not a fast-pathed reply;
 //  1. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
 //     `accepted` chain, where each pico class's kernel checks run: a flow
 //     over its class's byte bound has its packet queued again, marked

@@ -252,8 +252,9 @@ type rule struct {
 // forwardRules are the rules of the forward base chain, in order.
 func forwardRules(o Options, method QueueMethod) []rule {
 	m := o.Marks
-	rules := []rule{
-		{"", concat(
+	rules := synRules(o, method)
+	rules = append(rules,
+		rule{"", concat(
 			ctMarkField(m),
 			// The field is compared as a number, so it goes big-endian first.
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
@@ -261,13 +262,13 @@ func forwardRules(o Options, method QueueMethod) []rule {
 			counterRef(counterFastPath),
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainAccepted},
 		)},
-		{"", concat(
+		rule{"", concat(
 			ctMarkField(m),
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Dropped())},
 			counterRef(counterFlowDropped),
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)},
-	}
+	)
 	if o.NewFlowRate > 0 {
 		rules = append(rules,
 			rule{"", guardExprs(o, unix.NFPROTO_IPV4, 12, 4, setGuard4, setIDGuard4)},
@@ -276,6 +277,47 @@ func forwardRules(o Options, method QueueMethod) []rule {
 	}
 	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
 	return rules
+}
+
+// synRules queue every TCP packet with SYN set and ACK clear whose flow's
+// conntrack mark says accepted, instead of fast-pathing it: `tcp flags &
+// (syn|ack) == syn ct mark & mask >= accepted queue`.
+//
+// Conntrack ignores a SYN that arrives on an ESTABLISHED entry (it does not
+// start a new connection in its eyes), so the entry keeps its accepted mark.
+// A flow picked up mid-stream (a lone ACK "reply" that userspace accepted)
+// would then fast-path the SYN that really opens a connection, possibly from
+// the other side and across a denied segment. A SYN is an opening: it is
+// always judged. SYNs of flows without a verdict are queued by the rules
+// below anyway (after the new-flow guard); dropped flows stay dropped.
+func synRules(o Options, method QueueMethod) []rule {
+	m := o.Marks
+	return []rule{{"syn on an accepted flow: judge the opening", concat(
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		tcpFlagsSYNOnly(),
+		ctMarkField(m),
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(m.FirstAccepted())},
+		counterRef(counterQueued),
+		queueExprs(method, o),
+	)}}
+}
+
+// TCP flag bits in the 14th byte of the TCP header.
+const (
+	tcpFlagSYN = 0x02
+	tcpFlagACK = 0x10
+)
+
+// tcpFlagsSYNOnly matches `tcp flags & (syn|ack) == syn`; the caller has
+// checked that the transport header is TCP.
+func tcpFlagsSYNOnly() []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagSYN | tcpFlagACK}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{tcpFlagSYN}},
+	}
 }
 
 // guardExprs drops new-flow packets of a source (address at saddrOffset in

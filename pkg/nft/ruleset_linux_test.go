@@ -186,6 +186,8 @@ func wantForward(queue expr.Any) [][]expr.Any {
 		}
 	}
 	return [][]expr.Any{
+		// meta l4proto tcp tcp flags & (syn|ack) == syn ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" queue
+		wantSYNRule(queue),
 		// ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
 		join(ctMark, []expr.Any{
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
@@ -203,6 +205,23 @@ func wantForward(queue expr.Any) [][]expr.Any {
 		guard(unix.NFPROTO_IPV6, 8, 16, "guard6", 2),
 		{&expr.Objref{Type: 1, Name: "queued"}, queue},
 	}
+}
+
+// wantSYNRule is the first rule of the forward chain: a SYN without ACK on
+// a flow whose conntrack mark says accepted is queued, not fast-pathed.
+func wantSYNRule(queue expr.Any) []expr.Any {
+	return join([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}, ctMark, []expr.Any{
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
+		&expr.Objref{Type: 1, Name: "queued"},
+		queue,
+	})
 }
 
 var testOptions = Options{QueueBase: 100, Queues: 4, NewFlowRate: 50, NewFlowBurst: 100}
@@ -352,8 +371,8 @@ func TestInstallSetMarkRules(t *testing.T) {
 			t.Errorf("unexpected %v", m)
 		}
 	}
-	if n := len(rulesOf(msgs, "forward")); n != 3 {
-		t.Errorf("forward has %d rules, want 3 (fast path, flow dropped, queue)", n)
+	if n := len(rulesOf(msgs, "forward")); n != 4 {
+		t.Errorf("forward has %d rules, want 4 (syn, fast path, flow dropped, queue)", n)
 	}
 }
 
