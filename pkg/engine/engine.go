@@ -46,6 +46,9 @@ type generation struct {
 	id      uint32
 	budgets *budgetTable
 	mins    []minWatch // by rule; nil map when the rule has no lower bound
+	// segmentNames are the segments' names, made once: an event of a
+	// segment denial must not build its rule name per packet.
+	segmentNames []string
 }
 
 // Stats are the engine's counters. Every field is safe to read while the
@@ -106,6 +109,9 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		g.budgets.carryOver(old.budgets, old.policy.Rules, pol.Rules)
 	}
 	g.id = id
+	for i := range pol.Segments {
+		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
+	}
 	for i := range pol.Rules {
 		r := &pol.Rules[i]
 		if r.MinDevice == 0 {
@@ -184,6 +190,15 @@ func ruleName(pol *policy.Policy, l Layer, r int32) string {
 		}
 	}
 	return ""
+}
+
+// ruleName is ruleName for the generation's policy, without building a
+// segment's name.
+func (g *generation) ruleName(l Layer, r int32) string {
+	if l == LayerSegment && r >= 0 && int(r) < len(g.segmentNames) {
+		return g.segmentNames[r]
+	}
+	return ruleName(g.policy, l, r)
 }
 
 // Meta is what the caller knows about a packet besides its bytes.
@@ -497,7 +512,8 @@ func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev 
 		if ev == 0 {
 			ev = EventDeny
 		}
-		pol := e.cur.Load().policy
+		g := e.cur.Load()
+		pol := g.policy
 		var event Event
 		if d.Layer == LayerDecode {
 			event = Event{Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort}
@@ -510,7 +526,7 @@ func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev 
 		}
 		event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
 		event.Device = pol.DeviceName(d.SrcDevice)
-		event.Rule = ruleName(pol, d.Layer, d.Rule)
+		event.Rule = g.ruleName(d.Layer, d.Rule)
 		e.stats.Events.Add(1)
 		e.sink.Emit(event)
 	}

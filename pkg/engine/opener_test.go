@@ -271,3 +271,40 @@ func TestICMPErrorsFollowTheQuotedFlow(t *testing.T) {
 		})
 	}
 }
+
+// Judging who opened a flow allocates nothing: a SYN that reopens a tuple,
+// an ICMP query, an ICMP error judged by its quote (accepted or refused,
+// with an event).
+func TestOpenerPathsDoNotAllocate(t *testing.T) {
+	var events int
+	e := New(compile(t, openerPolicy), Options{Sink: SinkFunc(func(Event) { events++ })})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	ack := pkt(t, "tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=A")
+	syn := pkt(t, "tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=S")
+	ping := pkt(t, "icmp 10.88.0.10 -> 10.77.0.21 type=8 id=7")
+	w.Judge(pkt(t, "tcp 10.88.0.10:40001 -> 10.77.0.21:8080 flags=S"), now, NoMeta)
+	related := pkt(t, "icmp 10.77.0.21 -> 10.88.0.10 type=3 quote=tcp,10.88.0.10:40001,10.77.0.21:8080")
+	unrelated := pkt(t, "icmp 10.77.0.21 -> 10.88.0.10 type=3 quote=tcp,10.88.0.10:40009,10.77.0.21:8080")
+	for _, tt := range []struct {
+		name string
+		fn   func()
+	}{
+		{"bare ACK then SYN", func() {
+			ack.DstPort++
+			syn.DstPort = ack.DstPort
+			w.Judge(ack, now, NoMeta)
+			w.Judge(syn, now, NoMeta)
+		}},
+		{"ping", func() { ping.ICMPID++; w.Judge(ping, now, NoMeta) }},
+		{"error of an accepted flow", func() { w.Judge(related, now, NoMeta) }},
+		{"error quoting no flow", func() { w.Judge(unrelated, now, NoMeta) }},
+	} {
+		if n := testing.AllocsPerRun(500, tt.fn); n != 0 {
+			t.Errorf("%s: %v allocations, want 0", tt.name, n)
+		}
+	}
+	if events == 0 {
+		t.Error("the refused packets raised no events")
+	}
+}
