@@ -70,9 +70,23 @@ func addrOf(hi, lo uint64) netip.Addr {
 	return netip.AddrFrom16(b).Unmap()
 }
 
-// Endpoints returns the key's two endpoints.
+// Endpoints returns the key's two endpoints. ICMP has no ports: its
+// endpoints have port 0 (see Query for a query's identifier and kind).
 func (k Key) Endpoints() (a, b netip.AddrPort) {
-	return netip.AddrPortFrom(addrOf(k.AHi, k.ALo), k.APort), netip.AddrPortFrom(addrOf(k.BHi, k.BLo), k.BPort)
+	ap, bp := k.APort, k.BPort
+	if k.Proto == packet.ProtoICMP || k.Proto == packet.ProtoICMPv6 {
+		ap, bp = 0, 0
+	}
+	return netip.AddrPortFrom(addrOf(k.AHi, k.ALo), ap), netip.AddrPortFrom(addrOf(k.BHi, k.BLo), bp)
+}
+
+// Query returns the identifier and kind (the request's ICMP type) of an
+// ICMP or ICMPv6 query flow's key, whose endpoint A sends the requests.
+func (k Key) Query() (id uint16, kind uint8, ok bool) {
+	if (k.Proto != packet.ProtoICMP && k.Proto != packet.ProtoICMPv6) || k.BPort&queryPort == 0 {
+		return 0, 0, false
+	}
+	return k.APort, uint8(k.BPort), true
 }
 
 // hash64 mixes the key with the table's secret seed. Its low 4 bits pick
