@@ -371,9 +371,9 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 		}
 	}
 	if d.Verdict != Drop && d.Layer == LayerPico {
-		if r := &g.policy.Rules[d.Rule]; m.Tripped && r.MaxFlow > 0 {
-			// The kernel counted past the bound on the fast path, where
-			// the engine did not see the bytes.
+		if trippedOver(&g.policy.Rules[d.Rule], m) {
+			// A flow judged afresh (after a restart) that the kernel
+			// already caught over its bound.
 			d.Verdict, d.Reason, res.Event = Drop, ReasonFlowBytes, EventVolume
 		}
 	}
@@ -426,7 +426,7 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reverse
 }
 
 // cached answers a packet of a flow already judged by this generation, and
-// applies the checks that span the flow's life.
+// applies the checks that span the flow's life (picoStage.recheck).
 func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64, m Meta) Decision {
 	st := &w.st
 	d := Decision{Verdict: Verdict(st.Verdict), Layer: Layer(st.Layer), Reason: Reason(st.Reason), Rule: st.Rule, Cached: true, SrcDevice: st.SrcDevice, DstDevice: st.DstDevice}
@@ -439,28 +439,9 @@ func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64
 	if !r.Pico {
 		return w.finish(d, p, now, false, 0)
 	}
-	reason, event := ReasonNone, EventType(0)
-	switch {
-	case m.Tripped && r.MaxFlow > 0:
-		// The kernel counted past the bound on the fast path.
-		reason, event = ReasonFlowBytes, EventVolume
-	case st.ValidUntil != 0 && now >= st.ValidUntil:
-		if until, ok := windowEnd(r, now, g.policy.Location); ok {
-			st.ValidUntil = until
-			e := w.e
-			e.flows.Update(key, st)
-		} else {
-			reason, event = ReasonOutsideWindow, EventWindow
-		}
-	case r.HasSize && sizeOutside(r, p.Length, m.Merged):
-		reason, event = ReasonPacketSize, EventDeny
-	case r.MaxFlow > 0 && st.Bytes > r.MaxFlow:
-		reason, event = ReasonFlowBytes, EventVolume
-	}
-	if reason == ReasonNone && st.Budget >= 0 {
-		if over, _ := g.budgets.add(st.Budget, r, uint64(p.Length), now); over {
-			reason, event = ReasonDeviceBytes, EventVolume
-		}
+	reason, event, moved := picoStage{}.recheck(g, r, st, p.Length, now, m)
+	if moved && reason == ReasonNone {
+		w.e.flows.Update(key, st)
 	}
 	if reason != ReasonNone {
 		d.Verdict, d.Reason = Drop, reason
