@@ -239,16 +239,18 @@ func (s *shard) unplace(idx int32) {
 func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint8, out *State) bool {
 	h := k.hash64(t.seed)
 	s := &t.shards[h%shardCount]
+	// Deferred unlocks here and in Insert: should a bug ever panic inside
+	// (the daemon recovers and goes on judging), a shard left locked
+	// would hang every later packet of its flows.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i := s.find(&k, h)
 	if i < 0 {
-		s.mu.Unlock()
 		return false
 	}
 	e := &s.entries[i]
 	if now > e.expires {
 		s.remove(i)
-		s.mu.Unlock()
 		t.expired.Add(1)
 		return false
 	}
@@ -257,7 +259,6 @@ func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint
 	e.expires = now + t.ttlOf(k.Proto, st.Phase)
 	s.touch(i)
 	*out = *st
-	s.mu.Unlock()
 	return true
 }
 
@@ -284,6 +285,7 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 	h := k.hash64(t.seed)
 	s := &t.shards[h%shardCount]
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i := s.find(&k, h)
 	if i < 0 {
 		if len(s.free) == 0 {
@@ -306,7 +308,6 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 	account(&e.state, now, size, true, k.Proto, tcpFlags)
 	*st = e.state
 	e.expires = now + t.ttlOf(k.Proto, e.state.Phase)
-	s.mu.Unlock()
 }
 
 // Update replaces the judgement of flow k with st's, whole, keeping its
