@@ -248,7 +248,7 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 	}
 	g := e.cur.Load()
 	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPError {
-		return w.quotedFlow(g, p, now)
+		return w.quotedFlow(g, p, now, m)
 	}
 	key, fromA := flow.KeyOf(p)
 	st := &w.st
@@ -399,13 +399,7 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 // Explain runs it dry (counting nothing) and collects every stage's answer
 // in steps; the verdict path passes dry false and steps nil.
 func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool, steps *[]Step) (Decision, Result) {
-	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
-	c.Existing = existing
-	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
-	c.DPort = transportPort(p, reversed)
-	c.Rule = policy.None
-	c.Flow = &w.st
+	c := w.begin(g, p, now, m, reversed, existing, dry)
 	for _, s := range w.e.stages {
 		res := s.Evaluate(c)
 		if steps != nil {
@@ -423,6 +417,18 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reverse
 	// The pico stage always decides; reaching here is a broken pipeline,
 	// and a broken pipeline must not let traffic through.
 	return Decision{Verdict: Drop, Layer: LayerNone, Rule: policy.None, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}, Result{}
+}
+
+// begin readies the worker's context for the stages to judge p.
+func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool) *Context {
+	c := &w.ctx
+	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
+	c.Existing = existing
+	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
+	c.DPort = transportPort(p, reversed)
+	c.Rule = policy.None
+	c.Flow = &w.st
+	return c
 }
 
 // cached answers a packet of a flow already judged by this generation, and

@@ -16,12 +16,15 @@ import (
 // error never opens a flow and is never stored: otherwise a device could
 // send anything to anyone dressed as "destination unreachable", and
 // quoting a flow it invented would make that flow.
-func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64) Decision {
-	pol := g.policy
-	c := &w.ctx
-	c.Src = policy.Side{Addr: p.Src, Device: pol.DeviceByAddr(p.Src)}
-	c.Dst = policy.Side{Addr: p.Dst, Device: pol.DeviceByAddr(p.Dst)}
-	c.DPort = 0
+func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64, m Meta) Decision {
+	// The sender is identified like any other: an error from a spoofed
+	// address is spoofing before it is anything else.
+	c := w.begin(g, p, now, m, false, false, false)
+	if res := (identifyStage{}).Evaluate(c); res.Verdict == Drop {
+		d := Decision{Verdict: Drop, Layer: LayerIdentify, Reason: res.Reason, Rule: res.Rule,
+			SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
+		return w.finish(d, p, now, true, res.Event)
+	}
 	d := Decision{Verdict: Drop, Layer: LayerMicro, Reason: ReasonErrorNoFlow, Rule: policy.None,
 		SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
 	q := &w.quoted

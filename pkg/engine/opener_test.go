@@ -308,3 +308,16 @@ func TestOpenerPathsDoNotAllocate(t *testing.T) {
 		t.Error("the refused packets raised no events")
 	}
 }
+
+// An ICMP error is identified like any packet: a device sending one from
+// another device's address is spoofing.
+func TestICMPErrorsAreIdentified(t *testing.T) {
+	ds := runSteps(t, openerPolicy, []step{
+		{"tcp 10.88.0.10:40000 -> 10.77.0.30:8080 flags=S", Accept},
+		// The plug, with its own MAC, claims to be the hub.
+		{"icmp 10.77.0.30 -> 10.88.0.10 type=3 mac=02:00:00:00:00:21 quote=tcp,10.88.0.10:40000,10.77.0.30:8080", Drop},
+	})
+	if ds[1].Layer != LayerIdentify || ds[1].Reason != ReasonSpoofedMAC {
+		t.Errorf("spoofed error: %s %q, want identify %q", ds[1].Layer, ds[1].Reason, ReasonSpoofedMAC)
+	}
+}
