@@ -73,9 +73,9 @@ func (s *sniffer) lines(re *regexp.Regexp) []string {
 	return out
 }
 
-// hping sends one TCP packet with flags ("S", "A", ...) from host's port
-// sport to dst.
-func (f *fixture) hping(host, flags string, sport uint16, dst netip.AddrPort) {
+// sendTCPFlags sends, with hping3, one TCP packet with flags ("S", "A",
+// ...) from host's port sport to dst.
+func (f *fixture) sendTCPFlags(host, flags string, sport uint16, dst netip.AddrPort) {
 	f.t.Helper()
 	args := []string{"-c", "1", "-s", strconv.Itoa(int(sport)), "-k", "-p", strconv.Itoa(int(dst.Port()))}
 	for _, c := range flags {
@@ -98,9 +98,9 @@ func TestKernelBareACKOpensNoDoorForASYN(t *testing.T) {
 	attack := func(port uint16) []string {
 		dst := netip.AddrPortFrom(admin, port)
 		s := f.sniff("lan", fmt.Sprintf("tcp and src host %s and port %d", f.lab.Host("plug1").Addr, port))
-		f.hping("plug1", "A", 8080, dst)
-		f.hping("plug1", "R", 8080, dst)
-		f.hping("plug1", "S", 8080, dst)
+		f.sendTCPFlags("plug1", "A", 8080, dst)
+		f.sendTCPFlags("plug1", "R", 8080, dst)
+		f.sendTCPFlags("plug1", "S", 8080, dst)
 		return s.lines(synLine)
 	}
 	if syns := attack(40001); len(syns) == 0 {
@@ -113,8 +113,8 @@ func TestKernelBareACKOpensNoDoorForASYN(t *testing.T) {
 	// And without the RST in between.
 	dst := netip.AddrPortFrom(admin, 40003)
 	s := f.sniff("lan", fmt.Sprintf("tcp and src host %s and port 40003", f.lab.Host("plug1").Addr))
-	f.hping("plug1", "A", 8080, dst)
-	f.hping("plug1", "S", 8080, dst)
+	f.sendTCPFlags("plug1", "A", 8080, dst)
+	f.sendTCPFlags("plug1", "S", 8080, dst)
 	if syns := s.lines(synLine); len(syns) != 0 {
 		t.Errorf("the plug's SYN reached the LAN host after its bare ACK:\n%s", strings.Join(syns, "\n"))
 	}
