@@ -34,8 +34,9 @@ func TestCatalogue(t *testing.T) {
 		"flow_denied": SeverityWarning, "spoofed_address": SeverityCritical, "new_device": SeverityNotice,
 		"device_silent": SeverityWarning, "volume_exceeded": SeverityWarning, "outside_time_window": SeverityNotice,
 		"new_flow_rate_exceeded": SeverityWarning, "possible_scan": SeverityWarning, "queue_overflow": SeverityError,
+		"internal_error":       SeverityError,
 		"policy_reload_failed": SeverityError, "daemon_started": SeverityInfo, "daemon_stopped": SeverityNotice,
-		"undecodable_packet": SeverityNotice, "internal_error": SeverityError,
+		"undecodable_packet": SeverityNotice,
 	}
 	types := Types()
 	if len(types) != len(want) {

@@ -44,10 +44,10 @@
 //	| queue_overflow         | err      | the packet queue overflowed (fail-open or drop, as configured)|
 //	| policy_reload_failed   | err      | a reload was rejected; the running policy stays               |
 //	| daemon_started         | info     | the daemon started judging packets                            |
-//	| daemon_stopped         | notice   | the daemon stopped                                            |
-//	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
 //	| internal_error         | err      | a bug was hit judging a packet: it got the on_daemon_down     |
 //	|                        |          | verdict and the daemon went on judging                        |
+//	| daemon_stopped         | notice   | the daemon stopped                                            |
+//	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
 //
 // # Sinks
 //
