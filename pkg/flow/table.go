@@ -321,7 +321,8 @@ func (t *Table) Update(k Key, st *State) bool {
 	if i < 0 {
 		return false
 	}
-	s.entries[i].state.Judgement = st.Judgement
+	e := &s.entries[i].state
+	e.Judgement = st.Judgement
 	return true
 }
 
