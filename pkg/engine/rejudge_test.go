@@ -3,6 +3,7 @@ package engine
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -58,4 +59,35 @@ func lookup(e *Engine, p *packet.Packet, now int64) (flow.State, bool) {
 	var st flow.State
 	ok := e.flows.Peek(k, now, &st)
 	return st, ok
+}
+
+// Nothing of an older judgement survives a new one: a flow judged under a
+// rule with hours, judged again under the same rule without them, is not
+// cut when the old window would have closed.
+func TestRejudgedFlowForgetsItsOldWindow(t *testing.T) {
+	src := homePolicy + `
+[[allow]]
+name = "plug-telemetry"
+from = "device:plug2"
+to = "zone:wan"
+services = ["udp/9000"]
+packet_size = "20-1500"
+hours = ["09:00-10:02"]
+`
+	e := New(compile(t, src), Options{})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	if d := w.Judge(pkt(t, "udp 10.77.0.22:5000 -> 198.51.100.7:9000"), now, NoMeta); d.Verdict == Drop {
+		t.Fatalf("in the window: %+v", d)
+	}
+	e.Swap(compile(t, replaceOnce(t, src, "hours = [\"09:00-10:02\"]\n", "")), now+1)
+	for i, at := range []time.Time{monday10.Add(time.Minute), monday10.Add(3 * time.Minute)} {
+		p := pkt(t, "udp 10.77.0.22:5000 -> 198.51.100.7:9000")
+		if d := w.Judge(p, at.UnixNano(), NoMeta); d.Verdict == Drop {
+			t.Fatalf("packet %d at %s, the rule has no hours any more: %+v", i, at.Format("15:04"), d)
+		}
+		if st, _ := lookup(e, p, at.UnixNano()); st.ValidUntil != 0 {
+			t.Fatalf("packet %d: the flow still ends at %s, its old window's end", i, time.Unix(0, st.ValidUntil).UTC().Format("15:04"))
+		}
+	}
 }
