@@ -12,10 +12,10 @@ import (
 // quoted packet's destination or from a router on the way (an address that
 // is no device of the policy: a device speaks only for its own flows). The
 // quoted packet may be of either direction of its flow: both sides of an
-// accepted flow may hear of its failures. An
-// error never opens a flow and is never stored: otherwise a device could
-// send anything to anyone dressed as "destination unreachable", and
-// quoting a flow it invented would make that flow.
+// accepted flow may hear of its failures. An error never opens a flow and
+// is never stored: otherwise a device could send anything to anyone dressed
+// as "destination unreachable", and quoting a flow it invented would make
+// that flow.
 func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64, m Meta) Decision {
 	// The sender is identified like any other: an error from a spoofed
 	// address is spoofing before it is anything else.
