@@ -358,9 +358,8 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 	st := &w.st
 	// The new judgement starts from nothing: a field left from an older
 	// one (a time window's end, a budget slot) would be applied under a
-	// rule that never set it. How the flow was opened is a fact, not a
-	// judgement, and stays.
-	st.Judgement = flow.Judgement{Opened: st.Opened}
+	// rule that never set it.
+	st.Judgement = flow.Judgement{}
 	d, res := w.run(g, p, now, m, reply, existing, false, nil)
 	reversed := reply
 	// A TCP packet without SYN that opens no flow we know is a flow picked

@@ -45,9 +45,7 @@ type Judgement struct {
 	// FromA says the flow's opener is the key's endpoint A: the verdict
 	// is the opener's, and only the opener's.
 	FromA bool
-	// Opened says how the flow was opened (OpenedFirst, ...).
-	Opened uint8
-	Rule   int32 // deciding rule in its layer, -1 for none
+	Rule  int32 // deciding rule in its layer, -1 for none
 	// SrcDevice and DstDevice index the policy's devices, -1 when unknown.
 	// SrcDevice is the opener's.
 	SrcDevice, DstDevice int32
@@ -63,6 +61,9 @@ type Judgement struct {
 type State struct {
 	Judgement
 	Phase uint8
+	// Opened says how the flow was opened (OpenedFirst, ...): a fact
+	// about its packets, which no judgement changes.
+	Opened uint8
 	// Packets and Bytes count both directions; Up counts bytes the
 	// opener sent.
 	Packets          uint32
