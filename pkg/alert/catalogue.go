@@ -42,6 +42,9 @@ const (
 	TypePolicyReloadFailed
 	// TypeDaemonStarted is the daemon starting to judge packets.
 	TypeDaemonStarted
+	// TypeInternalError is a bug hit while judging a packet: that packet
+	// got the on_daemon_down verdict and the daemon went on judging.
+	TypeInternalError
 	// TypeDaemonStopped is the daemon stopping.
 	TypeDaemonStopped
 	// TypeUndecodablePacket is a packet that could not be judged on its
@@ -86,6 +89,7 @@ var catalogue = [typeCount]entry{
 	TypeQueueOverflow:       {"queue_overflow", SeverityError, "packet queue overflow"},
 	TypePolicyReloadFailed:  {"policy_reload_failed", SeverityError, "policy reload failed, the running policy stays"},
 	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
+	TypeInternalError:       {"internal_error", SeverityError, "internal error while judging a packet"},
 	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
 	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
 	TypeAlertsSuppressed:    {"alerts_suppressed", SeverityError, "alert budget spent, alerts are held back"},

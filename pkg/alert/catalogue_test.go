@@ -34,6 +34,7 @@ func TestCatalogue(t *testing.T) {
 		"flow_denied": SeverityWarning, "spoofed_address": SeverityCritical, "new_device": SeverityNotice,
 		"device_silent": SeverityWarning, "volume_exceeded": SeverityWarning, "outside_time_window": SeverityNotice,
 		"new_flow_rate_exceeded": SeverityWarning, "possible_scan": SeverityWarning, "queue_overflow": SeverityError,
+		"internal_error":       SeverityError,
 		"policy_reload_failed": SeverityError, "daemon_started": SeverityInfo, "daemon_stopped": SeverityNotice,
 		"undecodable_packet": SeverityNotice, "alerts_suppressed": SeverityError, "alerts_resumed": SeverityNotice,
 		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,

@@ -48,6 +48,8 @@
 //	| queue_overflow         | err      | the packet queue overflowed (fail-open or drop, as configured)|
 //	| policy_reload_failed   | err      | a reload was rejected; the running policy stays               |
 //	| daemon_started         | info     | the daemon started judging packets                            |
+//	| internal_error         | err      | a bug was hit judging a packet: it got the on_daemon_down     |
+//	|                        |          | verdict and the daemon went on judging                        |
 //	| daemon_stopped         | notice   | the daemon stopped                                            |
 //	| undecodable_packet     | notice   | a packet could not be judged on its headers                   |
 //	| alerts_suppressed      | err      | a severity's alert budget ran out: its alerts are held back   |

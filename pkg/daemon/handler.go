@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/metrics"
 	"github.com/picoseg/picoseg/pkg/nft"
@@ -27,6 +29,13 @@ type handler struct {
 	flowStarted func(p *packet.Packet, now time.Time)
 	// latency, when set, times each verdict.
 	latency *metrics.Histogram
+	// failOpen is on_daemon_down = "open": the verdict for a packet the
+	// handler could not judge because of a bug.
+	failOpen bool
+	// raise, when set, receives the alert for such a packet.
+	raise func(alert.Alert)
+	// internalErrors counts packets that hit a bug.
+	internalErrors atomic.Uint64
 }
 
 type queueWorker struct {
@@ -49,8 +58,37 @@ func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues in
 	return h
 }
 
-// Judge implements queue.Handler.
-func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
+// Judge implements queue.Handler. A bug met while judging (a panic) must
+// not end the process: with the default on_daemon_down = "open" a dead
+// daemon lets every new flow through unjudged, so one crafted packet would
+// switch the firewall off. The packet gets the fail-mode verdict instead,
+// an alert is raised, and the worker goes on with the next packet.
+func (h *handler) Judge(qp *queue.Packet) (accept bool, mark uint32) {
+	defer func() {
+		if v := recover(); v != nil {
+			accept, mark = h.failed(qp, v)
+		}
+	}()
+	return h.judge(qp)
+}
+
+// failed answers a packet whose judgement hit a bug. Neither answer
+// carries a mark: nothing is recorded in the flow's conntrack entry, so its
+// next packet is judged afresh.
+func (h *handler) failed(qp *queue.Packet, v any) (bool, uint32) {
+	n := h.internalErrors.Add(1)
+	if h.raise != nil {
+		verdict := "dropped (on_daemon_down = closed)"
+		if h.failOpen {
+			verdict = "accepted unjudged (on_daemon_down = open)"
+		}
+		h.raise(alert.Alert{Type: alert.TypeInternalError, Time: h.now(),
+			Message: fmt.Sprintf("bug while judging a packet of queue %d (%d so far): %v; the packet was %s, judging goes on", qp.Queue, n, v, verdict)})
+	}
+	return h.failOpen, 0
+}
+
+func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 	qw := &h.workers[int(qp.Queue-h.queueBase)%len(h.workers)]
 	qw.dec.DecodeIP(qp.Payload, &qw.pkt)
 	if len(qp.HwAddr) == 6 {
@@ -72,7 +110,9 @@ func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
 	if h.latency != nil {
 		h.latency.ObserveDuration(time.Since(now))
 	}
-	if d.NewFlow && h.flowStarted != nil {
+	// The inventory hears of a flow from the side that opened it; a
+	// flow picked up from its reply is not its sender's.
+	if d.NewFlow && !d.Reply && h.flowStarted != nil {
 		h.flowStarted(&qw.pkt, now)
 	}
 	return h.verdict(d)
@@ -80,6 +120,13 @@ func (h *handler) Judge(qp *queue.Packet) (bool, uint32) {
 
 // verdict turns a decision into a queue verdict and mark.
 func (h *handler) verdict(d engine.Decision) (bool, uint32) {
+	if d.Related {
+		// An ICMP error shares the conntrack entry of the flow it quotes:
+		// a mark would be written into that flow's entry, and a forged
+		// error could then cut (or re-class) a flow it does not belong
+		// to. Plain verdicts only.
+		return d.Verdict != engine.Drop, 0
+	}
 	switch d.Verdict {
 	case engine.Accept:
 		// Monitor mode lands here with WouldDrop set: the flow is

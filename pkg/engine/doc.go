@@ -2,6 +2,12 @@
 // device, then segment, micro and pico) over a compiled policy and keeps a
 // flow cache so that only a flow's first packets are judged in full.
 //
+// A cached verdict belongs to the side that opened the flow. A packet that
+// opens a connection on a known tuple (a SYN from the responder, any SYN on
+// a flow picked up mid-stream or closing) is judged as a new flow of its
+// sender; ICMP queries are flows of their requester, per identifier and
+// kind; ICMP errors are judged by the flow they quote and never open one.
+//
 // The engine holds no kernel code. The daemon feeds it packets from NFQUEUE;
 // `picoseg replay` feeds it packets from captures with their timestamps as
 // the clock; `picoseg explain` asks it about one hypothetical flow. All three

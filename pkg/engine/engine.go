@@ -46,6 +46,9 @@ type generation struct {
 	id      uint32
 	budgets *budgetTable
 	mins    []minWatch // by rule; nil map when the rule has no lower bound
+	// segmentNames are the segments' names, made once: an event of a
+	// segment denial must not build its rule name per packet.
+	segmentNames []string
 }
 
 // Stats are the engine's counters. Every field is safe to read while the
@@ -106,6 +109,9 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		g.budgets.carryOver(old.budgets, old.policy.Rules, pol.Rules)
 	}
 	g.id = id
+	for i := range pol.Segments {
+		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
+	}
 	for i := range pol.Rules {
 		r := &pol.Rules[i]
 		if r.MinDevice == 0 {
@@ -158,6 +164,14 @@ type Decision struct {
 	// Class is the pico class an accepted flow is marked with, so that the
 	// kernel holds its fast path to the class's checks.
 	Class uint16
+	// Reply is set when the packet travels from the flow's responder to
+	// its opener. SrcDevice is always the opener's: a flow is credited to
+	// the side that opened it.
+	Reply bool
+	// Related is set for an ICMP error, judged by the flow it quotes. It
+	// is no flow of its own: nothing of its verdict is to be recorded (in
+	// the kernel, its conntrack entry is the quoted flow's).
+	Related bool
 }
 
 // RuleName names the deciding rule in pol, "" for a default.
@@ -180,6 +194,15 @@ func ruleName(pol *policy.Policy, l Layer, r int32) string {
 		}
 	}
 	return ""
+}
+
+// ruleName is ruleName for the generation's policy, without building a
+// segment's name.
+func (g *generation) ruleName(l Layer, r int32) string {
+	if l == LayerSegment && r >= 0 && int(r) < len(g.segmentNames) {
+		return g.segmentNames[r]
+	}
+	return ruleName(g.policy, l, r)
 }
 
 // Meta is what the caller knows about a packet besides its bytes.
@@ -206,6 +229,9 @@ type Worker struct {
 	e   *Engine
 	ctx Context
 	st  flow.State
+	// quoted is the packet an ICMP error quotes, decoded into here so
+	// that judging the error allocates nothing.
+	quoted packet.Packet
 }
 
 // NewWorker returns a Worker of e.
@@ -225,23 +251,81 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 		return w.finish(d, p, now, true, EventUndecodable)
 	}
 	g := e.cur.Load()
+	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPError {
+		return w.quotedFlow(g, p, now, m)
+	}
 	key, fromA := flow.KeyOf(p)
 	st := &w.st
-	if e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st) {
-		if st.Gen == g.id {
-			e.stats.CacheHits.Add(1)
-			return w.cached(g, key, fromA, p, now, m)
-		}
+	var d Decision
+	switch {
+	case !e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st) || opensAnew(p, fromA, st):
+		// A new flow, or a packet that opens one on a known tuple: it is
+		// judged as opened by its sender, and its judgement replaces
+		// whatever the tuple had (a denial included).
+		d = w.open(g, key, fromA, p, now, m)
+	case st.Gen == g.id:
+		e.stats.CacheHits.Add(1)
+		d = w.cached(g, key, p, now, m)
+	default:
 		// Judged by an older policy: judge again, keep the counters. The
-		// packet may be a reply: judge the flow as its initiator opened it.
-		d := w.evaluate(g, p, now, m, fromA, fromA != st.FromA, true)
+		// packet may be a reply: judge the flow as its opener opened it.
+		d = w.evaluate(g, p, now, m, fromA, fromA != st.FromA, true)
 		e.flows.Update(key, st)
-		return d
 	}
-	*st = flow.State{}
-	d := w.evaluate(g, p, now, m, fromA, false, false)
-	e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
+	d.Reply = fromA != st.FromA
 	return d
+}
+
+// open judges the first packet of a flow and stores the flow.
+func (w *Worker) open(g *generation, key flow.Key, fromA bool, p *packet.Packet, now int64, m Meta) Decision {
+	st := &w.st
+	*st = flow.State{}
+	opened := flow.OpenedFirst
+	var d Decision
+	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPReply {
+		// A reply whose request was not seen answers its receiver's
+		// query: it belongs to the receiver's flow and is judged as such.
+		// It opens nothing, so it is no new flow for the rate either.
+		opened = flow.OpenedMidStream
+		d = w.evaluate(g, p, now, m, fromA, true, true)
+	} else {
+		d = w.evaluate(g, p, now, m, fromA, false, false)
+		if p.Proto == packet.ProtoTCP {
+			opened = flow.OpenedMidStream
+			if p.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn {
+				opened = flow.OpenedSYN
+			}
+		}
+	}
+	st.Opened = opened
+	w.e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
+	return d
+}
+
+// opensAnew reports whether p, a packet of the known flow st, opens a new
+// connection rather than continuing the one st was judged for. A verdict
+// belongs to the side that opened the flow, the way it opened it:
+//
+//   - a SYN without ACK from the responder opens a connection the other
+//     way (a plug answering a LAN host's connection cannot use its accept
+//     to open one of its own to that host on the same ports);
+//   - any SYN on a flow that was picked up mid-stream, or whose first
+//     packet was no SYN, or that is closing (FIN or RST seen) starts a new
+//     connection: a mid-stream packet accepted as a reply (a lone ACK)
+//     vouches for nothing, and neither does a connection that ended;
+//   - a SYN without ACK from the opener of a flow it opened with a SYN is
+//     a retransmission, and a SYN with ACK is the handshake's answer: both
+//     stay with the flow.
+//
+// ICMP queries need nothing here: their key has a direction (flow.KeyOf).
+func opensAnew(p *packet.Packet, fromA bool, st *flow.State) bool {
+	if p.Proto != packet.ProtoTCP || p.TCPFlags&packet.TCPSyn == 0 {
+		return false
+	}
+	if st.Opened != flow.OpenedSYN || st.Phase == flow.PhaseClosing {
+		return true
+	}
+	return p.TCPFlags&packet.TCPAck == 0 && fromA != st.FromA
 }
 
 // decodeDecision decides packets that cannot be judged on their headers,
@@ -276,22 +360,28 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 	e := w.e
 	e.stats.NewFlows.Add(1)
 	st := &w.st
+	// The new judgement starts from nothing: a field left from an older
+	// one (a time window's end, a budget slot) would be applied under a
+	// rule that never set it.
+	st.Judgement = flow.Judgement{}
 	d, res := w.run(g, p, now, m, reply, existing, false, nil)
 	reversed := reply
 	// A TCP packet without SYN that opens no flow we know is a flow picked
 	// up mid-stream (a capture that started late, a daemon restart). If its
 	// reverse direction is allowed it is the reply of an allowed flow.
 	// Accepting it opens nothing: a TCP peer only opens on a SYN.
-	if !reply && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
+	// A flow judged again keeps its opener: the reverse is tried only for
+	// a flow never judged, or a reload could hand a flow to the other side.
+	if !reply && !existing && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
 		// The connection exists already, so it is no new flow either.
 		if rd, rres := w.run(g, p, now, m, true, true, false, nil); rd.Verdict != Drop {
 			d, res, reversed = rd, rres, true
 		}
 	}
 	if d.Verdict != Drop && d.Layer == LayerPico {
-		if r := &g.policy.Rules[d.Rule]; m.Tripped && r.MaxFlow > 0 {
-			// The kernel counted past the bound on the fast path, where
-			// the engine did not see the bytes.
+		if trippedOver(&g.policy.Rules[d.Rule], m) {
+			// A flow judged afresh (after a restart) that the kernel
+			// already caught over its bound.
 			d.Verdict, d.Reason, res.Event = Drop, ReasonFlowBytes, EventVolume
 		}
 	}
@@ -317,13 +407,7 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 // Explain runs it dry (counting nothing) and collects every stage's answer
 // in steps; the verdict path passes dry false and steps nil.
 func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool, steps *[]Step) (Decision, Result) {
-	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
-	c.Existing = existing
-	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
-	c.DPort = transportPort(p, reversed)
-	c.Rule = policy.None
-	c.Flow = &w.st
+	c := w.begin(g, p, now, m, reversed, existing, dry)
 	for _, s := range w.e.stages {
 		res := s.Evaluate(c)
 		if steps != nil {
@@ -343,9 +427,21 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reverse
 	return Decision{Verdict: Drop, Layer: LayerNone, Rule: policy.None, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}, Result{}
 }
 
+// begin readies the worker's context for the stages to judge p.
+func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool) *Context {
+	c := &w.ctx
+	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
+	c.Existing = existing
+	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
+	c.DPort = transportPort(p, reversed)
+	c.Rule = policy.None
+	c.Flow = &w.st
+	return c
+}
+
 // cached answers a packet of a flow already judged by this generation, and
-// applies the checks that span the flow's life.
-func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packet, now int64, m Meta) Decision {
+// applies the checks that span the flow's life (picoStage.recheck).
+func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64, m Meta) Decision {
 	st := &w.st
 	d := Decision{Verdict: Verdict(st.Verdict), Layer: Layer(st.Layer), Reason: Reason(st.Reason), Rule: st.Rule, Cached: true, SrcDevice: st.SrcDevice, DstDevice: st.DstDevice}
 	if d.Verdict == Drop || d.Layer != LayerPico || st.Rule < 0 {
@@ -357,28 +453,9 @@ func (w *Worker) cached(g *generation, key flow.Key, fromA bool, p *packet.Packe
 	if !r.Pico {
 		return w.finish(d, p, now, false, 0)
 	}
-	reason, event := ReasonNone, EventType(0)
-	switch {
-	case m.Tripped && r.MaxFlow > 0:
-		// The kernel counted past the bound on the fast path.
-		reason, event = ReasonFlowBytes, EventVolume
-	case st.ValidUntil != 0 && now >= st.ValidUntil:
-		if until, ok := windowEnd(r, now, g.policy.Location); ok {
-			st.ValidUntil = until
-			e := w.e
-			e.flows.Update(key, st)
-		} else {
-			reason, event = ReasonOutsideWindow, EventWindow
-		}
-	case r.HasSize && sizeOutside(r, p.Length, m.Merged):
-		reason, event = ReasonPacketSize, EventDeny
-	case r.MaxFlow > 0 && st.Bytes > r.MaxFlow:
-		reason, event = ReasonFlowBytes, EventVolume
-	}
-	if reason == ReasonNone && st.Budget >= 0 {
-		if over, _ := g.budgets.add(st.Budget, r, uint64(p.Length), now); over {
-			reason, event = ReasonDeviceBytes, EventVolume
-		}
+	reason, event, moved := picoStage{}.recheck(g, r, st, p.Length, now, m)
+	if moved && reason == ReasonNone {
+		w.e.flows.Update(key, st)
 	}
 	if reason != ReasonNone {
 		d.Verdict, d.Reason = Drop, reason
@@ -430,7 +507,8 @@ func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev 
 		if ev == 0 {
 			ev = EventDeny
 		}
-		pol := e.cur.Load().policy
+		g := e.cur.Load()
+		pol := g.policy
 		var event Event
 		if d.Layer == LayerDecode {
 			event = Event{Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort}
@@ -443,7 +521,7 @@ func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev 
 		}
 		event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
 		event.Device = pol.DeviceName(d.SrcDevice)
-		event.Rule = ruleName(pol, d.Layer, d.Rule)
+		event.Rule = g.ruleName(d.Layer, d.Rule)
 		e.stats.Events.Add(1)
 		e.sink.Emit(event)
 	}

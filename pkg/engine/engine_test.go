@@ -122,8 +122,13 @@ func pkt(t *testing.T, spec string) *packet.Packet {
 	p.Proto = proto
 	p.Src, p.SrcPort = endpoint(t, f[1])
 	p.Dst, p.DstPort = endpoint(t, f[3])
-	if proto == packet.ProtoTCP {
+	switch proto {
+	case packet.ProtoTCP:
 		p.TCPFlags = packet.TCPSyn
+	case packet.ProtoICMP:
+		p.ICMPType = 8 // echo request
+	case packet.ProtoICMPv6:
+		p.ICMPType = 128
 	}
 	for _, opt := range f[4:] {
 		k, v, _ := strings.Cut(opt, "=")
@@ -143,6 +148,27 @@ func pkt(t *testing.T, spec string) *packet.Packet {
 			for _, c := range v {
 				p.TCPFlags |= map[rune]uint8{'S': packet.TCPSyn, 'A': packet.TCPAck, 'F': packet.TCPFin, 'R': packet.TCPRst}[c]
 			}
+		case "type", "id":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k == "type" {
+				p.ICMPType = uint8(n)
+			} else {
+				p.ICMPID = uint16(n)
+			}
+		case "quote":
+			// quote=PROTO,SRC[:PORT],DST[:PORT][,type,id]: what an ICMP
+			// error quotes.
+			q := strings.Split(v, ",")
+			quoted := pkt(t, strings.Join([]string{q[0], q[1], "->", q[2]}, " "))
+			p.Quoted = packet.Quote{Valid: true, Src: quoted.Src, Dst: quoted.Dst, Proto: quoted.Proto, SrcPort: quoted.SrcPort, DstPort: quoted.DstPort, ICMPType: quoted.ICMPType}
+			if len(q) == 5 {
+				ty, _ := strconv.Atoi(q[3])
+				id, _ := strconv.Atoi(q[4])
+				p.Quoted.ICMPType, p.Quoted.ICMPID = uint8(ty), uint16(id)
+			}
 		case "kind":
 			p.Kind = map[string]packet.Kind{"fragment": packet.KindFragment, "truncated": packet.KindTruncated, "malformed": packet.KindMalformed, "tunnel": packet.KindTunnel, "not-ip": packet.KindNotIP}[v]
 		default:
@@ -160,6 +186,8 @@ func parseProtoName(s string) (uint8, error) {
 		return packet.ProtoUDP, nil
 	case "icmp":
 		return packet.ProtoICMP, nil
+	case "icmpv6":
+		return packet.ProtoICMPv6, nil
 	case "gre":
 		return packet.ProtoGRE, nil
 	}

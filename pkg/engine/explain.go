@@ -39,8 +39,14 @@ func (e *Engine) ExplainQuery(q Query) Trace {
 	if q.Proto == packet.ProtoTCP || q.Proto == packet.ProtoUDP {
 		p.DstPort, p.SrcPort = q.DPort, 40000
 	}
-	if q.Proto == packet.ProtoTCP {
+	// The first packet of a flow from q.From: a SYN, an echo request.
+	switch q.Proto {
+	case packet.ProtoTCP:
 		p.TCPFlags = packet.TCPSyn
+	case packet.ProtoICMP:
+		p.ICMPType = 8
+	case packet.ProtoICMPv6:
+		p.ICMPType = 128
 	}
 	// An ICMP flow is opened by a query (conntrack tracks no other): a
 	// hypothetical or re-judged one is an echo request, as the gateway's

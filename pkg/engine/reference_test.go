@@ -226,6 +226,9 @@ func TestCompiledAgreesWithNaive(t *testing.T) {
 			if p.Proto == packet.ProtoTCP {
 				p.TCPFlags = packet.TCPSyn
 			}
+			if p.Proto == packet.ProtoICMP {
+				p.ICMPType = 8 // echo request: its sender opens the flow
+			}
 			wantLayer, wantRule := ref.judge(p)
 			d := w.Judge(p, at, NoMeta)
 			if d.Layer != wantLayer || d.RuleName(pol) != wantRule {

@@ -75,6 +75,8 @@ const (
 	ReasonSegmentDeny
 	ReasonNoSegment
 	ReasonNoAllowRule
+	ReasonErrorOfFlow
+	ReasonErrorNoFlow
 	ReasonOutsideWindow
 	ReasonPacketSize
 	ReasonFlowBytes
@@ -102,6 +104,8 @@ var reasonText = [reasonCount]string{
 	ReasonSegmentDeny:   "segment denies this zone to that zone",
 	ReasonNoSegment:     "no segment rule for this pair of zones",
 	ReasonNoAllowRule:   "no allow rule permits this device, peer and service",
+	ReasonErrorOfFlow:   "ICMP error about an accepted flow, sent to that flow's side",
+	ReasonErrorNoFlow:   "ICMP error quoting no accepted flow: an error never opens a flow",
 	ReasonOutsideWindow: "outside the rule's time window",
 	ReasonPacketSize:    "packet size outside the rule's bounds",
 	ReasonFlowBytes:     "flow exceeded the rule's byte limit",

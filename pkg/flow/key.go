@@ -25,13 +25,36 @@ func halves(a netip.Addr) (hi, lo uint64) {
 	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
 }
 
+// queryPort marks BPort of an ICMP query flow's key: BPort is then this
+// bit with the query's kind, so a query key never equals the key of
+// another ICMP message between the same hosts (whose ports are 0).
+const queryPort = 0x100
+
 // KeyOf returns the packet's flow key and whether the packet travels from
 // endpoint A to endpoint B.
+//
+// ICMP and ICMPv6 queries (echo, timestamp, ...) are keyed by identifier
+// and kind, and their key has a direction: A is the host that sends the
+// requests, so a request from B to A (the other side pinging back, with
+// the same identifier or another) is another flow, judged on its own.
+// Without this a device's own pings would ride on the accept of the pings
+// it answers.
 func KeyOf(p *packet.Packet) (k Key, fromA bool) {
 	sh, sl := halves(p.Src)
 	dh, dl := halves(p.Dst)
 	sp, dp := p.SrcPort, p.DstPort
 	k.Proto = p.Proto
+	if p.Proto == packet.ProtoICMP || p.Proto == packet.ProtoICMPv6 {
+		if role, kind := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPRequest || role == packet.ICMPReply {
+			k.APort, k.BPort = p.ICMPID, queryPort|uint16(kind)
+			if role == packet.ICMPRequest {
+				k.AHi, k.ALo, k.BHi, k.BLo = sh, sl, dh, dl
+				return k, true
+			}
+			k.AHi, k.ALo, k.BHi, k.BLo = dh, dl, sh, sl
+			return k, false
+		}
+	}
 	if sh < dh || sh == dh && (sl < dl || sl == dl && sp <= dp) {
 		k.AHi, k.ALo, k.APort, k.BHi, k.BLo, k.BPort = sh, sl, sp, dh, dl, dp
 		return k, true
@@ -47,9 +70,23 @@ func addrOf(hi, lo uint64) netip.Addr {
 	return netip.AddrFrom16(b).Unmap()
 }
 
-// Endpoints returns the key's two endpoints.
+// Endpoints returns the key's two endpoints. ICMP has no ports: its
+// endpoints have port 0 (see Query for a query's identifier and kind).
 func (k Key) Endpoints() (a, b netip.AddrPort) {
-	return netip.AddrPortFrom(addrOf(k.AHi, k.ALo), k.APort), netip.AddrPortFrom(addrOf(k.BHi, k.BLo), k.BPort)
+	ap, bp := k.APort, k.BPort
+	if k.Proto == packet.ProtoICMP || k.Proto == packet.ProtoICMPv6 {
+		ap, bp = 0, 0
+	}
+	return netip.AddrPortFrom(addrOf(k.AHi, k.ALo), ap), netip.AddrPortFrom(addrOf(k.BHi, k.BLo), bp)
+}
+
+// Query returns the identifier and kind (the request's ICMP type) of an
+// ICMP or ICMPv6 query flow's key, whose endpoint A sends the requests.
+func (k Key) Query() (id uint16, kind uint8, ok bool) {
+	if (k.Proto != packet.ProtoICMP && k.Proto != packet.ProtoICMPv6) || k.BPort&queryPort == 0 {
+		return 0, 0, false
+	}
+	return k.APort, uint8(k.BPort), true
 }
 
 // hash64 mixes the key with the table's secret seed. Its low 4 bits pick

@@ -18,32 +18,58 @@ const (
 	PhaseClosing                  // FIN or RST seen
 )
 
-// State is what picoseg remembers of one flow. It is copied in and out of
-// the table, never shared.
-type State struct {
+// How a flow was opened, as far as the packets picoseg saw tell.
+const (
+	// OpenedFirst: the flow's first packet opened it (UDP, ICMP queries,
+	// protocols without handshakes), or the flow has not been judged.
+	OpenedFirst uint8 = iota
+	// OpenedSYN: a TCP SYN without ACK opened it.
+	OpenedSYN
+	// OpenedMidStream: a TCP packet without SYN, or an ICMP reply, was the
+	// first seen (a capture that began late, a daemon restart). The flow
+	// was credited to one side by judgement, not by a handshake, so it
+	// vouches for nothing that opens a connection.
+	OpenedMidStream
+)
+
+// Judgement is how picoseg judged a flow. It is replaced whole: every
+// field belongs to the generation in Gen, and a field left from another
+// generation (a budget slot) would index that generation's state.
+type Judgement struct {
 	// Gen is the policy generation that judged the flow. A flow judged by
 	// an older policy is judged again.
 	Gen     uint32
 	Verdict uint8 // the engine's verdict enum
 	Layer   uint8 // the deciding layer
 	Reason  uint8 // the engine's reason code
-	// FromA says the flow's initiator is the key's endpoint A.
+	// FromA says the flow's opener is the key's endpoint A: the verdict
+	// is the opener's, and only the opener's.
 	FromA bool
 	Rule  int32 // deciding rule in its layer, -1 for none
 	// SrcDevice and DstDevice index the policy's devices, -1 when unknown.
+	// SrcDevice is the opener's.
 	SrcDevice, DstDevice int32
-	// Budget indexes the engine's per-device budget state, -1 for none.
+	// Budget indexes the generation's per-device budget state, -1 for none.
 	Budget int32
-	Phase  uint8
+	// ValidUntil ends the flow's permission (a closing time window);
+	// zero means no end.
+	ValidUntil int64
+}
+
+// State is what picoseg remembers of one flow. It is copied in and out of
+// the table, never shared.
+type State struct {
+	Judgement
+	Phase uint8
+	// Opened says how the flow was opened (OpenedFirst, ...): a fact
+	// about its packets, which no judgement changes.
+	Opened uint8
 	// Packets and Bytes count both directions; Up counts bytes the
-	// initiator sent.
+	// opener sent.
 	Packets          uint32
 	Bytes, Up        uint64
 	MinSize, MaxSize uint16
 	First, Last      int64 // unix nanoseconds
-	// ValidUntil ends the flow's permission (a closing time window);
-	// zero means no end.
-	ValidUntil int64
 }
 
 // TTLs says how long an idle flow is kept, by protocol state.
@@ -216,16 +242,18 @@ func (s *shard) unplace(idx int32) {
 func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint8, out *State) bool {
 	h := k.hash64(t.seed)
 	s := &t.shards[h%shardCount]
+	// Deferred unlocks here and in Insert: should a bug ever panic inside
+	// (the daemon recovers and goes on judging), a shard left locked
+	// would hang every later packet of its flows.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i := s.find(&k, h)
 	if i < 0 {
-		s.mu.Unlock()
 		return false
 	}
 	e := &s.entries[i]
 	if now > e.expires {
 		s.remove(i)
-		s.mu.Unlock()
 		t.expired.Add(1)
 		return false
 	}
@@ -234,7 +262,23 @@ func (t *Table) Observe(k Key, now int64, size uint16, fromA bool, tcpFlags uint
 	e.expires = now + t.ttlOf(k.Proto, st.Phase)
 	s.touch(i)
 	*out = *st
-	s.mu.Unlock()
+	return true
+}
+
+// Peek copies the state of flow k to out without accounting a packet or
+// touching its place in the eviction order. It reports false when the flow
+// is unknown or expired at now. ICMP errors are judged by the flow they
+// quote this way: an error is not a packet of that flow.
+func (t *Table) Peek(k Key, now int64, out *State) bool {
+	h := k.hash64(t.seed)
+	s := &t.shards[h%shardCount]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.find(&k, h)
+	if i < 0 || now > s.entries[i].expires {
+		return false
+	}
+	*out = s.entries[i].state
 	return true
 }
 
@@ -244,6 +288,7 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 	h := k.hash64(t.seed)
 	s := &t.shards[h%shardCount]
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	i := s.find(&k, h)
 	if i < 0 {
 		if len(s.free) == 0 {
@@ -268,12 +313,10 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 	account(&e.state, now, size, true, k.Proto, tcpFlags)
 	*st = e.state
 	e.expires = now + t.ttlOf(k.Proto, e.state.Phase)
-	s.mu.Unlock()
 }
 
-// Update replaces the judgement fields (verdict, layer, reason, rule,
-// generation, validity) of flow k with those of st, keeping its counters.
-// It reports false when the flow is no longer in the table.
+// Update replaces the judgement of flow k with st's, whole, keeping its
+// counters. It reports false when the flow is no longer in the table.
 func (t *Table) Update(k Key, st *State) bool {
 	h := k.hash64(t.seed)
 	s := &t.shards[h%shardCount]
@@ -285,7 +328,7 @@ func (t *Table) Update(k Key, st *State) bool {
 	}
 	e := &s.entries[i].state
 	s.tally(e, -1)
-	e.Gen, e.Verdict, e.Layer, e.Reason, e.Rule, e.ValidUntil = st.Gen, st.Verdict, st.Layer, st.Reason, st.Rule, st.ValidUntil
+	e.Judgement = st.Judgement
 	s.tally(e, 1)
 	return true
 }

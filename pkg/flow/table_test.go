@@ -44,7 +44,7 @@ func TestObserveCountsAndExpires(t *testing.T) {
 	if tab.Observe(k, now, 60, true, packet.TCPSyn, &st) {
 		t.Fatal("unknown flow observed")
 	}
-	st = State{Rule: 7, FromA: true}
+	st = State{Judgement: Judgement{Rule: 7, FromA: true}}
 	tab.Insert(k, now, 60, packet.TCPSyn, &st)
 	if !tab.Observe(k, now+1, 1500, false, packet.TCPSyn|packet.TCPAck, &st) {
 		t.Fatal("flow lost")
@@ -137,8 +137,8 @@ func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 			keys = append(keys, k)
 		}
 	}
-	tab.Insert(keys[0], 1, 60, 0, &State{Rule: 1})
-	tab.Insert(keys[1], 2, 60, 0, &State{Rule: 2})
+	tab.Insert(keys[0], 1, 60, 0, &State{Judgement: Judgement{Rule: 1}})
+	tab.Insert(keys[1], 2, 60, 0, &State{Judgement: Judgement{Rule: 2}})
 	var st State
 	if tab.Observe(keys[0], 3, 60, true, 0, &st) {
 		t.Fatal("the older flow should have been evicted from its one-entry shard")
@@ -185,4 +185,43 @@ func BenchmarkKeyOf(b *testing.B) {
 		k, _ = KeyOf(p)
 	}
 	_ = k
+}
+
+// An ICMP query's key says who asks: a request and its reply share it, a
+// request the other way does not, nor does a query with another identifier
+// or kind. Neighbour discovery keeps one key per pair of hosts.
+func TestICMPQueryKeys(t *testing.T) {
+	a, b := netip.MustParseAddr("10.88.0.10"), netip.MustParseAddr("10.77.0.21")
+	icmp := func(src, dst netip.Addr, typ uint8, id uint16) *packet.Packet {
+		return &packet.Packet{Kind: packet.KindOK, Src: src, Dst: dst, Proto: packet.ProtoICMP, ICMPType: typ, ICMPID: id}
+	}
+	req, fromA := KeyOf(icmp(a, b, 8, 7))
+	rep, repFromA := KeyOf(icmp(b, a, 0, 7))
+	if req != rep || !fromA || repFromA {
+		t.Errorf("a request and its reply: keys %v %v, fromA %v %v", req, rep, fromA, repFromA)
+	}
+	for name, p := range map[string]*packet.Packet{
+		"request the other way": icmp(b, a, 8, 7),
+		"another identifier":    icmp(a, b, 8, 8),
+		"timestamp":             icmp(a, b, 13, 7),
+		"reply the other way":   icmp(a, b, 0, 7),
+	} {
+		if k, _ := KeyOf(p); k == req {
+			t.Errorf("%s shares the echo's key", name)
+		}
+	}
+	if id, kind, ok := req.Query(); !ok || id != 7 || kind != 8 {
+		t.Errorf("Query() = %d %d %v", id, kind, ok)
+	}
+	if x, y := req.Endpoints(); x.Port() != 0 || y.Port() != 0 || x.Addr() != a || y.Addr() != b {
+		t.Errorf("endpoints %v %v", x, y)
+	}
+	ns := &packet.Packet{Kind: packet.KindOK, Src: a, Dst: b, Proto: packet.ProtoICMPv6, ICMPType: 135}
+	na := &packet.Packet{Kind: packet.KindOK, Src: b, Dst: a, Proto: packet.ProtoICMPv6, ICMPType: 136}
+	if k1, _ := KeyOf(ns); k1 != func() Key { k, _ := KeyOf(na); return k }() {
+		t.Error("neighbour solicitation and advertisement between two hosts no longer share a key")
+	}
+	if _, _, ok := func() Key { k, _ := KeyOf(ns); return k }().Query(); ok {
+		t.Error("neighbour discovery is not a query")
+	}
 }

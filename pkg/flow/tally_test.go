@@ -37,7 +37,7 @@ func TestTalliesMatchAWalk(t *testing.T) {
 		return k
 	}
 	judgement := func() State {
-		return State{Verdict: uint8(r.IntN(3)), Layer: uint8(r.IntN(4)), Rule: int32(r.IntN(6)) - 1}
+		return State{Judgement: Judgement{Verdict: uint8(r.IntN(3)), Layer: uint8(r.IntN(4)), Rule: int32(r.IntN(6)) - 1}}
 	}
 	now := int64(1e18)
 	for step := range 20000 {
@@ -76,7 +76,7 @@ func TestTalliesMatchAWalk(t *testing.T) {
 func TestTallyNoAllocs(t *testing.T) {
 	tab := New(64, DefaultTTLs())
 	k, _ := KeyOf(tcp("10.0.0.1", "10.0.0.2", 40000, 80))
-	accept, drop := State{Verdict: 1, Layer: 2, Rule: 3}, State{Verdict: 2, Layer: 2, Rule: 3}
+	accept, drop := State{Judgement: Judgement{Verdict: 1, Layer: 2, Rule: 3}}, State{Judgement: Judgement{Verdict: 2, Layer: 2, Rule: 3}}
 	tab.Insert(k, 1, 60, packet.TCPSyn, &accept)
 	tab.Update(k, &drop)
 	if n := testing.AllocsPerRun(1000, func() {
@@ -96,7 +96,7 @@ func BenchmarkScrape(b *testing.B) {
 		k, _ := KeyOf(&packet.Packet{Kind: packet.KindOK, Proto: packet.ProtoTCP,
 			Src: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Dst: netip.AddrFrom4([4]byte{198, 51, 100, 2}),
 			SrcPort: 40000, DstPort: 443})
-		st := State{Verdict: uint8(1 + r.IntN(2)), Layer: uint8(r.IntN(4)), Rule: int32(r.IntN(50))}
+		st := State{Judgement: Judgement{Verdict: uint8(1 + r.IntN(2)), Layer: uint8(r.IntN(4)), Rule: int32(r.IntN(50))}}
 		tab.Insert(k, 1, 60, packet.TCPSyn, &st)
 	}
 	b.Run("tallies", func(b *testing.B) {

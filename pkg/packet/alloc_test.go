@@ -30,6 +30,8 @@ func TestDecodeNoAllocs(t *testing.T) {
 		{"icmp4", viaIP, serialize(t, ip4(cam4, nvr4, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(8, 0)}), KindOK},
 		{"icmp6 mld with hop-by-hop", viaIP, serialize(t, ip6(cam6, addr6("ff02::16"), layers.IPProtocolIPv6HopByHop), ext(layers.IPProtocolICMPv6, 0),
 			&layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(143, 0)}, payload("\x00\x00\x00\x00")), KindOK},
+		{"icmp4 error quoting udp", viaIP, icmpSeeds(t)[2], KindOK},
+		{"icmp6 error quoting udp", viaIP, icmpSeeds(t)[4], KindOK},
 		{"vlan", viaEthernet, serialize(t, eth(layers.EthernetTypeDot1Q), &layers.Dot1Q{VLANIdentifier: 3, Type: layers.EthernetTypeIPv4},
 			ip4(cam4, nvr4, layers.IPProtocolUDP), udp(1, 2)), KindOK},
 		{"sll2", viaSLL2, append(sll2Header(layers.EthernetTypeIPv6, 6), udp6Packet(t)...), KindOK},

@@ -246,6 +246,7 @@ func (d *Decoder) run(parser *gopacket.DecodingLayerParser, data []byte, p *Pack
 	d.dot1q.tags = 0
 	d.ip4.hdr, d.ip4.short = nil, false
 	d.ip6.hdr, d.ip6.short = nil, false
+	d.icmp4.msg, d.icmp6.msg = nil, nil
 	err := parser.DecodeLayers(data, &d.decoded)
 	d.decide(err, p)
 }
@@ -364,6 +365,13 @@ func (d *Decoder) decide(err error, p *Packet) {
 		// five-tuple anyone should act on; the addresses are kept for
 		// logging.
 		p.SrcPort, p.DstPort, p.TCPFlags, p.ICMPType, p.ICMPCode = 0, 0, 0, 0, 0
+		return
+	}
+	switch p.Proto {
+	case ProtoICMP:
+		readICMP(p, d.icmp4.msg, true)
+	case ProtoICMPv6:
+		readICMP(p, d.icmp6.msg, false)
 	}
 }
 
@@ -606,21 +614,31 @@ func (l *udpLayer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) erro
 	return l.UDP.DecodeFromBytes(data, df)
 }
 
-type icmpv4Layer struct{ layers.ICMPv4 }
+// icmpv4Layer keeps the message's bytes: a query's identifier and an
+// error's quote are read from them once the packet is known to be whole.
+type icmpv4Layer struct {
+	layers.ICMPv4
+	msg []byte
+}
 
 func (l *icmpv4Layer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < icmpv4MinHeaderSize {
 		return kindError(KindTruncated)
 	}
+	l.msg = data
 	return l.ICMPv4.DecodeFromBytes(data, df)
 }
 
-type icmpv6Layer struct{ layers.ICMPv6 }
+type icmpv6Layer struct {
+	layers.ICMPv6
+	msg []byte
+}
 
 func (l *icmpv6Layer) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 	if len(data) < icmpv6MinHeaderSize {
 		return kindError(KindTruncated)
 	}
+	l.msg = data
 	return l.ICMPv6.DecodeFromBytes(data, df)
 }
 

@@ -28,4 +28,9 @@
 //
 // Packets of any other kind than KindOK carry addresses (when the IP header
 // was read) for logging, but never ports or flags.
+//
+// Of a KindOK ICMP or ICMPv6 message the decoder also reads, by its role
+// (ICMPRoleOf), a query's identifier and an error's quote: the quoted IP
+// header and first 8 transport bytes, valid only when whole, of the same IP
+// version, and no later fragment. Neither allocates.
 package packet

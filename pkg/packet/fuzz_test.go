@@ -80,6 +80,8 @@ func generatedSeeds(t testing.TB) (ethernet, ip [][]byte) {
 			ip4(cam4, nvr4, layers.IPProtocolUDP), udp(1, 2)),
 		serialize(t, ip4(cam4, nvr4, layers.IPProtocolICMPv4), &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 3)}),
 	}
+	// Queries with identifiers, errors quoting whole and cut headers.
+	ip = append(ip, icmpSeeds(t)...)
 	return ethernet, ip
 }
 
@@ -104,8 +106,20 @@ func checkDecoded(t *testing.T, decode decodeFunc, shared *Decoder, data []byte)
 			t.Fatalf("ok packet with length %d from %d bytes", p.Length, len(data))
 		}
 	}
-	if p.Kind != KindOK && (p.SrcPort|p.DstPort|uint16(p.TCPFlags)|uint16(p.ICMPType)|uint16(p.ICMPCode)) != 0 {
+	if p.Kind != KindOK && (p.SrcPort|p.DstPort|uint16(p.TCPFlags)|uint16(p.ICMPType)|uint16(p.ICMPCode)|p.ICMPID) != 0 {
 		t.Fatalf("%v packet carries ports %d -> %d", p.Kind, p.SrcPort, p.DstPort)
+	}
+	if p.Quoted.Valid {
+		// A quote is only read from a whole ICMP error, and it names a
+		// flow: two addresses of the error's own IP version.
+		if role, _ := ICMPRoleOf(p.Proto, p.ICMPType); p.Kind != KindOK || role != ICMPError {
+			t.Fatalf("%v packet, ICMP type %d, carries a quote", p.Kind, p.ICMPType)
+		}
+		if !p.Quoted.Src.IsValid() || p.Quoted.Src.Is4() != p.Quoted.Dst.Is4() {
+			t.Fatalf("quote with addresses %v -> %v", p.Quoted.Src, p.Quoted.Dst)
+		}
+	} else if p.Quoted != (Quote{}) {
+		t.Fatalf("invalid quote with fields set: %+v", p.Quoted)
 	}
 }
 

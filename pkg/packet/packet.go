@@ -102,6 +102,13 @@ type Packet struct {
 	ICMPType uint8
 	ICMPCode uint8
 	TCPFlags uint8 // TCP flag byte (FIN, SYN, RST, PSH, ACK, ...)
+	// ICMPID is the identifier of an ICMP or ICMPv6 query or reply
+	// (ICMPRoleOf): with the query's kind it tells one query flow from
+	// another between the same two hosts.
+	ICMPID uint16
+	// Quoted is what an ICMP or ICMPv6 error quotes; an error is judged
+	// by the flow of the packet it quotes.
+	Quoted Quote
 }
 
 // IsIPv4 reports whether the outer header is IPv4.

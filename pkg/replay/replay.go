@@ -187,7 +187,13 @@ func (r *Runner) Packet(p *packet.Packet, now int64) engine.Decision {
 	if dropped {
 		lc.Dropped++
 	}
-	dev := rep.device(r.eng.Policy(), d.SrcDevice, p.Src)
+	// A flow, and each of its packets, is credited to the side that
+	// opened it: a reply's sender is the flow's responder.
+	opener := p.Src
+	if d.Reply {
+		opener = p.Dst
+	}
+	dev := rep.device(r.eng.Policy(), d.SrcDevice, opener)
 	dev.Packets++
 	dev.Bytes += uint64(p.Length)
 	if d.NewFlow {

@@ -23,7 +23,7 @@ func BytesPerFlow(n int) float64 {
 	p.Kind, p.Proto, p.Length, p.TCPFlags = packet.KindOK, packet.ProtoTCP, 60, packet.TCPSyn
 	p.Dst = netip.AddrFrom4([4]byte{198, 51, 100, 2})
 	p.DstPort = 443
-	st := flow.State{Rule: -1, SrcDevice: -1, DstDevice: -1, Budget: -1}
+	st := flow.State{Judgement: flow.Judgement{Rule: -1, SrcDevice: -1, DstDevice: -1, Budget: -1}}
 	for i := 0; i < 2*n; i++ {
 		p.Src = netip.AddrFrom4([4]byte{10, 77, byte(i >> 16), byte(i >> 8)})
 		p.SrcPort = uint16(1024 + i&0xff)
