@@ -22,6 +22,7 @@ import (
 
 	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/queue"
 )
 
@@ -174,7 +175,7 @@ func TestKernelLostTableRestored(t *testing.T) {
 	}
 	defer sneak.Close()
 	f.signal(syscall.SIGCONT)
-	const dropped = "65536" // DROPPED in the default mark mask
+	dropped := strconv.FormatUint(uint64(nft.DefaultMarks().Dropped()), 10) // DROPPED in the default mark mask
 	for deadline := time.Now().Add(5 * time.Second); f.ctMark(22) != dropped; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the idle flow opened in the gap has conntrack mark %q, want %s (DROPPED)", f.ctMark(22), dropped)
