@@ -33,6 +33,7 @@ const (
 	attrMark       = 3  // NFQA_MARK
 	attrInDev      = 5  // NFQA_IFINDEX_INDEV
 	attrOutDev     = 6  // NFQA_IFINDEX_OUTDEV
+	attrPhysInDev  = 7  // NFQA_IFINDEX_PHYSINDEV
 	attrHwAddr     = 9  // NFQA_HWADDR
 	attrPayload    = 10 // NFQA_PAYLOAD
 	attrSkbInfo    = 14 // NFQA_SKB_INFO
@@ -142,6 +143,7 @@ type packetMsg struct {
 	hasID   bool
 	mark    uint32
 	in, out uint32
+	physIn  uint32
 	hwaddr  []byte
 	payload []byte
 	gso     bool
@@ -183,6 +185,10 @@ func parsePacket(b []byte, p *packetMsg) {
 		case attrOutDev:
 			if len(data) >= 4 {
 				p.out = be.Uint32(data)
+			}
+		case attrPhysInDev:
+			if len(data) >= 4 {
+				p.physIn = be.Uint32(data)
 			}
 		case attrHwAddr:
 			// struct nfqnl_msg_packet_hw { be16 hw_addrlen; u16 pad; u8 hw_addr[8]; }

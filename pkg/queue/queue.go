@@ -20,6 +20,10 @@ type Packet struct {
 	// InIfindex and OutIfindex are the interfaces the packet came in and
 	// goes out on (0 when none).
 	InIfindex, OutIfindex uint32
+	// PhysInIfindex is the bridge port the packet came in on, when it
+	// came through a bridge whose traffic the kernel hands to the IP hooks
+	// (br_netfilter); 0 otherwise. InIfindex is then the bridge itself.
+	PhysInIfindex uint32
 	// HwAddr is the sender's hardware address (the source MAC of the frame
 	// it came in), when the kernel knows one.
 	HwAddr []byte

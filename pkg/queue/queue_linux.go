@@ -243,7 +243,7 @@ func (w *worker) judge(p *packetMsg) {
 		return
 	}
 	w.c.received.Add(1)
-	w.arg = Packet{Queue: w.queue, Payload: p.payload, InIfindex: p.in, OutIfindex: p.out, HwAddr: p.hwaddr, Mark: p.mark, GSO: p.gso}
+	w.arg = Packet{Queue: w.queue, Payload: p.payload, InIfindex: p.in, OutIfindex: p.out, PhysInIfindex: p.physIn, HwAddr: p.hwaddr, Mark: p.mark, GSO: p.gso}
 	accept, mark := w.h.Judge(&w.arg)
 	v, setMark, newMark := decide(accept, mark, p.mark, w.mask)
 	if w.runLen > 0 && (v != w.run.v || setMark != w.run.setMark || newMark != w.run.mark) {

@@ -207,6 +207,41 @@ func TestParsePacketTruncated(t *testing.T) {
 	}
 }
 
+// withAttr appends one attribute to a packet message.
+func withAttr(msg []byte, typ uint16, data []byte) []byte {
+	ne := binary.NativeEndian
+	msg = ne.AppendUint16(msg, uint16(4+len(data)))
+	msg = ne.AppendUint16(msg, typ)
+	msg = append(msg, data...)
+	for len(msg)%4 != 0 {
+		msg = append(msg, 0)
+	}
+	ne.PutUint32(msg, uint32(len(msg)))
+	return msg
+}
+
+// TestParsePacketBridgePort reads the bridge port a bridged packet came in
+// on, which the engine binds address-only devices to; a packet that did
+// not come through a bridge has none.
+func TestParsePacketBridgePort(t *testing.T) {
+	plain := packetMessage(7, 0, 3, 4, make([]byte, 40))
+	var p packetMsg
+	parsePacket(plain[nlmsgHdrLen:], &p)
+	if p.physIn != 0 {
+		t.Fatalf("routed packet: bridge port %d, want 0", p.physIn)
+	}
+	bridged := withAttr(plain, attrPhysInDev|unix.NLA_F_NET_BYTEORDER, binary.BigEndian.AppendUint32(nil, 12))
+	parsePacket(bridged[nlmsgHdrLen:], &p)
+	if p.physIn != 12 || p.in != 3 || len(p.payload) != 40 {
+		t.Fatalf("bridged packet parsed as %+v, want bridge port 12 on interface 3", p)
+	}
+	short := withAttr(plain, attrPhysInDev, []byte{1, 2})
+	parsePacket(short[nlmsgHdrLen:], &p)
+	if p.physIn != 0 {
+		t.Fatalf("a 2-byte bridge port attribute was read as %d", p.physIn)
+	}
+}
+
 // TestReceivePathNoAllocs holds the adapter to its promise: judging a read
 // and writing its verdicts allocates nothing per packet.
 func TestReceivePathNoAllocs(t *testing.T) {
@@ -216,7 +251,11 @@ func TestReceivePathNoAllocs(t *testing.T) {
 	tcp[0], tcp[9] = 0x45, unix.IPPROTO_TCP
 	var read [][]byte
 	for i := 0; i < 64; i++ {
-		read = append(read, packetMessage(uint32(i), uint32(i%3)<<16, 4, 5, tcp))
+		m := packetMessage(uint32(i), uint32(i%3)<<16, 4, 5, tcp)
+		if i%2 == 0 {
+			m = withAttr(m, attrPhysInDev, binary.BigEndian.AppendUint32(nil, 9))
+		}
+		read = append(read, m)
 	}
 	allocs := testing.AllocsPerRun(100, func() {
 		for _, m := range read {
