@@ -45,6 +45,9 @@ type generation struct {
 	policy  *policy.Policy
 	id      uint32
 	budgets *budgetTable
+	// bindings tie devices known only by address to the bridge port and
+	// MAC they were first seen on.
+	bindings *bindingTable
 	mins    []minWatch // by rule; nil map when the rule has no lower bound
 	// segmentNames are the segments' names, made once: an event of a
 	// segment denial must not build its rule name per packet.
@@ -103,10 +106,11 @@ func New(pol *policy.Policy, opts Options) *Engine {
 // lower volume bounds (unix nanoseconds; zero means "at first sweep").
 func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 	var id uint32 = 1
-	g := &generation{policy: pol, budgets: newBudgetTable(e.budgets), mins: make([]minWatch, len(pol.Rules))}
+	g := &generation{policy: pol, budgets: newBudgetTable(e.budgets, pol.Rules), bindings: newBindingTable(pol), mins: make([]minWatch, len(pol.Rules))}
 	if old := e.cur.Load(); old != nil {
 		id = old.id + 1
-		g.budgets.carryOver(old.budgets, old.policy.Rules, pol.Rules)
+		g.budgets.carryOver(old.budgets, old.policy, pol)
+		g.bindings.carryOver(old.bindings, old.policy, pol)
 	}
 	g.id = id
 	for i := range pol.Segments {
@@ -217,6 +221,10 @@ type Meta struct {
 	// Tripped is set when the kernel queued this packet of a fast-pathed
 	// flow because the flow broke its class's byte bound.
 	Tripped bool
+	// InPort is the interface index of the bridge port the packet came in
+	// on, when the kernel tells it (bridged with br_netfilter); 0 when
+	// unknown. Devices known only by address are bound to it.
+	InPort uint32
 }
 
 // NoMeta is the Meta of a packet whose interfaces are unknown (captures,
@@ -392,7 +400,7 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 	st.Budget = -1
 	if (d.Verdict == Accept || d.Verdict == NeedMore) && d.Layer == LayerPico {
 		if r := &g.policy.Rules[d.Rule]; r.MaxDevice > 0 {
-			st.Budget = g.budgets.slot(d.Rule, w.ctx.Src.Addr)
+			st.Budget = g.budgets.handle(d.Rule, w.ctx.owner)
 			if st.Budget >= 0 {
 				g.budgets.add(st.Budget, r, uint64(p.Length), now)
 			}
@@ -433,6 +441,7 @@ func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, rever
 	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
 	c.Existing = existing
 	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
+	c.InPort = m.InPort
 	c.DPort = transportPort(p, reversed)
 	c.Rule = policy.None
 	c.Flow = &w.st
@@ -532,10 +541,11 @@ func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev 
 }
 
 // Sweep runs the checks that need no packet: lower volume bounds whose
-// period has ended. Call it periodically with the current time (replay
+// period has ended; it also reclaims idle budgets. Call it periodically with the current time (replay
 // calls it as capture time advances).
 func (e *Engine) Sweep(now int64) {
 	g := e.cur.Load()
+	g.budgets.reclaim(now)
 	for ri := range g.mins {
 		r := &g.policy.Rules[ri]
 		per := int64(r.MinPer)

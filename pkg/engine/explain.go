@@ -219,12 +219,13 @@ func (e *Engine) volume(g *generation, q Query, flowBytes, delta uint64, now tim
 	if r.MaxDevice == 0 {
 		return false
 	}
-	slot := g.budgets.slot(d.Rule, q.From.Unmap())
+	owner := ownerOf(d.SrcDevice, q.From)
+	slot := g.budgets.handle(d.Rule, owner)
 	if slot < 0 {
 		// The flow was admitted under another generation of the policy:
 		// open the device's budget under this one.
-		g.budgets.admit(d.Rule, r, q.From.Unmap(), now.UnixNano(), false, true)
-		if slot = g.budgets.slot(d.Rule, q.From.Unmap()); slot < 0 {
+		g.budgets.admit(d.Rule, r, owner, now.UnixNano(), false, true)
+		if slot = g.budgets.handle(d.Rule, owner); slot < 0 {
 			return false
 		}
 	}

@@ -30,7 +30,8 @@ max_device_bytes = { amount = "1MB", per = "1h" }
 	// A reload with another bound starts the budgets afresh: the new
 	// table has no slot until a flow needs one.
 	e.Swap(compile(t, replaceOnce(t, src, `amount = "1MB"`, `amount = "2MB"`)), now+2)
-	// plug2's flow is judged again and takes slot 0 of the new table.
+	// plug2's flow is judged again and takes slot 0 of the new table
+	// (its handle also carries the slot's reuse count).
 	if d := w.Judge(pkt(t, "udp 10.77.0.22:5000 -> 198.51.100.7:9000"), now+3, NoMeta); d.Verdict != Accept {
 		t.Fatalf("re-judged flow: %+v", d)
 	}
@@ -40,7 +41,7 @@ max_device_bytes = { amount = "1MB", per = "1h" }
 		t.Fatalf("next packet of the re-judged flow: %+v", d)
 	}
 	st, ok := lookup(e, pkt(t, "udp 10.77.0.22:5000 -> 198.51.100.7:9000"), now+5)
-	if !ok || st.Budget != 0 || st.Gen != e.Generation() {
+	if !ok || st.Budget < 0 || st.Budget&handleIndexMask != 0 || st.Gen != e.Generation() {
 		t.Fatalf("flow state after the reload: %+v", st)
 	}
 }

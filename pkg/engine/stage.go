@@ -47,6 +47,9 @@ type Context struct {
 	// and goes out on, when the caller knows them (the kernel path);
 	// policy.None otherwise, and the zones follow from the addresses.
 	InZone, OutZone int32
+	// InPort is Meta.InPort: the bridge port the packet came in on, 0
+	// when unknown.
+	InPort uint32
 	// Merged is Meta.Merged: the packet is several merged segments.
 	Merged bool
 	// Reversed is set when a mid-stream TCP packet is judged as the reply
@@ -71,4 +74,6 @@ type Context struct {
 
 	gen     *generation
 	scratch policy.Scratch
+	// owner is whose budget the pico stage charged the flow to.
+	owner budgetOwner
 }

@@ -40,6 +40,9 @@ func (identifyStage) Evaluate(c *Context) Result {
 	if res := checkMAC(c); res.Verdict != Continue {
 		return res
 	}
+	if res := checkBinding(c); res.Verdict != Continue {
+		return res
+	}
 	if pol.IsLinkBroadcast(c.Dst.Addr) {
 		// Broadcast and multicast go to the whole link the sender is on,
 		// the gateway included: one flow, whichever hook sees which copy.
@@ -147,6 +150,29 @@ func checkMAC(c *Context) Result {
 	}
 	if d := sender.Device; d != policy.None && pol.Devices[d].HasMAC {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedAddr, Event: EventSpoof}
+	}
+	return Result{Rule: policy.None}
+}
+
+// checkBinding holds a device known only by its address to the bridge
+// port and MAC it was first seen on (bindingTable): inside its own zone
+// the address is all that names it, and any host of the zone can write
+// it. A host on another port, or with another MAC, claiming it while the
+// binding is fresh is spoofing (a LAN host posing as the owner's phone to
+// reach a plug's control port). A device with a MAC needs no binding:
+// checkMAC already ties its address to its MAC.
+func checkBinding(c *Context) Result {
+	p, pol := c.Packet, c.Policy
+	sender := &c.Src
+	if c.Reversed {
+		sender = &c.Dst
+	}
+	d := sender.Device
+	if d == policy.None || pol.Devices[d].HasMAC {
+		return Result{Rule: policy.None}
+	}
+	if !c.gen.bindings.check(d, c.InPort, p.SrcMAC, p.HasMAC, c.Now, c.DryRun) {
+		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedPort, Event: EventSpoof}
 	}
 	return Result{Rule: policy.None}
 }
@@ -268,7 +294,8 @@ func (picoStage) Evaluate(c *Context) Result {
 		return Result{Verdict: Drop, Rule: c.Rule, Reason: ReasonFlowBytes, Event: EventVolume}
 	}
 	if r.MaxDevice > 0 || r.NewFlows > 0 {
-		reason, event := c.gen.budgets.admit(c.Rule, r, c.Src.Addr, c.Now, c.DryRun, c.Existing)
+		c.owner = ownerOf(c.Src.Device, c.Src.Addr)
+		reason, event := c.gen.budgets.admit(c.Rule, r, c.owner, c.Now, c.DryRun, c.Existing)
 		if reason != ReasonNone {
 			return Result{Verdict: Drop, Rule: c.Rule, Reason: reason, Event: event}
 		}

@@ -89,6 +89,7 @@ const (
 	ReasonSpoofedZone
 	ReasonUnspecifiedSrc
 	ReasonGatewayDefault
+	ReasonSpoofedPort
 	reasonCount
 )
 
@@ -120,6 +121,7 @@ var reasonText = [reasonCount]string{
 	ReasonSpoofedZone:    "source address belongs to another zone (or to the gateway) than the interface the packet came in on",
 	ReasonUnspecifiedSrc: "unspecified source address (0.0.0.0 or ::) outside DHCP, neighbour discovery and group membership reports",
 	ReasonGatewayDefault: "a service every network needs, allowed to the gateway by default",
+	ReasonSpoofedPort:    "address of a device known only by its address, sent from another bridge port or hardware address than the one it is bound to",
 }
 
 // String returns the reason's text.

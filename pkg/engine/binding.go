@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"sync"
+	"time"
+
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// BindingIdle is how long a device known only by its address stays bound
+// to the bridge port and MAC it was seen on without a packet from them.
+// After that the binding lapses and the next port (or MAC) that uses the
+// address takes it: a device that moved to another port can come back,
+// at most BindingIdle after its last flow on the old one.
+const BindingIdle = 10 * time.Minute
+
+// bindingTable binds each device of the policy that has no MAC (so that
+// only its address names it) to where it was first seen: the bridge port
+// the kernel says the packet came in on, and the frame's source MAC. A
+// packet claiming that device's address from another port or another MAC
+// while the binding is fresh is spoofing: any host of the zone can write
+// the address, but it cannot come in on the device's port with the
+// device's MAC (and the ARP guard keeps it from answering for the address).
+//
+// It has one slot per policy device, made when the policy is loaded, so
+// no traffic can make it grow. The first sender of an address wins it
+// (trust on first use): after a restart, or once a binding lapsed, a host
+// that speaks first with a device's address holds it, and the device's
+// own packets are then the ones refused, each raising spoofed_address.
+type bindingTable struct {
+	mu    sync.Mutex
+	slots []binding // by policy device
+}
+
+type binding struct {
+	bound bool
+	// port is the bridge port's interface index.
+	port uint32
+	// mac is the frame's source MAC, when hasMAC.
+	mac    [6]byte
+	hasMAC bool
+	last   int64 // last packet from the bound port and MAC
+}
+
+func newBindingTable(pol *policy.Policy) *bindingTable {
+	return &bindingTable{slots: make([]binding, len(pol.Devices))}
+}
+
+// check judges a packet from the address of device d, come in on bridge
+// port port with source MAC mac (when hasMAC). It reports false for a
+// packet from elsewhere than the device's fresh binding. A packet that
+// matches refreshes the binding (and gives it the MAC if it had none);
+// with nothing bound, or a lapsed binding, the packet binds the device,
+// unless dry. Without a bridge port (a routed interface, a capture,
+// explain) the kernel cannot tell where the packet came from: it is
+// neither checked nor bound, and the zone check is all there is.
+func (t *bindingTable) check(d int32, port uint32, mac [6]byte, hasMAC bool, now int64, dry bool) bool {
+	if port == 0 {
+		return true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d < 0 || int(d) >= len(t.slots) {
+		return true
+	}
+	b := &t.slots[d]
+	if !b.bound || now-b.last >= int64(BindingIdle) {
+		if !dry {
+			*b = binding{bound: true, port: port, mac: mac, hasMAC: hasMAC, last: now}
+		}
+		return true
+	}
+	if port != b.port || hasMAC && b.hasMAC && mac != b.mac {
+		return false
+	}
+	if !dry {
+		b.last = now
+		if !b.hasMAC && hasMAC {
+			b.mac, b.hasMAC = mac, true
+		}
+	}
+	return true
+}
+
+// carryOver keeps the bindings of devices that are still in the new
+// policy under the same name and still have no MAC: a reload must not
+// hand a device's address to whichever host speaks first after it.
+func (t *bindingTable) carryOver(old *bindingTable, oldPol, newPol *policy.Policy) {
+	byName := make(map[string]int32, len(newPol.Devices))
+	for i := range newPol.Devices {
+		if !newPol.Devices[i].HasMAC {
+			byName[newPol.Devices[i].Name] = int32(i)
+		}
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	for i := range old.slots {
+		if !old.slots[i].bound {
+			continue
+		}
+		if d, ok := byName[oldPol.Devices[i].Name]; ok {
+			t.slots[d] = old.slots[i]
+		}
+	}
+}
