@@ -48,7 +48,7 @@ type generation struct {
 	// bindings tie devices known only by address to the bridge port and
 	// MAC they were first seen on.
 	bindings *bindingTable
-	mins    []minWatch // by rule; nil map when the rule has no lower bound
+	mins     []minWatch // by rule; nil map when the rule has no lower bound
 	// segmentNames are the segments' names, made once: an event of a
 	// segment denial must not build its rule name per packet.
 	segmentNames []string
