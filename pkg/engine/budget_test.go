@@ -148,7 +148,7 @@ func TestIdleBudgetSlotsAreReused(t *testing.T) {
 	// Past the period and the idle time: two new sources, each sending
 	// 800KB, each within its own 1MB. Sharing one budget (or being
 	// refused for a full table) would cut the second.
-	later := now + int64(time.Hour)+budgetIdle
+	later := now + int64(time.Hour) + budgetIdle
 	for _, src := range []string{"10.2.0.1", "10.2.0.2"} {
 		got := flowsUntilCut(t, w, 570, later, func(i int) string {
 			return fmt.Sprintf("udp %s:%d -> 198.51.100.53:53", src, 1000+i)
@@ -159,7 +159,7 @@ func TestIdleBudgetSlotsAreReused(t *testing.T) {
 		later += 1000
 	}
 	// Sweep frees what is idle, without a new source asking.
-	e.Sweep(later + int64(time.Hour)+budgetIdle)
+	e.Sweep(later + int64(time.Hour) + budgetIdle)
 	bt := e.cur.Load().budgets
 	if bt.others != 0 || len(bt.index) != 0 {
 		t.Fatalf("after Sweep: %d live slots of sources (%d indexed), want 0", bt.others, len(bt.index))
