@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,13 +46,15 @@ func TestKernelBindingToBridgePort(t *testing.T) {
 	f.echo("plug1", 80)
 	syns := f.seen("plug1", 80)
 	dgrams := f.udpSeen("plug1", hub.Addr, 5683)
-	attack := func() {
-		f.hping("plug2", "-S", "-c", "3", "-i", "u20000", "-a", hub.Addr.String(), "-s", "41000", "-p", "80", plug1.Addr.String())
-		f.hping("plug2", "-2", "-c", "3", "-i", "u20000", "-a", hub.Addr.String(), "-s", "42000", "-p", "5683", plug1.Addr.String())
+	// Each run uses its own source ports: the control's conntrack
+	// entries are still there when picoseg starts.
+	attack := func(sport int) {
+		f.hping("plug2", "-S", "-c", "3", "-i", "u20000", "-a", hub.Addr.String(), "-s", strconv.Itoa(sport), "-p", "80", plug1.Addr.String())
+		f.hping("plug2", "-2", "-c", "3", "-i", "u20000", "-a", hub.Addr.String(), "-s", strconv.Itoa(sport+1000), "-p", "5683", plug1.Addr.String())
 	}
 
 	// Control: without picoseg the forged packets reach plug1.
-	attack()
+	attack(41000)
 	ctrlSYN, ctrlUDP := syns(), dgrams()
 	if ctrlSYN != 3 || ctrlUDP != 3 {
 		t.Fatalf("control: %d of 3 forged SYNs and %d of 3 forged datagrams reached plug1 without picoseg", ctrlSYN, ctrlUDP)
@@ -64,7 +67,7 @@ func TestKernelBindingToBridgePort(t *testing.T) {
 		t.Fatal("the hub's own connection to plug1:80 is refused: the rule is not real")
 	}
 	beforeSYN, beforeUDP := syns(), dgrams()
-	attack()
+	attack(45000)
 	if n := syns() - beforeSYN; n != 0 {
 		t.Errorf("%d forged SYNs from another port of the bridge, claiming the hub's address, reached plug1", n)
 	}
