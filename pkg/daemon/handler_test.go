@@ -108,3 +108,30 @@ func TestPickedUpFlowIsTheOpeners(t *testing.T) {
 		t.Fatalf("status flows after the SYN: %+v, want the hub's denied flow", views)
 	}
 }
+
+// The bridge port the kernel reports reaches the engine: a device known
+// only by its address, seen first on one port, is refused from another.
+func TestHandlerPassesTheBridgePort(t *testing.T) {
+	demo, err := os.ReadFile("../../rules/demo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(demo), "mac = \"02:00:00:00:00:30\"\n", "", 1)
+	l := loadText(t, text)
+	eng := engine.New(l.Policy, engine.Options{})
+	zones := newIfaceZones(func() (map[uint32]string, error) { return map[uint32]string{3: "br-iot", 5: "lan0"}, nil })
+	noon := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	h := newHandler(eng, nft.DefaultMarks(), 4200, 1, zones, func() time.Time { return noon })
+	hubToPlug := func(sport uint16, port uint32, mac byte) uint32 {
+		syn := tcpSYN(t, "10.77.0.30", "10.77.0.21", 80, 60)
+		syn[20], syn[21] = byte(sport>>8), byte(sport)
+		_, mark := h.Judge(&queue.Packet{Queue: 4200, Payload: syn, InIfindex: 3, OutIfindex: 3, PhysInIfindex: port, HwAddr: []byte{2, 0, 0, 0, 0, mac}})
+		return mark
+	}
+	if mark := hubToPlug(40000, 6, 0x30); mark != nft.DefaultMarks().Accepted(0) {
+		t.Fatalf("the hub from its port: mark %#x, want accepted", mark)
+	}
+	if mark := hubToPlug(40001, 5, 0x99); mark != nft.DefaultMarks().Dropped() {
+		t.Fatalf("the hub's address from another bridge port: mark %#x, want DROPPED", mark)
+	}
+}
