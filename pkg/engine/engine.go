@@ -17,7 +17,9 @@ type Options struct {
 	FlowCapacity int
 	// TTLs are the flow table's idle timeouts (default flow.DefaultTTLs).
 	TTLs *flow.TTLs
-	// BudgetCapacity bounds the per-device budget table (default 65536).
+	// BudgetCapacity bounds how many byte budgets and new-flow rates of
+	// sources that are no device of the policy are kept (default 65536);
+	// the policy's own devices always have theirs.
 	BudgetCapacity int
 	// Inspect is how many packets a flow under size or byte bounds is
 	// judged in userspace before it is let onto the fast path (default 3).
