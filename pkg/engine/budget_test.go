@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/picoseg/picoseg/pkg/packet"
 )
 
 // budgetPolicy: a tablet known only by its MAC (it picks IPv6 privacy
@@ -248,5 +250,46 @@ services = ["tcp/443"]
 	}
 	if n := testing.AllocsPerRun(1000, judge); n != 0 {
 		t.Errorf("%v allocations per round of three packets, want 0", n)
+	}
+}
+
+// BenchmarkJudgeBudgetAndBinding: new flows of a device known only by its
+// address, on its bridge port, under a rule with a byte budget and a
+// new-flow rate, next to unknown sources rotating addresses under a zone
+// budget.
+func BenchmarkJudgeBudgetAndBinding(b *testing.B) {
+	e := New(compile(b, budgetPolicy+`
+[[device]]
+name = "phone"
+ip = ["10.77.0.50"]
+
+[[allow]]
+name = "phone-out"
+from = "device:phone"
+to = "zone:wan"
+services = ["tcp/443"]
+max_device_bytes = { amount = "1TB", per = "24h" }
+max_new_flows = "1000000/s"
+`), Options{})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	phone := &packet.Packet{Kind: packet.KindOK, Proto: packet.ProtoTCP, TCPFlags: packet.TCPSyn, Length: 60,
+		Src: netip.MustParseAddr("10.77.0.50"), Dst: netip.MustParseAddr("198.51.100.9"), DstPort: 443,
+		HasMAC: true, SrcMAC: [6]byte{2, 0, 0, 0, 0, 0x50}}
+	guest := &packet.Packet{Kind: packet.KindOK, Proto: packet.ProtoUDP, Length: 60,
+		Dst: netip.MustParseAddr("198.51.100.53"), DstPort: 53}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		now += 1000
+		phone.SrcPort++
+		if d := w.Judge(phone, now, bridged(7)); d.Verdict != Accept {
+			b.Fatalf("phone: %+v", d)
+		}
+		guest.Src = netip.AddrFrom4([4]byte{10, 4, byte(i >> 8), byte(i)})
+		guest.SrcPort++
+		if d := w.Judge(guest, now, NoMeta); d.Verdict != Accept {
+			b.Fatalf("guest: %+v", d)
+		}
 	}
 }
