@@ -19,22 +19,52 @@ type table struct {
 	path []string
 	name string // how messages name the table: "[daemon]", "[[allow]]"
 	m    map[string]any
+	pos  *posNode // where the table and its keys are written
 }
 
 // document is one decoded policy file.
 type document struct {
-	pos  *positions
+	file string
 	diag *diagnostics
 }
+
+func (d *document) at(lc lineCol) Pos { return Pos{File: d.file, Line: int(lc.line), Col: int(lc.col)} }
 
 func (t table) sub(key string) []string { return append(t.path[:len(t.path):len(t.path)], key) }
 
 // Pos returns the position of the table itself: its header, or the brace
 // of an inline table.
-func (t table) Pos() Pos { return t.doc.pos.value(t.path) }
+func (t table) Pos() Pos { return t.doc.at(t.pos.val) }
 
-func (t table) keyPos(key string) Pos   { return t.doc.pos.key(t.sub(key)) }
-func (t table) valuePos(key string) Pos { return t.doc.pos.value(t.sub(key)) }
+// field returns the node of key. A key the table holds always has one; the
+// table's own node stands in otherwise, so that a position is never lost.
+func (t table) field(key string) *posNode {
+	if n := t.pos.fields[key]; n != nil {
+		return n
+	}
+	return t.pos
+}
+
+func (t table) keyPos(key string) Pos   { return t.doc.at(t.field(key).key) }
+func (t table) valuePos(key string) Pos { return t.doc.at(t.field(key).val) }
+
+// elemPos returns the position of element i of the array at key.
+func (t table) elemPos(key string, i int) Pos {
+	n := t.field(key)
+	if i < len(n.elems) {
+		return t.doc.at(n.elems[i].val)
+	}
+	return t.doc.at(n.val)
+}
+
+// elemNode returns the node of element i of the array at key.
+func (t table) elemNode(key string, i int) *posNode {
+	n := t.field(key)
+	if i < len(n.elems) {
+		return n.elems[i]
+	}
+	return n
+}
 
 func (t table) has(key string) bool {
 	_, ok := t.m[key]
@@ -155,14 +185,13 @@ func (t table) strings(key string) (list []positioned, ok bool) {
 	}
 	ok = true
 	for i, e := range arr {
-		path := append(t.sub(key), strconv.Itoa(i))
 		s, isString := e.(string)
 		if !isString {
-			t.errorf(t.doc.pos.value(path), "%s[%d]: expected string, got %s", key, i, typeName(e))
+			t.errorf(t.elemPos(key, i), "%s[%d]: expected string, got %s", key, i, typeName(e))
 			ok = false
 			continue
 		}
-		list = append(list, positioned{s: s, pos: t.doc.pos.value(path)})
+		list = append(list, positioned{s: s, pos: t.elemPos(key, i)})
 	}
 	return list, ok
 }
@@ -179,7 +208,7 @@ func (t table) table(key string) (table, bool) {
 		t.wrongType(key, "table", v)
 		return table{}, false
 	}
-	return table{doc: t.doc, path: t.sub(key), name: key, m: m}, true
+	return table{doc: t.doc, path: t.sub(key), name: key, m: m, pos: t.field(key)}, true
 }
 
 // tables returns the array of tables at key, written either as [[key]]
@@ -194,17 +223,16 @@ func (t table) tables(key string) []table {
 	switch arr := v.(type) {
 	case []map[string]any:
 		for i, m := range arr {
-			list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, m: m})
+			list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, m: m, pos: t.elemNode(key, i)})
 		}
 	case []any:
 		for i, e := range arr {
-			path := append(t.sub(key), strconv.Itoa(i))
 			m, ok := e.(map[string]any)
 			if !ok {
-				t.errorf(t.doc.pos.value(path), "%s[%d]: expected table, got %s", key, i, typeName(e))
+				t.errorf(t.elemPos(key, i), "%s[%d]: expected table, got %s", key, i, typeName(e))
 				continue
 			}
-			list = append(list, table{doc: t.doc, path: path, name: name, m: m})
+			list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, m: m, pos: t.elemNode(key, i)})
 		}
 	default:
 		t.wrongType(key, "array of tables", v)

@@ -1,0 +1,542 @@
+package config
+
+import (
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// readTOML reads one TOML document in a single pass. It returns the same
+// generic tree the TOML library builds (tables as map[string]any, [[arrays
+// of tables]] as []map[string]any, other arrays as []any, and string,
+// int64, float64, bool or time.Time values), together with a tree of
+// positions that mirrors it: where every key, value, table and array
+// element is written.
+//
+// Reading the positions while the values are read is what makes a large
+// policy load fast: the TOML library keeps its key positions private, and
+// indexes them by dotted name, so they cannot tell one [[allow]] from the
+// next. The reader is strict TOML 1.0 and stricter than the library in
+// one respect on purpose: a key or table is defined once. The library lets
+// a second array value replace the first ("services" written twice keeps
+// the last), lets dotted keys and headers add to tables already closed,
+// and a firewall policy must not be loosened by a line further down that
+// nobody reads.
+//
+// On text it does not accept, the reader returns a *readError and the
+// caller asks the TOML library for its own, well-known wording of the
+// problem; only where the library accepts the text is the reader's own
+// message shown.
+func readTOML(src string) (map[string]any, *posNode, *readError) {
+	if err := checkText(src); err != nil {
+		return nil, nil, err
+	}
+	r := &reader{src: src, line: 1}
+	root := r.node()
+	root.key, root.val, root.kind = lineCol{1, 1}, lineCol{1, 1}, nodeImplicit
+	m := map[string]any{}
+	if !r.document(cursor{m: m, n: root}) {
+		return nil, nil, r.err
+	}
+	return m, root, nil
+}
+
+// posNode is where one key and its value are written, and what the value
+// is as far as redefinition goes. Tables hold their keys' nodes in fields,
+// arrays their elements' nodes in elems.
+type posNode struct {
+	key, val lineCol
+	kind     nodeKind
+	fields   map[string]*posNode
+	elems    []*posNode
+}
+
+// nodeKind says how a value came to be, which decides whether a later line
+// may add to it or define it.
+type nodeKind uint8
+
+const (
+	nodeValue      nodeKind = iota // a scalar, or an array written inline: closed
+	nodeImplicit                   // a table named only on the way to another ([a] in [a.b]): may be defined once
+	nodeHeader                     // a table defined by its [header]
+	nodeDotted                     // a table made by dotted keys (a.b = 1): dotted keys may add to it
+	nodeInline                     // an inline table: closed
+	nodeTableArray                 // an array of tables, made by [[headers]]: [[headers]] may add to it
+)
+
+// lineCol is a position within one file. Columns count bytes from 1, as
+// the TOML library's own error positions do.
+type lineCol struct{ line, col int32 }
+
+// readError is why the reader did not accept a document.
+type readError struct {
+	at  lineCol
+	msg string
+	// redefinition marks the errors where the reader is stricter than the
+	// TOML library: a key or table defined twice, or added to once closed.
+	redefinition bool
+}
+
+// maxDepth bounds how deeply arrays and inline tables nest, so that a
+// hostile file cannot make the reader recurse without end.
+const maxDepth = 256
+
+type reader struct {
+	src       string
+	off       int
+	line      int
+	lineStart int
+	depth     int
+	parts     []keyPart // the key being read; reused
+	slab      []posNode // nodes are handed out from here, a few allocations for a whole file
+	err       *readError
+}
+
+// keyPart is one part of a possibly dotted key.
+type keyPart struct {
+	name string
+	at   lineCol
+}
+
+// cursor is a table being filled: its values and its positions.
+type cursor struct {
+	m map[string]any
+	n *posNode
+}
+
+func (r *reader) node() *posNode {
+	if len(r.slab) == 0 {
+		r.slab = make([]posNode, 512)
+	}
+	n := &r.slab[0]
+	r.slab = r.slab[1:]
+	return n
+}
+
+func (r *reader) here() lineCol {
+	return lineCol{int32(r.line), int32(r.off - r.lineStart + 1)}
+}
+
+// fail records the first problem and returns false, so that every step can
+// end with `return r.fail(...)`.
+func (r *reader) fail(at lineCol, msg string) bool {
+	if r.err == nil {
+		r.err = &readError{at: at, msg: msg}
+	}
+	return false
+}
+
+func (r *reader) failRedefined(at lineCol, msg string) bool {
+	r.fail(at, msg)
+	r.err.redefinition = true
+	return false
+}
+
+func (r *reader) peek() byte {
+	if r.off < len(r.src) {
+		return r.src[r.off]
+	}
+	return 0
+}
+
+func (r *reader) rest() string { return r.src[r.off:] }
+
+// newline consumes "\n" or "\r\n" if one is next.
+func (r *reader) newline() bool {
+	switch {
+	case r.peek() == '\n':
+		r.off++
+	case strings.HasPrefix(r.rest(), "\r\n"):
+		r.off += 2
+	default:
+		return false
+	}
+	r.line++
+	r.lineStart = r.off
+	return true
+}
+
+// advanceTo moves to off, counting the newlines on the way.
+func (r *reader) advanceTo(off int) {
+	span := r.src[r.off:off]
+	if n := strings.Count(span, "\n"); n > 0 {
+		r.line += n
+		r.lineStart = r.off + strings.LastIndexByte(span, '\n') + 1
+	}
+	r.off = off
+}
+
+func (r *reader) skipBlanks() {
+	for r.off < len(r.src) && (r.src[r.off] == ' ' || r.src[r.off] == '\t') {
+		r.off++
+	}
+}
+
+func (r *reader) skipComment() {
+	if r.peek() != '#' {
+		return
+	}
+	if i := strings.IndexByte(r.rest(), '\n'); i >= 0 {
+		r.off += i
+		if r.off > 0 && r.src[r.off-1] == '\r' {
+			r.off--
+		}
+		return
+	}
+	r.off = len(r.src)
+}
+
+// skipTrivia skips blanks, comments and newlines.
+func (r *reader) skipTrivia() {
+	for {
+		r.skipBlanks()
+		r.skipComment()
+		if !r.newline() {
+			return
+		}
+	}
+}
+
+// endOfLine reads what may follow a key/value pair or a header: blanks, a
+// comment, then a newline or the end of the file.
+func (r *reader) endOfLine() bool {
+	r.skipBlanks()
+	r.skipComment()
+	if r.off == len(r.src) || r.newline() {
+		return true
+	}
+	return r.fail(r.here(), "expected a newline after a key/value pair or a table header")
+}
+
+// checkText rejects what the TOML library rejects wherever it occurs: text
+// that is not UTF-8, and control characters other than tab, newline and the
+// carriage return of a "\r\n".
+func checkText(src string) *readError {
+	bad := -1
+	for i := 0; i < len(src) && bad < 0; i++ {
+		c := src[i]
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f || c == '\r' && (i+1 == len(src) || src[i+1] != '\n') {
+			bad = i
+		}
+	}
+	if bad < 0 && !utf8.ValidString(src) {
+		for i, c := range src {
+			if c == utf8.RuneError {
+				bad = i
+				break
+			}
+		}
+	}
+	if bad < 0 {
+		return nil
+	}
+	line := strings.Count(src[:bad], "\n") + 1
+	col := bad - (strings.LastIndexByte(src[:bad], '\n') + 1) + 1
+	return &readError{at: lineCol{int32(line), int32(col)}, msg: "control character or invalid UTF-8"}
+}
+
+// document reads the whole text: key/value pairs, [tables] and [[arrays of
+// tables]].
+func (r *reader) document(root cursor) bool {
+	cur := root
+	for {
+		r.skipTrivia()
+		if r.off == len(r.src) {
+			return true
+		}
+		ok := false
+		switch {
+		case strings.HasPrefix(r.rest(), "[["):
+			cur, ok = r.header(root, nodeTableArray)
+		case r.peek() == '[':
+			cur, ok = r.header(root, nodeHeader)
+		default:
+			ok = r.keyValue(cur)
+		}
+		if !ok || !r.endOfLine() {
+			return false
+		}
+	}
+}
+
+// key reads a possibly dotted key into r.parts.
+func (r *reader) key() bool {
+	r.parts = r.parts[:0]
+	for {
+		r.skipBlanks()
+		at := r.here()
+		var name string
+		switch {
+		case strings.HasPrefix(r.rest(), `"""`), strings.HasPrefix(r.rest(), `'''`):
+			return r.fail(at, "a key cannot be a multi-line string")
+		case r.peek() == '"':
+			s, ok := r.basicString()
+			if !ok {
+				return false
+			}
+			name = s
+		case r.peek() == '\'':
+			s, ok := r.literalString()
+			if !ok {
+				return false
+			}
+			name = s
+		default:
+			start := r.off
+			for r.off < len(r.src) && isBareKeyByte(r.src[r.off]) {
+				r.off++
+			}
+			if r.off == start {
+				return r.fail(at, "expected a key")
+			}
+			name = r.src[start:r.off]
+		}
+		r.parts = append(r.parts, keyPart{name: name, at: at})
+		r.skipBlanks()
+		if r.peek() != '.' {
+			return true
+		}
+		r.off++
+	}
+}
+
+func isBareKeyByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// header reads [a.b] or [[a.b]] (kind nodeHeader or nodeTableArray) and
+// returns the table that the following key/value pairs fill. A name that
+// runs through an array of tables means its latest element.
+func (r *reader) header(root cursor, kind nodeKind) (cursor, bool) {
+	open := r.here()
+	r.off++
+	if kind == nodeTableArray {
+		r.off++
+	}
+	if !r.key() {
+		return cursor{}, false
+	}
+	r.skipBlanks()
+	closing := "]"
+	if kind == nodeTableArray {
+		closing = "]]"
+	}
+	if !strings.HasPrefix(r.rest(), closing) {
+		return cursor{}, r.fail(r.here(), "expected "+closing+" to end the table header")
+	}
+	r.off += len(closing)
+	cur := root
+	for _, p := range r.parts[:len(r.parts)-1] {
+		next, ok := r.descendHeader(cur, p)
+		if !ok {
+			return cursor{}, false
+		}
+		cur = next
+	}
+	last := r.parts[len(r.parts)-1]
+	if kind == nodeTableArray {
+		return r.appendTable(cur, last, open)
+	}
+	return r.defineTable(cur, last, open)
+}
+
+// descendHeader goes from cur to its sub-table p on the way to a header's
+// table, making an implicit table where there is none yet.
+func (r *reader) descendHeader(cur cursor, p keyPart) (cursor, bool) {
+	v, present := cur.m[p.name]
+	if !present {
+		return r.addTable(cur, p.name, p.at, p.at, nodeImplicit), true
+	}
+	n := cur.n.fields[p.name]
+	switch n.kind {
+	case nodeImplicit, nodeHeader, nodeDotted:
+		return cursor{m: v.(map[string]any), n: n}, true
+	case nodeTableArray:
+		arr := v.([]map[string]any)
+		return cursor{m: arr[len(arr)-1], n: n.elems[len(n.elems)-1]}, true
+	}
+	return cursor{}, r.failRedefined(p.at, strconv.Quote(p.name)+" is already defined as a value, not a table")
+}
+
+// defineTable defines the table p of cur for a [header].
+func (r *reader) defineTable(cur cursor, p keyPart, open lineCol) (cursor, bool) {
+	v, present := cur.m[p.name]
+	if !present {
+		return r.addTable(cur, p.name, p.at, open, nodeHeader), true
+	}
+	n := cur.n.fields[p.name]
+	if n.kind != nodeImplicit {
+		return cursor{}, r.failRedefined(p.at, "table "+strconv.Quote(p.name)+" is already defined")
+	}
+	n.kind = nodeHeader
+	return cursor{m: v.(map[string]any), n: n}, true
+}
+
+// appendTable adds a table to the array of tables p of cur for a
+// [[header]].
+func (r *reader) appendTable(cur cursor, p keyPart, open lineCol) (cursor, bool) {
+	v, present := cur.m[p.name]
+	var n *posNode
+	if !present {
+		n = r.node()
+		n.key, n.val, n.kind = p.at, open, nodeTableArray
+		r.setField(cur.n, p.name, n)
+		v = make([]map[string]any, 0, 4)
+	} else if n = cur.n.fields[p.name]; n.kind != nodeTableArray {
+		return cursor{}, r.failRedefined(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
+	}
+	m := map[string]any{}
+	cur.m[p.name] = append(v.([]map[string]any), m)
+	elem := r.node()
+	elem.key, elem.val, elem.kind = p.at, open, nodeHeader
+	n.elems = append(n.elems, elem)
+	return cursor{m: m, n: elem}, true
+}
+
+// addTable makes a new empty table name in cur.
+func (r *reader) addTable(cur cursor, name string, key, val lineCol, kind nodeKind) cursor {
+	m := map[string]any{}
+	n := r.node()
+	n.key, n.val, n.kind = key, val, kind
+	cur.m[name] = m
+	r.setField(cur.n, name, n)
+	return cursor{m: m, n: n}
+}
+
+func (r *reader) setField(parent *posNode, name string, n *posNode) {
+	if parent.fields == nil {
+		parent.fields = make(map[string]*posNode, 8)
+	}
+	parent.fields[name] = n
+}
+
+// keyValue reads key = value into cur. The parts of a dotted key before
+// the last make (or go through) tables that dotted keys made.
+func (r *reader) keyValue(cur cursor) bool {
+	if !r.key() {
+		return false
+	}
+	r.skipBlanks()
+	if r.peek() != '=' {
+		return r.fail(r.here(), "expected = after a key")
+	}
+	r.off++
+	r.skipBlanks()
+	for _, p := range r.parts[:len(r.parts)-1] {
+		v, present := cur.m[p.name]
+		if !present {
+			cur = r.addTable(cur, p.name, p.at, p.at, nodeDotted)
+			continue
+		}
+		if n := cur.n.fields[p.name]; n.kind == nodeDotted {
+			cur = cursor{m: v.(map[string]any), n: n}
+			continue
+		}
+		return r.failRedefined(p.at, strconv.Quote(p.name)+" is already defined; dotted keys cannot add to it")
+	}
+	last := r.parts[len(r.parts)-1] // r.parts is reused by the value
+	if _, present := cur.m[last.name]; present {
+		return r.failRedefined(last.at, "key "+strconv.Quote(last.name)+" is already defined")
+	}
+	v, n, ok := r.value()
+	if !ok {
+		return false
+	}
+	n.key = last.at
+	cur.m[last.name] = v
+	r.setField(cur.n, last.name, n)
+	return true
+}
+
+// value reads one value and returns it with its node.
+func (r *reader) value() (any, *posNode, bool) {
+	n := r.node()
+	n.val, n.kind = r.here(), nodeValue
+	var (
+		v  any
+		ok bool
+	)
+	switch rest := r.rest(); {
+	case strings.HasPrefix(rest, `"""`):
+		v, ok = r.multiLineString(`"""`)
+	case strings.HasPrefix(rest, `'''`):
+		v, ok = r.multiLineString(`'''`)
+	case r.peek() == '"':
+		v, ok = r.basicString()
+	case r.peek() == '\'':
+		v, ok = r.literalString()
+	case r.peek() == '[', r.peek() == '{':
+		if r.depth++; r.depth > maxDepth {
+			return nil, nil, r.fail(n.val, "arrays and inline tables nest too deeply")
+		}
+		if r.peek() == '[' {
+			v, ok = r.array(n)
+		} else {
+			v, ok = r.inlineTable(n)
+		}
+		r.depth--
+	default:
+		v, ok = r.scalar()
+	}
+	return v, n, ok
+}
+
+// array reads [v, ...], which may run over lines and hold comments.
+func (r *reader) array(n *posNode) (any, bool) {
+	r.off++
+	arr := make([]any, 0, 2)
+	for {
+		r.skipTrivia()
+		if r.peek() == ']' {
+			r.off++
+			return arr, true
+		}
+		v, e, ok := r.value()
+		if !ok {
+			return nil, false
+		}
+		arr = append(arr, v)
+		n.elems = append(n.elems, e)
+		r.skipTrivia()
+		switch r.peek() {
+		case ',':
+			r.off++
+		case ']':
+			r.off++
+			return arr, true
+		default:
+			return nil, r.fail(r.here(), "expected , or ] in an array")
+		}
+	}
+}
+
+// inlineTable reads { k = v, ... } on one line.
+func (r *reader) inlineTable(n *posNode) (any, bool) {
+	r.off++
+	n.kind = nodeInline
+	cur := cursor{m: map[string]any{}, n: n}
+	r.skipBlanks()
+	if r.peek() == '}' {
+		r.off++
+		return cur.m, true
+	}
+	for {
+		if !r.keyValue(cur) {
+			return nil, false
+		}
+		r.skipBlanks()
+		switch r.peek() {
+		case ',':
+			r.off++
+			r.skipBlanks()
+			if r.peek() == '}' {
+				return nil, r.fail(r.here(), "trailing comma in an inline table")
+			}
+		case '}':
+			r.off++
+			return cur.m, true
+		default:
+			return nil, r.fail(r.here(), "expected , or } in an inline table")
+		}
+	}
+}
