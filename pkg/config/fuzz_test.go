@@ -66,7 +66,7 @@ max_new_flows = "9999999999/s"
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range slices.Concat(fuzzSeeds, tomlCorners) {
 		f.Add([]byte(s))
 	}
 	for _, name := range []string{"home.toml", "rules.d/10-devices.toml", "rules.d/20-allow.toml"} {
