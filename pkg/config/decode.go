@@ -222,6 +222,7 @@ func (t table) tables(key string) []table {
 	var list []table
 	switch arr := v.(type) {
 	case []map[string]any:
+		list = make([]table, 0, len(arr))
 		for i, m := range arr {
 			list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, m: m, pos: t.elemNode(key, i)})
 		}

@@ -239,10 +239,16 @@ func (b *builder) sections(root table) {
 	for _, t := range root.tables("group") {
 		b.group(t)
 	}
-	for _, t := range root.tables("device") {
+	// A large policy is mostly devices and rules: room for all of them at
+	// once spares copying the lists over and over as they grow.
+	devices := root.tables("device")
+	b.cfg.Devices = slices.Grow(b.cfg.Devices, len(devices))
+	for _, t := range devices {
 		b.device(t)
 	}
-	for _, t := range root.tables("allow") {
+	allows := root.tables("allow")
+	b.cfg.Allows = slices.Grow(b.cfg.Allows, len(allows))
+	for _, t := range allows {
 		b.allow(t)
 	}
 }
