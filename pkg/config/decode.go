@@ -77,6 +77,17 @@ func (t table) warnf(pos Pos, format string, args ...any)  { t.doc.diag.warnf(po
 // checkKeys reports every key of the table that is not in known. A
 // misspelt key silently ignored would loosen a firewall without a word.
 func (t table) checkKeys(known ...string) {
+	// Nearly always every key is known: say so without sorting anything.
+	unknown := false
+	for k := range t.m {
+		if !slices.Contains(known, k) {
+			unknown = true
+			break
+		}
+	}
+	if !unknown {
+		return
+	}
 	for _, k := range sortedKeys(t.m) {
 		if slices.Contains(known, k) {
 			continue
