@@ -72,9 +72,10 @@ type lineCol struct{ line, col int32 }
 type readError struct {
 	at  lineCol
 	msg string
-	// redefinition marks the errors where the reader is stricter than the
-	// TOML library: a key or table defined twice, or added to once closed.
-	redefinition bool
+	// stricter marks the errors where the reader refuses on purpose what
+	// the TOML library accepts: a key or table defined twice, or added to
+	// once closed, and nesting deeper than maxDepth.
+	stricter bool
 }
 
 // maxDepth bounds how deeply arrays and inline tables nest, so that a
@@ -126,10 +127,37 @@ func (r *reader) fail(at lineCol, msg string) bool {
 	return false
 }
 
-func (r *reader) failRedefined(at lineCol, msg string) bool {
+func (r *reader) failStricter(at lineCol, msg string) bool {
 	r.fail(at, msg)
-	r.err.redefinition = true
+	r.err.stricter = true
 	return false
+}
+
+// field returns the node of name in cur, or a closed value's node if there
+// is none (which the reader never leaves behind), so that a lookup never
+// fails.
+func (r *reader) field(cur cursor, name string) *posNode {
+	if n := cur.n.fields[name]; n != nil {
+		return n
+	}
+	return &posNode{kind: nodeValue}
+}
+
+// asTable returns the table v that node n describes as a cursor; ok is false
+// when n is not a table that headers may name.
+func asTable(v any, n *posNode) (cursor, bool) {
+	switch n.kind {
+	case nodeImplicit, nodeHeader, nodeDotted:
+		m, ok := v.(map[string]any)
+		return cursor{m: m, n: n}, ok
+	case nodeTableArray:
+		arr, ok := v.([]map[string]any)
+		if !ok || len(arr) == 0 || len(arr) != len(n.elems) {
+			return cursor{}, false
+		}
+		return cursor{m: arr[len(arr)-1], n: n.elems[len(n.elems)-1]}, true
+	}
+	return cursor{}, false
 }
 
 func (r *reader) peek() byte {
@@ -347,15 +375,10 @@ func (r *reader) descendHeader(cur cursor, p keyPart) (cursor, bool) {
 	if !present {
 		return r.addTable(cur, p.name, p.at, p.at, nodeImplicit), true
 	}
-	n := cur.n.fields[p.name]
-	switch n.kind {
-	case nodeImplicit, nodeHeader, nodeDotted:
-		return cursor{m: v.(map[string]any), n: n}, true
-	case nodeTableArray:
-		arr := v.([]map[string]any)
-		return cursor{m: arr[len(arr)-1], n: n.elems[len(n.elems)-1]}, true
+	if next, ok := asTable(v, r.field(cur, p.name)); ok {
+		return next, true
 	}
-	return cursor{}, r.failRedefined(p.at, strconv.Quote(p.name)+" is already defined as a value, not a table")
+	return cursor{}, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined as a value, not a table")
 }
 
 // defineTable defines the table p of cur for a [header].
@@ -364,12 +387,13 @@ func (r *reader) defineTable(cur cursor, p keyPart, open lineCol) (cursor, bool)
 	if !present {
 		return r.addTable(cur, p.name, p.at, open, nodeHeader), true
 	}
-	n := cur.n.fields[p.name]
-	if n.kind != nodeImplicit {
-		return cursor{}, r.failRedefined(p.at, "table "+strconv.Quote(p.name)+" is already defined")
+	n := r.field(cur, p.name)
+	m, ok := v.(map[string]any)
+	if n.kind != nodeImplicit || !ok {
+		return cursor{}, r.failStricter(p.at, "table "+strconv.Quote(p.name)+" is already defined")
 	}
 	n.kind = nodeHeader
-	return cursor{m: v.(map[string]any), n: n}, true
+	return cursor{m: m, n: n}, true
 }
 
 // appendTable adds a table to the array of tables p of cur for a
@@ -382,11 +406,15 @@ func (r *reader) appendTable(cur cursor, p keyPart, open lineCol) (cursor, bool)
 		n.key, n.val, n.kind = p.at, open, nodeTableArray
 		r.setField(cur.n, p.name, n)
 		v = make([]map[string]any, 0, 4)
-	} else if n = cur.n.fields[p.name]; n.kind != nodeTableArray {
-		return cursor{}, r.failRedefined(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
+	} else if n = r.field(cur, p.name); n.kind != nodeTableArray {
+		return cursor{}, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
+	}
+	arr, ok := v.([]map[string]any)
+	if !ok {
+		return cursor{}, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
 	}
 	m := map[string]any{}
-	cur.m[p.name] = append(v.([]map[string]any), m)
+	cur.m[p.name] = append(arr, m)
 	elem := r.node()
 	elem.key, elem.val, elem.kind = p.at, open, nodeHeader
 	n.elems = append(n.elems, elem)
@@ -428,15 +456,17 @@ func (r *reader) keyValue(cur cursor) bool {
 			cur = r.addTable(cur, p.name, p.at, p.at, nodeDotted)
 			continue
 		}
-		if n := cur.n.fields[p.name]; n.kind == nodeDotted {
-			cur = cursor{m: v.(map[string]any), n: n}
-			continue
+		if n := r.field(cur, p.name); n.kind == nodeDotted {
+			if m, ok := v.(map[string]any); ok {
+				cur = cursor{m: m, n: n}
+				continue
+			}
 		}
-		return r.failRedefined(p.at, strconv.Quote(p.name)+" is already defined; dotted keys cannot add to it")
+		return r.failStricter(p.at, strconv.Quote(p.name)+" is already defined; dotted keys cannot add to it")
 	}
 	last := r.parts[len(r.parts)-1] // r.parts is reused by the value
 	if _, present := cur.m[last.name]; present {
-		return r.failRedefined(last.at, "key "+strconv.Quote(last.name)+" is already defined")
+		return r.failStricter(last.at, "key "+strconv.Quote(last.name)+" is already defined")
 	}
 	v, n, ok := r.value()
 	if !ok {
@@ -467,7 +497,7 @@ func (r *reader) value() (any, *posNode, bool) {
 		v, ok = r.literalString()
 	case r.peek() == '[', r.peek() == '{':
 		if r.depth++; r.depth > maxDepth {
-			return nil, nil, r.fail(n.val, "arrays and inline tables nest too deeply")
+			return nil, nil, r.failStricter(n.val, "arrays and inline tables nest too deeply")
 		}
 		if r.peek() == '[' {
 			v, ok = r.array(n)

@@ -102,21 +102,35 @@ func TestReadTOMLPositions(t *testing.T) {
 	}
 }
 
-// TestReadTOMLRejectsRedefinition is the attack: the TOML library lets a
+// TestStricterThanTheLibrary is the attack: the TOML library lets a
 // second array replace the first, so a rule that reads as tcp/22 only in
 // the part of the file a reviewer sees would allow anything. The reader
-// rejects every such redefinition, and the loader reports it where it is.
-func TestRedefinitionRejected(t *testing.T) {
+// rejects every such redefinition, and nesting deep enough to exhaust a
+// stack, and the loader reports it where it is.
+func TestStricterThanTheLibrary(t *testing.T) {
 	tests := []struct {
 		name, src string
 		want      string // FILE:LINE:COL of the error
 	}{
-		{"array written twice", "[[allow]]\nname = \"r\"\nfrom = \"zone:iot\"\nto = \"zone:wan\"\nservices = [\"tcp/22\"]\nservices = [\"any\"]\n", "policy.toml:6:1"},
+		{"services written twice", `[[zone]]
+name = "iot"
+networks = ["10.0.0.0/8"]
+[[zone]]
+name = "wan"
+networks = ["0.0.0.0/0"]
+[[allow]]
+name = "cameras-ssh"
+from = "zone:iot"
+to = "zone:wan"
+services = ["tcp/22"]
+services = ["any"]
+`, "policy.toml:12:1"},
 		{"dotted keys into a table with a header", "[a.b]\nx = 1\n[a]\nb.y = 2\n", "policy.toml:4:1"},
 		{"header after dotted keys", "a.b = 1\n[a]\n", "policy.toml:2:2"},
 		{"header into an inline table", "a = { b = 1 }\n[a.c]\n", "policy.toml:2:2"},
 		{"dotted key into an inline table", "a = { b = 1 }\na.c = 2\n", "policy.toml:2:1"},
 		{"table defined after dotted keys through it", "[t]\nu.v = 1\n[t.u]\n", "policy.toml:3:4"},
+		{"arrays nested too deeply", "a = " + strings.Repeat("[", maxDepth+1) + strings.Repeat("]", maxDepth+1) + "\n", "policy.toml:1:" + strconv.Itoa(5+maxDepth)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,7 +184,7 @@ func TestReadTOMLMatchesLibrary(t *testing.T) {
 
 // checkReaderAgrees fails t unless the reader and the TOML library agree
 // on data: the same tree when the reader accepts it, a rejection by the
-// library too unless the reader rejected a redefinition, and a position for
+// library too unless the reader is stricter on purpose, and a position for
 // every value.
 func checkReaderAgrees(t *testing.T, data []byte) {
 	t.Helper()
@@ -181,7 +195,7 @@ func checkReaderAgrees(t *testing.T, data []byte) {
 	switch {
 	case rerr == nil && err != nil:
 		t.Fatalf("reader accepts what the TOML library rejects (%v):\n%q", err, src)
-	case rerr != nil && err == nil && !rerr.redefinition:
+	case rerr != nil && err == nil && !rerr.stricter:
 		t.Fatalf("reader rejects what the TOML library accepts (%d:%d: %s):\n%q", rerr.at.line, rerr.at.col, rerr.msg, src)
 	case rerr != nil:
 		return
