@@ -243,11 +243,16 @@ func (b *builder) sections(root table) {
 	// once spares copying the lists over and over as they grow.
 	devices := root.tables("device")
 	b.cfg.Devices = slices.Grow(b.cfg.Devices, len(devices))
+	b.src.deviceName = slices.Grow(b.src.deviceName, len(devices))
+	b.src.devMAC = slices.Grow(b.src.devMAC, len(devices))
+	b.src.devIPs = slices.Grow(b.src.devIPs, len(devices))
+	b.src.devGroups = slices.Grow(b.src.devGroups, len(devices))
 	for _, t := range devices {
 		b.device(t)
 	}
 	allows := root.tables("allow")
 	b.cfg.Allows = slices.Grow(b.cfg.Allows, len(allows))
+	b.src.allowName = slices.Grow(b.src.allowName, len(allows))
 	for _, t := range allows {
 		b.allow(t)
 	}

@@ -525,6 +525,9 @@ func (r *reader) array(n *posNode) (any, bool) {
 		if !ok {
 			return nil, false
 		}
+		if n.elems == nil {
+			n.elems = make([]*posNode, 0, cap(arr)) // most arrays in a policy hold one or two
+		}
 		arr = append(arr, v)
 		n.elems = append(n.elems, e)
 		r.skipTrivia()
