@@ -98,12 +98,12 @@ func (b *builder) open(name string, data []byte) (table, bool) {
 	// The TOML library counts its offsets after one byte order mark; so do
 	// we, so that positions from either count from the same byte.
 	src := stripBOM(string(data))
-	root, pos, rerr := readTOML(src)
+	root, rerr := readTOML(src)
 	if rerr != nil {
 		b.syntaxError(name, data, src, rerr)
 		return table{}, false
 	}
-	return table{doc: &document{file: name, diag: &b.diag}, m: root, pos: pos}, true
+	return table{doc: &document{file: name, diag: &b.diag}, n: root}, true
 }
 
 // syntaxError reports why a file is not a TOML document. The TOML library

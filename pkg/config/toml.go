@@ -6,12 +6,10 @@ import (
 	"unicode/utf8"
 )
 
-// readTOML reads one TOML document in a single pass. It returns the same
-// generic tree the TOML library builds (tables as map[string]any, [[arrays
-// of tables]] as []map[string]any, other arrays as []any, and string,
-// int64, float64, bool or time.Time values), together with a tree of
-// positions that mirrors it: where every key, value, table and array
-// element is written.
+// readTOML reads one TOML document in a single pass into a tree of nodes:
+// each value (tables and arrays too) with where it and its key are
+// written. Its values are those the TOML library decodes; node.value gives
+// them in the library's own shapes.
 //
 // Reading the positions while the values are read is what makes a large
 // policy load fast: the TOML library keeps its key positions private, and
@@ -27,28 +25,30 @@ import (
 // caller asks the TOML library for its own, well-known wording of the
 // problem; only where the library accepts the text is the reader's own
 // message shown.
-func readTOML(src string) (map[string]any, *posNode, *readError) {
+func readTOML(src string) (*node, *readError) {
 	if err := checkText(src); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	r := &reader{src: src, line: 1}
-	root := r.node()
-	root.key, root.val, root.kind = lineCol{1, 1}, lineCol{1, 1}, nodeImplicit
-	m := map[string]any{}
-	if !r.document(cursor{m: m, n: root}) {
-		return nil, nil, r.err
+	root := r.newNode(nodeImplicit, lineCol{1, 1})
+	root.key = lineCol{1, 1}
+	if !r.document(root) {
+		return nil, r.err
 	}
-	return m, root, nil
+	return root, nil
 }
 
-// posNode is where one key and its value are written, and what the value
-// is as far as redefinition goes. Tables hold their keys' nodes in fields,
-// arrays their elements' nodes in elems.
-type posNode struct {
+// node is one value of a document, where it and its key are written, and
+// how it came to be, which decides whether a later line may redefine it or
+// add to it. A table holds its keys' nodes in fields, an array (of tables
+// or of values) its elements' nodes in elems.
+type node struct {
 	key, val lineCol
 	kind     nodeKind
-	fields   map[string]*posNode
-	elems    []*posNode
+	str      string // a string's value
+	scalar   any    // any other scalar's value: int64, float64, bool or time.Time
+	fields   map[string]*node
+	elems    []*node
 }
 
 // nodeKind says how a value came to be, which decides whether a later line
@@ -56,7 +56,9 @@ type posNode struct {
 type nodeKind uint8
 
 const (
-	nodeValue      nodeKind = iota // a scalar, or an array written inline: closed
+	nodeString     nodeKind = iota // a string
+	nodeScalar                     // a number, boolean or date-time
+	nodeArray                      // an array written inline: closed
 	nodeImplicit                   // a table named only on the way to another ([a] in [a.b]): may be defined once
 	nodeHeader                     // a table defined by its [header]
 	nodeDotted                     // a table made by dotted keys (a.b = 1): dotted keys may add to it
@@ -89,7 +91,7 @@ type reader struct {
 	lineStart int
 	depth     int
 	parts     []keyPart // the key being read; reused
-	slab      []posNode // nodes are handed out from here, a few allocations for a whole file
+	slab      []node    // nodes are handed out from here, a few allocations for a whole file
 	err       *readError
 }
 
@@ -99,18 +101,13 @@ type keyPart struct {
 	at   lineCol
 }
 
-// cursor is a table being filled: its values and its positions.
-type cursor struct {
-	m map[string]any
-	n *posNode
-}
-
-func (r *reader) node() *posNode {
+func (r *reader) newNode(kind nodeKind, val lineCol) *node {
 	if len(r.slab) == 0 {
-		r.slab = make([]posNode, 512)
+		r.slab = make([]node, 256)
 	}
 	n := &r.slab[0]
 	r.slab = r.slab[1:]
+	n.kind, n.val = kind, val
 	return n
 }
 
@@ -133,31 +130,19 @@ func (r *reader) failStricter(at lineCol, msg string) bool {
 	return false
 }
 
-// field returns the node of name in cur, or a closed value's node if there
-// is none (which the reader never leaves behind), so that a lookup never
-// fails.
-func (r *reader) field(cur cursor, name string) *posNode {
-	if n := cur.n.fields[name]; n != nil {
-		return n
-	}
-	return &posNode{kind: nodeValue}
-}
-
-// asTable returns the table v that node n describes as a cursor; ok is false
-// when n is not a table that headers may name.
-func asTable(v any, n *posNode) (cursor, bool) {
+// headerTable returns the table that a header's name going through n
+// means, and false when n is not a table that headers may name. A name
+// that runs through an array of tables means its latest element.
+func headerTable(n *node) (*node, bool) {
 	switch n.kind {
 	case nodeImplicit, nodeHeader, nodeDotted:
-		m, ok := v.(map[string]any)
-		return cursor{m: m, n: n}, ok
+		return n, true
 	case nodeTableArray:
-		arr, ok := v.([]map[string]any)
-		if !ok || len(arr) == 0 || len(arr) != len(n.elems) {
-			return cursor{}, false
+		if len(n.elems) > 0 {
+			return n.elems[len(n.elems)-1], true
 		}
-		return cursor{m: arr[len(arr)-1], n: n.elems[len(n.elems)-1]}, true
 	}
-	return cursor{}, false
+	return nil, false
 }
 
 func (r *reader) peek() byte {
@@ -265,7 +250,7 @@ func checkText(src string) *readError {
 
 // document reads the whole text: key/value pairs, [tables] and [[arrays of
 // tables]].
-func (r *reader) document(root cursor) bool {
+func (r *reader) document(root *node) bool {
 	cur := root
 	for {
 		r.skipTrivia()
@@ -335,14 +320,14 @@ func isBareKeyByte(c byte) bool {
 // header reads [a.b] or [[a.b]] (kind nodeHeader or nodeTableArray) and
 // returns the table that the following key/value pairs fill. A name that
 // runs through an array of tables means its latest element.
-func (r *reader) header(root cursor, kind nodeKind) (cursor, bool) {
+func (r *reader) header(root *node, kind nodeKind) (*node, bool) {
 	open := r.here()
 	r.off++
 	if kind == nodeTableArray {
 		r.off++
 	}
 	if !r.key() {
-		return cursor{}, false
+		return nil, false
 	}
 	r.skipBlanks()
 	closing := "]"
@@ -350,14 +335,14 @@ func (r *reader) header(root cursor, kind nodeKind) (cursor, bool) {
 		closing = "]]"
 	}
 	if !strings.HasPrefix(r.rest(), closing) {
-		return cursor{}, r.fail(r.here(), "expected "+closing+" to end the table header")
+		return nil, r.fail(r.here(), "expected "+closing+" to end the table header")
 	}
 	r.off += len(closing)
 	cur := root
 	for _, p := range r.parts[:len(r.parts)-1] {
 		next, ok := r.descendHeader(cur, p)
 		if !ok {
-			return cursor{}, false
+			return nil, false
 		}
 		cur = next
 	}
@@ -370,77 +355,63 @@ func (r *reader) header(root cursor, kind nodeKind) (cursor, bool) {
 
 // descendHeader goes from cur to its sub-table p on the way to a header's
 // table, making an implicit table where there is none yet.
-func (r *reader) descendHeader(cur cursor, p keyPart) (cursor, bool) {
-	v, present := cur.m[p.name]
+func (r *reader) descendHeader(cur *node, p keyPart) (*node, bool) {
+	n, present := cur.fields[p.name]
 	if !present {
-		return r.addTable(cur, p.name, p.at, p.at, nodeImplicit), true
+		return r.addTable(cur, p, p.at, nodeImplicit), true
 	}
-	if next, ok := asTable(v, r.field(cur, p.name)); ok {
+	if next, ok := headerTable(n); ok {
 		return next, true
 	}
-	return cursor{}, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined as a value, not a table")
+	return nil, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined as a value, not a table")
 }
 
 // defineTable defines the table p of cur for a [header].
-func (r *reader) defineTable(cur cursor, p keyPart, open lineCol) (cursor, bool) {
-	v, present := cur.m[p.name]
+func (r *reader) defineTable(cur *node, p keyPart, open lineCol) (*node, bool) {
+	n, present := cur.fields[p.name]
 	if !present {
-		return r.addTable(cur, p.name, p.at, open, nodeHeader), true
+		return r.addTable(cur, p, open, nodeHeader), true
 	}
-	n := r.field(cur, p.name)
-	m, ok := v.(map[string]any)
-	if n.kind != nodeImplicit || !ok {
-		return cursor{}, r.failStricter(p.at, "table "+strconv.Quote(p.name)+" is already defined")
+	if n.kind != nodeImplicit {
+		return nil, r.failStricter(p.at, "table "+strconv.Quote(p.name)+" is already defined")
 	}
 	n.kind = nodeHeader
-	return cursor{m: m, n: n}, true
+	return n, true
 }
 
 // appendTable adds a table to the array of tables p of cur for a
 // [[header]].
-func (r *reader) appendTable(cur cursor, p keyPart, open lineCol) (cursor, bool) {
-	v, present := cur.m[p.name]
-	var n *posNode
+func (r *reader) appendTable(cur *node, p keyPart, open lineCol) (*node, bool) {
+	n, present := cur.fields[p.name]
 	if !present {
-		n = r.node()
-		n.key, n.val, n.kind = p.at, open, nodeTableArray
-		r.setField(cur.n, p.name, n)
-		v = make([]map[string]any, 0, 4)
-	} else if n = r.field(cur, p.name); n.kind != nodeTableArray {
-		return cursor{}, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
+		n = r.addTable(cur, p, open, nodeTableArray)
+	} else if n.kind != nodeTableArray {
+		return nil, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
 	}
-	arr, ok := v.([]map[string]any)
-	if !ok {
-		return cursor{}, r.failStricter(p.at, strconv.Quote(p.name)+" is already defined and is not an array of tables")
-	}
-	m := map[string]any{}
-	cur.m[p.name] = append(arr, m)
-	elem := r.node()
-	elem.key, elem.val, elem.kind = p.at, open, nodeHeader
+	elem := r.newNode(nodeHeader, open)
+	elem.key = p.at
 	n.elems = append(n.elems, elem)
-	return cursor{m: m, n: elem}, true
+	return elem, true
 }
 
-// addTable makes a new empty table name in cur.
-func (r *reader) addTable(cur cursor, name string, key, val lineCol, kind nodeKind) cursor {
-	m := map[string]any{}
-	n := r.node()
-	n.key, n.val, n.kind = key, val, kind
-	cur.m[name] = m
-	r.setField(cur.n, name, n)
-	return cursor{m: m, n: n}
+// addTable makes a new empty table (or array of tables) p in cur.
+func (r *reader) addTable(cur *node, p keyPart, val lineCol, kind nodeKind) *node {
+	n := r.newNode(kind, val)
+	n.key = p.at
+	setField(cur, p.name, n)
+	return n
 }
 
-func (r *reader) setField(parent *posNode, name string, n *posNode) {
+func setField(parent *node, name string, n *node) {
 	if parent.fields == nil {
-		parent.fields = make(map[string]*posNode, 8)
+		parent.fields = make(map[string]*node, 8)
 	}
 	parent.fields[name] = n
 }
 
 // keyValue reads key = value into cur. The parts of a dotted key before
 // the last make (or go through) tables that dotted keys made.
-func (r *reader) keyValue(cur cursor) bool {
+func (r *reader) keyValue(cur *node) bool {
 	if !r.key() {
 		return false
 	}
@@ -451,84 +422,81 @@ func (r *reader) keyValue(cur cursor) bool {
 	r.off++
 	r.skipBlanks()
 	for _, p := range r.parts[:len(r.parts)-1] {
-		v, present := cur.m[p.name]
-		if !present {
-			cur = r.addTable(cur, p.name, p.at, p.at, nodeDotted)
-			continue
+		n, present := cur.fields[p.name]
+		switch {
+		case !present:
+			cur = r.addTable(cur, p, p.at, nodeDotted)
+		case n.kind == nodeDotted:
+			cur = n
+		default:
+			return r.failStricter(p.at, strconv.Quote(p.name)+" is already defined; dotted keys cannot add to it")
 		}
-		if n := r.field(cur, p.name); n.kind == nodeDotted {
-			if m, ok := v.(map[string]any); ok {
-				cur = cursor{m: m, n: n}
-				continue
-			}
-		}
-		return r.failStricter(p.at, strconv.Quote(p.name)+" is already defined; dotted keys cannot add to it")
 	}
 	last := r.parts[len(r.parts)-1] // r.parts is reused by the value
-	if _, present := cur.m[last.name]; present {
+	if _, present := cur.fields[last.name]; present {
 		return r.failStricter(last.at, "key "+strconv.Quote(last.name)+" is already defined")
 	}
-	v, n, ok := r.value()
+	n, ok := r.value()
 	if !ok {
 		return false
 	}
 	n.key = last.at
-	cur.m[last.name] = v
-	r.setField(cur.n, last.name, n)
+	setField(cur, last.name, n)
 	return true
 }
 
-// value reads one value and returns it with its node.
-func (r *reader) value() (any, *posNode, bool) {
-	n := r.node()
-	n.val, n.kind = r.here(), nodeValue
-	var (
-		v  any
-		ok bool
-	)
-	switch rest := r.rest(); {
-	case strings.HasPrefix(rest, `"""`):
-		v, ok = r.multiLineString(`"""`)
-	case strings.HasPrefix(rest, `'''`):
-		v, ok = r.multiLineString(`'''`)
+// value reads one value into a new node.
+func (r *reader) value() (*node, bool) {
+	at := r.here()
+	rest := r.rest()
+	switch {
+	case strings.HasPrefix(rest, `"""`), strings.HasPrefix(rest, "'''"):
+		n := r.newNode(nodeString, at)
+		s, ok := r.multiLineString(rest[:3])
+		n.str = s
+		return n, ok
 	case r.peek() == '"':
-		v, ok = r.basicString()
+		n := r.newNode(nodeString, at)
+		s, ok := r.basicString()
+		n.str = s
+		return n, ok
 	case r.peek() == '\'':
-		v, ok = r.literalString()
+		n := r.newNode(nodeString, at)
+		s, ok := r.literalString()
+		n.str = s
+		return n, ok
 	case r.peek() == '[', r.peek() == '{':
 		if r.depth++; r.depth > maxDepth {
-			return nil, nil, r.failStricter(n.val, "arrays and inline tables nest too deeply")
+			return nil, r.failStricter(at, "arrays and inline tables nest too deeply")
 		}
+		defer func() { r.depth-- }()
 		if r.peek() == '[' {
-			v, ok = r.array(n)
-		} else {
-			v, ok = r.inlineTable(n)
+			return r.array(r.newNode(nodeArray, at))
 		}
-		r.depth--
-	default:
-		v, ok = r.scalar()
+		return r.inlineTable(r.newNode(nodeInline, at))
 	}
-	return v, n, ok
+	n := r.newNode(nodeScalar, at)
+	v, ok := r.scalar()
+	n.scalar = v
+	return n, ok
 }
 
-// array reads [v, ...], which may run over lines and hold comments.
-func (r *reader) array(n *posNode) (any, bool) {
+// array reads [v, ...] into n; it may run over lines and hold comments.
+func (r *reader) array(n *node) (*node, bool) {
 	r.off++
-	arr := make([]any, 0, 2)
 	for {
 		r.skipTrivia()
 		if r.peek() == ']' {
 			r.off++
-			return arr, true
+			return n, true
 		}
-		v, e, ok := r.value()
+		e, ok := r.value()
 		if !ok {
 			return nil, false
 		}
 		if n.elems == nil {
-			n.elems = make([]*posNode, 0, cap(arr)) // most arrays in a policy hold one or two
+			n.elems = make([]*node, 0, 2) // most arrays in a policy hold one or two
 		}
-		arr = append(arr, v)
 		n.elems = append(n.elems, e)
 		r.skipTrivia()
 		switch r.peek() {
@@ -536,25 +504,24 @@ func (r *reader) array(n *posNode) (any, bool) {
 			r.off++
 		case ']':
 			r.off++
-			return arr, true
+			return n, true
 		default:
 			return nil, r.fail(r.here(), "expected , or ] in an array")
 		}
 	}
 }
 
-// inlineTable reads { k = v, ... } on one line.
-func (r *reader) inlineTable(n *posNode) (any, bool) {
+// inlineTable reads { k = v, ... } on one line into n.
+func (r *reader) inlineTable(n *node) (*node, bool) {
 	r.off++
-	n.kind = nodeInline
-	cur := cursor{m: map[string]any{}, n: n}
+	n.fields = map[string]*node{}
 	r.skipBlanks()
 	if r.peek() == '}' {
 		r.off++
-		return cur.m, true
+		return n, true
 	}
 	for {
-		if !r.keyValue(cur) {
+		if !r.keyValue(n) {
 			return nil, false
 		}
 		r.skipBlanks()
@@ -567,9 +534,47 @@ func (r *reader) inlineTable(n *posNode) (any, bool) {
 			}
 		case '}':
 			r.off++
-			return cur.m, true
+			return n, true
 		default:
 			return nil, r.fail(r.here(), "expected , or } in an inline table")
 		}
 	}
+}
+
+// value returns the node's value in the shapes the TOML library decodes
+// to: tables as map[string]any, arrays of tables as []map[string]any,
+// other arrays as []any.
+func (n *node) value() any {
+	switch n.kind {
+	case nodeString:
+		return n.str
+	case nodeScalar:
+		return n.scalar
+	case nodeArray:
+		arr := make([]any, len(n.elems))
+		for i, e := range n.elems {
+			arr[i] = e.value()
+		}
+		return arr
+	case nodeTableArray:
+		arr := make([]map[string]any, len(n.elems))
+		for i, e := range n.elems {
+			arr[i] = e.value().(map[string]any)
+		}
+		return arr
+	}
+	m := make(map[string]any, len(n.fields))
+	for k, f := range n.fields {
+		m[k] = f.value()
+	}
+	return m
+}
+
+// isTable reports whether n is a table, however it was written.
+func (n *node) isTable() bool {
+	switch n.kind {
+	case nodeImplicit, nodeHeader, nodeDotted, nodeInline:
+		return true
+	}
+	return false
 }

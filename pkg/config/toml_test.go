@@ -41,7 +41,7 @@ x = 3
 
 // nodeAt follows path (keys, and indexes into arrays) from n. found is
 // false when path leads nowhere; n is then the last node on the way.
-func nodeAt(n *posNode, path ...string) (_ *posNode, found bool) {
+func nodeAt(n *node, path ...string) (_ *node, found bool) {
 	for _, p := range path {
 		if next, ok := n.fields[p]; ok {
 			n = next
@@ -57,7 +57,7 @@ func nodeAt(n *posNode, path ...string) (_ *posNode, found bool) {
 }
 
 func TestReadTOMLPositions(t *testing.T) {
-	_, root, rerr := readTOML(trickyTOML)
+	root, rerr := readTOML(trickyTOML)
 	if rerr != nil {
 		t.Fatalf("readTOML: %d:%d: %s", rerr.at.line, rerr.at.col, rerr.msg)
 	}
@@ -189,7 +189,7 @@ func TestReadTOMLMatchesLibrary(t *testing.T) {
 func checkReaderAgrees(t *testing.T, data []byte) {
 	t.Helper()
 	src := stripBOM(string(data))
-	got, pos, rerr := readTOML(src)
+	root, rerr := readTOML(src)
 	var want map[string]any
 	_, err := toml.Decode(string(data), &want)
 	switch {
@@ -200,10 +200,11 @@ func checkReaderAgrees(t *testing.T, data []byte) {
 	case rerr != nil:
 		return
 	}
+	got := root.value()
 	if !equalTrees(got, want) {
 		t.Fatalf("trees differ for %q:\nreader %#v\nlibrary %#v", src, got, want)
 	}
-	checkPositioned(t, src, got, pos)
+	checkPositioned(t, src, root)
 }
 
 // equalTrees is reflect.DeepEqual with NaN equal to NaN.
@@ -249,37 +250,23 @@ func equalTrees(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// checkPositioned fails t unless every value of the tree has a node with a
-// position inside src, so that no error falls back to an approximate one.
-func checkPositioned(t *testing.T, src string, v any, n *posNode) {
+// checkPositioned fails t unless every node of the tree has a position
+// inside src, so that no error falls back to an approximate one.
+func checkPositioned(t *testing.T, src string, root *node) {
 	t.Helper()
 	lines := int32(strings.Count(src, "\n") + 1)
-	var walk func(v any, n *posNode, path string)
-	walk = func(v any, n *posNode, path string) {
-		if n == nil || n.val.line < 1 || n.val.line > lines || n.val.col < 1 {
+	var walk func(n *node, path string, keyed bool)
+	walk = func(n *node, path string, keyed bool) {
+		if n.val.line < 1 || n.val.line > lines || n.val.col < 1 || keyed && (n.key.line < 1 || n.key.col < 1) {
 			t.Fatalf("no position for %s in %q", path, src)
 		}
-		elems := func(count int) {
-			if len(n.elems) != count {
-				t.Fatalf("%s has %d elements and %d positions in %q", path, count, len(n.elems), src)
-			}
+		for k, f := range n.fields {
+			walk(f, path+"."+k, true)
 		}
-		switch v := v.(type) {
-		case map[string]any:
-			for k, e := range v {
-				walk(e, n.fields[k], path+"."+k)
-			}
-		case []map[string]any:
-			elems(len(v))
-			for i, e := range v {
-				walk(e, n.elems[i], path+"["+strconv.Itoa(i)+"]")
-			}
-		case []any:
-			elems(len(v))
-			for i, e := range v {
-				walk(e, n.elems[i], path+"["+strconv.Itoa(i)+"]")
-			}
+		for i, e := range n.elems {
+			// An element of [[an array of tables]] has its header's key.
+			walk(e, path+"["+strconv.Itoa(i)+"]", n.kind == nodeTableArray)
 		}
 	}
-	walk(v, n, "")
+	walk(root, "", false)
 }
