@@ -119,8 +119,21 @@ func typeName(v any) string {
 	return "value"
 }
 
+// typeName names the node's type the way the TOML spec does.
+func (n *node) typeName() string {
+	switch n.kind {
+	case nodeString:
+		return "string"
+	case nodeScalar:
+		return typeName(n.scalar)
+	case nodeArray, nodeTableArray:
+		return "array"
+	}
+	return "table"
+}
+
 func (t table) wrongType(key string, want string, n *node) {
-	t.errorf(t.valuePos(key), "%s: expected %s, got %s", key, want, typeName(n.value()))
+	t.errorf(t.valuePos(key), "%s: expected %s, got %s", key, want, n.typeName())
 }
 
 // str returns the string at key. ok is false when the key is absent or
@@ -185,7 +198,7 @@ func (t table) strings(key string) (list []positioned, ok bool) {
 	list = make([]positioned, 0, len(n.elems))
 	for i, e := range n.elems {
 		if e.kind != nodeString {
-			t.errorf(t.doc.at(e.val), "%s[%d]: expected string, got %s", key, i, typeName(e.value()))
+			t.errorf(t.doc.at(e.val), "%s[%d]: expected string, got %s", key, i, e.typeName())
 			ok = false
 			continue
 		}
@@ -223,7 +236,7 @@ func (t table) tables(key string) []table {
 	list := make([]table, 0, len(n.elems))
 	for i, e := range n.elems {
 		if !e.isTable() {
-			t.errorf(t.doc.at(e.val), "%s[%d]: expected table, got %s", key, i, typeName(e.value()))
+			t.errorf(t.doc.at(e.val), "%s[%d]: expected table, got %s", key, i, e.typeName())
 			continue
 		}
 		list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, n: e})

@@ -14,8 +14,9 @@ import (
 // Reading the positions while the values are read is what makes a large
 // policy load fast: the TOML library keeps its key positions private, and
 // indexes them by dotted name, so they cannot tell one [[allow]] from the
-// next. The reader is strict TOML 1.0 and stricter than the library in
-// one respect on purpose: a key or table is defined once. The library lets
+// next. The reader is strict TOML 1.0, and stricter than the library on
+// purpose where the library is lax: a key or table is defined once (and
+// nesting is bounded, see maxDepth). The library lets
 // a second array value replace the first ("services" written twice keeps
 // the last), lets dotted keys and headers add to tables already closed,
 // and a firewall policy must not be loosened by a line further down that

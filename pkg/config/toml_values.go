@@ -122,7 +122,9 @@ func (r *reader) multiLineString(delim string) (string, bool) {
 			continue
 		}
 		if run > 5 {
-			return "", r.fail(at, "too many quotes at the end of a multi-line string")
+			// TOML allows two quotes before the closing three. The TOML
+			// library lets six or more through after an escaped backslash.
+			return "", r.failStricter(at, "too many quotes at the end of a multi-line string")
 		}
 		body := r.src[start : end+run-3]
 		r.advanceTo(end + run)
