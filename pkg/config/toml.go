@@ -227,11 +227,13 @@ func (r *reader) endOfLine() bool {
 // carriage return of a "\r\n".
 func checkText(src string) *readError {
 	bad := -1
-	for i := 0; i < len(src) && bad < 0; i++ {
+	for i := 0; i < len(src); i++ {
 		c := src[i]
-		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' || c == 0x7f || c == '\r' && (i+1 == len(src) || src[i+1] != '\n') {
-			bad = i
+		if c >= 0x20 && c != 0x7f || c == '\t' || c == '\n' || c == '\r' && i+1 < len(src) && src[i+1] == '\n' {
+			continue
 		}
+		bad = i
+		break
 	}
 	if bad < 0 && !utf8.ValidString(src) {
 		for i, c := range src {
