@@ -91,9 +91,9 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 	return &b.cfg, warns, nil
 }
 
-// open reads one file into its generic TOML tree and the positions of its
-// keys and values, in one pass. A syntax error is reported and ends the
-// file: what follows it cannot be trusted.
+// open reads one file, in one pass, into its tree of values that know
+// where they and their keys are written. A syntax error is reported and
+// ends the file: what follows it cannot be trusted.
 func (b *builder) open(name string, data []byte) (table, bool) {
 	// The TOML library counts its offsets after one byte order mark; so do
 	// we, so that positions from either count from the same byte.
