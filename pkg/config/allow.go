@@ -73,7 +73,7 @@ func (t table) endpoint(key string) (Endpoint, bool) {
 // size reads a byte count written as a TOML integer or as a string with a
 // unit.
 func (t table) size(key string) (int64, bool) {
-	switch v := t.m[key].(type) {
+	switch v := t.value(key).(type) {
 	case nil:
 		return 0, false
 	case int64:
@@ -90,7 +90,7 @@ func (t table) size(key string) (int64, bool) {
 		}
 		return n, true
 	default:
-		t.wrongType(key, "size (string or integer)", v)
+		t.wrongType(key, "size (string or integer)", t.field(key))
 		return 0, false
 	}
 }

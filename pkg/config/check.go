@@ -97,8 +97,8 @@ func (b *builder) checkDevices(groups map[string]int) {
 		device string
 		pos    Pos
 	}
-	macs := map[[6]byte]claim{}
-	ips := map[netip.Addr]claim{}
+	macs := make(map[[6]byte]claim, len(b.cfg.Devices))
+	ips := make(map[netip.Addr]claim, len(b.cfg.Devices))
 	for i, d := range b.cfg.Devices {
 		for k, g := range d.Groups {
 			if _, ok := groups[g]; !ok {

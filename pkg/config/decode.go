@@ -7,38 +7,57 @@ import (
 	"time"
 )
 
-// table is one decoded TOML table together with what is needed to say
+// table is one table of a policy file together with what is needed to say
 // where its keys and values are written.
 //
-// Values are read from the generic tree the TOML library builds (tables as
-// map[string]any, arrays as []any or []map[string]any) rather than decoded
-// into structs: struct decoding stops at the first type mismatch, and the
+// Values are read from the file's tree of nodes rather than decoded into
+// structs: struct decoding stops at the first type mismatch, and the
 // loader must report every problem at once.
 type table struct {
 	doc  *document
 	path []string
 	name string // how messages name the table: "[daemon]", "[[allow]]"
-	m    map[string]any
+	n    *node
 }
 
 // document is one decoded policy file.
 type document struct {
-	pos  *positions
+	file string
 	diag *diagnostics
 }
+
+func (d *document) at(lc lineCol) Pos { return Pos{File: d.file, Line: int(lc.line), Col: int(lc.col)} }
 
 func (t table) sub(key string) []string { return append(t.path[:len(t.path):len(t.path)], key) }
 
 // Pos returns the position of the table itself: its header, or the brace
 // of an inline table.
-func (t table) Pos() Pos { return t.doc.pos.value(t.path) }
+func (t table) Pos() Pos { return t.doc.at(t.n.val) }
 
-func (t table) keyPos(key string) Pos   { return t.doc.pos.key(t.sub(key)) }
-func (t table) valuePos(key string) Pos { return t.doc.pos.value(t.sub(key)) }
+// field returns the node of key. A key the table holds always has one; the
+// table's own node stands in otherwise, so that a position is never lost.
+func (t table) field(key string) *node {
+	if n := t.n.fields[key]; n != nil {
+		return n
+	}
+	return t.n
+}
+
+func (t table) keyPos(key string) Pos   { return t.doc.at(t.field(key).key) }
+func (t table) valuePos(key string) Pos { return t.doc.at(t.field(key).val) }
 
 func (t table) has(key string) bool {
-	_, ok := t.m[key]
+	_, ok := t.n.fields[key]
 	return ok
+}
+
+// value returns the value at key as the TOML library decodes it (nil when
+// absent), for the few keys that take more than one type.
+func (t table) value(key string) any {
+	if n, ok := t.n.fields[key]; ok {
+		return n.value()
+	}
+	return nil
 }
 
 func (t table) errorf(pos Pos, format string, args ...any) { t.doc.diag.errorf(pos, format, args...) }
@@ -47,7 +66,18 @@ func (t table) warnf(pos Pos, format string, args ...any)  { t.doc.diag.warnf(po
 // checkKeys reports every key of the table that is not in known. A
 // misspelt key silently ignored would loosen a firewall without a word.
 func (t table) checkKeys(known ...string) {
-	for _, k := range sortedKeys(t.m) {
+	// Nearly always every key is known: say so without sorting anything.
+	unknown := false
+	for k := range t.n.fields {
+		if !slices.Contains(known, k) {
+			unknown = true
+			break
+		}
+	}
+	if !unknown {
+		return
+	}
+	for _, k := range sortedKeys(t.n.fields) {
 		if slices.Contains(known, k) {
 			continue
 		}
@@ -59,7 +89,7 @@ func (t table) checkKeys(known ...string) {
 	}
 }
 
-func sortedKeys(m map[string]any) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -89,48 +119,60 @@ func typeName(v any) string {
 	return "value"
 }
 
-func (t table) wrongType(key string, want string, v any) {
-	t.errorf(t.valuePos(key), "%s: expected %s, got %s", key, want, typeName(v))
+// typeName names the node's type the way the TOML spec does.
+func (n *node) typeName() string {
+	switch n.kind {
+	case nodeString:
+		return "string"
+	case nodeScalar:
+		return typeName(n.scalar)
+	case nodeArray, nodeTableArray:
+		return "array"
+	}
+	return "table"
+}
+
+func (t table) wrongType(key string, want string, n *node) {
+	t.errorf(t.valuePos(key), "%s: expected %s, got %s", key, want, n.typeName())
 }
 
 // str returns the string at key. ok is false when the key is absent or
 // holds something else (which is reported).
 func (t table) str(key string) (s string, pos Pos, ok bool) {
-	v, present := t.m[key]
+	n, present := t.n.fields[key]
 	if !present {
 		return "", Pos{}, false
 	}
-	s, ok = v.(string)
-	if !ok {
-		t.wrongType(key, "string", v)
+	if n.kind != nodeString {
+		t.wrongType(key, "string", n)
 		return "", Pos{}, false
 	}
-	return s, t.valuePos(key), true
+	return n.str, t.doc.at(n.val), true
 }
 
 // integer returns the integer at key, like str.
-func (t table) integer(key string) (n int64, pos Pos, ok bool) {
-	v, present := t.m[key]
+func (t table) integer(key string) (i int64, pos Pos, ok bool) {
+	n, present := t.n.fields[key]
 	if !present {
 		return 0, Pos{}, false
 	}
-	n, ok = v.(int64)
+	i, ok = n.scalar.(int64)
 	if !ok {
-		t.wrongType(key, "integer", v)
+		t.wrongType(key, "integer", n)
 		return 0, Pos{}, false
 	}
-	return n, t.valuePos(key), true
+	return i, t.doc.at(n.val), true
 }
 
 // boolean returns the boolean at key, like str.
 func (t table) boolean(key string) (b bool, ok bool) {
-	v, present := t.m[key]
+	n, present := t.n.fields[key]
 	if !present {
 		return false, false
 	}
-	b, ok = v.(bool)
+	b, ok = n.scalar.(bool)
 	if !ok {
-		t.wrongType(key, "boolean", v)
+		t.wrongType(key, "boolean", n)
 	}
 	return b, ok
 }
@@ -144,25 +186,23 @@ type positioned struct {
 // strings returns the array of strings at key. Elements of another type
 // are reported and left out.
 func (t table) strings(key string) (list []positioned, ok bool) {
-	v, present := t.m[key]
+	n, present := t.n.fields[key]
 	if !present {
 		return nil, false
 	}
-	arr, isArray := v.([]any)
-	if !isArray {
-		t.wrongType(key, "array of strings", v)
+	if n.kind != nodeArray {
+		t.wrongType(key, "array of strings", n)
 		return nil, false
 	}
 	ok = true
-	for i, e := range arr {
-		path := append(t.sub(key), strconv.Itoa(i))
-		s, isString := e.(string)
-		if !isString {
-			t.errorf(t.doc.pos.value(path), "%s[%d]: expected string, got %s", key, i, typeName(e))
+	list = make([]positioned, 0, len(n.elems))
+	for i, e := range n.elems {
+		if e.kind != nodeString {
+			t.errorf(t.doc.at(e.val), "%s[%d]: expected string, got %s", key, i, e.typeName())
 			ok = false
 			continue
 		}
-		list = append(list, positioned{s: s, pos: t.doc.pos.value(path)})
+		list = append(list, positioned{s: e.str, pos: t.doc.at(e.val)})
 	}
 	return list, ok
 }
@@ -170,44 +210,36 @@ func (t table) strings(key string) (list []positioned, ok bool) {
 // table returns the table at key, written either as [parent.key] or as an
 // inline table.
 func (t table) table(key string) (table, bool) {
-	v, present := t.m[key]
+	n, present := t.n.fields[key]
 	if !present {
 		return table{}, false
 	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		t.wrongType(key, "table", v)
+	if !n.isTable() {
+		t.wrongType(key, "table", n)
 		return table{}, false
 	}
-	return table{doc: t.doc, path: t.sub(key), name: key, m: m}, true
+	return table{doc: t.doc, path: t.sub(key), name: key, n: n}, true
 }
 
 // tables returns the array of tables at key, written either as [[key]]
 // sections or as an array of inline tables.
 func (t table) tables(key string) []table {
-	v, present := t.m[key]
+	n, present := t.n.fields[key]
 	if !present {
 		return nil
 	}
+	if n.kind != nodeTableArray && n.kind != nodeArray {
+		t.wrongType(key, "array of tables", n)
+		return nil
+	}
 	name := "[[" + strings.Join(t.sub(key), ".") + "]]"
-	var list []table
-	switch arr := v.(type) {
-	case []map[string]any:
-		for i, m := range arr {
-			list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, m: m})
+	list := make([]table, 0, len(n.elems))
+	for i, e := range n.elems {
+		if !e.isTable() {
+			t.errorf(t.doc.at(e.val), "%s[%d]: expected table, got %s", key, i, e.typeName())
+			continue
 		}
-	case []any:
-		for i, e := range arr {
-			path := append(t.sub(key), strconv.Itoa(i))
-			m, ok := e.(map[string]any)
-			if !ok {
-				t.errorf(t.doc.pos.value(path), "%s[%d]: expected table, got %s", key, i, typeName(e))
-				continue
-			}
-			list = append(list, table{doc: t.doc, path: path, name: name, m: m})
-		}
-	default:
-		t.wrongType(key, "array of tables", v)
+		list = append(list, table{doc: t.doc, path: append(t.sub(key), strconv.Itoa(i)), name: name, n: e})
 	}
 	return list
 }

@@ -135,7 +135,11 @@
 //
 // The TOML library reports positions of syntax errors, but keeps key
 // positions private and indexed by dotted name, which cannot tell one
-// [[allow]] table from another. So after the library has accepted a file,
-// a small scanner walks the text once more and records where every key
-// and value of every table and array element is written.
+// [[allow]] table from another. So the loader reads TOML itself, in one
+// pass that builds the library's tree and records where every key and
+// value of every table and array element is written (toml.go). The
+// library is asked only to word a syntax error, in the terms users know.
+// The reader is strict where the library is lenient: a key written twice,
+// or a table added to once closed, is an error rather than a silent
+// replacement.
 package config

@@ -7,11 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"testing/fstest"
-
-	"github.com/BurntSushi/toml"
 )
 
 // fuzzSeeds are policies, good and broken, that reach every part of the
@@ -69,7 +66,7 @@ max_new_flows = "9999999999/s"
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range fuzzSeeds {
+	for _, s := range slices.Concat(fuzzSeeds, tomlCorners) {
 		f.Add([]byte(s))
 	}
 	for _, name := range []string{"home.toml", "rules.d/10-devices.toml", "rules.d/20-allow.toml"} {
@@ -91,7 +88,7 @@ func FuzzParse(f *testing.F) {
 	load := files{readFile: tree.ReadFile, glob: tree.Glob}
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkLocated(t, data)
+		checkReaderAgrees(t, data)
 		cfg, _, err := load.parse("policy.toml", data)
 		if err != nil {
 			checkErrorList(t, err)
@@ -102,43 +99,6 @@ func FuzzParse(f *testing.F) {
 		}
 		checkConsistent(t, cfg)
 	})
-}
-
-// checkLocated fails t unless the scanner found the position of every value
-// the TOML library decoded from data, so that no error falls back to an
-// approximate position.
-func checkLocated(t *testing.T, data []byte) {
-	t.Helper()
-	var root map[string]any
-	if _, err := toml.Decode(string(data), &root); err != nil {
-		return
-	}
-	src := stripBOM(string(data))
-	pos := locate("f.toml", src)
-	var walk func(path []string, v any)
-	walk = func(path []string, v any) {
-		if len(path) > 0 {
-			if _, ok := pos.vals[pathKey(path)]; !ok {
-				t.Fatalf("no position for %q in %q", path, src)
-			}
-		}
-		child := func(k string) []string { return append(path[:len(path):len(path)], k) }
-		switch v := v.(type) {
-		case map[string]any:
-			for k, e := range v {
-				walk(child(k), e)
-			}
-		case []map[string]any:
-			for i, e := range v {
-				walk(child(strconv.Itoa(i)), e)
-			}
-		case []any:
-			for i, e := range v {
-				walk(child(strconv.Itoa(i)), e)
-			}
-		}
-	}
-	walk(nil, root)
 }
 
 func checkErrorList(t *testing.T, err error) {

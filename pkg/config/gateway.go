@@ -94,8 +94,8 @@ func (b *builder) gateway(t table) {
 	}
 	for i, key := range gatewayServiceKeys {
 		d := &g.Defaults[i]
-		v, present := t.m[key]
-		if !present {
+		v := t.value(key)
+		if v == nil {
 			continue
 		}
 		d.Pos = t.valuePos(key)
@@ -117,7 +117,7 @@ func (b *builder) gateway(t table) {
 				d.From = append(d.From, e)
 			}
 		default:
-			t.wrongType(key, `true, false or an array of sources such as ["zone:lan"]`, v)
+			t.wrongType(key, `true, false or an array of sources such as ["zone:lan"]`, t.field(key))
 		}
 	}
 }

@@ -91,44 +91,37 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 	return &b.cfg, warns, nil
 }
 
-// open decodes one file into its generic TOML tree and locates its keys and
-// values. A syntax error is reported and ends the file: what follows it
-// cannot be trusted.
+// open reads one file, in one pass, into its tree of values that know
+// where they and their keys are written. A syntax error is reported and
+// ends the file: what follows it cannot be trusted.
 func (b *builder) open(name string, data []byte) (table, bool) {
-	// The library counts its offsets after one byte order mark; so must we.
+	// The TOML library counts its offsets after one byte order mark; so do
+	// we, so that positions from either count from the same byte.
 	src := stripBOM(string(data))
-	// Where keys and values are written is found by a second scanner that
-	// needs only the text: it runs beside the TOML library, on another
-	// core where there is one, so a large policy reloads sooner. Its result
-	// is used only once the library has accepted the text; on text it
-	// does not understand it may give up (nil), and is then run again
-	// below, where anything it does is in the open.
-	located := make(chan *positions, 1)
-	go func() {
-		defer func() {
-			if recover() != nil {
-				located <- nil
-			}
-		}()
-		located <- locate(name, src)
-	}()
-	var root map[string]any
-	_, err := toml.Decode(string(data), &root)
-	pos := <-located
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			b.diag.errorf(syntaxErrorPos(name, src, perr.Position), "syntax error: %s", printable(perr.Message))
-		} else {
-			b.diag.errorf(Pos{File: name, Line: 1, Col: 1}, "%v", err)
-		}
+	root, rerr := readTOML(src)
+	if rerr != nil {
+		b.syntaxError(name, data, src, rerr)
 		return table{}, false
 	}
-	if pos == nil {
-		pos = locate(name, src)
+	return table{doc: &document{file: name, diag: &b.diag}, n: root}, true
+}
+
+// syntaxError reports why a file is not a TOML document. The TOML library
+// is asked for its wording and position, which users and tests know; the
+// reader's own message is shown only where the library accepts the text,
+// that is where the reader is stricter (a key defined twice).
+func (b *builder) syntaxError(name string, data []byte, src string, rerr *readError) {
+	var root map[string]any
+	_, err := toml.Decode(string(data), &root)
+	var perr toml.ParseError
+	switch {
+	case errors.As(err, &perr):
+		b.diag.errorf(syntaxErrorPos(name, src, perr.Position), "syntax error: %s", printable(perr.Message))
+	case err != nil:
+		b.diag.errorf(Pos{File: name, Line: 1, Col: 1}, "%v", err)
+	default:
+		b.diag.errorf(Pos{File: name, Line: int(rerr.at.line), Col: int(rerr.at.col)}, "syntax error: %s", printable(rerr.msg))
 	}
-	doc := &document{pos: pos, diag: &b.diag}
-	return table{doc: doc, m: root}, true
 }
 
 // stripBOM drops one byte order mark the way the TOML library does before it
@@ -246,10 +239,21 @@ func (b *builder) sections(root table) {
 	for _, t := range root.tables("group") {
 		b.group(t)
 	}
-	for _, t := range root.tables("device") {
+	// A large policy is mostly devices and rules: room for all of them at
+	// once spares copying the lists over and over as they grow.
+	devices := root.tables("device")
+	b.cfg.Devices = slices.Grow(b.cfg.Devices, len(devices))
+	b.src.deviceName = slices.Grow(b.src.deviceName, len(devices))
+	b.src.devMAC = slices.Grow(b.src.devMAC, len(devices))
+	b.src.devIPs = slices.Grow(b.src.devIPs, len(devices))
+	b.src.devGroups = slices.Grow(b.src.devGroups, len(devices))
+	for _, t := range devices {
 		b.device(t)
 	}
-	for _, t := range root.tables("allow") {
+	allows := root.tables("allow")
+	b.cfg.Allows = slices.Grow(b.cfg.Allows, len(allows))
+	b.src.allowName = slices.Grow(b.src.allowName, len(allows))
+	for _, t := range allows {
 		b.allow(t)
 	}
 }

@@ -175,8 +175,8 @@ func (b *builder) device(t table) {
 	}
 	// Only an absent or empty ip array counts as no IP: a malformed one is
 	// reported already.
-	ipList, isList := t.m["ip"].([]any)
-	if !t.has("mac") && (!t.has("ip") || isList && len(ipList) == 0) {
+	ip, hasIP := t.n.fields["ip"]
+	if !t.has("mac") && (!hasIP || ip.kind == nodeArray && len(ip.elems) == 0) {
 		t.errorf(t.Pos(), "device %q needs a mac or an ip", d.Name)
 	}
 	var groupPos []Pos

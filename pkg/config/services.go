@@ -117,7 +117,7 @@ func (b *builder) alertSink(t table) {
 	if !t.has("type") {
 		t.errorf(t.Pos(), `[[alert.sink]] needs a type: "syslog" or "jsonl"`)
 	}
-	if v, ok := t.m["max_size"]; ok {
+	if v := t.value("max_size"); v != nil {
 		pos := t.valuePos("max_size")
 		s.FieldPos["max_size"] = pos
 		n, err := sizeValue(v)
