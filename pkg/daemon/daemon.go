@@ -46,7 +46,12 @@ func load(opts *Options, log *slog.Logger) (*Loaded, error) {
 
 // localAddrs lists the gateway's own addresses, which "gateway" matches.
 func localAddrs() []netip.Addr {
-	addrs, err := net.InterfaceAddrs()
+	return addrsOf(net.InterfaceAddrs())
+}
+
+// addrsOf turns what net's interface address lists return into addresses;
+// an error gives none.
+func addrsOf(addrs []net.Addr, err error) []netip.Addr {
 	if err != nil {
 		return nil
 	}

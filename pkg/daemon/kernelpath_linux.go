@@ -66,17 +66,7 @@ func interfaceAddrs(name string) []netip.Addr {
 	if err != nil {
 		return nil
 	}
-	addrs, err := ifi.Addrs()
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
+	return addrsOf(ifi.Addrs())
 }
 
 // neighbourWatch raises an alert when the kernel drops on its own what
