@@ -81,3 +81,33 @@ bench:
 	$(MAKE) build
 	$(GO) build -o bin/picoseg-bench ./bench/cmd/picoseg-bench
 	./bin/picoseg-bench -picoseg $(BIN) -json bench.json
+
+# Packages: .deb for Debian / Raspberry Pi OS (amd64, arm64, armhf) and .ipk
+# for OpenWrt 23.05 / 24.10, built reproducibly into dist/ with nfpm, a
+# build tool pinned in tools/go.mod (not a dependency of picoseg).
+.PHONY: package package-test test-cross
+bin/nfpm: tools/go.mod tools/go.sum
+	cd tools && $(GO) build -o ../bin/nfpm github.com/goreleaser/nfpm/v2/cmd/nfpm
+
+package: bin/nfpm
+	GO=$(GO) sh packaging/build.sh bin/nfpm
+
+# Builds the packages twice and checks they are the same bytes, then opens
+# them as a packager would (packaging/packagetest). As root with dpkg, it
+# also installs the .deb on this machine, checks it, and purges it again.
+package-test: package
+	cp dist/SHA256SUMS dist.SHA256SUMS.first
+	GO=$(GO) sh packaging/build.sh bin/nfpm >/dev/null
+	@if cmp -s dist.SHA256SUMS.first dist/SHA256SUMS; then echo "reproducible: a second build gave the same bytes"; rm -f dist.SHA256SUMS.first; \
+	else echo "NOT reproducible:"; diff dist.SHA256SUMS.first dist/SHA256SUMS; rm -f dist.SHA256SUMS.first; exit 1; fi
+	PICOSEG_PACKAGE_INSTALL=$$( [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null && echo 1 ) \
+		$(GO) test -count=1 -v ./packaging/packagetest/
+
+# The engine's packages cross-built (go test -c) and run under qemu-user for
+# arm64, armhf (GOARM=6), mipsle and mips (big-endian), softfloat, as an
+# unprivileged user so that kernel tests skip; then `picoseg check` and
+# `picoseg replay` of the shared captures must print the same on each.
+# Needs qemu-user-static (Debian).
+PCAPS ?= ../shared/pcaps
+test-cross:
+	GO=$(GO) PCAPS=$(PCAPS) sh packaging/test-cross.sh
