@@ -110,3 +110,49 @@ func TestInitScript(t *testing.T) {
 		}
 	}
 }
+
+// TestIPKScripts runs the .ipk's postinst and prerm as opkg does (from
+// /usr/lib/opkg/info/picoseg.*) against a stub of OpenWrt's
+// /lib/functions.sh: they hand over to default_postinst and default_prerm
+// for the package picoseg, which create the user and enable and start, or
+// stop, the service; and the postinst does nothing when an image is built
+// with IPKG_NO_SCRIPT=1.
+func TestIPKScripts(t *testing.T) {
+	root := t.TempDir()
+	info := filepath.Join(root, "usr/lib/opkg/info")
+	if err := os.MkdirAll(filepath.Join(root, "lib"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(info, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	log := filepath.Join(root, "calls")
+	stub := `default_postinst() { echo "default_postinst $(basename ${1%.*}) $2" >>` + log + `; }
+default_prerm() { echo "default_prerm $(basename ${1%.*}) $2" >>` + log + `; }
+`
+	if err := os.WriteFile(filepath.Join(root, "lib/functions.sh"), []byte(stub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		script, arg, noScript, want string
+	}{
+		{"postinst", "configure", "", "default_postinst picoseg configure"},
+		{"prerm", "remove", "", "default_prerm picoseg remove"},
+		{"postinst", "configure", "1", ""},
+	} {
+		path := filepath.Join(info, "picoseg."+tc.script)
+		if err := os.WriteFile(path, source(t, "packaging/openwrt/ipk/"+tc.script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(log)
+		cmd := exec.Command("sh", path, tc.arg)
+		cmd.Env = append(os.Environ(), "IPKG_INSTROOT="+root, "IPKG_NO_SCRIPT="+tc.noScript)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", tc.script, err, out)
+		}
+		got, _ := os.ReadFile(log)
+		if strings.TrimSpace(string(got)) != tc.want {
+			t.Errorf("%s %s (IPKG_NO_SCRIPT=%q): calls %q, want %q", tc.script, tc.arg, tc.noScript, got, tc.want)
+		}
+	}
+}
