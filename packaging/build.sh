@@ -1,9 +1,11 @@
 #!/bin/sh
 # Builds picoseg's packages into dist/, reproducibly: the same commit gives
-# the same bytes. Every timestamp is the last commit's (SOURCE_DATE_EPOCH),
-# paths and build ids are left out of the binaries (-trimpath, -buildid=),
-# and file modes and owners are set in the nfpm configurations, not taken
-# from the checkout.
+# the same bytes, wherever it is checked out. Every timestamp is the last
+# commit's (SOURCE_DATE_EPOCH); paths, build ids and version-control stamps
+# are left out of the binaries (-trimpath, -buildid=, -buildvcs=false: a
+# clone stamps them, a git worktree does not), the version is set with -X;
+# file modes and owners are set in the nfpm configurations, not taken from
+# the checkout. The Go toolchain is part of the input.
 #
 #   packaging/build.sh [NFPM]      (make package)
 set -eu
@@ -36,7 +38,7 @@ build() {
 	esac
 	echo "build $out"
 	env CGO_ENABLED=0 GOOS=linux GOARCH="$arch" $env_variant GOFLAGS=-mod=readonly \
-		"$GO" build -trimpath -ldflags "-s -w -buildid= -X main.version=$PKG_VERSION" \
+		"$GO" build -trimpath -buildvcs=false -ldflags "-s -w -buildid= -X main.version=$PKG_VERSION" \
 		-o "$out" ./cmd/picoseg
 }
 

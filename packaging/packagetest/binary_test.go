@@ -72,6 +72,11 @@ func checkBinary(t *testing.T, arch string, bin []byte) {
 	case "mips", "mipsle":
 		checks["GOMIPS"] = want.variant
 	}
+	// Version-control stamps differ between a clone and a git worktree of
+	// the same commit: the version comes from -X main.version instead.
+	if v, ok := settings["vcs"]; ok {
+		t.Errorf("binary stamped with vcs=%s: want -buildvcs=false (reproducible)", v)
+	}
 	for k, v := range checks {
 		if settings[k] != v {
 			t.Errorf("built with %s=%q, want %q", k, settings[k], v)
