@@ -92,14 +92,19 @@ bin/nfpm: tools/go.mod tools/go.sum
 package: bin/nfpm
 	GO=$(GO) sh packaging/build.sh bin/nfpm
 
-# Builds the packages twice and checks they are the same bytes, then opens
-# them as a packager would (packaging/packagetest). As root with dpkg, it
-# also installs the .deb on this machine, checks it, and purges it again.
+# Builds the packages a second time, from a copy of the tree in another
+# directory, and checks they are the same bytes; then opens them as a
+# packager would (packaging/packagetest). As root with dpkg, it also
+# installs the .deb on this machine, checks it, and purges it again.
+REPRO_DIR ?= /tmp/picoseg-repro
 package-test: package
-	cp dist/SHA256SUMS dist.SHA256SUMS.first
-	GO=$(GO) sh packaging/build.sh bin/nfpm >/dev/null
-	@if cmp -s dist.SHA256SUMS.first dist/SHA256SUMS; then echo "reproducible: a second build gave the same bytes"; rm -f dist.SHA256SUMS.first; \
-	else echo "NOT reproducible:"; diff dist.SHA256SUMS.first dist/SHA256SUMS; rm -f dist.SHA256SUMS.first; exit 1; fi
+	rm -rf $(REPRO_DIR) && mkdir -p $(REPRO_DIR)
+	git ls-files -z | xargs -0 tar -cf - | tar -xf - -C $(REPRO_DIR)
+	v=$$(basename dist/picoseg_*_amd64.deb _amd64.deb); \
+	cd $(REPRO_DIR) && SOURCE_DATE_EPOCH=$$(git -C $(CURDIR) log -1 --format=%ct) PKG_VERSION=$${v#picoseg_} \
+		GO=$(GO) sh packaging/build.sh $(CURDIR)/bin/nfpm >/dev/null
+	@if cmp -s $(REPRO_DIR)/dist/SHA256SUMS dist/SHA256SUMS; then echo "reproducible: a second build, in $(REPRO_DIR), gave the same bytes"; rm -rf $(REPRO_DIR); \
+	else echo "NOT reproducible:"; diff $(REPRO_DIR)/dist/SHA256SUMS dist/SHA256SUMS; rm -rf $(REPRO_DIR); exit 1; fi
 	PICOSEG_PACKAGE_INSTALL=$$( [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null && echo 1 ) \
 		$(GO) test -count=1 -v ./packaging/packagetest/
 
