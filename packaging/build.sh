@@ -51,6 +51,16 @@ build armv7 arm 7
 build mipsle mipsle softfloat
 build mips mips softfloat
 
+# Debian's changelog of a native package: one entry, this build's.
+mkdir -p dist/build
+{
+	echo "picoseg ($PKG_VERSION) unstable; urgency=medium"
+	echo
+	echo "  * picoseg $PKG_VERSION."
+	echo
+	echo " -- picoseg maintainers <picoseg@users.noreply.github.com>  $(LC_ALL=C date -u -R -d "@$SOURCE_DATE_EPOCH")"
+} | gzip -9n >dist/build/changelog.gz
+
 # pkg FORMAT CONFIG ARCH BINARY
 pkg() {
 	format=$1 config=$2 arch=$3 bin=$4

@@ -2,8 +2,11 @@ package packagetest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/md5"
+	"debug/buildinfo"
 	"encoding/hex"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,7 +24,9 @@ var debFiles = map[string]fileSpec{
 	"./usr/lib/modules-load.d/picoseg.conf":    {0o644, "packaging/debian/modules-load.conf"},
 	"./usr/lib/sysctl.d/50-picoseg.conf":       {0o644, "packaging/debian/sysctl.conf"},
 	"./usr/share/doc/picoseg/README.Debian":    {0o644, "packaging/debian/README.Debian"},
-	"./usr/share/doc/picoseg/copyright":        {0o644, "LICENSE"},
+	"./usr/share/doc/picoseg/copyright":        {0o644, "packaging/debian/copyright"},
+	"./usr/share/doc/picoseg/changelog.gz":     {0o644, ""}, // made by build.sh
+	"./usr/share/lintian/overrides/picoseg":    {0o644, "packaging/debian/lintian-overrides"},
 }
 
 // debScripts are the maintainer scripts, from packaging/debian.
@@ -64,6 +69,8 @@ func TestDeb(t *testing.T) {
 			checkDebControl(t, control, data, version, arch)
 			bin := checkData(t, data, debFiles, "./usr/sbin/picoseg")
 			checkBinary(t, arch, bin)
+			checkChangelog(t, member(t, data, "./usr/share/doc/picoseg/changelog.gz").Data, version)
+			checkCopyright(t, bin, member(t, data, "./usr/share/doc/picoseg/copyright").Data)
 			if ts, ok := versionTime(version); ok {
 				checkTimes(t, "ar", ar, ts)
 				checkTimes(t, "control.tar.gz", control, ts)
@@ -167,5 +174,63 @@ func shellSyntax(t *testing.T, name string, script []byte) {
 	cmd.Stdin = bytes.NewReader(script)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Errorf("sh -n %s: %v\n%s", name, err, out)
+	}
+}
+
+// checkChangelog checks the generated changelog: its one entry is this
+// package's version.
+func checkChangelog(t *testing.T, gz []byte, version string) {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatalf("changelog.gz: %v", err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("changelog.gz: %v", err)
+	}
+	if !strings.HasPrefix(string(b), "picoseg ("+version+") ") || !strings.Contains(string(b), "\n -- ") {
+		t.Errorf("changelog does not start with this version's entry:\n%s", b)
+	}
+	if zr.Header.Name != "" || !zr.Header.ModTime.IsZero() {
+		t.Errorf("changelog.gz records a name %q or time %v: want gzip -n", zr.Header.Name, zr.Header.ModTime)
+	}
+}
+
+// checkCopyright checks that the copyright file names every Go module
+// linked into the binary: a new dependency needs its license named there.
+func checkCopyright(t *testing.T, bin, copyright []byte) {
+	t.Helper()
+	info, err := buildinfo.Read(bytes.NewReader(bin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dep := range info.Deps {
+		if !bytes.Contains(copyright, []byte(dep.Path+" ")) && !bytes.Contains(copyright, []byte(dep.Path+",")) &&
+			!bytes.Contains(copyright, []byte(dep.Path+"\n")) {
+			t.Errorf("copyright does not name the linked module %s", dep.Path)
+		}
+	}
+}
+
+// TestLintian runs Debian's package checker on this machine's .deb: no
+// errors; its warnings are logged.
+func TestLintian(t *testing.T) {
+	if _, err := exec.LookPath("lintian"); err != nil {
+		t.Skip("lintian not installed (Debian: lintian)")
+	}
+	for _, path := range built(t, "deb") {
+		if _, arch := nameParts(t, path); arch != "amd64" {
+			continue
+		}
+		out, err := exec.Command("lintian", "--fail-on", "error", "--tag-display-limit", "0", path).CombinedOutput()
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if line != "" && !strings.Contains(line, "running with root privileges") {
+				t.Log(line)
+			}
+		}
+		if err != nil {
+			t.Errorf("lintian %s: %v", filepath.Base(path), err)
+		}
 	}
 }

@@ -34,9 +34,16 @@ func TestInstallDeb(t *testing.T) {
 		t.Skip("picoseg is already installed here: not touching it")
 	}
 	userExisted := exec.Command("getent", "passwd", "picoseg").Run() == nil
+	// postinst turns conntrack accounting on at once (sysctl.d is only read
+	// at boot): put this machine's setting back afterwards.
+	const acct = "/proc/sys/net/netfilter/nf_conntrack_acct"
+	acctWas, acctErr := os.ReadFile(acct)
 	const policyPath = "/etc/picoseg/picoseg.toml"
 	t.Cleanup(func() {
 		run(t, "dpkg", "--purge", "picoseg")
+		if acctErr == nil {
+			os.WriteFile(acct, acctWas, 0o644)
+		}
 		if !userExisted {
 			// Debian leaves a package's system user; a test leaves nothing.
 			exec.Command("deluser", "--system", "picoseg").Run()
@@ -58,6 +65,14 @@ func TestInstallDeb(t *testing.T) {
 	unit := "/usr/lib/systemd/system/picoseg.service"
 	if _, err := os.Stat(unit); err != nil {
 		t.Fatalf("unit not installed: %v", err)
+	}
+	if _, err := os.Stat("/usr/bin/deb-systemd-helper"); err == nil {
+		if _, err := os.Lstat("/etc/systemd/system/multi-user.target.wants/picoseg.service"); err != nil {
+			t.Errorf("the service is not enabled after a first install: %v", err)
+		}
+	}
+	if b, err := os.ReadFile(acct); err == nil && strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("conntrack accounting is %s after install, want 1", b)
 	}
 	if _, err := exec.LookPath("systemd-analyze"); err == nil {
 		if out := run(t, "systemd-analyze", "verify", unit); strings.TrimSpace(out) != "" {
@@ -94,6 +109,12 @@ func TestInstallDeb(t *testing.T) {
 	run(t, "dpkg", "--purge", "picoseg")
 	if _, err := os.Stat(filepath.Dir(policyPath)); err == nil {
 		t.Errorf("%s still there after purge", filepath.Dir(policyPath))
+	}
+	// Purge leaves no enable or mask state behind.
+	for _, root := range []string{"/etc/systemd", "/var/lib/systemd"} {
+		if out := run(t, "find", root, "-name", "picoseg*"); strings.TrimSpace(out) != "" {
+			t.Errorf("left after purge:\n%s", out)
+		}
 	}
 }
 

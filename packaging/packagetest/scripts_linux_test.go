@@ -10,11 +10,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// scriptHarness runs the .deb's maintainer scripts as systemd would see
-// them, in a mount namespace of its own: /run says systemd is running,
-// /var/lib and /var/log are empty, and systemctl, adduser, getent,
-// systemd-sysctl and /usr/sbin/picoseg are stubs that record their calls.
-// Nothing on the machine is touched.
+// scriptHarness runs the .deb's maintainer scripts as on a machine where
+// systemd runs, in a mount namespace of its own: /run says systemd is
+// running, /var/lib and /var/log are empty, and systemctl,
+// deb-systemd-helper, deb-systemd-invoke, adduser, getent, modprobe, sysctl
+// and picoseg are stubs that record their calls. Nothing on the machine is
+// touched.
 const scriptHarness = `
 set -eu
 scripts=$1 log=$2 stubs=$3
@@ -23,20 +24,25 @@ mkdir -p /run/systemd/system
 mount -t tmpfs none /var/lib
 mount -t tmpfs none /var/log
 mount -t tmpfs none /usr/sbin
+mount -t tmpfs none /usr/lib/modules-load.d
+cp "$scripts/modules-load.conf" /usr/lib/modules-load.d/picoseg.conf
 mkdir -p "$stubs"
-for cmd in systemctl adduser systemd-sysctl; do
+for cmd in systemctl adduser deb-systemd-invoke modprobe sysctl; do
 	printf '#!/bin/sh\necho "%s $*" >>"%s"\n' "$cmd" "$log" >"$stubs/$cmd"
 done
+# deb-systemd-helper: was-enabled fails when the admin disabled the unit.
+printf '#!/bin/sh\necho "deb-systemd-helper $*" >>"%s"\nif [ "$2" = was-enabled ] && [ -n "${WAS_DISABLED:-}" ]; then exit 1; fi\n' "$log" >"$stubs/deb-systemd-helper"
 # getent: the user exists once adduser has run.
 printf '#!/bin/sh\ngrep -q "^adduser" "%s"\n' "$log" >"$stubs/getent"
 # picoseg check passes unless POLICY_BAD is set.
-printf '#!/bin/sh\necho "picoseg $*" >>"%s"\nif [ -n "${POLICY_BAD:-}" ]; then echo "bad.toml:1:1: an error" >&2; exit 1; fi\n' "$log" >/usr/sbin/picoseg
-chmod 755 "$stubs"/* /usr/sbin/picoseg
-mount --bind "$stubs/systemd-sysctl" /usr/lib/systemd/systemd-sysctl
+printf '#!/bin/sh\necho "picoseg $*" >>"%s"\nif [ -n "${POLICY_BAD:-}" ]; then echo "bad.toml:1:1: an error" >&2; exit 1; fi\n' "$log" >"$stubs/picoseg"
+chmod 755 "$stubs"/*
+mount --bind "$stubs/deb-systemd-helper" /usr/bin/deb-systemd-helper
 export PATH="$stubs:/usr/bin:/bin"
 step() { echo "-- $*" >>"$log"; }
 step first install;     sh "$scripts/postinst" configure
 step upgrade;           sh "$scripts/prerm" upgrade 0.2; sh "$scripts/postinst" configure 0.1
+step upgrade, disabled; sh "$scripts/prerm" upgrade 0.2; WAS_DISABLED=1 sh "$scripts/postinst" configure 0.1
 step upgrade, bad policy; sh "$scripts/prerm" upgrade 0.2; POLICY_BAD=1 sh "$scripts/postinst" configure 0.1 2>>"$log.err"
 step remove;            sh "$scripts/prerm" remove; sh "$scripts/postrm" remove
 mkdir -p /var/lib/picoseg /var/log/picoseg
@@ -45,17 +51,23 @@ step purge;             sh "$scripts/postrm" purge
 `
 
 // TestMaintainerScripts runs postinst, prerm and postrm through an install,
-// two upgrades, a removal and a purge. A first install enables and starts
-// the service (with the starter policy, in monitor mode); an upgrade
-// restarts it only if it was running and only after the new version has
-// accepted the policy, else the old daemon keeps running and the errors
-// are shown; a removal stops and disables it; a purge deletes its state.
+// three upgrades, a removal and a purge. A first install enables and
+// starts the service (with the starter policy, in monitor mode); an upgrade
+// keeps an admin's disable and restarts the service only after the new
+// version has accepted the policy, else the old daemon keeps running and
+// the errors are shown; a removal stops and masks it; a purge deletes its
+// state.
 func TestMaintainerScripts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root for a mount namespace")
 	}
 	if _, err := exec.LookPath("unshare"); err != nil {
 		t.Skip("unshare not installed")
+	}
+	for _, f := range []string{"/usr/bin/deb-systemd-helper", "/usr/lib/modules-load.d"} {
+		if _, err := os.Stat(f); err != nil {
+			t.Skipf("%s: not a Debian with systemd (init-system-helpers)", f)
+		}
 	}
 	dir := t.TempDir()
 	harness, log := filepath.Join(dir, "harness.sh"), filepath.Join(dir, "calls")
@@ -72,21 +84,35 @@ func TestMaintainerScripts(t *testing.T) {
 		t.Fatal(err)
 	}
 	setup := []string{
-		"systemctl restart systemd-modules-load.service",
-		"systemd-sysctl /usr/lib/sysctl.d/50-picoseg.conf",
-		"systemctl daemon-reload",
+		"modprobe -b nf_conntrack", "modprobe -b nf_conntrack_netlink", "modprobe -b nfnetlink_queue",
+		"sysctl -q -p /usr/lib/sysctl.d/50-picoseg.conf",
+		"deb-systemd-helper --quiet was-enabled picoseg.service",
 	}
-	want := []string{"-- first install",
-		"adduser --system --group --home /var/lib/picoseg --no-create-home --gecos picoseg firewall picoseg"}
-	want = append(want, setup...)
-	want = append(want, "systemctl enable picoseg.service", "systemctl start picoseg.service", "-- upgrade")
-	want = append(want, setup...)
-	want = append(want, "picoseg check -c /etc/picoseg/picoseg.toml", "systemctl try-restart picoseg.service",
-		"-- upgrade, bad policy")
-	want = append(want, setup...)
-	want = append(want, "picoseg check -c /etc/picoseg/picoseg.toml", "picoseg check -c /etc/picoseg/picoseg.toml",
-		"-- remove", "systemctl stop picoseg.service", "systemctl disable picoseg.service", "systemctl daemon-reload",
-		"-- purge", "systemctl daemon-reload", "-- state and logs deleted")
+	enabled := append(append([]string{}, setup...), "deb-systemd-helper enable picoseg.service", "systemctl --system daemon-reload")
+	check := "picoseg check -c /etc/picoseg/picoseg.toml"
+	var want []string
+	add := func(lines ...string) { want = append(want, lines...) }
+	add("-- first install",
+		"adduser --system --group --home /var/lib/picoseg --no-create-home --gecos picoseg firewall picoseg")
+	add(enabled...)
+	add("deb-systemd-invoke start picoseg.service")
+	add("-- upgrade")
+	add(enabled...)
+	add(check, "deb-systemd-invoke restart picoseg.service")
+	// An admin's disable is kept: the state is updated, not re-enabled
+	// (and deb-systemd-invoke does not start a disabled, stopped unit).
+	add("-- upgrade, disabled")
+	add(setup...)
+	add("deb-systemd-helper update-state picoseg.service", "systemctl --system daemon-reload",
+		check, "deb-systemd-invoke restart picoseg.service")
+	// A policy the new version refuses: no restart, the old daemon runs on.
+	add("-- upgrade, bad policy")
+	add(enabled...)
+	add(check, check)
+	add("-- remove", "deb-systemd-invoke stop picoseg.service", "deb-systemd-helper mask picoseg.service",
+		"systemctl --system daemon-reload",
+		"-- purge", "deb-systemd-helper purge picoseg.service", "deb-systemd-helper unmask picoseg.service",
+		"systemctl --system daemon-reload", "-- state and logs deleted")
 	if diff := cmp.Diff(want, strings.Split(strings.TrimSpace(string(calls)), "\n")); diff != "" {
 		t.Errorf("maintainer script calls (-want +got):\n%s", diff)
 	}
