@@ -38,7 +38,6 @@ func TestInstallDeb(t *testing.T) {
 	// at boot): put this machine's setting back afterwards.
 	const acct = "/proc/sys/net/netfilter/nf_conntrack_acct"
 	acctWas, acctErr := os.ReadFile(acct)
-	const policyPath = "/etc/picoseg/picoseg.toml"
 	t.Cleanup(func() {
 		run(t, "dpkg", "--purge", "picoseg")
 		if acctErr == nil {
@@ -52,6 +51,22 @@ func TestInstallDeb(t *testing.T) {
 	})
 
 	run(t, "dpkg", "-i", deb)
+	checkInstalled(t, acct)
+	checkRemoval(t)
+}
+
+// Paths the .deb installs that the install test looks at.
+const (
+	installedPolicy = "/etc/picoseg/picoseg.toml"
+	installedUnit   = "/usr/lib/systemd/system/picoseg.service"
+)
+
+// checkInstalled checks what an admin finds after dpkg -i: a system user
+// without a shell, the unit in place, enabled and valid, conntrack
+// accounting on, and a starter policy in monitor mode that the service
+// user can read.
+func checkInstalled(t *testing.T, acct string) {
+	t.Helper()
 	pw := strings.Split(strings.TrimSpace(run(t, "getent", "passwd", "picoseg")), ":")
 	if len(pw) != 7 {
 		t.Fatalf("getent passwd picoseg: %q", pw)
@@ -62,7 +77,7 @@ func TestInstallDeb(t *testing.T) {
 	if !strings.HasSuffix(pw[6], "nologin") && pw[6] != "/bin/false" {
 		t.Errorf("picoseg's shell is %s: want none", pw[6])
 	}
-	unit := "/usr/lib/systemd/system/picoseg.service"
+	unit, policyPath := installedUnit, installedPolicy
 	if _, err := os.Stat(unit); err != nil {
 		t.Fatalf("unit not installed: %v", err)
 	}
@@ -88,8 +103,14 @@ func TestInstallDeb(t *testing.T) {
 	if st := run(t, "dpkg-query", "-W", "-f=${Conffiles}", "picoseg"); !strings.Contains(st, policyPath) {
 		t.Errorf("dpkg does not list %s as a conffile: %q", policyPath, st)
 	}
+}
 
-	// An admin's edit survives removal, as Debian policy says conffiles do.
+// checkRemoval removes and purges the package: an admin's edit of the
+// policy survives removal, as Debian policy says conffiles do; purge
+// leaves nothing of it.
+func checkRemoval(t *testing.T) {
+	t.Helper()
+	unit, policyPath := installedUnit, installedPolicy
 	edited := append(source(t, "packaging/debian/picoseg.toml"), "\n# edited\n"...)
 	if err := os.WriteFile(policyPath, edited, 0o644); err != nil {
 		t.Fatal(err)

@@ -29,38 +29,7 @@ func TestDaemonRunsWithOnlyNetAdmin(t *testing.T) {
 			t.Skipf("%s not installed", tool)
 		}
 	}
-	dir := t.TempDir()
-	// The daemon's user must reach the policy, as it reaches /etc/picoseg.
-	for _, d := range []string{filepath.Dir(dir), dir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	bin := filepath.Join(dir, "picoseg")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/picoseg")
-	build.Dir = repoRoot(t)
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	// Only these two directories are the daemon's, as StateDirectory and
-	// RuntimeDirectory (or the init script's mkdir and chown) make them.
-	for _, d := range []string{"run", "lib"} {
-		if err := os.Mkdir(filepath.Join(dir, d), 0o750); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chown(filepath.Join(dir, d), 65534, 65534); err != nil {
-			t.Fatal(err)
-		}
-	}
-	sock := filepath.Join(dir, "run", "picoseg.sock")
-	policy := filepath.Join(dir, "picoseg.toml")
-	starter := source(t, "packaging/debian/picoseg.toml")
-	starter = bytes.Replace(starter, []byte(`"/run/picoseg/picoseg.sock"`), []byte(fmt.Sprintf("%q", sock)), 1)
-	starter = bytes.Replace(starter, []byte(`"/var/lib/picoseg/devices.json"`), []byte(fmt.Sprintf("%q", filepath.Join(dir, "lib", "devices.json"))), 1)
-	if err := os.WriteFile(policy, starter, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	bin, policy, sock := unprivilegedSetup(t)
 	ns := newNetns(t)
 
 	unprivileged := func(caps string) *exec.Cmd {
@@ -115,6 +84,45 @@ func TestDaemonRunsWithOnlyNetAdmin(t *testing.T) {
 	if out := run(t, "ip", "netns", "exec", ns, "nft", "list", "tables"); strings.Contains(out, "picoseg") {
 		t.Errorf("table left behind after SIGTERM:\n%s", out)
 	}
+}
+
+// unprivilegedSetup builds picoseg and writes the Debian starter policy with
+// its socket and inventory moved into two directories of their own, owned
+// by the user the daemon runs as (nobody), as StateDirectory and
+// RuntimeDirectory (or the init script's mkdir and chown) make them.
+func unprivilegedSetup(t *testing.T) (bin, policy, sock string) {
+	t.Helper()
+	dir := t.TempDir()
+	// The daemon's user must reach the policy, as it reaches /etc/picoseg.
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin = filepath.Join(dir, "picoseg")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/picoseg")
+	build.Dir = repoRoot(t)
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	for _, d := range []string{"run", "lib"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(filepath.Join(dir, d), 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sock = filepath.Join(dir, "run", "picoseg.sock")
+	policy = filepath.Join(dir, "picoseg.toml")
+	starter := source(t, "packaging/debian/picoseg.toml")
+	starter = bytes.Replace(starter, []byte(`"/run/picoseg/picoseg.sock"`), []byte(fmt.Sprintf("%q", sock)), 1)
+	starter = bytes.Replace(starter, []byte(`"/var/lib/picoseg/devices.json"`), []byte(fmt.Sprintf("%q", filepath.Join(dir, "lib", "devices.json"))), 1)
+	if err := os.WriteFile(policy, starter, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return bin, policy, sock
 }
 
 // newNetns creates a network namespace with a random name, deleted with
