@@ -116,3 +116,11 @@ package-test: package
 PCAPS ?= ../shared/pcaps
 test-cross:
 	GO=$(GO) PCAPS=$(PCAPS) sh packaging/test-cross.sh
+
+# The amd64 .deb in a Debian container booted with systemd (debootstrap and
+# systemd-nspawn, from Debian's packages and mirror): the hardened unit runs
+# the daemon, judges forwarded traffic, reloads, upgrades and removes as on
+# a real machine. Root; not part of make test (it fetches a Debian root).
+.PHONY: package-test-systemd
+package-test-systemd: package
+	sh packaging/test-systemd.sh

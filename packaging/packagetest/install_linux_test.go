@@ -128,8 +128,10 @@ func checkRemoval(t *testing.T) {
 		t.Errorf("status after remove: %q", st)
 	}
 	run(t, "dpkg", "--purge", "picoseg")
-	if _, err := os.Stat(filepath.Dir(policyPath)); err == nil {
-		t.Errorf("%s still there after purge", filepath.Dir(policyPath))
+	for _, dir := range []string{filepath.Dir(policyPath), "/var/lib/picoseg"} {
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%s still there after purge", dir)
+		}
 	}
 	// Purge leaves no enable or mask state behind.
 	for _, root := range []string{"/etc/systemd", "/var/lib/systemd"} {

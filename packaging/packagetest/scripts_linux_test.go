@@ -93,7 +93,7 @@ func TestMaintainerScripts(t *testing.T) {
 	var want []string
 	add := func(lines ...string) { want = append(want, lines...) }
 	add("-- first install",
-		"adduser --system --group --home /var/lib/picoseg --no-create-home --gecos picoseg firewall picoseg")
+		"adduser --system --group --home /var/lib/picoseg --gecos picoseg firewall picoseg")
 	add(enabled...)
 	add("deb-systemd-invoke start picoseg.service")
 	add("-- upgrade")
