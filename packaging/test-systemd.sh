@@ -68,7 +68,14 @@ C() { nsenter -t "$leader" -a "$@"; }
 N() { nsenter -t "$leader" -n "$@"; }
 echo "container booted (systemd $(C systemctl --version | head -1 | cut -d' ' -f2)); installing $(basename "$deb")"
 
+# wait_ready: the status socket answers (the table is in place by then).
+wait_ready() {
+	i=0
+	while ! C picoseg status >/dev/null 2>&1 && [ $i -lt 50 ]; do sleep 0.2; i=$((i + 1)); done
+}
+
 C dpkg -i "/dist/$(basename "$deb")" >/dev/null
+wait_ready
 expect "enabled on first install" enabled "$(C systemctl is-enabled picoseg)"
 expect "started on first install" active "$(C systemctl is-active picoseg)"
 pid=$(C systemctl show -p MainPID --value picoseg)
@@ -107,6 +114,7 @@ sleep 1
 contains "alert for the denied flow" "tcp/22: flow denied" "$(C picoseg status alerts)"
 
 C dpkg -i "/dist/$(basename "$deb")" >/dev/null
+wait_ready
 new=$(C systemctl show -p MainPID --value picoseg)
 [ "$new" != "$pid" ] && ok "upgrade restarts the daemon ($pid -> $new)" || bad "upgrade did not restart the daemon"
 C sh -c 'echo "mode = \"sometimes\"" >>/etc/picoseg/picoseg.toml'
@@ -116,6 +124,9 @@ contains "and says so" "the running daemon keeps its policy" "$out"
 C sed -i '$d' /etc/picoseg/picoseg.toml
 C systemctl disable picoseg 2>/dev/null
 C dpkg -i "/dist/$(basename "$deb")" >/dev/null
+# The daemon restarted: let it finish starting before it is stopped (a
+# SIGTERM while it starts can leave its table behind).
+wait_ready
 expect "an upgrade keeps an admin's disable" disabled "$(C systemctl is-enabled picoseg)"
 
 C sh -c 'echo "# edited" >>/etc/picoseg/picoseg.toml'
@@ -126,5 +137,9 @@ expect "removed: the edited policy stays" "# edited" "$(C tail -1 /etc/picoseg/p
 C dpkg -P picoseg >/dev/null
 expect "purged: policy and state gone" "" "$(C sh -c 'ls -d /etc/picoseg /var/lib/picoseg 2>/dev/null' || true)"
 
+if [ "$failed" != 0 ]; then
+	echo "--- journalctl -u picoseg in the container:"
+	C journalctl -u picoseg --no-pager | tail -40
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
