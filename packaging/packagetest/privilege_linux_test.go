@@ -35,7 +35,7 @@ func TestDaemonRunsWithOnlyNetAdmin(t *testing.T) {
 	unprivileged := func(caps string) *exec.Cmd {
 		args := []string{"netns", "exec", ns, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
 			"--inh-caps=-all" + caps, "--ambient-caps=-all" + caps, "--bounding-set=-all" + caps, "--no-new-privs",
-			bin, "run", "-c", policy}
+			bin, "run", "-c", policy, "--lock", filepath.Join(filepath.Dir(sock), "picoseg.lock")}
 		return exec.Command("ip", args...)
 	}
 
