@@ -197,14 +197,17 @@ func (d *Daemon) clearStaleMarks() {
 
 // nftOptions are the ruleset options of a policy.
 func nftOptions(d config.Daemon, marks nft.Marks, cur *Loaded) nft.Options {
-	o := nft.Options{
+	return withPolicy(baseOptions(d, marks), cur.Policy)
+}
+
+// baseOptions are the ruleset options that come from the [daemon] section
+// alone.
+func baseOptions(d config.Daemon, marks nft.Marks) nft.Options {
+	return nft.Options{
 		QueueBase: d.QueueBase, Queues: d.Queues, Marks: marks, FailClosed: d.OnDaemonDown == "closed",
 		NewFlowRate: perSecond(d.NewFlowRate), NewFlowBurst: 2 * perSecond(d.NewFlowRate),
 		GlobalNewFlowRate: globalNewFlowFactor * perSecond(d.NewFlowRate), GlobalNewFlowBurst: 2 * globalNewFlowFactor * perSecond(d.NewFlowRate),
-		ClassBytes: cur.Policy.ClassBytes,
 	}
-	kernelPath(&o, cur.Policy)
-	return o
 }
 
 // atStop registers what stop must undo.

@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/policy"
@@ -48,9 +49,18 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 // withPolicy returns o with the parts that come from the policy (class
 // checks, reverse-path interfaces, bridges, bindings, gateway addresses)
 // taken from pol.
+//
+// In monitor mode the kernel drops nothing on picoseg's behalf either: no
+// new-flow guard, no reverse-path check, no ARP and neighbour checks. A
+// policy being tried out must not cut a busy device or a multi-homed host
+// off before its admin has chosen to enforce.
 func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
 	o.ClassBytes = pol.ClassBytes
 	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs = nil, nil, nil, nil
+	if pol.Mode == config.ModeMonitor {
+		o.NewFlowRate, o.NewFlowBurst, o.GlobalNewFlowRate, o.GlobalNewFlowBurst = 0, 0, 0, 0
+		return o
+	}
 	kernelPath(&o, pol)
 	return o
 }

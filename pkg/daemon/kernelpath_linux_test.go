@@ -3,8 +3,10 @@ package daemon
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/policy"
@@ -56,5 +58,32 @@ func TestWithPolicyNoticesNewBindings(t *testing.T) {
 	more.Devices = append(append([]policy.Device(nil), pol.Devices...), policy.Device{Name: "plug", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x21}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.21")}})
 	if sameKernelPath(base, withPolicy(base, &more)) {
 		t.Error("a new device's binding did not change the ruleset")
+	}
+}
+
+// Monitor mode drops nothing, in the kernel either; switching a policy to
+// enforce brings the guard and the checks back on the next reload.
+func TestMonitorModeInstallsNoKernelDrops(t *testing.T) {
+	pol := &policy.Policy{
+		Mode:    config.ModeMonitor,
+		Zones:   []policy.Zone{{Name: "iot", Local: true, Interfaces: []string{"br-iot"}}},
+		Devices: []policy.Device{{Name: "cam", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11")}}},
+	}
+	base := baseOptions(config.Daemon{Queues: 1, NewFlowRate: config.Rate{Count: 200, Per: time.Second}}, nft.DefaultMarks())
+	if base.NewFlowRate == 0 || base.GlobalNewFlowRate == 0 {
+		t.Fatalf("the base options have no guard (%+v): the test checks nothing", base)
+	}
+	mon := withPolicy(base, pol)
+	if mon.NewFlowRate != 0 || mon.GlobalNewFlowRate != 0 || len(mon.ReversePathInterfaces) != 0 || len(mon.Bridges) != 0 || len(mon.Bindings) != 0 {
+		t.Errorf("monitor mode installs kernel drops: %+v", mon)
+	}
+	enforce := *pol
+	enforce.Mode = config.ModeEnforce
+	enf := withPolicy(base, &enforce)
+	if enf.NewFlowRate != base.NewFlowRate || len(enf.ReversePathInterfaces) != 1 || len(enf.Bindings) != 1 {
+		t.Errorf("enforce mode lost the kernel checks: %+v", enf)
+	}
+	if sameKernelPath(mon, enf) {
+		t.Error("switching monitor to enforce would not reinstall the ruleset")
 	}
 }
