@@ -5,11 +5,13 @@ package conntrack
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"github.com/picoseg/picoseg/internal/testnetns"
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,19 +31,26 @@ func TestRequestEncoding(t *testing.T) {
 	if req.Header.Type != netlink.HeaderType(unix.NFNL_SUBSYS_CTNETLINK<<8) || req.Header.Flags != netlink.Request|netlink.Acknowledge {
 		t.Errorf("header = %+v", req.Header)
 	}
-	want := []byte{
-		unix.AF_INET, 0, 0, 0, // nfgenmsg
-		0x34, 0x00, 0x01, 0x80, // CTA_TUPLE_ORIG, nested
-		0x14, 0x00, 0x01, 0x80, // CTA_TUPLE_IP, nested
-		0x08, 0x00, 0x01, 0x00, 192, 0, 2, 2, // CTA_IP_V4_SRC
-		0x08, 0x00, 0x02, 0x00, 198, 51, 100, 2, // CTA_IP_V4_DST
-		0x1c, 0x00, 0x02, 0x80, // CTA_TUPLE_PROTO, nested
-		0x05, 0x00, 0x01, 0x00, 6, 0, 0, 0, // CTA_PROTO_NUM
-		0x06, 0x00, 0x02, 0x00, 0x12, 0x34, 0, 0, // CTA_PROTO_SRC_PORT
-		0x06, 0x00, 0x03, 0x00, 0x1f, 0x90, 0, 0, // CTA_PROTO_DST_PORT
-		0x08, 0x00, 0x08, 0x00, 0x00, 0x02, 0x00, 0x00, // CTA_MARK
-		0x08, 0x00, 0x15, 0x00, 0x00, 0xff, 0x00, 0x00, // CTA_MARK_MASK
+	// Attribute headers (length, type) are in host byte order, as netlink
+	// is; the values inside are in network order. On a big-endian router
+	// (mips) the headers read the other way round.
+	nla := func(length, typ uint16, value ...byte) []byte {
+		return append(binary.NativeEndian.AppendUint16(binary.NativeEndian.AppendUint16(nil, length), typ), value...)
 	}
+	const nested = 0x8000
+	want := slices.Concat(
+		[]byte{unix.AF_INET, 0, 0, 0},           // nfgenmsg
+		nla(0x34, nested|1),                     // CTA_TUPLE_ORIG
+		nla(0x14, nested|1),                     // CTA_TUPLE_IP
+		nla(0x08, 1, 192, 0, 2, 2),              // CTA_IP_V4_SRC
+		nla(0x08, 2, 198, 51, 100, 2),           // CTA_IP_V4_DST
+		nla(0x1c, nested|2),                     // CTA_TUPLE_PROTO
+		nla(0x05, 1, 6, 0, 0, 0),                // CTA_PROTO_NUM
+		nla(0x06, 2, 0x12, 0x34, 0, 0),          // CTA_PROTO_SRC_PORT
+		nla(0x06, 3, 0x1f, 0x90, 0, 0),          // CTA_PROTO_DST_PORT
+		nla(0x08, 8, 0x00, 0x02, 0x00, 0x00),    // CTA_MARK
+		nla(0x08, 0x15, 0x00, 0xff, 0x00, 0x00), // CTA_MARK_MASK
+	)
 	if !bytes.Equal(req.Data, want) {
 		t.Fatalf("message:\n got %x\nwant %x", req.Data, want)
 	}
@@ -51,8 +60,8 @@ func TestRequestEncoding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if req.Data[0] != unix.AF_INET6 || !bytes.Contains(req.Data, []byte{0x06, 0x00, ctaProtoICMPv6ID, 0x00, 0, 77}) ||
-		!bytes.Contains(req.Data, []byte{0x05, 0x00, ctaProtoICMPv6Type, 0x00, 128}) {
+	if req.Data[0] != unix.AF_INET6 || !bytes.Contains(req.Data, nla(0x06, ctaProtoICMPv6ID, 0, 77)) ||
+		!bytes.Contains(req.Data, nla(0x05, ctaProtoICMPv6Type, 128)) {
 		t.Fatalf("ICMPv6 message: %x", req.Data)
 	}
 }
