@@ -41,7 +41,7 @@ func TestTalliesMatchAWalk(t *testing.T) {
 	}
 	now := int64(1e18)
 	for step := range 20000 {
-		now += int64(r.IntN(int(ttl.UDP) / 50))
+		now += r.Int64N(int64(ttl.UDP) / 50)
 		switch k := key(); r.IntN(4) {
 		case 0, 1:
 			st := judgement()
