@@ -7,22 +7,24 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # What the demo and the tests use, from Debian's packages: the one list that
 # `make deps`, `make test` (as root) and CI install from.
-DEBIAN_PKGS := nftables iproute2 iperf3 curl nmap hping3 conntrack tcpdump mosquitto mosquitto-clients rsyslog rsyslog-gnutls gnutls-bin kmod
+DEBIAN_PKGS := nftables iproute2 iperf3 curl nmap hping3 conntrack tcpdump mosquitto mosquitto-clients rsyslog rsyslog-gnutls gnutls-bin kmod qemu-user-static
 # The oldest Go the module builds with (the go line of go.mod): `make test`
 # also builds and vets with it, fetched as a toolchain module when missing.
 GO_OLDEST ?= 1.24.12
 
-.PHONY: all build test test-deps fmt-check vet vet-oldest unit fuzz demo deps clean
+.PHONY: all build test test-deps fmt-check vet vet-oldest cross-if-available unit fuzz demo deps clean
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/picoseg
 
-# The whole test suite: formatting, vet (also with the oldest Go the module
-# supports), and every test with the race detector. As root it first installs
-# what the kernel tests use; as another user those tests skip with a message.
-test: test-deps fmt-check vet vet-oldest unit
+# The whole test suite: formatting, vet, every test with the race detector,
+# the engine's packages built and tested with the oldest Go the module
+# supports, and again under qemu for the routers' architectures (arm64,
+# armv6, mipsle, big-endian mips). As root it first installs what the kernel
+# tests and qemu need; as another user those tests skip with a message.
+test: test-deps fmt-check vet vet-oldest unit cross-if-available
 
 test-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; \
@@ -38,8 +40,15 @@ vet:
 
 # OpenWrt's and Debian's toolchains are older than the newest Go: prove the
 # module still builds and vets with the oldest one it claims.
+OLDEST_PKGS := ./pkg/packet ./pkg/flow ./pkg/policy ./pkg/engine ./pkg/config ./pkg/capture ./pkg/replay ./pkg/alert
 vet-oldest:
 	GOTOOLCHAIN=go$(GO_OLDEST) $(GO) vet ./...
+	GOTOOLCHAIN=go$(GO_OLDEST) $(GO) test -count=1 $(OLDEST_PKGS)
+
+# test-cross when qemu-user is there (make test-deps installs it as root).
+cross-if-available:
+	@if command -v qemu-mips-static >/dev/null 2>&1 || command -v qemu-mips >/dev/null 2>&1; then $(MAKE) --no-print-directory test-cross; \
+	else echo "test-cross skipped: no qemu-user here (apt-get install qemu-user-static)"; fi
 
 unit:
 	$(GO) test -race -count=1 -timeout 20m ./...
