@@ -22,9 +22,10 @@ build:
 # The whole test suite: formatting, vet, every test with the race detector,
 # the engine's packages built and tested with the oldest Go the module
 # supports, and again under qemu for the routers' architectures (arm64,
-# armv6, mipsle, big-endian mips). As root it first installs what the kernel
+# armv6, mipsle, big-endian mips), and the packages built twice (the same
+# bytes) and opened as a packager would. As root it first installs what the kernel
 # tests and qemu need; as another user those tests skip with a message.
-test: test-deps fmt-check vet vet-oldest unit cross-if-available
+test: test-deps fmt-check vet vet-oldest unit cross-if-available package-test
 
 test-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; \
