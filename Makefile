@@ -25,7 +25,7 @@ build:
 # armv6, mipsle, big-endian mips), and the packages built twice (the same
 # bytes) and opened as a packager would. As root it first installs what the kernel
 # tests and qemu need; as another user those tests skip with a message.
-test: test-deps fmt-check vet vet-oldest unit cross-if-available package-test
+test: test-deps fmt-check vet vet-oldest package-test unit cross-if-available
 
 test-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v dpkg >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; \
