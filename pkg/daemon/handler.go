@@ -120,11 +120,12 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 
 // verdict turns a decision into a queue verdict and mark.
 func (h *handler) verdict(d engine.Decision) (bool, uint32) {
-	if d.Related {
-		// An ICMP error shares the conntrack entry of the flow it quotes:
-		// a mark would be written into that flow's entry, and a forged
-		// error could then cut (or re-class) a flow it does not belong
-		// to. Plain verdicts only.
+	if d.Related || d.PacketOnly {
+		// An ICMP error shares the conntrack entry of the flow it quotes,
+		// and a SYN on an established tuple shares that connection's: a
+		// mark would be written into that entry, and a forged packet
+		// could then cut (or re-class) a flow it does not belong to.
+		// Plain verdicts only.
 		return d.Verdict != engine.Drop, 0
 	}
 	switch d.Verdict {

@@ -68,6 +68,11 @@ func TestRelatedVerdictsCarryNoMark(t *testing.T) {
 	if accept, mark := h.verdict(engine.Decision{Verdict: engine.Drop, Related: true}); accept || mark != 0 {
 		t.Errorf("refused error: accept=%v mark=%#x, want a plain drop", accept, mark)
 	}
+	// A forged SYN on an established connection's tuple: dropped alone,
+	// never the DROPPED mark that would cut the connection.
+	if accept, mark := h.verdict(engine.Decision{Verdict: engine.Drop, PacketOnly: true}); accept || mark != 0 {
+		t.Errorf("refused SYN on an established tuple: accept=%v mark=%#x, want a plain drop", accept, mark)
+	}
 }
 
 // A flow picked up from its reply is credited to the side that opened it:

@@ -174,6 +174,10 @@ type Decision struct {
 	// its opener. SrcDevice is always the opener's: a flow is credited to
 	// the side that opened it.
 	Reply bool
+	// PacketOnly is set when the verdict is this packet's alone and must
+	// not reach its flow's conntrack entry: a denied SYN on an established
+	// connection's tuple is dropped without cutting the connection.
+	PacketOnly bool
 	// Related is set for an ICMP error, judged by the flow it quotes. It
 	// is no flow of its own: nothing of its verdict is to be recorded (in
 	// the kernel, its conntrack entry is the quoted flow's).
@@ -268,11 +272,10 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 	st := &w.st
 	var d Decision
 	switch {
-	case !e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st) || opensAnew(p, fromA, st):
-		// A new flow, or a packet that opens one on a known tuple: it is
-		// judged as opened by its sender, and its judgement replaces
-		// whatever the tuple had (a denial included).
+	case !e.flows.Observe(key, now, p.Length, fromA, p.TCPFlags, st):
 		d = w.open(g, key, fromA, p, now, m)
+	case opensAnew(p, fromA, st):
+		d = w.reopen(g, key, fromA, p, now, m)
 	case st.Gen == g.id:
 		e.stats.CacheHits.Add(1)
 		d = w.cached(g, key, p, now, m)
@@ -308,6 +311,32 @@ func (w *Worker) open(g *generation, key flow.Key, fromA bool, p *packet.Packet,
 		}
 	}
 	st.Opened = opened
+	w.e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
+	return d
+}
+
+// reopen judges a packet that opens a new connection on a known tuple, as
+// opened by its sender. On a flow that was picked up mid-stream or is
+// closing, its judgement replaces whatever the tuple had (a denial
+// included). On a connection that opened with its own handshake and is
+// not closing, a denied opening is dropped alone and the connection keeps
+// its judgement: conntrack checks no sequence numbers on a SYN, so
+// otherwise anyone who knows a connection's ports could cut it with one
+// forged SYN, where TCP itself asks for a reset inside the window.
+func (w *Worker) reopen(g *generation, key flow.Key, fromA bool, p *packet.Packet, now int64, m Meta) Decision {
+	st := &w.st
+	if st.Opened != flow.OpenedSYN || st.Phase == flow.PhaseClosing {
+		return w.open(g, key, fromA, p, now, m)
+	}
+	kept := *st
+	*st = flow.State{}
+	d := w.evaluate(g, p, now, m, fromA, false, false)
+	if d.Verdict == Drop || d.WouldDrop {
+		*st = kept
+		d.PacketOnly = true
+		return d
+	}
+	st.Opened = flow.OpenedSYN
 	w.e.flows.Insert(key, now, p.Length, p.TCPFlags, st)
 	return d
 }

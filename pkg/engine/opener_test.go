@@ -111,8 +111,12 @@ func TestResponderCannotOpenOnAnAcceptedTuple(t *testing.T) {
 			{"tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=SA", Accept},
 			{"tcp 10.88.0.10:40000 -> 10.77.0.21:8080 flags=A", Accept},
 			{"tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=S", Drop},
-			// A denied opening turns the tuple's verdict into a drop.
-			{"tcp 10.88.0.10:40000 -> 10.77.0.21:8080 flags=A", Drop},
+			// The denied SYN is dropped alone: a forged SYN must not cut
+			// the LAN's established connection.
+			{"tcp 10.88.0.10:40000 -> 10.77.0.21:8080 flags=A", Accept},
+			{"tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=A", Accept},
+			// And it opened nothing: the plug's next SYN is judged again.
+			{"tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=S", Drop},
 		}},
 		{"the plug's SYN after the LAN's connection closed", []step{
 			{"tcp 10.88.0.10:40000 -> 10.77.0.21:8080 flags=S", Accept},
