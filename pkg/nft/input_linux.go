@@ -59,23 +59,34 @@ func addInputChains(nl *nftables.Conn, t *nftables.Table, o Options, method Queu
 	}
 }
 
-// inputRules are the rules of the input base chain: what passes unjudged,
-// then the forward chain's own rules, so that both hooks judge alike.
+// inputRules are the rules of the input base chain: loopback, the forward
+// chain's cleaning (a forged source is dropped before anything trusts it),
+// replies to the gateway's own connections, then the forward chain's
+// judging, so that both hooks judge alike. The cleaning comes before the
+// replies: a device spoofing the upstream resolver's address must not have
+// its "answers" to the gateway's queries accepted as replies.
 func inputRules(o Options, method QueueMethod) []rule {
-	return append([]rule{
-		{"loopback", []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint16(arphrdLoopback)},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}},
-		{"replies to the gateway's own connections", []expr.Any{
-			&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}}, // IP_CT_DIR_REPLY
-			&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: nativeU32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: nativeU32(0)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
-			&expr.Verdict{Kind: expr.VerdictAccept},
-		}},
-	}, forwardRules(o, method)...)
+	rules := []rule{{"loopback", []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFTYPE, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint16(arphrdLoopback)},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}}}
+	rules = append(rules, cleaningRules(o)...)
+	rules = append(rules, repliesRule())
+	return append(rules, judgingRules(o, method)...)
+}
+
+// repliesRule accepts the replies to the gateway's own connections, which
+// picoseg does not judge: conntrack takes the direction from the first
+// packet it saw, so a device cannot make its own flow a reply.
+func repliesRule() rule {
+	return rule{"replies to the gateway's own connections", []expr.Any{
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}}, // IP_CT_DIR_REPLY
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+			Mask: nativeU32(expr.CtStateBitESTABLISHED | expr.CtStateBitRELATED), Xor: nativeU32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
+		&expr.Verdict{Kind: expr.VerdictAccept},
+	}}
 }

@@ -11,22 +11,35 @@ import (
 // TestKernelInstall's wantRuleset.
 
 // The input hook judges traffic to the gateway as the forward hook judges
-// traffic through it: after loopback and the replies to the gateway's own
-// connections, the forward chain's rules, and the same verdict chain.
+// traffic through it: after loopback, the forward chain's cleaning (marks,
+// invalid packets, forged sources), then the replies to the gateway's own
+// connections, then the rest of the forward chain's rules, and the same
+// verdict chain. A reply with a forged source is dropped before it can be
+// accepted as a reply.
 func TestInstallInputChains(t *testing.T) {
+	opts := testOptions
+	opts.ReversePathInterfaces = []string{"br-iot"}
 	var rec recorder
-	if _, err := Install(rec.conn(t), testOptions, QueueNative); err != nil {
+	if _, err := Install(rec.conn(t), opts, QueueNative); err != nil {
 		t.Fatal(err)
 	}
 	msgs := decode(t, rec.msgs)
 	input := rulesOf(msgs, chainInput)
 	forward := rulesOf(msgs, chainForward)
+	cleaning := len(cleaningRules(opts))
+	if cleaning != 3 {
+		t.Fatalf("%d cleaning rules, want mark, invalid and reverse path", cleaning)
+	}
 	if len(input) != len(forward)+2 {
-		t.Fatalf("input chain has %d rules, want the forward chain's %d and 2 before them", len(input), len(forward))
+		t.Fatalf("input chain has %d rules, want the forward chain's %d and 2 more", len(input), len(forward))
 	}
 	for i := range forward {
-		if !reflect.DeepEqual(input[i+2], forward[i]) {
-			t.Errorf("input rule %d differs from forward rule %d", i+2, i)
+		j := i + 1 // after loopback
+		if i >= cleaning {
+			j++ // after the replies
+		}
+		if !reflect.DeepEqual(input[j], forward[i]) {
+			t.Errorf("input rule %d differs from forward rule %d", j, i)
 		}
 	}
 	verdict, inputVerdict := rulesOf(msgs, chainVerdict), rulesOf(msgs, chainInputVerdict)

@@ -164,9 +164,9 @@ const wantRuleset = `table inet picoseg {
 	chain input {
 		type filter hook input priority filter; policy accept;
 		meta iiftype loopback accept comment "loopback"
-		ct direction reply ct state established,related accept comment "replies to the gateway's own connections"
 		meta mark set meta mark & 0xff00ffff
 		ct state invalid counter name "invalid_dropped" drop
+		ct direction reply ct state established,related accept comment "replies to the gateway's own connections"
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"

@@ -330,15 +330,25 @@ type rule struct {
 
 // forwardRules are the rules of the forward base chain, in order.
 func forwardRules(o Options, method QueueMethod) []rule {
-	m := o.Marks
-	// Order: nothing from another program or a forged source is looked at
-	// before it is cleaned or dropped; then the openings that a cached
-	// accept must not cover (a SYN, an expected connection) are sent to be
-	// judged; then the fast path.
-	rules := []rule{clearPacketMarkRule(m), invalidRule()}
+	return append(cleaningRules(o), judgingRules(o, method)...)
+}
+
+// cleaningRules come first in both hooks: nothing from another program or
+// a forged source is looked at before it is cleaned or dropped.
+func cleaningRules(o Options) []rule {
+	rules := []rule{clearPacketMarkRule(o.Marks), invalidRule()}
 	if len(o.ReversePathInterfaces) > 0 {
 		rules = append(rules, reversePathRule())
 	}
+	return rules
+}
+
+// judgingRules follow the cleaning: the openings that a cached accept must
+// not cover (a SYN, an expected connection) are sent to be judged; then
+// the fast path, the guard and the queue.
+func judgingRules(o Options, method QueueMethod) []rule {
+	m := o.Marks
+	var rules []rule
 	// Before the SYN rule: its queue ends the chain for a SYN, and an
 	// expected TCP connection's SYN must not keep the inherited mark.
 	rules = append(rules, expectedRule(m))
