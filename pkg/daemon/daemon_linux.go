@@ -65,7 +65,9 @@ type Daemon struct {
 	tableEvents chan struct{}
 	// errs carries the parts' errors (queue, status server, metrics) to
 	// the main loop.
-	errs   chan partError
+	errs chan partError
+	// fatal holds the first fatal error of a part.
+	fatal  chan partError
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	// undo holds what start did that stop must undo, in the order done.
@@ -107,7 +109,7 @@ func start(ctx context.Context, cancel context.CancelFunc, opts Options) (*Daemo
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), cancel: cancel,
+	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), fatal: make(chan partError, 1), cancel: cancel,
 		tableEvents: make(chan struct{}, 1)}
 	if err := d.startAll(ctx); err != nil {
 		d.halt()
@@ -227,8 +229,19 @@ func (d *Daemon) removeTable() {
 // fail hands a part's error to the main loop. It never blocks: past the
 // first few errors, the main loop has enough to act on.
 func (d *Daemon) fail(part string, err error, fatal bool) {
+	e := partError{part: part, err: err, fatal: fatal}
+	if fatal {
+		// The first fatal error ends the run. It has a slot of its own, so
+		// that a burst of non-fatal ones cannot crowd it out and leave a
+		// daemon that looks healthy.
+		select {
+		case d.fatal <- e:
+		default:
+		}
+		return
+	}
 	select {
-	case d.errs <- partError{part: part, err: err, fatal: fatal}:
+	case d.errs <- e:
 	default:
 	}
 }
@@ -266,10 +279,9 @@ func (d *Daemon) loop(ctx context.Context) error {
 			d.log.Info("stopping", "signal", s.String())
 			d.alerts.Raise(alert.Alert{Type: alert.TypeDaemonStopped, Reason: s.String(), Message: "picoseg stopping on " + s.String() + ", on_daemon_down = " + d.cfg.OnDaemonDown})
 			return nil
+		case e := <-d.fatal:
+			return e
 		case e := <-d.errs:
-			if e.fatal {
-				return e
-			}
 			d.log.Error("part failed; picoseg keeps judging", "part", e.part, "err", e.err)
 		case <-check.C:
 			d.checkTable()
@@ -293,8 +305,8 @@ func (d *Daemon) stop(err error) error {
 	d.halt()
 	for err == nil {
 		select {
-		case e := <-d.errs:
-			if e.fatal && !errors.Is(e.err, context.Canceled) {
+		case e := <-d.fatal:
+			if !errors.Is(e.err, context.Canceled) {
 				err = e
 			}
 			continue

@@ -13,7 +13,7 @@ import (
 
 func bareDaemon() (*Daemon, context.Context) {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Daemon{errs: make(chan partError, 8), cancel: cancel, log: slog.New(slog.DiscardHandler)}, ctx
+	return &Daemon{errs: make(chan partError, 8), fatal: make(chan partError, 1), cancel: cancel, log: slog.New(slog.DiscardHandler)}, ctx
 }
 
 // A part's fatal error ends the run and is what Run returns; a non-fatal
@@ -21,7 +21,11 @@ func bareDaemon() (*Daemon, context.Context) {
 func TestLoopReturnsFirstFatalError(t *testing.T) {
 	d, ctx := bareDaemon()
 	queueErr := errors.New("queue 4200: bind: operation not permitted")
-	d.fail("metrics", errors.New("accept: too many open files"), false)
+	// More non-fatal errors than their buffer holds must not crowd out
+	// the fatal one that follows.
+	for range 20 {
+		d.fail("metrics", errors.New("accept: too many open files"), false)
+	}
 	d.fail("queue", queueErr, true)
 	d.fail("queue", errors.New("a later one"), true)
 	done := make(chan error, 1)

@@ -202,7 +202,13 @@ func (d *Daemon) listenTableEvents(ctx context.Context) error {
 	}
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	d.goPart(func() {
-		defer stop()
+		defer func() {
+			// stop reports true when it kept the close from running:
+			// close here then, or the socket outlives the part.
+			if stop() {
+				c.Close()
+			}
+		}()
 		for {
 			_, err := c.Receive()
 			if ctx.Err() != nil {
