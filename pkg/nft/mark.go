@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"math"
 	"math/bits"
 )
 
@@ -114,8 +115,14 @@ func (m Marks) MaxClasses() int {
 	if m.Mask == 0 {
 		return 0
 	}
-	// The top value is Tripped, not a class.
-	return int(m.Mask>>m.shift()) - valueFirstAccepted
+	// The top value is Tripped, not a class. A full 32-bit field holds
+	// more classes than an int counts on a 32-bit router: cap it there
+	// (int64 first, so the field never turns negative on the way).
+	n := int64(m.Mask>>m.shift()) - valueFirstAccepted
+	if n > math.MaxInt32 {
+		n = math.MaxInt32
+	}
+	return int(n)
 }
 
 // Tripped returns the field bits a kernel check sets on a packet it queues

@@ -144,3 +144,15 @@ func TestDefaultMarkMaskIsClearOfOthers(t *testing.T) {
 		t.Errorf("DefaultMarkMask holds %d classes, want room for at least 16", m.MaxClasses())
 	}
 }
+
+// A mask of all 32 bits is valid, and on a 32-bit router (arm, mips) its
+// class count must not wrap negative and refuse every policy.
+func TestFullMaskHasClasses(t *testing.T) {
+	m, err := NewMarks(0xffffffff)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := m.MaxClasses(); n <= 0 {
+		t.Fatalf("MaxClasses of a full mask = %d, want a positive count", n)
+	}
+}
