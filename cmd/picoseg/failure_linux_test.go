@@ -156,6 +156,33 @@ func TestKernelLostTableRestored(t *testing.T) {
 		}
 		ch.waitEchoes(t, 5)
 	}
+	// The bridge table (ARP and neighbour checks) lost alone is a loss too.
+	if _, err := f.lab.Gateway.Run(f.ctx, "nft", "list", "table", "bridge", "picoseg"); err != nil {
+		t.Fatalf("no table bridge picoseg to delete: %v", err)
+	}
+	if _, err := f.lab.Gateway.Run(f.ctx, "nft", "delete", "table", "bridge", "picoseg"); err != nil {
+		t.Fatal(err)
+	}
+	for gone := time.Now(); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := f.lab.Gateway.Run(f.ctx, "nft", "list", "table", "bridge", "picoseg"); err == nil {
+			t.Logf("nft delete table bridge picoseg: table back after %v", time.Since(gone).Round(10*time.Millisecond))
+			break
+		}
+		if time.Since(gone) > 5*time.Second {
+			t.Fatal("table bridge picoseg was not restored within 5 s")
+		}
+	}
+	// The count follows the install it counts by a moment.
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st := f.status()
+		if st.RulesetRestores == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("status counts %d restores, want 3", st.RulesetRestores)
+			break
+		}
+	}
 
 	// `systemctl restart nftables` with an admin's own table that tracks
 	// connections, and a flow opened in the gap, then idle: the daemon is

@@ -44,6 +44,10 @@ type tableShape struct {
 	flags   uint32
 	chains  int
 	rules   int
+	// bridge is whether `table bridge picoseg` (the ARP and neighbour
+	// checks on the zones' bridges) exists: deleting it alone is a loss
+	// too.
+	bridge bool
 }
 
 func newTableWatch() (*tableWatch, error) {
@@ -143,6 +147,13 @@ func (w *tableWatch) shape() (tableShape, error) {
 			return tableShape{}, fmt.Errorf("table watch: %w", err)
 		}
 		*c.n = countOf(msgs, nft.TableName)
+	}
+	_, err = w.nftRequest(unix.NFT_MSG_GETTABLE, 0, unix.NFPROTO_BRIDGE, []netlink.Attribute{name})
+	switch {
+	case err == nil:
+		s.bridge = true
+	case !errors.Is(err, unix.ENOENT):
+		return tableShape{}, fmt.Errorf("table watch: bridge table: %w", err)
 	}
 	return s, nil
 }
