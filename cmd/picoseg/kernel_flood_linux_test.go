@@ -248,19 +248,26 @@ func TestKernelARPSpoof(t *testing.T) {
 		time.Sleep(1200 * time.Millisecond)
 	}
 
-	learn()
-	f.sendFrames("plug1", [][]byte{forged})
-	time.Sleep(200 * time.Millisecond)
-	if got := f.gatewayNeighbour(cam.Addr); got != plug.MAC.String() {
-		t.Fatalf("control: without picoseg the forged reply left the camera's entry at %q, want plug1's %v", got, plug.MAC)
+	// The same reply with a priority tag (VLAN 0): the kernel takes the
+	// tag out of the frame and the gateway still processes the ARP.
+	tagged := append(append(append([]byte(nil), forged[:12]...), 0x81, 0x00, 0x00, 0x00), forged[12:]...)
+	for _, frame := range [][]byte{forged, tagged} {
+		learn()
+		f.sendFrames("plug1", [][]byte{frame})
+		time.Sleep(200 * time.Millisecond)
+		if got := f.gatewayNeighbour(cam.Addr); got != plug.MAC.String() {
+			t.Fatalf("control: without picoseg the forged reply (% x...) left the camera's entry at %q, want plug1's %v", frame[12:16], got, plug.MAC)
+		}
 	}
 
 	f.start(labPolicy(t, nil))
-	learn()
-	f.sendFrames("plug1", [][]byte{forged})
-	time.Sleep(200 * time.Millisecond)
-	if got := f.gatewayNeighbour(cam.Addr); got != cam.MAC.String() {
-		t.Errorf("with picoseg the forged reply moved the camera's entry to %q", got)
+	for _, frame := range [][]byte{forged, tagged} {
+		learn()
+		f.sendFrames("plug1", [][]byte{frame})
+		time.Sleep(200 * time.Millisecond)
+		if got := f.gatewayNeighbour(cam.Addr); got != cam.MAC.String() {
+			t.Errorf("with picoseg the forged reply (% x...) moved the camera's entry to %q", frame[12:16], got)
+		}
 	}
 	// Claiming the gateway's own address is refused too.
 	f.sendFrames("plug1", [][]byte{arpFrame(2, net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, plug.MAC, plug.MAC, gwAddr, gwMAC, gwAddr)})
@@ -270,8 +277,8 @@ func TestKernelARPSpoof(t *testing.T) {
 	if got := f.gatewayNeighbour(cam.Addr); got != cam.MAC.String() {
 		t.Errorf("after the camera's own reply the entry is %q", got)
 	}
-	if n := f.status().Kernel["arp_spoof"]; n != 2 {
-		t.Errorf("arp_spoof counted %d packets, want 2 (the forged reply, the claim on the gateway's address)", n)
+	if n := f.status().Kernel["arp_spoof"]; n != 3 {
+		t.Errorf("arp_spoof counted %d packets, want 3 (the forged reply, untagged and tagged, and the claim on the gateway's address)", n)
 	}
 	// The daemon learns of the drops from the counters and raises an alert.
 	var alerts []struct {

@@ -202,7 +202,12 @@ func bridgePreroutingRules() [][]expr.Any {
 			&expr.Verdict{Kind: expr.VerdictReturn},
 		},
 		{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 12, Len: 2},
+			// The packet's protocol, not the frame's EtherType bytes: the
+			// kernel takes a VLAN tag (a priority tag, VID 0, included)
+			// out of the frame before the bridge, and reading the bytes
+			// would see the tag and let a tagged ARP reply past the checks
+			// while its receivers still process it.
+			&expr.Meta{Key: expr.MetaKeyPROTOCOL, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(unix.ETH_P_ARP)},
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: bridgeChainARP},
 		},
