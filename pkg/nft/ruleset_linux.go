@@ -359,6 +359,9 @@ func judgingRules(o Options, method QueueMethod) []rule {
 			// The field is compared as a number, so it goes big-endian first.
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(m.FirstAccepted())},
+			// Only the classes this ruleset checks: Tripped, or a value
+			// another program wrote into the field, is no accept.
+			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(classesEnd(o))},
 			counterRef(counterFastPath),
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainAccepted},
 		)},
@@ -377,6 +380,15 @@ func judgingRules(o Options, method QueueMethod) []rule {
 	}
 	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
 	return rules
+}
+
+// classesEnd is the field value just past the ruleset's last class: the
+// fast path takes [FirstAccepted, classesEnd). Class 0 always exists, and
+// the field's top value is Tripped, never a class.
+func classesEnd(o Options) uint32 {
+	n := max(1, len(o.ClassBytes))
+	n = min(n, o.Marks.MaxClasses())
+	return o.Marks.value(uint32(valueFirstAccepted + n))
 }
 
 func guarded(o Options) bool { return o.NewFlowRate > 0 || o.GlobalNewFlowRate > 0 }

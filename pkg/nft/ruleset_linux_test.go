@@ -198,10 +198,12 @@ func wantForward(queue expr.Any) [][]expr.Any {
 		// ... jump newflow, then ... queue
 		join(wantSYNMatch(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
 		wantSYNRule(queue),
-		// ct mark & 0x00ff0000 >= 0x00020000 counter name "fastpath" jump accepted
+		// ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000
+		// counter name "fastpath" jump accepted: class 0 only, no Tripped
 		join(ctMark, []expr.Any{
 			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
+			&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: []byte{0x00, 0x03, 0x00, 0x00}},
 			&expr.Objref{Type: 1, Name: "fastpath"},
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: "accepted"},
 		}),
@@ -517,5 +519,27 @@ func TestInstallReversePathRule(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"rpf_ifaces"}, sets); diff != "" {
 		t.Errorf("sets (-want +got):\n%s", diff)
+	}
+}
+
+// The fast path takes the classes the ruleset checks and nothing above
+// them: not Tripped, not a value another program left in the field.
+func TestClassesEnd(t *testing.T) {
+	m := Marks{Mask: 0x000000f8} // values 0..31 in bits 3..7
+	for _, tt := range []struct {
+		classes []uint64
+		want    uint32
+	}{
+		{nil, 3 << 3},                 // class 0 alone
+		{[]uint64{0, 5e6}, 4 << 3},    // classes 0 and 1
+		{make([]uint64, 29), 31 << 3}, // every class: up to Tripped, excluded
+		{make([]uint64, 40), 31 << 3}, // more than fit: still never Tripped
+	} {
+		if got := classesEnd(Options{Marks: m, ClassBytes: tt.classes}); got != tt.want {
+			t.Errorf("%d classes: end %#x, want %#x", len(tt.classes), got, tt.want)
+		}
+		if end := classesEnd(Options{Marks: m, ClassBytes: tt.classes}); end > m.Tripped() {
+			t.Errorf("%d classes: end %#x passes Tripped %#x", len(tt.classes), end, m.Tripped())
+		}
 	}
 }
