@@ -433,6 +433,16 @@ func naFrame(dstMAC, srcMAC net.HardwareAddr, src, dst, target netip.Addr, tlla 
 	return icmp6Frame(dstMAC, srcMAC, src, dst, icmp)
 }
 
+// nsFrame is an IPv6 neighbour solicitation for target, with a source
+// link-layer address option: its receiver updates its entry for src.
+func nsFrame(dstMAC, srcMAC net.HardwareAddr, src, dst, target netip.Addr, slla net.HardwareAddr) []byte {
+	icmp := []byte{135, 0, 0, 0, 0, 0, 0, 0} // type, code, checksum, reserved
+	icmp = append(icmp, target.AsSlice()...)
+	icmp = append(icmp, 1, 1) // source link-layer address option
+	icmp = append(icmp, slla...)
+	return icmp6Frame(dstMAC, srcMAC, src, dst, icmp)
+}
+
 // icmp6Frame wraps an ICMPv6 message (checksum field zero) in IPv6 and
 // Ethernet, with the hop limit 255 neighbour discovery requires.
 func icmp6Frame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, icmp []byte) []byte {
@@ -470,6 +480,9 @@ func TestKernelNDSpoof(t *testing.T) {
 	cam, plug := f.lab.Host("cam"), f.lab.Host("plug1")
 	side := f.lab.Sides[lab.SideIoT]
 	forged := naFrame(side.MAC, plug.MAC, plug.Addr6, side.Addr6.Addr(), cam.Addr6, plug.MAC)
+	// A solicitation from the camera's address with plug1's MAC in its
+	// option: the gateway updates its entry for the camera from it too.
+	solicit := nsFrame(side.MAC, plug.MAC, cam.Addr6, side.Addr6.Addr(), side.Addr6.Addr(), plug.MAC)
 	learn := func() {
 		t.Helper()
 		if _, err := f.lab.Gateway.Run(f.ctx, "ip", "-6", "neigh", "replace", cam.Addr6.String(), "lladdr", cam.MAC.String(), "dev", "br-iot", "nud", "reachable"); err != nil {
@@ -477,24 +490,28 @@ func TestKernelNDSpoof(t *testing.T) {
 		}
 		time.Sleep(1200 * time.Millisecond)
 	}
-	learn()
-	f.sendFrames("plug1", [][]byte{forged})
-	time.Sleep(200 * time.Millisecond)
-	if got := f.gatewayNeighbour(cam.Addr6); got != plug.MAC.String() {
-		t.Fatalf("control: without picoseg the forged advertisement left the camera's entry at %q, want plug1's %v", got, plug.MAC)
+	for _, frame := range [][]byte{forged, solicit} {
+		learn()
+		f.sendFrames("plug1", [][]byte{frame})
+		time.Sleep(200 * time.Millisecond)
+		if got := f.gatewayNeighbour(cam.Addr6); got != plug.MAC.String() {
+			t.Fatalf("control: without picoseg the forged message (type %d) left the camera's entry at %q, want plug1's %v", frame[54], got, plug.MAC)
+		}
 	}
 	f.start(labPolicy(t, func(s string) string {
 		s = strings.Replace(s, `networks = ["10.77.0.0/24"]`, `networks = ["10.77.0.0/24", "fd00:77::/64"]`, 1)
 		return strings.Replace(s, `ip = ["10.77.0.11"]`, `ip = ["10.77.0.11", "fd00:77::11"]`, 1)
 	}))
-	learn()
-	f.sendFrames("plug1", [][]byte{forged})
-	time.Sleep(200 * time.Millisecond)
-	if got := f.gatewayNeighbour(cam.Addr6); got != cam.MAC.String() {
-		t.Errorf("with picoseg the forged advertisement moved the camera's entry to %q", got)
+	for _, frame := range [][]byte{forged, solicit} {
+		learn()
+		f.sendFrames("plug1", [][]byte{frame})
+		time.Sleep(200 * time.Millisecond)
+		if got := f.gatewayNeighbour(cam.Addr6); got != cam.MAC.String() {
+			t.Errorf("with picoseg the forged message (type %d) moved the camera's entry to %q", frame[54], got)
+		}
 	}
-	if n := f.status().Kernel["nd_spoof"]; n != 1 {
-		t.Errorf("nd_spoof counted %d, want 1", n)
+	if n := f.status().Kernel["nd_spoof"]; n != 2 {
+		t.Errorf("nd_spoof counted %d, want 2 (the advertisement and the solicitation)", n)
 	}
 }
 

@@ -259,7 +259,8 @@ func arpRules(o Options) [][]expr.Any {
 
 // ndRules: `add @nd_rate { iif limit rate over R/s } drop`; for a neighbour
 // advertisement, `@th,64,128 @owned6 @th,64,128 . ether saddr != @bind6
-// drop` (the target address, bound to the frame's sender MAC).
+// drop` (the target address, bound to the frame's sender MAC); for a
+// solicitation, `ip6 saddr @owned6 ip6 saddr . ether saddr != @bind6 drop`.
 func ndRules(o Options) [][]expr.Any {
 	return [][]expr.Any{
 		portBudget(o, setNDRate, setIDNDRate, counterNDFlood),
@@ -269,6 +270,21 @@ func ndRules(o Options) [][]expr.Any {
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16},
 			&expr.Lookup{SourceRegister: 1, SetName: setOwned6, SetID: setIDOwned6},
 			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16},
+			&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Lookup{SourceRegister: reg32x0, SetName: setBind6, SetID: setIDBind6, Invert: true},
+			counterRef(counterNDSpoof),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		},
+		// A neighbour solicitation updates its receivers' entry for its
+		// source address from its link-layer option: a bound source
+		// address must come from its device's MAC. (The unspecified
+		// source of duplicate address detection is no bound address.)
+		{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmp6NeighbourSolicit}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+			&expr.Lookup{SourceRegister: 1, SetName: setOwned6, SetID: setIDOwned6},
+			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
 			&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
 			&expr.Lookup{SourceRegister: reg32x0, SetName: setBind6, SetID: setIDBind6, Invert: true},
 			counterRef(counterNDSpoof),

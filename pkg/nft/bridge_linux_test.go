@@ -76,9 +76,22 @@ func TestInstallBridgeMessages(t *testing.T) {
 		&expr.Lookup{SourceRegister: 1, SetName: "ports", SetID: setIDPorts, Invert: true},
 		&expr.Verdict{Kind: expr.VerdictReturn},
 	}})
-	if n := len(rulesOf(msgs, "nd")); n != 2 {
-		t.Errorf("nd chain has %d rules, want 2 (budget, advertisement binding)", n)
+	nd := rulesOf(msgs, "nd")
+	if len(nd) != 3 {
+		t.Fatalf("nd chain has %d rules, want 3 (budget, advertisement binding, solicitation binding)", len(nd))
 	}
+	// ip6 saddr @owned6 ip6 saddr . ether saddr != @bind6 counter drop
+	diffExprs(t, "nd solicitation", nd[2:], [][]expr.Any{{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{135}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Lookup{SourceRegister: 1, SetName: "owned6", SetID: setIDOwned6},
+		&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Lookup{SourceRegister: reg32x0, SetName: "bind6", SetID: setIDBind6, Invert: true},
+		&expr.Objref{Type: 1, Name: "nd_spoof"},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}})
 }
 
 // The element keys: an address, and an address with its MAC padded to
