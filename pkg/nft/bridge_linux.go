@@ -264,32 +264,29 @@ func arpRules(o Options) [][]expr.Any {
 func ndRules(o Options) [][]expr.Any {
 	return [][]expr.Any{
 		portBudget(o, setNDRate, setIDNDRate, counterNDFlood),
-		{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmp6NeighbourAdvert}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16},
-			&expr.Lookup{SourceRegister: 1, SetName: setOwned6, SetID: setIDOwned6},
-			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseTransportHeader, Offset: 8, Len: 16},
-			&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
-			&expr.Lookup{SourceRegister: reg32x0, SetName: setBind6, SetID: setIDBind6, Invert: true},
-			counterRef(counterNDSpoof),
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		},
-		// A neighbour solicitation updates its receivers' entry for its
-		// source address from its link-layer option: a bound source
-		// address must come from its device's MAC. (The unspecified
-		// source of duplicate address detection is no bound address.)
-		{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmp6NeighbourSolicit}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
-			&expr.Lookup{SourceRegister: 1, SetName: setOwned6, SetID: setIDOwned6},
-			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
-			&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
-			&expr.Lookup{SourceRegister: reg32x0, SetName: setBind6, SetID: setIDBind6, Invert: true},
-			counterRef(counterNDSpoof),
-			&expr.Verdict{Kind: expr.VerdictDrop},
-		},
+		// An advertisement speaks for its target address.
+		ndBindingRule(icmp6NeighbourAdvert, expr.PayloadBaseTransportHeader, 8),
+		// A solicitation updates its receivers' entry for its source
+		// address from its link-layer option. (The unspecified source of
+		// duplicate address detection is no bound address.)
+		ndBindingRule(icmp6NeighbourSolicit, expr.PayloadBaseNetworkHeader, 8),
+	}
+}
+
+// ndBindingRule drops a neighbour discovery message of icmpType whose
+// address (16 bytes at offset in base) is bound to a device, unless the
+// frame comes from that device's MAC.
+func ndBindingRule(icmpType byte, base expr.PayloadBase, offset uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmpType}},
+		&expr.Payload{DestRegister: 1, Base: base, Offset: offset, Len: 16},
+		&expr.Lookup{SourceRegister: 1, SetName: setOwned6, SetID: setIDOwned6},
+		&expr.Payload{DestRegister: reg32x0, Base: base, Offset: offset, Len: 16},
+		&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Lookup{SourceRegister: reg32x0, SetName: setBind6, SetID: setIDBind6, Invert: true},
+		counterRef(counterNDSpoof),
+		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 }
 
