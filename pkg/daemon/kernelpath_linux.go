@@ -79,14 +79,14 @@ func interfaceAddrs(name string) []netip.Addr {
 	return addrsOf(ifi.Addrs())
 }
 
-// neighbourWatch raises an alert when the kernel drops on its own what
+// kernelDropWatch raises an alert when the kernel drops on its own what
 // picoseg never sees: spoofed or flooding ARP and neighbour discovery on the
 // zones' bridges, and packets whose source address fails the reverse-path
 // check (an address of another zone sent in through this one). The daemon
 // learns of them from the counters.
-type neighbourWatch struct{ spoof, flood, rpf uint64 }
+type kernelDropWatch struct{ spoof, flood, rpf uint64 }
 
-func (w *neighbourWatch) check(c nft.Counters, raise func(alert.Alert)) {
+func (w *kernelDropWatch) check(c nft.Counters, raise func(alert.Alert)) {
 	spoof := c.ARPSpoof.Packets + c.NDSpoof.Packets
 	flood := c.ARPFlood.Packets + c.NDFlood.Packets
 	rpf := c.ReversePathDropped.Packets

@@ -12,8 +12,8 @@ import (
 	"github.com/picoseg/picoseg/pkg/policy"
 )
 
-func TestNeighbourWatch(t *testing.T) {
-	var w neighbourWatch
+func TestDropCounterAlerts(t *testing.T) {
+	var w kernelDropWatch
 	var got []alert.Alert
 	raise := func(a alert.Alert) { got = append(got, a) }
 	w.check(nft.Counters{}, raise)

@@ -68,7 +68,7 @@ type sweepState struct {
 	queues    *queueWatch
 	// kernelDrops raises alerts for what the kernel dropped on its own
 	// (spoofed ARP and ND, floods, reverse-path failures).
-	kernelDrops neighbourWatch
+	kernelDrops kernelDropWatch
 }
 
 func (s *sweepState) init(d *Daemon) {
