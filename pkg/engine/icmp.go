@@ -19,17 +19,17 @@ import (
 func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64, m Meta) Decision {
 	// The sender is identified like any other: an error from a spoofed
 	// address is spoofing before it is anything else.
-	c := w.begin(g, p, now, m, false, false, false)
+	c := w.begin(g, p, now, m, opening)
 	if res := (identifyStage{}).Evaluate(c); res.Verdict == Drop {
 		d := Decision{Verdict: Drop, Layer: LayerIdentify, Reason: res.Reason, Rule: res.Rule,
 			SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
-		return w.finish(d, p, now, true, res.Event)
+		return w.finish(d, p, now, denial(res.Event))
 	}
 	d := Decision{Verdict: Drop, Layer: LayerMicro, Reason: ReasonErrorNoFlow, Rule: policy.None,
 		SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
 	q := &w.quoted
 	if !p.QuotedPacket(q) || q.Src != p.Dst || (q.Dst != p.Src && c.Src.Device != policy.None) {
-		return w.finish(d, p, now, true, 0)
+		return w.finish(d, p, now, EventDeny)
 	}
 	key, _ := flow.KeyOf(q)
 	var st flow.State
@@ -37,8 +37,8 @@ func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64, m Meta) 
 	// policy accepted is judged again on its own next packet, and until
 	// then its errors wait (a lost error costs a retransmission).
 	if !w.e.flows.Peek(key, now, &st) || st.Verdict == uint8(Drop) || st.Gen != g.id {
-		return w.finish(d, p, now, true, 0)
+		return w.finish(d, p, now, EventDeny)
 	}
 	d.Verdict, d.Layer, d.Reason, d.Rule, d.Cached = Accept, Layer(st.Layer), ReasonErrorOfFlow, st.Rule, true
-	return w.finish(d, p, now, false, 0)
+	return w.finish(d, p, now, noEvent)
 }
