@@ -82,3 +82,9 @@ func (f SinkFunc) Emit(e Event) { f(e) }
 type discard struct{}
 
 func (discard) Emit(Event) {}
+
+// The engine's own sinks fill the Sink seam.
+var (
+	_ Sink = SinkFunc(nil)
+	_ Sink = discard{}
+)
