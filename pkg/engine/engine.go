@@ -28,7 +28,8 @@ type Options struct {
 }
 
 // Engine judges packets against the current policy. It is safe for
-// concurrent use through one Worker per goroutine.
+// concurrent use: packets through one Worker per goroutine, queries
+// (Judge, Volume, Explain) from any goroutine.
 type Engine struct {
 	cur     atomic.Pointer[generation]
 	flows   *flow.Table
