@@ -143,7 +143,13 @@ func (t *budgetTable) admit(ri int32, r *policy.Rule, o budgetOwner, now int64, 
 		}
 	}
 	b := &t.slots[i]
-	if !dry {
+	if dry {
+		// A dry judgement reads a copy: not even the roll into a new
+		// period is its to make (a query may be about any time, and
+		// rolling early would forget the bytes of the period in force).
+		copied := *b
+		b = &copied
+	} else {
 		b.last = now
 	}
 	if r.MaxDevice > 0 {

@@ -154,3 +154,26 @@ func TestJudgeConcurrent(t *testing.T) {
 	}()
 	wg.Wait()
 }
+
+// A query about a later time leaves the device's budget period alone: the
+// period a device spent its budget in is not closed early by someone
+// asking about tomorrow.
+func TestJudgeLeavesBudgetPeriods(t *testing.T) {
+	e := New(compile(t, replaceOnce(t, judgePolicy, `amount = "1MB"`, `amount = "1KB"`)), Options{})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	for i := 0; i < 4; i++ {
+		w.Judge(pkt(t, "udp 10.77.0.21:5000 -> 198.51.100.7:9000 len=400"), now+int64(i), NoMeta)
+	}
+	plug := Query{From: netip.MustParseAddr("10.77.0.21"), To: netip.MustParseAddr("198.51.100.7"), Proto: packet.ProtoUDP, DPort: 9000, At: monday10.Add(time.Minute), Existing: true}
+	if d := e.Judge(plug); d.Verdict != Drop || d.Reason != ReasonDeviceBytes {
+		t.Fatalf("the plug over its budget: %+v", d)
+	}
+	plug.At = monday10.Add(2 * time.Hour)
+	if d := e.Judge(plug); d.Verdict != Accept {
+		t.Fatalf("the plug in the next period: %+v", d)
+	}
+	if d := w.Judge(pkt(t, "udp 10.77.0.21:5001 -> 198.51.100.7:9000 len=400"), monday10.Add(2*time.Minute).UnixNano(), NoMeta); d.Verdict != Drop || d.Reason != ReasonDeviceBytes {
+		t.Fatalf("the plug's next flow, still in the spent period: %+v", d)
+	}
+}
