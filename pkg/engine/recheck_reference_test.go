@@ -38,7 +38,7 @@ func withRandomPico(r *rand.Rand, cfg *config.Config) {
 			a.MaxFlowBytes = int64(2000 + r.IntN(12000))
 		}
 		if r.IntN(4) == 0 {
-			a.MaxDeviceBytes = &config.Budget{Bytes: int64(2000 + r.IntN(20000)), Per: time.Duration(1+r.IntN(6)) * time.Hour}
+			a.MaxDeviceBytes = &config.Budget{Bytes: int64(2000 + r.IntN(8000)), Per: time.Duration(1+r.IntN(6)) * time.Hour}
 		}
 		if r.IntN(4) == 0 {
 			a.MaxNewFlows = config.Rate{Count: 1 + r.IntN(3), Per: time.Minute}
@@ -69,7 +69,8 @@ func flowPacket(proto uint8, src, dst netip.Addr, sport, dport uint16, i int, re
 // exactly when the flow has passed so far, Judge lets the same flow through
 // at the packet's time with the packet's size, and the flow's bytes (this
 // packet's included) are within its rule's max_flow_bytes. A flow's first
-// packet is judged exactly as Judge judges its query.
+// packet is judged exactly as Judge judges its query, by the layer and rule
+// the naive reader of the policy names.
 func TestCachedAgreesWithJudge(t *testing.T) {
 	r := rand.New(rand.NewPCG(21, 22))
 	week := 8 * 24 * time.Hour
@@ -88,7 +89,7 @@ func TestCachedAgreesWithJudge(t *testing.T) {
 		budgets := naiveBudgets{}
 		at := monday10.Add(time.Duration(r.IntN(7*24*60)) * time.Minute)
 		for f := 0; f < 30; f++ {
-			n, why, ok := recheckFlow(t, r, e, w, budgets, &at, uint16(10000+f))
+			n, why, ok := recheckFlow(t, r, e, w, naive{cfg}, budgets, &at, uint16(10000+f))
 			packets, flows = packets+n, flows+1
 			if why != ReasonNone {
 				cuts[why]++
@@ -111,7 +112,7 @@ func TestCachedAgreesWithJudge(t *testing.T) {
 // clock to its end), checking each packet
 // against e.Judge. It returns how many packets it checked, why the flow was
 // cut after it opened (ReasonNone if it was not), and whether it opened.
-func recheckFlow(t *testing.T, r *rand.Rand, e *Engine, w *Worker, budgets naiveBudgets, clock *time.Time, sport uint16) (checked int, cut Reason, opened bool) {
+func recheckFlow(t *testing.T, r *rand.Rand, e *Engine, w *Worker, ref naive, budgets naiveBudgets, clock *time.Time, sport uint16) (checked int, cut Reason, opened bool) {
 	t.Helper()
 	at := *clock
 	defer func() { *clock = at }()
@@ -137,6 +138,11 @@ func recheckFlow(t *testing.T, r *rand.Rand, e *Engine, w *Worker, budgets naive
 		if i == 0 {
 			if got.Verdict != fresh.Verdict || got.Layer != fresh.Layer || got.Rule != fresh.Rule || got.Reason != fresh.Reason || !got.NewFlow {
 				t.Fatalf("first packet of %+v: %+v, Judge says %+v", q, got, fresh)
+			}
+			// The naive reader knows no pico constraint, but the rule and
+			// the layer it names are the ones that decide.
+			if layer, rule := ref.judge(flowPacket(proto, src, dst, sport, dport, 0, false, length)); layer != got.Layer || rule != got.RuleName(pol) {
+				t.Fatalf("first packet of %+v: %s %q, the naive reader says %s %q", q, got.Layer, got.RuleName(pol), layer, rule)
 			}
 			alive = got.Verdict != Drop
 			opened = alive
