@@ -56,7 +56,11 @@ func (e *Engine) judge(g *generation, q Query) Decision {
 	s := &e.queries
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.query(g, q, &s.p)
+	d := s.w.query(g, q, &s.p)
+	// The scratch must not hold a replaced policy alive until the next
+	// query.
+	s.w.ctx.Policy, s.w.ctx.gen = nil, nil
+	return d
 }
 
 // query judges q dry, with p as the scratch for its first packet.
