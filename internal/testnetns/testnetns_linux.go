@@ -10,11 +10,12 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/netns"
 )
 
 // NeedRoot skips the test unless it runs as root with ip, nft and tools.
@@ -93,28 +94,7 @@ func Link(t testing.TB, a NS, ifA, addrA string, b NS, ifB, addrB string) {
 // later uses them.
 func (ns NS) Do(t testing.TB, fn func()) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(ns.FD, unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		// Only a thread back in its own namespace may serve other
-		// goroutines; otherwise it dies with this goroutine, still locked.
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- nil
-	}()
-	if err := <-done; err != nil {
+	if err := netns.Do(ns.FD, func() error { fn(); return nil }); err != nil {
 		t.Fatalf("enter netns %s: %v", ns.Name, err)
 	}
 }

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/netns"
 )
 
 // The nfnetlink_queue protocol, as far as the adapter speaks it
@@ -240,33 +241,21 @@ func dialNetfilter(netns int) (*nlConn, error) {
 	return &nlConn{f: f, rc: rc}, nil
 }
 
-func socketIn(netns int) (int, error) {
+func socketIn(ns int) (int, error) {
 	open := func() (int, error) {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 		return fd, os.NewSyscallError("socket", err)
 	}
-	if netns == 0 {
+	if ns == 0 {
 		return open()
 	}
-	// A socket belongs to the namespace of the thread that creates it. The
-	// thread that entered netns is never unlocked: the runtime ends it with
-	// the goroutine instead of reusing it in the wrong namespace.
-	type result struct {
-		fd  int
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(netns, unix.CLONE_NEWNET); err != nil {
-			done <- result{-1, os.NewSyscallError("setns", err)}
-			return
-		}
-		fd, err := open()
-		done <- result{fd, err}
-	}()
-	r := <-done
-	return r.fd, r.err
+	// A socket belongs to the namespace of the thread that creates it.
+	fd := -1
+	err := netns.Do(ns, func() (err error) {
+		fd, err = open()
+		return err
+	})
+	return fd, err
 }
 
 // close closes the socket; a reader blocked on it returns.
