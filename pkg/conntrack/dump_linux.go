@@ -10,6 +10,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/nlattr"
 )
 
 // More ctnetlink attribute types for dumps.
@@ -133,21 +135,22 @@ func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
 	return false, nil
 }
 
-func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
-
-// attrs walks netlink attributes, calling fn with each one's type (flags
-// masked off) and payload.
-func attrs(b []byte, fn func(typ uint16, data []byte)) {
-	ne := binary.NativeEndian
-	for len(b) >= 4 {
-		l := int(ne.Uint16(b[0:2]))
-		if l < 4 || l > len(b) {
-			return
+// parseCounters reads a CTA_COUNTERS_ORIG or CTA_COUNTERS_REPLY payload.
+func parseCounters(b []byte) (packets, bytes uint64) {
+	for a := nlattr.NewScanner(b); a.Next(); {
+		if d := a.Data(); len(d) >= 8 {
+			switch a.Type() {
+			case ctaCountersPackets:
+				packets = binary.BigEndian.Uint64(d)
+			case ctaCountersBytes:
+				bytes = binary.BigEndian.Uint64(d)
+			}
 		}
-		fn(ne.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[4:l])
-		b = b[min((l+3)&^3, len(b)):]
 	}
+	return packets, bytes
 }
+
+func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
 
 // tuple is one direction of a conntrack entry, as parsed.
 type tuple struct {
@@ -160,47 +163,60 @@ type tuple struct {
 // parseTuple reads a CTA_TUPLE_ORIG or CTA_TUPLE_REPLY payload. For ICMP
 // the identifier goes to srcPort and type<<8 | code to dstPort.
 func parseTuple(b []byte, t *tuple) {
-	be := binary.BigEndian
-	attrs(b, func(typ uint16, data []byte) {
-		switch typ {
+	for a := nlattr.NewScanner(b); a.Next(); {
+		switch a.Type() {
 		case ctaTupleIP:
-			attrs(data, func(typ uint16, data []byte) {
-				var a netip.Addr
-				switch {
-				case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
-					a = netip.AddrFrom4([4]byte(data))
-				case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
-					a = netip.AddrFrom16([16]byte(data))
-				default:
-					return
-				}
-				if typ == ctaIPv4Src || typ == ctaIPv6Src {
-					t.src = a
-				} else {
-					t.dst = a
-				}
-			})
+			parseTupleIP(a.Data(), t)
 		case ctaTupleProto:
-			var icmpType, icmpCode uint8
-			attrs(data, func(typ uint16, data []byte) {
-				switch {
-				case typ == ctaProtoNum && len(data) >= 1:
-					t.proto, t.haveProto = data[0], true
-				case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
-					t.srcPort = be.Uint16(data)
-				case typ == ctaProtoDstPort && len(data) >= 2:
-					t.dstPort = be.Uint16(data)
-				case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
-					icmpType = data[0]
-				case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
-					icmpCode = data[0]
-				}
-			})
-			if isICMP(t.proto) {
-				t.dstPort = uint16(icmpType)<<8 | uint16(icmpCode)
-			}
+			parseTupleProto(a.Data(), t)
 		}
-	})
+	}
+}
+
+// parseTupleIP reads a CTA_TUPLE_IP payload: the addresses.
+func parseTupleIP(b []byte, t *tuple) {
+	for a := nlattr.NewScanner(b); a.Next(); {
+		typ, data := a.Type(), a.Data()
+		var addr netip.Addr
+		switch {
+		case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
+			addr = netip.AddrFrom4([4]byte(data))
+		case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
+			addr = netip.AddrFrom16([16]byte(data))
+		default:
+			continue
+		}
+		if typ == ctaIPv4Src || typ == ctaIPv6Src {
+			t.src = addr
+		} else {
+			t.dst = addr
+		}
+	}
+}
+
+// parseTupleProto reads a CTA_TUPLE_PROTO payload: protocol and ports, or
+// ICMP identifier, type and code.
+func parseTupleProto(b []byte, t *tuple) {
+	be := binary.BigEndian
+	var icmpType, icmpCode uint8
+	for a := nlattr.NewScanner(b); a.Next(); {
+		typ, data := a.Type(), a.Data()
+		switch {
+		case typ == ctaProtoNum && len(data) >= 1:
+			t.proto, t.haveProto = data[0], true
+		case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
+			t.srcPort = be.Uint16(data)
+		case typ == ctaProtoDstPort && len(data) >= 2:
+			t.dstPort = be.Uint16(data)
+		case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
+			icmpType = data[0]
+		case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
+			icmpCode = data[0]
+		}
+	}
+	if isICMP(t.proto) {
+		t.dstPort = uint16(icmpType)<<8 | uint16(icmpCode)
+	}
 }
 
 // parseFlow reads the parts of one conntrack entry picoseg uses: the whole
@@ -210,8 +226,9 @@ func parseTuple(b []byte, t *tuple) {
 func parseFlow(b []byte, f *Flow) bool {
 	be := binary.BigEndian
 	var orig tuple
-	attrs(b, func(typ uint16, data []byte) {
-		switch typ {
+	for a := nlattr.NewScanner(b); a.Next(); {
+		data := a.Data()
+		switch typ := a.Type(); typ {
 		case ctaTupleOrig:
 			parseTuple(data, &orig)
 		case ctaTupleReply:
@@ -226,25 +243,12 @@ func parseFlow(b []byte, f *Flow) bool {
 			if len(data) >= 4 {
 				f.ID = be.Uint32(data)
 			}
-		case ctaCountersOrig, ctaCountersReply:
-			var packets, bytes uint64
-			attrs(data, func(t uint16, d []byte) {
-				if len(d) >= 8 {
-					switch t {
-					case ctaCountersPackets:
-						packets = be.Uint64(d)
-					case ctaCountersBytes:
-						bytes = be.Uint64(d)
-					}
-				}
-			})
-			if typ == ctaCountersOrig {
-				f.OrigPackets, f.OrigBytes = packets, bytes
-			} else {
-				f.ReplyPackets, f.ReplyBytes = packets, bytes
-			}
+		case ctaCountersOrig:
+			f.OrigPackets, f.OrigBytes = parseCounters(data)
+		case ctaCountersReply:
+			f.ReplyPackets, f.ReplyBytes = parseCounters(data)
 		}
-	})
+	}
 	f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort = orig.proto, orig.src, orig.dst, orig.srcPort, orig.dstPort
 	if f.ReplySrc.IsValid() && f.ReplySrc.Is4() != f.Src.Is4() {
 		// A reply tuple of another family is not one the kernel makes

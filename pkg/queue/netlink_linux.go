@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/picoseg/picoseg/internal/netns"
+	"github.com/picoseg/picoseg/internal/nlattr"
 )
 
 // The nfnetlink_queue protocol, as far as the adapter speaks it
@@ -56,7 +57,6 @@ const (
 
 	nlmsgHdrLen = 16
 	nfgenLen    = 4
-	nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
 )
 
 // verdictMsgLen is a verdict message: header, nfgenmsg, NFQA_VERDICT_HDR
@@ -158,19 +158,11 @@ func parsePacket(b []byte, p *packetMsg) {
 	if len(b) < nfgenLen {
 		return
 	}
-	b = b[nfgenLen:]
-	ne, be := binary.NativeEndian, binary.BigEndian
-	for len(b) >= 4 {
-		n := int(ne.Uint16(b))
-		typ := ne.Uint16(b[2:]) & nlaTypeMask
-		if n > len(b) && typ == attrPayload {
-			n = len(b) // cut short by the read buffer: judge what came
-		}
-		if n < 4 || n > len(b) {
-			return
-		}
-		data := b[4:n]
-		switch typ {
+	be := binary.BigEndian
+	a := nlattr.NewScanner(b[nfgenLen:])
+	for a.Next() {
+		data := a.Data()
+		switch a.Type() {
 		case attrPacketHdr:
 			if len(data) >= 4 {
 				p.id, p.hasID = be.Uint32(data), true
@@ -205,11 +197,9 @@ func parsePacket(b []byte, p *packetMsg) {
 				p.gso = be.Uint32(data)&skbGSO != 0
 			}
 		}
-		if a := align4(n); a <= len(b) {
-			b = b[a:]
-		} else {
-			return
-		}
+	}
+	if typ, data, ok := a.Cut(); ok && typ == attrPayload {
+		p.payload = data // cut short by the read buffer: judge what came
 	}
 }
 

@@ -1,0 +1,70 @@
+// Package nlattr walks netlink attributes in place, without allocating:
+// the queue adapter reads every packet's attributes with it, and the
+// conntrack dump every entry's.
+//
+// An attribute is a native-endian 16-bit length (header included), a
+// 16-bit type whose top two bits are flags, and its payload, padded to
+// four bytes. A length that is too short or runs past the buffer ends the
+// walk: nothing after a malformed attribute can be trusted to start where
+// it seems to.
+package nlattr
+
+import "encoding/binary"
+
+// The flag bits of an attribute's type (NLA_F_NESTED, NLA_F_NET_BYTEORDER).
+const (
+	flagNested    = 1 << 15
+	flagByteOrder = 1 << 14
+	headerLen     = 4
+)
+
+// Scanner walks the attributes of one buffer:
+//
+//	s := nlattr.NewScanner(b)
+//	for s.Next() {
+//		switch s.Type() { ... s.Data() ... }
+//	}
+//
+// The zero Scanner walks nothing.
+type Scanner struct {
+	b    []byte // what follows the current attribute
+	typ  uint16
+	data []byte
+}
+
+// NewScanner returns a Scanner over the attributes in b.
+func NewScanner(b []byte) Scanner { return Scanner{b: b} }
+
+// Next moves to the next attribute and reports whether there is a whole
+// one.
+func (s *Scanner) Next() bool {
+	if len(s.b) < headerLen {
+		return false
+	}
+	n := int(binary.NativeEndian.Uint16(s.b))
+	if n < headerLen || n > len(s.b) {
+		return false
+	}
+	s.typ = binary.NativeEndian.Uint16(s.b[2:]) &^ (flagNested | flagByteOrder)
+	s.data = s.b[headerLen:n]
+	s.b = s.b[min((n+3)&^3, len(s.b)):]
+	return true
+}
+
+// Type returns the current attribute's type, flags cleared.
+func (s *Scanner) Type() uint16 { return s.typ }
+
+// Data returns the current attribute's payload, without padding. It points
+// into the scanned buffer.
+func (s *Scanner) Data() []byte { return s.data }
+
+// Cut returns the attribute that ended the walk because it runs past the
+// end of the buffer, with what of its payload the buffer holds: a read
+// buffer that was too small cuts the last attribute short, and a caller
+// may still use what came. ok is false when the walk ended otherwise.
+func (s *Scanner) Cut() (typ uint16, data []byte, ok bool) {
+	if len(s.b) < headerLen || int(binary.NativeEndian.Uint16(s.b)) <= len(s.b) {
+		return 0, nil, false
+	}
+	return binary.NativeEndian.Uint16(s.b[2:]) &^ (flagNested | flagByteOrder), s.b[headerLen:], true
+}
