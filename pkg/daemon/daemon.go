@@ -9,6 +9,7 @@ import (
 
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // Options configures Run.
@@ -46,7 +47,7 @@ func load(opts *Options, log *slog.Logger) (*Loaded, error) {
 
 // localAddrs lists the gateway's own addresses, which "gateway" matches.
 func localAddrs() []netip.Addr {
-	return addrsOf(net.InterfaceAddrs())
+	return policy.HostAddrs()
 }
 
 // addrsOf turns what net's interface address lists return into addresses;
