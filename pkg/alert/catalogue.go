@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"encoding"
 	"fmt"
 	"strings"
 
@@ -10,6 +11,14 @@ import (
 // Type names a kind of alert. The names are stable: operators match on them
 // in their log filters and SIEM rules, so a name is never changed or reused.
 type Type uint8
+
+// Types and severities travel as their names in JSON and TOML.
+var (
+	_ encoding.TextMarshaler   = Type(0)
+	_ encoding.TextUnmarshaler = (*Type)(nil)
+	_ encoding.TextMarshaler   = Severity(0)
+	_ encoding.TextUnmarshaler = (*Severity)(nil)
+)
 
 // The alert catalogue. doc.go documents it as a table; keep the two in step.
 const (

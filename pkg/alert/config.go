@@ -53,6 +53,8 @@ type ConfigError struct {
 	Err   error
 }
 
+var _ error = (*ConfigError)(nil)
+
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
 
 // Unwrap returns the underlying error.

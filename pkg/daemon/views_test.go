@@ -23,7 +23,9 @@ func TestViewsFetchAndPrint(t *testing.T) {
 			asked = append(asked, device)
 			return []FlowView{{Src: "10.77.0.11:40000", Dst: "192.168.1.20:22", Proto: "tcp", SrcDevice: device, Verdict: "drop"}}
 		},
-		"alerts":  func(string) any { return []alert.Alert{{Type: alert.TypeNewDevice, Device: "cam", Message: "new device cam"}} },
+		"alerts": func(string) any {
+			return []alert.Alert{{Type: alert.TypeNewDevice, Device: "cam", Message: "new device cam"}}
+		},
 		"devices": func(string) any { return []inventory.Device{{Name: "cam", Addrs: []string{"10.77.0.11"}}} },
 	}, func(err error) { t.Error(err) })
 	if err != nil {

@@ -24,6 +24,8 @@ const (
 // not allocate, and it says directly what the packet is.
 type kindError Kind
 
+var _ error = kindError(0)
+
 func (e kindError) Error() string { return "packet: " + Kind(e).String() }
 
 // Decoder decodes packets into a Packet. Not safe for concurrent use; one

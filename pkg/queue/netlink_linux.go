@@ -211,6 +211,8 @@ type nlConn struct {
 	rc syscall.RawConn
 }
 
+var _ verdictSender = (*nlConn)(nil)
+
 // dialNetfilter opens a netfilter netlink socket in the network namespace
 // netns refers to (0: the caller's).
 func dialNetfilter(netns int) (*nlConn, error) {
