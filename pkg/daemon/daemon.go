@@ -50,21 +50,6 @@ func localAddrs() []netip.Addr {
 	return policy.HostAddrs()
 }
 
-// addrsOf turns what net's interface address lists return into addresses;
-// an error gives none.
-func addrsOf(addrs []net.Addr, err error) []netip.Addr {
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
-}
-
 // interfaceNames maps interface indexes to names in the daemon's namespace.
 func interfaceNames() (map[uint32]string, error) {
 	ifs, err := net.Interfaces()

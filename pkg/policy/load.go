@@ -45,8 +45,12 @@ func Load(path string, opts Options) (*Loaded, []config.Warning, error) {
 // HostAddrs lists the addresses of this host's interfaces: on the gateway,
 // the addresses "gateway" matches (Options.GatewayAddrs). A failure to list
 // them gives none.
-func HostAddrs() []netip.Addr {
-	addrs, err := net.InterfaceAddrs()
+func HostAddrs() []netip.Addr { return AddrsOf(net.InterfaceAddrs()) }
+
+// AddrsOf turns what net's interface address lists return
+// (net.InterfaceAddrs, net.Interface.Addrs) into addresses; an error gives
+// none.
+func AddrsOf(addrs []net.Addr, err error) []netip.Addr {
 	if err != nil {
 		return nil
 	}
