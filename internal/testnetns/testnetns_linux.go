@@ -8,10 +8,12 @@ package testnetns
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -97,4 +99,32 @@ func (ns NS) Do(t testing.TB, fn func()) {
 	if err := netns.Do(ns.FD, func() error { fn(); return nil }); err != nil {
 		t.Fatalf("enter netns %s: %v", ns.Name, err)
 	}
+}
+
+// Listen opens a listener in the namespace, closed with the test; a
+// failure fails the test.
+func (ns NS) Listen(t testing.TB, network, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	ns.Do(t, func() { ln, err = net.Listen(network, addr) })
+	if err != nil {
+		t.Fatalf("listen in netns %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// Dial connects from the namespace, giving up after three seconds; the
+// connection is closed with the test, and a failure fails it.
+func (ns NS) Dial(t testing.TB, network, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.DialTimeout(network, addr, 3*time.Second) })
+	if err != nil {
+		t.Fatalf("dial from netns %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

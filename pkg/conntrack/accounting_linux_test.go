@@ -47,17 +47,7 @@ func TestKernelAccounting(t *testing.T) {
 	}
 
 	const up, down = 3000, 700
-	var ln net.Listener
-	server.Do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", "192.0.2.2:8081"); err != nil {
-			t.Error(err)
-		}
-	})
-	if ln == nil {
-		t.FailNow()
-	}
-	defer ln.Close()
+	ln := server.Listen(t, "tcp4", "192.0.2.2:8081")
 	served := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -73,18 +63,7 @@ func TestKernelAccounting(t *testing.T) {
 		_, err = c.Write(make([]byte, down))
 		served <- err
 	}()
-	var conn net.Conn
-	client.Do(t, func() {
-		d := net.Dialer{Timeout: 3 * time.Second}
-		var err error
-		if conn, err = d.Dial("tcp4", "192.0.2.2:8081"); err != nil {
-			t.Error(err)
-		}
-	})
-	if conn == nil {
-		t.FailNow()
-	}
-	defer conn.Close()
+	conn := client.Dial(t, "tcp4", "192.0.2.2:8081")
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write(make([]byte, up)); err != nil {
 		t.Fatal(err)

@@ -13,7 +13,6 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -75,29 +74,8 @@ func TestKernelFlows(t *testing.T) {
 	// Conntrack only tracks in a namespace whose rules need it.
 	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
 
-	var ln net.Listener
-	server.Do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
-			t.Error(err)
-		}
-	})
-	if ln == nil {
-		t.FailNow()
-	}
-	defer ln.Close()
-	var conn net.Conn
-	client.Do(t, func() {
-		d := net.Dialer{Timeout: 3 * time.Second}
-		var err error
-		if conn, err = d.Dial("tcp4", "192.0.2.2:8080"); err != nil {
-			t.Error(err)
-		}
-	})
-	if conn == nil {
-		t.FailNow()
-	}
-	defer conn.Close()
+	server.Listen(t, "tcp4", "192.0.2.2:8080")
+	conn := client.Dial(t, "tcp4", "192.0.2.2:8080")
 	client.Do(t, func() { sendEcho(t, "192.0.2.2") })
 
 	c, err := Open(WithNetNS(server.FD))

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
 
 	"github.com/picoseg/picoseg/internal/testnetns"
 
@@ -68,28 +67,8 @@ func TestKernelDNATReplyTuple(t *testing.T) {
 	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
 	server.Run(t, "nft", "add table ip nat; add chain ip nat pre { type nat hook prerouting priority dstnat; }; add rule ip nat pre tcp dport 8081 dnat to 192.0.2.2:8080")
 
-	var ln net.Listener
-	server.Do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
-			t.Error(err)
-		}
-	})
-	if ln == nil {
-		t.FailNow()
-	}
-	defer ln.Close()
-	var conn net.Conn
-	client.Do(t, func() {
-		var err error
-		if conn, err = (&net.Dialer{Timeout: 3 * time.Second}).Dial("tcp4", "192.0.2.2:8081"); err != nil {
-			t.Error(err)
-		}
-	})
-	if conn == nil {
-		t.FailNow()
-	}
-	defer conn.Close()
+	server.Listen(t, "tcp4", "192.0.2.2:8080")
+	conn := client.Dial(t, "tcp4", "192.0.2.2:8081")
 
 	c, err := Open(WithNetNS(server.FD))
 	if err != nil {
