@@ -4,7 +4,6 @@ package conntrack
 
 import (
 	"context"
-	"github.com/picoseg/picoseg/internal/testnetns"
 	"io"
 	"net"
 	"os"
@@ -19,9 +18,7 @@ import (
 // moves a known number of bytes each way over TCP and checks the dumped
 // counters against them.
 func TestKernelAccounting(t *testing.T) {
-	testnetns.NeedRoot(t)
-	client, server := testnetns.New(t, "picoseg-acc"), testnetns.New(t, "picoseg-acs")
-	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	client, server := clientServer(t, "picoseg-ac")
 	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
 
 	hostBefore, hostErr := os.ReadFile(accountingSysctl)
@@ -75,11 +72,7 @@ func TestKernelAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := Open(WithNetNS(server.FD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openIn(t, server)
 	flows, err := c.Flows(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -9,8 +9,6 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/picoseg/picoseg/internal/testnetns"
-
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -62,19 +60,13 @@ func TestParseFlowReadsTheReplyTuple(t *testing.T) {
 // TestKernelDNATReplyTuple forwards a port with a DNAT rule and finds the
 // forward's target in the dumped flow's reply tuple.
 func TestKernelDNATReplyTuple(t *testing.T) {
-	testnetns.NeedRoot(t)
-	client, server := testnetns.New(t, "picoseg-ctd"), testnetns.New(t, "picoseg-cte")
-	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	client, server := clientServer(t, "picoseg-ct")
 	server.Run(t, "nft", "add table ip nat; add chain ip nat pre { type nat hook prerouting priority dstnat; }; add rule ip nat pre tcp dport 8081 dnat to 192.0.2.2:8080")
 
 	server.Listen(t, "tcp4", "192.0.2.2:8080")
 	conn := client.Dial(t, "tcp4", "192.0.2.2:8081")
 
-	c, err := Open(WithNetNS(server.FD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openIn(t, server)
 	flows, err := c.Flows(context.Background())
 	if err != nil {
 		t.Fatal(err)
