@@ -68,3 +68,21 @@ func (s *Scanner) Cut() (typ uint16, data []byte, ok bool) {
 	}
 	return binary.NativeEndian.Uint16(s.b[2:]) &^ (flagNested | flagByteOrder), s.b[headerLen:], true
 }
+
+// Uint32 reads the current attribute's payload as a 32-bit number in
+// network byte order, as netfilter writes them; ok is false when the
+// payload is too short, and v is then 0.
+func (s *Scanner) Uint32() (v uint32, ok bool) {
+	if len(s.data) < 4 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(s.data), true
+}
+
+// Uint64 is Uint32 for a 64-bit number (conntrack's counters).
+func (s *Scanner) Uint64() (v uint64, ok bool) {
+	if len(s.data) < 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(s.data), true
+}

@@ -66,6 +66,23 @@ func TestScanner(t *testing.T) {
 		t.Errorf("Cut = %d %v %v, want 10 [1 2 3 4 5] true", typ, data, ok)
 	}
 
+	nums := NewScanner(append(attr(1, 0, 0, 1, 2), attr(2, 1, 2)...))
+	if !nums.Next() {
+		t.Fatal("no attribute")
+	}
+	if v, ok := nums.Uint32(); !ok || v != 0x102 {
+		t.Errorf("Uint32 = %#x %v, want 0x102 (network byte order)", v, ok)
+	}
+	if v, ok := nums.Uint64(); ok || v != 0 {
+		t.Errorf("Uint64 of 4 bytes = %d %v, want 0 false", v, ok)
+	}
+	if !nums.Next() {
+		t.Fatal("no second attribute")
+	}
+	if v, ok := nums.Uint32(); ok || v != 0 {
+		t.Errorf("Uint32 of 2 bytes = %d %v, want 0 false", v, ok)
+	}
+
 	var zero Scanner
 	if zero.Next() {
 		t.Error("the zero Scanner walked something")

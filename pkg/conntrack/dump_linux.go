@@ -138,13 +138,11 @@ func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
 // parseCounters reads a CTA_COUNTERS_ORIG or CTA_COUNTERS_REPLY payload.
 func parseCounters(b []byte) (packets, bytes uint64) {
 	for a := nlattr.NewScanner(b); a.Next(); {
-		if d := a.Data(); len(d) >= 8 {
-			switch a.Type() {
-			case ctaCountersPackets:
-				packets = binary.BigEndian.Uint64(d)
-			case ctaCountersBytes:
-				bytes = binary.BigEndian.Uint64(d)
-			}
+		switch a.Type() {
+		case ctaCountersPackets:
+			packets, _ = a.Uint64()
+		case ctaCountersBytes:
+			bytes, _ = a.Uint64()
 		}
 	}
 	return packets, bytes
@@ -224,11 +222,10 @@ func parseTupleProto(b []byte, t *tuple) {
 // flow), mark, id and counters. It reports false for an entry without a
 // whole original tuple. Nothing is kept beyond the Flow it fills in.
 func parseFlow(b []byte, f *Flow) bool {
-	be := binary.BigEndian
 	var orig tuple
 	for a := nlattr.NewScanner(b); a.Next(); {
 		data := a.Data()
-		switch typ := a.Type(); typ {
+		switch a.Type() {
 		case ctaTupleOrig:
 			parseTuple(data, &orig)
 		case ctaTupleReply:
@@ -236,13 +233,9 @@ func parseFlow(b []byte, f *Flow) bool {
 			parseTuple(data, &reply)
 			f.ReplySrc, f.ReplySrcPort = reply.src, reply.srcPort
 		case ctaMark:
-			if len(data) >= 4 {
-				f.Mark = be.Uint32(data)
-			}
+			f.Mark, _ = a.Uint32()
 		case ctaID:
-			if len(data) >= 4 {
-				f.ID = be.Uint32(data)
-			}
+			f.ID, _ = a.Uint32()
 		case ctaCountersOrig:
 			f.OrigPackets, f.OrigBytes = parseCounters(data)
 		case ctaCountersReply:

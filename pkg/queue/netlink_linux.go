@@ -164,25 +164,15 @@ func parsePacket(b []byte, p *packetMsg) {
 		data := a.Data()
 		switch a.Type() {
 		case attrPacketHdr:
-			if len(data) >= 4 {
-				p.id, p.hasID = be.Uint32(data), true
-			}
+			p.id, p.hasID = a.Uint32()
 		case attrMark:
-			if len(data) >= 4 {
-				p.mark = be.Uint32(data)
-			}
+			p.mark, _ = a.Uint32()
 		case attrInDev:
-			if len(data) >= 4 {
-				p.in = be.Uint32(data)
-			}
+			p.in, _ = a.Uint32()
 		case attrOutDev:
-			if len(data) >= 4 {
-				p.out = be.Uint32(data)
-			}
+			p.out, _ = a.Uint32()
 		case attrPhysInDev:
-			if len(data) >= 4 {
-				p.physIn = be.Uint32(data)
-			}
+			p.physIn, _ = a.Uint32()
 		case attrHwAddr:
 			// struct nfqnl_msg_packet_hw { be16 hw_addrlen; u16 pad; u8 hw_addr[8]; }
 			if len(data) >= 4 {
@@ -193,9 +183,8 @@ func parsePacket(b []byte, p *packetMsg) {
 		case attrPayload:
 			p.payload = data
 		case attrSkbInfo:
-			if len(data) >= 4 {
-				p.gso = be.Uint32(data)&skbGSO != 0
-			}
+			info, _ := a.Uint32()
+			p.gso = info&skbGSO != 0
 		}
 	}
 	if typ, data, ok := a.Cut(); ok && typ == attrPayload {
