@@ -11,7 +11,7 @@ import (
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
-	"github.com/picoseg/picoseg/internal/nlattr"
+	"github.com/picoseg/picoseg/internal/nlwalk"
 )
 
 // More ctnetlink attribute types for dumps.
@@ -103,20 +103,15 @@ func (c *Conn) drain(raw interface {
 // parseDump walks the netlink messages of one read. It reports done at the
 // end of the dump (NLMSG_DONE) and returns the kernel's error, if any.
 func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
-	ne := binary.NativeEndian
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(ne.Uint32(b[0:4]))
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return true, fmt.Errorf("conntrack: dump: truncated message")
-		}
-		msg, typ := b[unix.NLMSG_HDRLEN:l], ne.Uint16(b[4:6])
-		b = b[min(nlmAlign(l), len(b)):]
-		switch typ {
+	m := nlwalk.NewMessages(b)
+	for m.Next() {
+		msg := m.Payload()
+		switch m.Type() {
 		case unix.NLMSG_DONE:
 			return true, nil
 		case unix.NLMSG_ERROR:
 			if len(msg) >= 4 {
-				if errno := -int32(ne.Uint32(msg[0:4])); errno != 0 {
+				if errno := -int32(binary.NativeEndian.Uint32(msg[0:4])); errno != 0 {
 					return true, fmt.Errorf("conntrack: dump: %w", unix.Errno(errno))
 				}
 			}
@@ -132,12 +127,15 @@ func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
 			}
 		}
 	}
+	if m.Malformed() {
+		return true, fmt.Errorf("conntrack: dump: truncated message")
+	}
 	return false, nil
 }
 
 // parseCounters reads a CTA_COUNTERS_ORIG or CTA_COUNTERS_REPLY payload.
 func parseCounters(b []byte) (packets, bytes uint64) {
-	for a := nlattr.NewScanner(b); a.Next(); {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
 		switch a.Type() {
 		case ctaCountersPackets:
 			packets, _ = a.Uint64()
@@ -147,8 +145,6 @@ func parseCounters(b []byte) (packets, bytes uint64) {
 	}
 	return packets, bytes
 }
-
-func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
 
 // tuple is one direction of a conntrack entry, as parsed.
 type tuple struct {
@@ -161,7 +157,7 @@ type tuple struct {
 // parseTuple reads a CTA_TUPLE_ORIG or CTA_TUPLE_REPLY payload. For ICMP
 // the identifier goes to srcPort and type<<8 | code to dstPort.
 func parseTuple(b []byte, t *tuple) {
-	for a := nlattr.NewScanner(b); a.Next(); {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
 		switch a.Type() {
 		case ctaTupleIP:
 			parseTupleIP(a.Data(), t)
@@ -173,7 +169,7 @@ func parseTuple(b []byte, t *tuple) {
 
 // parseTupleIP reads a CTA_TUPLE_IP payload: the addresses.
 func parseTupleIP(b []byte, t *tuple) {
-	for a := nlattr.NewScanner(b); a.Next(); {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
 		typ, data := a.Type(), a.Data()
 		var addr netip.Addr
 		switch {
@@ -197,7 +193,7 @@ func parseTupleIP(b []byte, t *tuple) {
 func parseTupleProto(b []byte, t *tuple) {
 	be := binary.BigEndian
 	var icmpType, icmpCode uint8
-	for a := nlattr.NewScanner(b); a.Next(); {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
 		typ, data := a.Type(), a.Data()
 		switch {
 		case typ == ctaProtoNum && len(data) >= 1:
@@ -223,7 +219,7 @@ func parseTupleProto(b []byte, t *tuple) {
 // whole original tuple. Nothing is kept beyond the Flow it fills in.
 func parseFlow(b []byte, f *Flow) bool {
 	var orig tuple
-	for a := nlattr.NewScanner(b); a.Next(); {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
 		data := a.Data()
 		switch a.Type() {
 		case ctaTupleOrig:

@@ -13,7 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/picoseg/picoseg/internal/netns"
-	"github.com/picoseg/picoseg/internal/nlattr"
+	"github.com/picoseg/picoseg/internal/nlwalk"
 )
 
 // The nfnetlink_queue protocol, as far as the adapter speaks it
@@ -159,7 +159,7 @@ func parsePacket(b []byte, p *packetMsg) {
 		return
 	}
 	be := binary.BigEndian
-	a := nlattr.NewScanner(b[nfgenLen:])
+	a := nlwalk.NewAttrs(b[nfgenLen:])
 	for a.Next() {
 		data := a.Data()
 		switch a.Type() {
@@ -299,35 +299,29 @@ func (c *nlConn) bind(queue uint16, copyRange, maxLen, flags uint32, c2 *counter
 			return os.NewSyscallError("recvfrom", err)
 		}
 		var out []byte
-		for b := buf[:n]; len(b) >= nlmsgHdrLen; {
-			l := int(binary.NativeEndian.Uint32(b))
-			if l < nlmsgHdrLen || l > len(b) {
-				break
-			}
-			typ := binary.NativeEndian.Uint16(b[4:])
-			mseq := binary.NativeEndian.Uint32(b[8:])
+		for m := nlwalk.NewMessages(buf[:n]); m.Next(); {
 			switch {
-			case typ == unix.NLMSG_ERROR && mseq == seq:
-				if l < nlmsgHdrLen+4 {
+			case m.Type() == unix.NLMSG_ERROR && m.Seq() == seq:
+				ack := m.Payload()
+				if len(ack) < 4 {
 					return errors.New("short netlink acknowledgement")
 				}
-				if e := int32(binary.NativeEndian.Uint32(b[nlmsgHdrLen:])); e != 0 {
+				if e := int32(binary.NativeEndian.Uint32(ack)); e != 0 {
 					return syscall.Errno(-e)
 				}
 				if len(out) > 0 {
 					return c.write(out)
 				}
 				return nil
-			case typ == msgPacket:
+			case m.Type() == msgPacket:
 				var p packetMsg
-				parsePacket(b[nlmsgHdrLen:l], &p)
+				parsePacket(m.Payload(), &p)
 				if p.hasID {
 					c2.received.Add(1)
 					c2.accepted.Add(1)
 					out = appendVerdict(out, queue, false, p.id, verdictAccept, false, 0)
 				}
 			}
-			b = b[align4(l):]
 		}
 		if len(out) > 0 {
 			if err := c.write(out); err != nil {

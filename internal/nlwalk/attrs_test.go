@@ -1,4 +1,4 @@
-package nlattr
+package nlwalk
 
 import (
 	"encoding/binary"
@@ -21,8 +21,8 @@ type seen struct {
 	data []byte
 }
 
-func walk(b []byte) (out []seen, s Scanner) {
-	s = NewScanner(b)
+func walk(b []byte) (out []seen, s Attrs) {
+	s = NewAttrs(b)
 	for s.Next() {
 		out = append(out, seen{s.Type(), s.Data()})
 	}
@@ -33,7 +33,7 @@ func equal(a, b []seen) bool {
 	return slices.EqualFunc(a, b, func(x, y seen) bool { return x.typ == y.typ && slices.Equal(x.data, y.data) })
 }
 
-func TestScanner(t *testing.T) {
+func TestAttrs(t *testing.T) {
 	two := append(attr(1, 0xaa), attr(2|flagNested, 1, 2, 3, 4, 5)...)
 	want := []seen{{1, []byte{0xaa}}, {2, []byte{1, 2, 3, 4, 5}}}
 	if got, s := walk(two); !equal(got, want) {
@@ -66,7 +66,7 @@ func TestScanner(t *testing.T) {
 		t.Errorf("Cut = %d %v %v, want 10 [1 2 3 4 5] true", typ, data, ok)
 	}
 
-	nums := NewScanner(append(attr(1, 0, 0, 1, 2), attr(2, 1, 2)...))
+	nums := NewAttrs(append(attr(1, 0, 0, 1, 2), attr(2, 1, 2)...))
 	if !nums.Next() {
 		t.Fatal("no attribute")
 	}
@@ -83,16 +83,16 @@ func TestScanner(t *testing.T) {
 		t.Errorf("Uint32 of 2 bytes = %d %v, want 0 false", v, ok)
 	}
 
-	var zero Scanner
+	var zero Attrs
 	if zero.Next() {
-		t.Error("the zero Scanner walked something")
+		t.Error("the zero Attrs walked something")
 	}
 }
 
-func TestScannerDoesNotAllocate(t *testing.T) {
+func TestAttrsDoesNotAllocate(t *testing.T) {
 	b := append(attr(1, 0xaa), attr(2, 1, 2, 3, 4)...)
 	n := testing.AllocsPerRun(100, func() {
-		for s := NewScanner(b); s.Next(); {
+		for s := NewAttrs(b); s.Next(); {
 			_ = s.Data()
 		}
 	})
