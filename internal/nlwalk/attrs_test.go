@@ -9,7 +9,11 @@ import (
 func attr(typ uint16, data ...byte) []byte {
 	b := binary.NativeEndian.AppendUint16(nil, uint16(headerLen+len(data)))
 	b = binary.NativeEndian.AppendUint16(b, typ)
-	b = append(b, data...)
+	return pad4(append(b, data...))
+}
+
+// pad4 pads b to four bytes, as netlink pads messages and attributes.
+func pad4(b []byte) []byte {
 	for len(b)%4 != 0 {
 		b = append(b, 0)
 	}

@@ -12,11 +12,7 @@ func message(typ uint16, seq uint32, payload ...byte) []byte {
 	b = binary.NativeEndian.AppendUint16(b, 0)
 	b = binary.NativeEndian.AppendUint32(b, seq)
 	b = binary.NativeEndian.AppendUint32(b, 0)
-	b = append(b, payload...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
+	return pad4(append(b, payload...))
 }
 
 type msg struct {
