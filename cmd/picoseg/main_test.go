@@ -96,3 +96,17 @@ func TestCheckRefusesABadAlertSink(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, errs)
 	}
 }
+
+// explain reads protocols and days as the policy writes them, so a word
+// the policy would refuse is refused here too.
+func TestExplainSpeaksThePolicyLanguage(t *testing.T) {
+	args := []string{"explain", "-c", "../../rules/home.toml", "--from", "10.77.0.21", "--to", "203.0.113.5", "--dport", "8883"}
+	if code, out, errs := runCmd(t, append(args, "--proto", "proto/6", "--at", "mon 03:00")...); code != 0 || !strings.Contains(out, "plugs-to-cloud") {
+		t.Errorf("proto/6: exit %d\n%s%s", code, out, errs)
+	}
+	for _, bad := range [][]string{{"--proto", "0"}, {"--at", "monday 03:00"}, {"--at", "mon 3:00"}} {
+		if code, _, _ := runCmd(t, append(args, bad...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+}

@@ -18,8 +18,8 @@ func TestEveryEngineEventHasAnAlertType(t *testing.T) {
 		if !at.Valid() || at.Severity() > SeverityDebug {
 			t.Errorf("engine event %q maps to %v with severity %v", et, at, at.Severity())
 		}
-		// The engine already uses the alert names: they must agree, or
-		// operators would see two names for one thing.
+		// An engine event and the alert it raises are one thing with
+		// one name (replay reports carry the engine's).
 		if at.String() != et.String() {
 			t.Errorf("engine event %q maps to alert type %q", et, at)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // Options configures Run.
@@ -46,22 +47,7 @@ func load(opts *Options, log *slog.Logger) (*Loaded, error) {
 
 // localAddrs lists the gateway's own addresses, which "gateway" matches.
 func localAddrs() []netip.Addr {
-	return addrsOf(net.InterfaceAddrs())
-}
-
-// addrsOf turns what net's interface address lists return into addresses;
-// an error gives none.
-func addrsOf(addrs []net.Addr, err error) []netip.Addr {
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
+	return policy.HostAddrs()
 }
 
 // interfaceNames maps interface indexes to names in the daemon's namespace.

@@ -38,6 +38,8 @@ type handler struct {
 	internalErrors atomic.Uint64
 }
 
+var _ queue.Handler = (*handler)(nil)
+
 type queueWorker struct {
 	w   *engine.Worker
 	dec *packet.Decoder

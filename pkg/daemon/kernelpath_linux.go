@@ -76,7 +76,7 @@ func interfaceAddrs(name string) []netip.Addr {
 	if err != nil {
 		return nil
 	}
-	return addrsOf(ifi.Addrs())
+	return policy.AddrsOf(ifi.Addrs())
 }
 
 // kernelDropWatch raises an alert when the kernel drops on its own what

@@ -160,8 +160,51 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	if p.Location == nil {
 		p.Location = time.Local
 	}
+	zoneID := p.compileZones(cfg.Zones)
+	groupID := map[string]int32{}
+	for i, g := range cfg.Groups {
+		groupID[g.Name] = int32(i)
+		p.Groups = append(p.Groups, g.Name)
+	}
+	if g := cfg.Inventory.UnknownGroup; g != "" {
+		id, ok := groupID[g]
+		if !ok {
+			return nil, fmt.Errorf("%s: unknown_group %q is not a group", cfg.Inventory.Pos, g)
+		}
+		p.unknownGroup = id
+	}
+	deviceID, err := p.compileDevices(cfg.Devices, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
+		return nil, err
+	}
+	names := resolver{zone: zoneID, group: groupID, device: deviceID}
+	if err := p.compileRules(cfg.Allows, names); err != nil {
+		return nil, err
+	}
+	p.UserRules = len(p.Rules)
+	if err := p.compileGateway(cfg, opts, names); err != nil {
+		return nil, err
+	}
+	sum := sha256.New()
+	if opts.Source != nil {
+		sum.Write(opts.Source)
+	} else {
+		for _, r := range p.Rules {
+			fmt.Fprintf(sum, "%s|%s|%s\n", r.Name, r.From, r.To)
+		}
+	}
+	p.Hash = fmt.Sprintf("%x", sum.Sum(nil))[:16]
+	return p, nil
+}
+
+// compileZones indexes the zones by interface and network, and returns
+// their ids by name.
+func (p *Policy) compileZones(zones []config.Zone) map[string]int32 {
 	zoneID := map[string]int32{}
-	for i, z := range cfg.Zones {
+	for i, z := range zones {
 		zoneID[z.Name] = int32(i)
 		local := true
 		for _, n := range z.Networks {
@@ -177,20 +220,14 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 			p.zoneNets.add(n, int32(i))
 		}
 	}
-	groupID := map[string]int32{}
-	for i, g := range cfg.Groups {
-		groupID[g.Name] = int32(i)
-		p.Groups = append(p.Groups, g.Name)
-	}
-	if g := cfg.Inventory.UnknownGroup; g != "" {
-		id, ok := groupID[g]
-		if !ok {
-			return nil, fmt.Errorf("%s: unknown_group %q is not a group", cfg.Inventory.Pos, g)
-		}
-		p.unknownGroup = id
-	}
+	return zoneID
+}
+
+// compileDevices indexes the devices by MAC and address, and returns their
+// ids by name. Two devices with one address or one MAC are an error.
+func (p *Policy) compileDevices(devices []config.Device, groupID map[string]int32) (map[string]int32, error) {
 	deviceID := map[string]int32{}
-	for i, d := range cfg.Devices {
+	for i, d := range devices {
 		id := int32(i)
 		deviceID[d.Name] = id
 		dev := Device{Name: d.Name, HasMAC: d.HasMAC, MAC: d.MAC, Zone: None}
@@ -220,27 +257,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		}
 		p.Devices = append(p.Devices, dev)
 	}
-	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
-		return nil, err
-	}
-	names := resolver{zone: zoneID, group: groupID, device: deviceID}
-	if err := p.compileRules(cfg.Allows, names); err != nil {
-		return nil, err
-	}
-	p.UserRules = len(p.Rules)
-	if err := p.compileGateway(cfg, opts, names); err != nil {
-		return nil, err
-	}
-	sum := sha256.New()
-	if opts.Source != nil {
-		sum.Write(opts.Source)
-	} else {
-		for _, r := range p.Rules {
-			fmt.Fprintf(sum, "%s|%s|%s\n", r.Name, r.From, r.To)
-		}
-	}
-	p.Hash = fmt.Sprintf("%x", sum.Sum(nil))[:16]
-	return p, nil
+	return deviceID, nil
 }
 
 func (p *Policy) compileSegments(segs []config.Segment, zoneID map[string]int32) error {
