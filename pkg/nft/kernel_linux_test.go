@@ -125,6 +125,10 @@ const wantRuleset = `table inet picoseg {
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -170,6 +174,10 @@ const wantRuleset = `table inet picoseg {
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
