@@ -61,6 +61,8 @@
 //	| arp_flood              | warning  | ARP or neighbour discovery over a bridge port's budget        |
 //	| ruleset_restored       | err      | picoseg's nftables table was deleted or changed by another    |
 //	|                        |          | program (nft flush ruleset) and installed again               |
+//	| rogue_router           | crit     | a router advertisement, redirect or DHCP server message from  |
+//	|                        |          | a bridge port not listed in port_routers (dropped)            |
 //
 // # Sinks
 //
