@@ -188,3 +188,89 @@ func waitAlert(t *testing.T, f *fixture, typ string) {
 	}
 	t.Errorf("no %s alert: %+v", typ, alerts)
 }
+
+// ndFrame is a neighbour discovery message of type typ (133 router
+// solicitation, 135 solicitation, 136 advertisement with override) for
+// target (none for a router solicitation), followed by opts.
+func ndFrame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, typ byte, target netip.Addr, opts ...[]byte) []byte {
+	icmp := []byte{typ, 0, 0, 0, 0, 0, 0, 0}
+	if typ == 136 {
+		icmp[4] = 0x20 // override
+	}
+	if typ != 133 {
+		icmp = append(icmp, target.AsSlice()...)
+	}
+	for _, o := range opts {
+		icmp = append(icmp, o...)
+	}
+	return icmp6Frame(dstMAC, srcMAC, src, dst, icmp)
+}
+
+// lladdrOpt is a source (1) or target (2) link-layer address option.
+func lladdrOpt(kind byte, mac net.HardwareAddr) []byte {
+	return append([]byte{kind, 1}, mac...)
+}
+
+// TestKernelNDLinkLayerOption: plug1 speaks for its own address, from its
+// own MAC, but names the camera's MAC in the message's link-layer option:
+// an advertisement with it as the target link-layer address (first, or
+// after another option), a solicitation and a router solicitation with it
+// as the source link-layer address. Each moves the gateway's neighbour
+// entry for plug1's address to the camera's MAC without picoseg (the
+// control: the gateway would send plug1's traffic to the camera); with
+// picoseg none does, and they count as nd_spoof. plug1's honest
+// advertisement still passes.
+func TestKernelNDLinkLayerOption(t *testing.T) {
+	f := newFixtureIPv6(t, true)
+	cam, plug := f.lab.Host("cam"), f.lab.Host("plug1")
+	side := f.lab.Sides[lab.SideIoT]
+	gwMAC, gwAddr := side.MAC, side.Addr6.Addr()
+	plugLL := linkLocal(plug.MAC)
+	attacks := []struct {
+		name   string
+		victim netip.Addr // whose entry in the gateway moves
+		frame  []byte
+	}{
+		{"advertisement", plug.Addr6, ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 136, plug.Addr6, lladdrOpt(2, cam.MAC))},
+		{"advertisement, option second", plug.Addr6, ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 136, plug.Addr6, lladdrOpt(1, plug.MAC), lladdrOpt(2, cam.MAC))},
+		{"solicitation", plug.Addr6, ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 135, gwAddr, lladdrOpt(1, cam.MAC))},
+		{"router solicitation", plugLL, ndFrame(gwMAC, plug.MAC, plugLL, netip.MustParseAddr("ff02::2"), 133, netip.Addr{}, lladdrOpt(1, cam.MAC))},
+	}
+	learn := func(a netip.Addr) {
+		t.Helper()
+		if _, err := f.lab.Gateway.Run(f.ctx, "ip", "-6", "neigh", "replace", a.String(), "lladdr", plug.MAC.String(), "dev", "br-iot", "nud", "reachable"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1200 * time.Millisecond) // the neighbour lock time
+	}
+	for _, a := range attacks {
+		learn(a.victim)
+		f.sendFrames("plug1", [][]byte{a.frame})
+		time.Sleep(200 * time.Millisecond)
+		if got := f.gatewayNeighbour(a.victim); got != cam.MAC.String() {
+			t.Fatalf("control: without picoseg the %s left the gateway's entry for %s at %q, want the camera's %v", a.name, a.victim, got, cam.MAC)
+		}
+	}
+	f.start(labPolicy(t, func(s string) string {
+		s = strings.Replace(s, `networks = ["10.77.0.0/24"]`, `networks = ["10.77.0.0/24", "fd00:77::/64"]`, 1)
+		return strings.Replace(s, `ip = ["10.77.0.21"]`, `ip = ["10.77.0.21", "fd00:77::21"]`, 1)
+	}))
+	for _, a := range attacks {
+		learn(a.victim)
+		f.sendFrames("plug1", [][]byte{a.frame})
+		time.Sleep(200 * time.Millisecond)
+		if got := f.gatewayNeighbour(a.victim); got != plug.MAC.String() {
+			t.Errorf("with picoseg the %s moved the gateway's entry for %s to %q", a.name, a.victim, got)
+		}
+	}
+	spoofs := f.status().Kernel["nd_spoof"]
+	if spoofs != uint64(len(attacks)) {
+		t.Errorf("nd_spoof counted %d, want %d", spoofs, len(attacks))
+	}
+	// plug1's honest advertisement passes (and is no spoof).
+	f.sendFrames("plug1", [][]byte{ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 136, plug.Addr6, lladdrOpt(2, plug.MAC))})
+	time.Sleep(200 * time.Millisecond)
+	if n := f.status().Kernel["nd_spoof"]; n != spoofs {
+		t.Errorf("plug1's honest advertisement was dropped as a spoof (nd_spoof %d -> %d)", spoofs, n)
+	}
+}
