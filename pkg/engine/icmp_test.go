@@ -109,3 +109,23 @@ func TestICMPErrorsOfUnknownFlowsDoNotAllocate(t *testing.T) {
 		}
 	}
 }
+
+// On the input hook the error is for the gateway, and the quoted packet
+// came from it: the camera's "port unreachable" about the gateway's answer
+// to its DNS query speaks for the camera's flow to the gateway, which the
+// gateway's default services allow. The same error quoting an answer to
+// a query the camera may not send (SSH to the gateway) is dropped.
+func TestICMPErrorToTheGatewayOfAnUnknownFlow(t *testing.T) {
+	pol := demoPolicy(t)
+	w := New(pol, Options{}).NewWorker()
+	now := monday10.UnixNano()
+	m := meta(pol, "br-iot", "gateway")
+	dns := pkt(t, "icmp 10.77.0.11 -> 10.77.0.1 type=3 mac=02:00:00:00:00:11 quote=udp,10.77.0.1:53,10.77.0.11:40000")
+	if d := w.Judge(dns, now, m); d.Verdict != Accept {
+		t.Errorf("the camera's error about the gateway's DNS answer: %s %s %q", d.Verdict, d.Layer, d.Reason)
+	}
+	ssh := pkt(t, "icmp 10.77.0.11 -> 10.77.0.1 type=3 mac=02:00:00:00:00:11 quote=tcp,10.77.0.1:22,10.77.0.11:40000")
+	if d := w.Judge(ssh, now, m); d.Verdict != Drop {
+		t.Errorf("the camera's error about an SSH answer it cannot have asked for: %s %s %q", d.Verdict, d.Layer, d.Reason)
+	}
+}
