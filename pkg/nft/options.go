@@ -194,8 +194,10 @@ type Counters struct {
 	// back through the interface they came in on (spoofed), dropped.
 	ReversePathDropped Counter
 	// ARPSpoof and NDSpoof count ARP packets and IPv6 neighbour
-	// advertisements from a bridge port that claimed an address bound to
-	// another device or to the gateway (or were malformed), dropped.
+	// discovery messages from a bridge port that claimed an address bound
+	// to another device or to the gateway, whose link-layer address
+	// option named another MAC than the frame's sender (or were
+	// malformed), dropped.
 	ARPSpoof, NDSpoof Counter
 	// ARPFlood and NDFlood count ARP and neighbour discovery packets over a
 	// bridge port's budget, dropped.
