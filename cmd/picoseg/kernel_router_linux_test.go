@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/lab"
 )
@@ -144,6 +146,15 @@ func TestKernelRogueRouterOnTheBridge(t *testing.T) {
 		t.Errorf("rogue_router %d, rogue_dhcp %d; want 3 and 2", st.Kernel["rogue_router"], st.Kernel["rogue_dhcp"])
 	}
 	waitAlert(t, f, "rogue_router")
+	// The gateway's own router advertisement leaves through the bridge, not
+	// from a port: it still reaches the camera.
+	side := f.lab.Sides[lab.SideIoT]
+	gwRA := append([]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, side.MAC...)
+	s := f.sniff("cam", "icmp6")
+	f.sendFramesOn(f.lab.Gateway, "br-iot", ipFrame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, side.MAC, linkLocal(side.MAC), netip.MustParseAddr("ff02::1"), 58, gwRA, 2))
+	if got := s.lines(regexp.MustCompile(`router advertisement`)); len(got) != 1 {
+		t.Errorf("the camera saw %d of the gateway's own router advertisement, want 1", len(got))
+	}
 
 	// plug1 is the zone's router after all.
 	routed := strings.Replace(policy, `bridge_filter = false`, `bridge_filter = false
@@ -272,5 +283,27 @@ func TestKernelNDLinkLayerOption(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	if n := f.status().Kernel["nd_spoof"]; n != spoofs {
 		t.Errorf("plug1's honest advertisement was dropped as a spoof (nd_spoof %d -> %d)", spoofs, n)
+	}
+}
+
+// sendFramesOn writes one raw Ethernet frame on iface in h's namespace.
+func (f *fixture) sendFramesOn(h *lab.Host, iface string, frame []byte) {
+	f.t.Helper()
+	err := h.Do(func() error {
+		ifi, err := net.InterfaceByName(iface)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
+		copy(to.Addr[:], frame[:6])
+		return unix.Sendto(fd, frame, 0, to)
+	})
+	if err != nil {
+		f.t.Fatalf("sending a frame on %s: %v", iface, err)
 	}
 }
