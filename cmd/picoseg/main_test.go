@@ -110,3 +110,29 @@ func TestExplainSpeaksThePolicyLanguage(t *testing.T) {
 		}
 	}
 }
+
+// check says who may act as router and DHCP server on each local zone's
+// bridge ports.
+func TestCheckNamesPortRouters(t *testing.T) {
+	f := t.TempDir() + "/p.toml"
+	os.WriteFile(f, []byte(`[[zone]]
+name = "iot"
+interfaces = ["br-iot"]
+networks = ["10.77.0.0/24"]
+port_routers = ["02:00:00:00:00:99"]
+
+[[zone]]
+name = "lan"
+interfaces = ["lan0"]
+networks = ["10.88.0.0/24"]
+`), 0o644)
+	code, out, errs := runCmd(t, "check", "-c", f)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"zone iot         02:00:00:00:00:99\n", "zone lan         none: only the gateway\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}

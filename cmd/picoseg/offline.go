@@ -56,7 +56,28 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	for _, s := range pol.GatewayServices() {
 		fmt.Fprintf(stdout, "  %-16s %s; from %s\n", s.Rule, s.What, s.From)
 	}
+	printPortRouters(stdout, pol)
 	return 0
+}
+
+// printPortRouters says, for each local zone with interfaces, who may act
+// as router and DHCP server on its bridge ports.
+func printPortRouters(stdout io.Writer, pol *policy.Policy) {
+	fmt.Fprintln(stdout, "router advertisements, redirects and DHCP server messages from bridge ports (dropped unless listed in port_routers):")
+	for _, z := range pol.Zones {
+		if !z.Local || len(z.Interfaces) == 0 {
+			continue
+		}
+		routers := "none: only the gateway"
+		if len(z.PortRouters) > 0 {
+			var macs []string
+			for _, m := range z.PortRouters {
+				macs = append(macs, net.HardwareAddr(m[:]).String())
+			}
+			routers = strings.Join(macs, ", ")
+		}
+		fmt.Fprintf(stdout, "  zone %-11s %s\n", z.Name, routers)
+	}
 }
 
 func runExplain(args []string, stdout, stderr io.Writer) int {

@@ -74,6 +74,10 @@ const (
 	// TypeRulesetRestored is picoseg's nftables table found deleted or
 	// changed by someone else, and installed again.
 	TypeRulesetRestored
+	// TypeRogueRouter is a router advertisement, a redirect or a DHCP
+	// server message from a bridge port: a device impersonating the
+	// gateway (unless the zone lists it in port_routers).
+	TypeRogueRouter
 
 	typeCount
 )
@@ -122,6 +126,7 @@ var catalogue = [typeCount]entry{
 	TypeARPSpoof:            named("arp_spoof", SeverityCritical, "ARP or neighbour spoofing"),
 	TypeARPFlood:            named("arp_flood", SeverityWarning, "ARP or neighbour discovery flood"),
 	TypeRulesetRestored:     named("ruleset_restored", SeverityError, "picoseg's table was lost and installed again"),
+	TypeRogueRouter:         named("rogue_router", SeverityCritical, "a device on a bridge port acting as the router or DHCP server"),
 }
 
 // Types returns every alert type in catalogue order.

@@ -38,6 +38,7 @@ func TestCatalogue(t *testing.T) {
 		"policy_reload_failed": SeverityError, "daemon_started": SeverityInfo, "daemon_stopped": SeverityNotice,
 		"undecodable_packet": SeverityNotice, "alerts_suppressed": SeverityError, "alerts_resumed": SeverityNotice,
 		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,
+		"rogue_router": SeverityCritical,
 	}
 	types := Types()
 	if len(types) != len(want) {

@@ -61,6 +61,7 @@
 //	interfaces = ["br-iot"]       # Linux names, at most 15 bytes
 //	networks = ["10.77.0.0/24", "fd00:77::/64"]
 //	bridge_filter = true          # let same-bridge traffic reach picoseg
+//	port_routers = []             # MACs on its ports allowed to act as router or DHCP server
 //
 //	[[segment]]
 //	from = "iot"                  # a zone name or "*"

@@ -105,7 +105,12 @@ type Zone struct {
 	// BridgeFilter turns on br_netfilter for the zone's bridges so that
 	// same-bridge (east-west) traffic reaches picoseg.
 	BridgeFilter bool
-	Pos          Pos
+	// PortRouters are the MACs of devices on the zone's bridge ports that
+	// may send router advertisements, redirects and DHCP server messages
+	// (the network's router or DHCP server sits on a port). From any other
+	// port they are dropped: the gateway is the zone's router.
+	PortRouters [][6]byte
+	Pos         Pos
 }
 
 // SegmentAction is what a [[segment]] decides for traffic between two zones.

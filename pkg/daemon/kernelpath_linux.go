@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"reflect"
+	"slices"
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
@@ -23,7 +24,8 @@ const globalNewFlowFactor = 10
 // zones' interfaces (not on a zone holding a default route, where policy
 // routing or a second uplink makes replies arrive elsewhere), the ARP and
 // neighbour discovery checks on their bridges, the devices' MAC and address
-// bindings, and the gateway's own addresses on those interfaces.
+// bindings, the gateway's own addresses on those interfaces, and the
+// zones' port routers.
 func kernelPath(o *nft.Options, pol *policy.Policy) {
 	for _, z := range pol.Zones {
 		if !z.Local {
@@ -37,6 +39,9 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 			// An interface that is not a bridge has no ports: no checks.
 			o.Bridges = append(o.Bridges, name)
 			o.GatewayAddrs = append(o.GatewayAddrs, interfaceAddrs(name)...)
+		}
+		for _, mac := range z.PortRouters {
+			o.PortRouters = append(o.PortRouters, net.HardwareAddr(slices.Clone(mac[:])))
 		}
 	}
 	for _, d := range pol.Devices {
@@ -56,7 +61,7 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 // off before its admin has chosen to enforce.
 func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
 	o.ClassBytes = pol.ClassBytes
-	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs = nil, nil, nil, nil
+	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs, o.PortRouters = nil, nil, nil, nil, nil
 	if pol.Mode == config.ModeMonitor {
 		o.NewFlowRate, o.NewFlowBurst, o.GlobalNewFlowRate, o.GlobalNewFlowBurst = 0, 0, 0, 0
 		return o
@@ -81,10 +86,11 @@ func interfaceAddrs(name string) []netip.Addr {
 
 // kernelDropWatch raises an alert when the kernel drops on its own what
 // picoseg never sees: spoofed or flooding ARP and neighbour discovery on the
-// zones' bridges, and packets whose source address fails the reverse-path
-// check (an address of another zone sent in through this one). The daemon
-// learns of them from the counters.
-type kernelDropWatch struct{ spoof, flood, rpf uint64 }
+// zones' bridges, router advertisements, redirects and DHCP server messages
+// from their ports, and packets whose source address fails the
+// reverse-path check (an address of another zone sent in through this
+// one). The daemon learns of them from the counters.
+type kernelDropWatch struct{ spoof, flood, rpf, rogue uint64 }
 
 func (w *kernelDropWatch) check(c nft.Counters, raise func(alert.Alert)) {
 	spoof := c.ARPSpoof.Packets + c.NDSpoof.Packets
@@ -105,4 +111,17 @@ func (w *kernelDropWatch) check(c nft.Counters, raise func(alert.Alert)) {
 			Message: fmt.Sprintf("ARP or neighbour discovery flood: %d packets over a bridge port's budget, dropped", flood-w.flood)})
 	}
 	w.spoof, w.flood = spoof, flood
+	w.rogue = w.checkRogue(c, raise)
+}
+
+// checkRogue raises rogue_router for the router and DHCP server messages
+// dropped on bridge ports since the last check, and returns their total.
+func (w *kernelDropWatch) checkRogue(c nft.Counters, raise func(alert.Alert)) uint64 {
+	rogue := c.RogueRouter.Packets + c.RogueDHCP.Packets
+	if rogue > w.rogue {
+		raise(alert.Alert{Type: alert.TypeRogueRouter, Count: int(rogue - w.rogue),
+			Message: fmt.Sprintf("rogue router or DHCP server: %d packets from a bridge port (router advertisements, redirects: %d in all; DHCP server messages: %d in all) impersonated the gateway, dropped; list the device in the zone's port_routers if it is the network's router",
+				rogue-w.rogue, c.RogueRouter.Packets, c.RogueDHCP.Packets)})
+	}
+	return rogue
 }

@@ -41,6 +41,11 @@ func TestDropCounterAlerts(t *testing.T) {
 	if len(got) != 1 || got[0].Type != alert.TypeSpoofedAddress || got[0].Count != 5 || got[0].Layer != engine.LayerIdentify {
 		t.Errorf("reverse-path drops: %+v, want one spoofed_address x5 from the identify layer", got)
 	}
+	got = nil
+	w.check(nft.Counters{ARPSpoof: nft.Counter{Packets: 1}, ReversePathDropped: nft.Counter{Packets: 5}, RogueRouter: nft.Counter{Packets: 2}, RogueDHCP: nft.Counter{Packets: 1}}, raise)
+	if len(got) != 1 || got[0].Type != alert.TypeRogueRouter || got[0].Count != 3 {
+		t.Errorf("router advertisements and DHCP offers from ports: %+v, want one rogue_router x3", got)
+	}
 }
 
 // A reload that adds a device (a new MAC binding for the bridge table)
@@ -85,5 +90,22 @@ func TestMonitorModeInstallsNoKernelDrops(t *testing.T) {
 	}
 	if sameKernelPath(mon, enf) {
 		t.Error("switching monitor to enforce would not reinstall the ruleset")
+	}
+}
+
+// A local zone's port routers reach the bridge table's options, and a
+// reload that changes them reinstalls the ruleset.
+func TestWithPolicyTakesPortRouters(t *testing.T) {
+	pol := &policy.Policy{Zones: []policy.Zone{
+		{Name: "iot", Local: true, Interfaces: []string{"br-iot"}, PortRouters: [][6]byte{{2, 0, 0, 0, 0, 0x99}}},
+	}}
+	o := withPolicy(nft.Options{Queues: 1}, pol)
+	if len(o.PortRouters) != 1 || o.PortRouters[0].String() != "02:00:00:00:00:99" {
+		t.Fatalf("port routers %v, want the zone's one", o.PortRouters)
+	}
+	none := *pol
+	none.Zones = []policy.Zone{{Name: "iot", Local: true, Interfaces: []string{"br-iot"}}}
+	if sameKernelPath(o, withPolicy(o, &none)) {
+		t.Error("removing a port router did not change the ruleset")
 	}
 }

@@ -125,6 +125,10 @@ const wantRuleset = `table inet picoseg {
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -170,6 +174,10 @@ const wantRuleset = `table inet picoseg {
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -317,6 +325,7 @@ var fullOptions = Options{
 		{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x21}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.21")}},
 	},
 	GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("fd00:77::1")},
+	PortRouters:  []net.HardwareAddr{{2, 0, 0, 0, 0, 0x99}},
 }
 
 // TestKernelInstallFull: the kernel takes every rule as built, and nft
@@ -341,6 +350,19 @@ func TestKernelInstallFull(t *testing.T) {
 		"add @arp_rate { iif limit rate over 25/second burst 50 packets } counter name \"arp_flood\" drop",
 		"counter name \"arp_spoof\" drop",
 		"counter name \"nd_spoof\" drop",
+		"icmpv6 type 133-137 jump nd",
+		"icmp type redirect ether saddr != @routers counter name \"rogue_router\" drop",
+		"udp sport 67 udp dport 68 ether saddr != @routers counter name \"rogue_dhcp\" drop",
+		"udp sport 547 udp dport 546 ether saddr != @routers counter name \"rogue_dhcp\" drop",
+		"icmpv6 type nd-router-advert ether saddr != @routers counter name \"rogue_router\" drop",
+		"icmpv6 type nd-redirect ether saddr != @routers counter name \"rogue_router\" drop",
+		"elements = { 02:00:00:00:00:99 }",
+		"update @own_lladdr { ether saddr . ether saddr }",
+		"@th,0,8 0x88 @th,192,16 != 0x201 counter name \"nd_spoof\" drop",
+		"@th,0,8 0x88 @th,256,8 >= 0x0 counter name \"nd_spoof\" drop",
+		"@th,0,8 0x88 ether saddr . @th,208,48 != @own_lladdr counter name \"nd_spoof\" drop",
+		"@th,0,8 0x87 @th,192,16 0x101 ether saddr . @th,208,48 != @own_lladdr counter name \"nd_spoof\" drop",
+		"@th,0,8 0x85 @th,64,16 0x101 ether saddr . @th,80,48 != @own_lladdr counter name \"nd_spoof\" drop",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("ruleset lacks %q", want)

@@ -82,6 +82,11 @@ type Options struct {
 	// GatewayAddrs are the gateway's own addresses: no bridge port may
 	// claim them in ARP or a neighbour advertisement.
 	GatewayAddrs []netip.Addr
+	// PortRouters are the MACs on the bridges' ports that may send router
+	// advertisements, redirects and DHCP server messages (a network whose
+	// router or DHCP server sits on a port); from any other port they are
+	// dropped: the gateway is the zones' router.
+	PortRouters []net.HardwareAddr
 	// NeighbourRate is the ARP and neighbour discovery budget of one bridge
 	// port, in packets per second; 0 means DefaultNeighbourRate.
 	NeighbourRate uint32
@@ -129,6 +134,11 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.NeighbourBurst == 0 {
 		o.NeighbourBurst = 2 * o.NeighbourRate
+	}
+	for _, mac := range o.PortRouters {
+		if len(mac) != 6 {
+			return o, fmt.Errorf("nft: port router %q is not a 6-byte Ethernet address", mac)
+		}
 	}
 	for _, b := range o.Bindings {
 		if len(b.MAC) != 6 {
@@ -184,12 +194,18 @@ type Counters struct {
 	// back through the interface they came in on (spoofed), dropped.
 	ReversePathDropped Counter
 	// ARPSpoof and NDSpoof count ARP packets and IPv6 neighbour
-	// advertisements from a bridge port that claimed an address bound to
-	// another device or to the gateway (or were malformed), dropped.
+	// discovery messages from a bridge port that claimed an address bound
+	// to another device or to the gateway, whose link-layer address
+	// option named another MAC than the frame's sender (or were
+	// malformed), dropped.
 	ARPSpoof, NDSpoof Counter
 	// ARPFlood and NDFlood count ARP and neighbour discovery packets over a
 	// bridge port's budget, dropped.
 	ARPFlood, NDFlood Counter
+	// RogueRouter counts router advertisements and redirects (ICMP and
+	// ICMPv6) from a bridge port, RogueDHCP DHCPv4 and DHCPv6 server
+	// messages from one, dropped (unless from a zone's port_routers).
+	RogueRouter, RogueDHCP Counter
 	// Queued counts packets handed to NFQUEUE.
 	Queued Counter
 	// VerdictDropped counts packets that came back from userspace with the
@@ -216,6 +232,8 @@ const (
 	counterARPFlood       = "arp_flood"
 	counterNDSpoof        = "nd_spoof"
 	counterNDFlood        = "nd_flood"
+	counterRogueRouter    = "rogue_router"
+	counterRogueDHCP      = "rogue_dhcp"
 )
 
 func (c *Counters) byName(name string) *Counter {
@@ -248,6 +266,10 @@ func (c *Counters) byName(name string) *Counter {
 		return &c.NDSpoof
 	case counterNDFlood:
 		return &c.NDFlood
+	case counterRogueRouter:
+		return &c.RogueRouter
+	case counterRogueDHCP:
+		return &c.RogueDHCP
 	}
 	return nil
 }

@@ -353,6 +353,7 @@ func judgingRules(o Options, method QueueMethod) []rule {
 	// expected TCP connection's SYN must not keep the inherited mark.
 	rules = append(rules, expectedRule(m))
 	rules = append(rules, synRules(o, method)...)
+	rules = append(rules, relatedErrorRules(o, method)...)
 	rules = append(rules,
 		rule{"", concat(
 			ctMarkField(m),
@@ -504,6 +505,48 @@ func synRules(o Options, method QueueMethod) []rule {
 		counterRef(counterQueued),
 		queueExprs(method, o),
 	)})
+}
+
+// relatedErrorRules queue the ICMP and ICMPv6 errors about accepted flows
+// instead of fast-pathing them: `meta l4proto icmp ct state related ct
+// mark & mask >= accepted queue` (and icmpv6).
+//
+// Conntrack hands an error the conntrack entry of the flow it quotes
+// (state related), mark included, so the fast path would accept any error
+// that quotes an accepted flow: a device could send another host's
+// connection a forged "port unreachable" or "fragmentation needed" (cutting
+// it or shrinking its path MTU), speaking for a flow it is no end of. The
+// engine's checks (the error goes to the quoted packet's sender, from its
+// destination or a router) need the queue. Conntrack marks an ICMP packet
+// related only as an error (ICMPv4 types 3, 4, 5, 11, 12; ICMPv6 types
+// below 128), so the protocol and the state name them all. Errors are rare:
+// queueing them costs little. With the guard on they count against their
+// device's budget like openings, or a device could flood the queue with
+// errors quoting one of its flows.
+//
+// Errors of flows without a verdict, or with a dropped one, reach the
+// queue or the drop by the rules after these.
+func relatedErrorRules(o Options, method QueueMethod) []rule {
+	var rules []rule
+	for _, proto := range []byte{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6} {
+		match := concat(
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			ctStateIs(expr.CtStateBitRELATED),
+			ctMarkField(o.Marks),
+			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(o.Marks.FirstAccepted())},
+		)
+		if guarded(o) {
+			rules = append(rules, rule{"", concat(match, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow})})
+		}
+		rules = append(rules, rule{"error about an accepted flow: judge who sends it", concat(
+			match,
+			counterRef(counterQueued),
+			queueExprs(method, o),
+		)})
+	}
+	return rules
 }
 
 // TCP flag bits in the 14th byte of the TCP header.

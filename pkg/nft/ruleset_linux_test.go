@@ -198,6 +198,11 @@ func wantForward(queue expr.Any) [][]expr.Any {
 		// ... jump newflow, then ... queue
 		join(wantSYNMatch(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
 		wantSYNRule(queue),
+		// meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow, then ... queue
+		join(wantErrorMatch(unix.IPPROTO_ICMP), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
+		join(wantErrorMatch(unix.IPPROTO_ICMP), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue}),
+		join(wantErrorMatch(unix.IPPROTO_ICMPV6), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
+		join(wantErrorMatch(unix.IPPROTO_ICMPV6), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue}),
 		// ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000
 		// counter name "fastpath" jump accepted: class 0 only, no Tripped
 		join(ctMark, []expr.Any{
@@ -276,6 +281,22 @@ func wantSYNMatch() []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}, ctMark, []expr.Any{
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
+	})
+}
+
+// wantErrorMatch matches an ICMP or ICMPv6 error (conntrack state
+// related) about a flow whose conntrack mark says accepted: it is queued
+// before the fast path, so that the engine checks who sends it.
+func wantErrorMatch(proto byte) []expr.Any {
+	return join([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(4), Xor: le32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
 	}, ctMark, []expr.Any{
 		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
@@ -449,8 +470,8 @@ func TestInstallSetMarkRules(t *testing.T) {
 			t.Errorf("unexpected %v", m)
 		}
 	}
-	if n := len(rulesOf(msgs, "forward")); n != 7 {
-		t.Errorf("forward has %d rules, want 7 (clear, invalid, syn, expected, fast path, flow dropped, queue)", n)
+	if n := len(rulesOf(msgs, "forward")); n != 9 {
+		t.Errorf("forward has %d rules, want 9 (clear, invalid, syn, expected, icmp and icmpv6 errors, fast path, flow dropped, queue)", n)
 	}
 }
 

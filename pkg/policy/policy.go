@@ -65,6 +65,8 @@ type Zone struct {
 	Interfaces   []string
 	Networks     []netip.Prefix
 	BridgeFilter bool
+	// PortRouters are config.Zone.PortRouters.
+	PortRouters [][6]byte
 	// Local is false for a zone holding a default route (0.0.0.0/0 or
 	// ::/0): the internet's addresses are not devices.
 	Local bool
@@ -212,7 +214,7 @@ func (p *Policy) compileZones(zones []config.Zone) map[string]int32 {
 				local = false
 			}
 		}
-		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter, Local: local})
+		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter, PortRouters: z.PortRouters, Local: local})
 		for _, ifname := range z.Interfaces {
 			p.zoneByIface[ifname] = int32(i)
 		}
