@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/config"
@@ -35,9 +36,10 @@ type Options struct {
 	Lock string
 }
 
-// load is Load with the daemon's options, logging warnings.
-func load(opts *Options, log *slog.Logger) (*Loaded, error) {
-	l, warnings, err := Load(opts.ConfigPath, opts.Monitor)
+// load is Load with the daemon's options and the gateway's addresses,
+// logging warnings.
+func load(opts *Options, log *slog.Logger, gateway []netip.Addr) (*Loaded, error) {
+	l, warnings, err := loadWith(opts.ConfigPath, opts.Monitor, gateway)
 	for _, w := range warnings {
 		log.Warn("policy warning", "at", w.Pos.String(), "warning", w.Msg)
 	}
@@ -62,6 +64,13 @@ func addrsOf(addrs []net.Addr, err error) []netip.Addr {
 		}
 	}
 	return out
+}
+
+// sortedAddrs sorts addrs and drops repeats, so that two readings compare.
+func sortedAddrs(addrs []netip.Addr) []netip.Addr {
+	out := slices.Clone(addrs)
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(out)
 }
 
 // interfaceNames maps interface indexes to names in the daemon's namespace.

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 
 	"github.com/picoseg/picoseg/pkg/alert"
@@ -15,12 +16,24 @@ type Loaded struct {
 	Policy *policy.Policy
 	// Sinks are the alert destinations, checked.
 	Sinks []alert.SinkConfig
+
+	// src is the policy text and gateway the addresses it was compiled
+	// with: an address added to the gateway later compiles the same text
+	// again (withGateway).
+	src     []byte
+	gateway []netip.Addr
+	monitor bool
 }
 
 // Load reads, validates and compiles the policy at path, as `picoseg run`
 // and `picoseg check` do. Every error comes back with its FILE:LINE:COL
 // (a config.ErrorList); warnings do not stop it.
 func Load(path string, monitor bool) (*Loaded, []config.Warning, error) {
+	return loadWith(path, monitor, localAddrs())
+}
+
+// loadWith is Load with the gateway's own addresses given.
+func loadWith(path string, monitor bool, gateway []netip.Addr) (*Loaded, []config.Warning, error) {
 	cfg, warnings, err := config.Load(path)
 	if err != nil {
 		return nil, warnings, err
@@ -37,14 +50,26 @@ func Load(path string, monitor bool) (*Loaded, []config.Warning, error) {
 		}
 		src = append(src, b...)
 	}
-	pol, err := policy.Compile(cfg, policy.Options{GatewayAddrs: localAddrs(), Source: src})
-	if err != nil {
+	l := &Loaded{Config: cfg, Sinks: sinks, src: src, monitor: monitor}
+	if l, err = l.withGateway(gateway); err != nil {
 		return nil, warnings, err
 	}
-	if monitor {
+	return l, warnings, nil
+}
+
+// withGateway compiles l's policy text again with the gateway's addresses
+// gateway, as loading the same file would.
+func (l *Loaded) withGateway(gateway []netip.Addr) (*Loaded, error) {
+	pol, err := policy.Compile(l.Config, policy.Options{GatewayAddrs: gateway, Source: l.src})
+	if err != nil {
+		return nil, err
+	}
+	if l.monitor {
 		pol.Mode = config.ModeMonitor
 	}
-	return &Loaded{Config: cfg, Policy: pol, Sinks: sinks}, warnings, nil
+	next := *l
+	next.Policy, next.gateway = pol, sortedAddrs(gateway)
+	return &next, nil
 }
 
 // alertSinks turns the [[alert.sink]] tables into alert sink settings and
