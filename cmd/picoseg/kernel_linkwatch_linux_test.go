@@ -207,3 +207,58 @@ func TestKernelLateGatewayAddress(t *testing.T) {
 		t.Error("status counts no interface change applied")
 	}
 }
+
+// TestKernelLateGatewayAddressService: a rule opens a service on the
+// gateway (tcp/8080) to the cameras, and the gateway gains a second
+// address after start. The queue judges a connection to it as one to the
+// gateway whatever the address (the input hook says so), but a pass over
+// conntrack (every 10 s with a time window in the policy, and after every
+// reload) judges tracked flows by their addresses: one to an address the
+// policy does not know as the gateway's is judged as a flow into the IoT
+// zone, denied, and cut. The camera's connection to the new address must
+// outlive such a pass; a plug still cannot connect.
+func TestKernelLateGatewayAddressService(t *testing.T) {
+	f := newFixture(t)
+	late := netip.MustParseAddr("10.77.0.254")
+	f.echo("gw", 8080)
+	f.start(labPolicy(t, func(s string) string {
+		return s + `
+[[segment]]
+from = "iot"
+to = "gateway"
+action = "micro"
+
+[[allow]]
+name = "cam-gateway-service"
+from = "group:cameras"
+to = "gateway"
+services = ["tcp/8080"]
+
+# A time window: tracked flows are judged again every 10 s.
+[[allow]]
+name = "hub-cloud"
+from = "device:hub"
+to = "zone:wan"
+services = ["tcp/443"]
+hours = ["00:00-24:00"]
+`
+	}))
+	f.gw("ip", "addr", "add", late.String()+"/24", "dev", lab.IfaceIoT)
+	if !eventually(func() bool { return f.status().IfaceChanges > 0 }) {
+		t.Errorf("%v after the gateway gained %v, no interface change is applied", watchWait, late)
+	}
+	dst := netip.AddrPortFrom(late, 8080)
+	if err := f.lab.Host("plug1").TCPConnect(f.ctx, dst, 1500*time.Millisecond); err == nil {
+		t.Error("plug1 connected to the cameras' service on the gateway's new address")
+	}
+	ch := f.chat("cam", dst)
+	ch.waitEchoes(t, 5)
+	// Past the next pass over conntrack (every 10 s).
+	for deadline := time.Now().Add(12 * time.Second); time.Now().Before(deadline) && ch.broken.Load() == 0; {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if ch.broken.Load() != 0 {
+		t.Fatalf("the camera's connection to the gateway's new address %v was cut (after %d echoes)", late, ch.echoes.Load())
+	}
+	ch.waitEchoes(t, 5)
+}
