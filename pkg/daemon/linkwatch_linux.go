@@ -111,6 +111,9 @@ func (w *linkWatch) run(ctx context.Context, src eventSource) {
 	}()
 	var window, redial <-chan time.Time
 	look, failures := w.after(w.look), 0
+	// The start read the interfaces before src listened: what changed in
+	// between is read now.
+	w.poke()
 	for {
 		select {
 		case <-ctx.Done():

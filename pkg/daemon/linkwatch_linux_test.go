@@ -167,6 +167,7 @@ func TestLinkWatchDebounces(t *testing.T) {
 	src := newFakeEvents()
 	h := startWatch(t, src)
 	look := h.timer(t, 5*time.Second)
+	h.woken(t) // what changed between the start's reading and the socket
 
 	src.deliver(t, 50, nil)
 	window := h.timer(t, 200*time.Millisecond)
@@ -210,6 +211,7 @@ func TestLinkWatchReopens(t *testing.T) {
 	src := newFakeEvents()
 	h := startWatch(t, src)
 	h.timer(t, 5*time.Second)
+	h.woken(t)
 
 	src.deliver(t, 1, unix.EIO)
 	redial := h.timer(t, 3*time.Second)
