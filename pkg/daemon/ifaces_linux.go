@@ -209,6 +209,9 @@ type applied struct {
 	// filtered are the bridges whose br_netfilter switch picoseg turned
 	// on, to be restored on exit.
 	filtered []bridgeNF
+	// failing is set while putting a change in force fails, so that the
+	// looks every few seconds log it once.
+	failing bool
 }
 
 // ifaceChange is what a reading of the interfaces changes in what is in
@@ -278,25 +281,27 @@ func added[T comparable](before, now []T) []T {
 func (d *Daemon) checkIfaces(ctx context.Context) {
 	ifs, err := readIfaces()
 	if err != nil {
-		d.log.Warn("reading the interfaces", "err", err)
+		d.ifaceFailed("reading the interfaces failed", err)
 		return
 	}
 	c, err := d.applied.plan(ifs)
 	if err != nil {
-		d.log.Error("interfaces changed, but the policy does not compile with them: keeping the running one", "err", err)
+		d.ifaceFailed("interfaces changed, but the policy does not compile with them: keeping the running one", err)
 		return
 	}
 	if c.none() {
+		d.applied.failing = false
 		return
 	}
 	switched := d.switchBridges(c.bridges)
 	if c.kernel {
 		if err := d.installKernelPath(c.opts, c.ports); err != nil {
 			// The next look tries again: the installed table stays.
-			d.log.Error("interfaces changed, but the ruleset for them does not install: keeping the installed one", "err", err)
+			d.ifaceFailed("interfaces changed, but the ruleset for them does not install: keeping the installed one", err)
 			return
 		}
 	}
+	d.applied.failing = false
 	var res rejudgeResult
 	if c.next != nil {
 		res = d.swapPolicy(ctx, c.next)
@@ -305,4 +310,13 @@ func (d *Daemon) checkIfaces(ctx context.Context) {
 	d.log.Info("interface change applied", "ports_added", c.portsIn, "ports_removed", c.portsOut,
 		"addresses_added", c.addrsIn, "addresses_removed", c.addrsOut, "bridge_filter_on", switched,
 		"ruleset_replaced", c.kernel, "flows_cut", res.Cut, "flows_requeued", res.Cleared)
+}
+
+// ifaceFailed logs a failure to put an interface change in force, once
+// until a look succeeds again.
+func (d *Daemon) ifaceFailed(msg string, err error) {
+	if !d.applied.failing {
+		d.log.Error(msg, "err", err)
+	}
+	d.applied.failing = true
 }

@@ -367,6 +367,9 @@ func TestIfaceChangeGatewayAddress(t *testing.T) {
 	if c.next == nil || !c.next.Policy.IsGateway(late) {
 		t.Fatal("the recompiled policy does not take the new address for the gateway")
 	}
+	if len(c.next.Policy.Rules) != len(a.running.Policy.Rules) || len(c.next.Policy.Devices) != len(a.running.Policy.Devices) {
+		t.Errorf("compiled again: %d rules, %d devices; were %d, %d", len(c.next.Policy.Rules), len(c.next.Policy.Devices), len(a.running.Policy.Rules), len(a.running.Policy.Devices))
+	}
 	if c.next.Policy.Hash != a.running.Policy.Hash {
 		t.Errorf("hash %s, was %s: the policy text did not change", c.next.Policy.Hash, a.running.Policy.Hash)
 	}
