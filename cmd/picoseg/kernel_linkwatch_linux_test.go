@@ -6,6 +6,7 @@ package main
 // covered like those present at start, within a bounded wait.
 
 import (
+	"net"
 	"net/netip"
 	"strings"
 	"syscall"
@@ -164,51 +165,87 @@ func TestKernelLateBridge(t *testing.T) {
 }
 
 // TestKernelLateGatewayAddress: the gateway gains a second address on the
-// IoT bridge after picoseg started. plug1 then tells the camera, in a
-// forged ARP reply, that this address is at plug1's MAC (to sit between
-// the camera and its gateway). Like the gateway's first address, the new
-// one must be refused to every port within a bounded wait. Control: without
-// picoseg the camera's entry is rewritten.
+// IoT bridge after picoseg started (IPv4; IPv6, as from a prefix
+// delegated once the uplink is up). plug1 then tells the camera, in a
+// forged ARP reply or neighbour advertisement, that this address is at
+// plug1's MAC (to sit between the camera and its gateway). Like the
+// gateway's first address, the new one must be refused to every port
+// within a bounded wait. Control: without picoseg the camera's entry is
+// rewritten.
 func TestKernelLateGatewayAddress(t *testing.T) {
-	f := newFixture(t)
+	for _, tc := range []struct {
+		name   string
+		late   string
+		prefix string
+		frame  func(f *fixture, late netip.Addr) []byte
+	}{
+		{"ipv4", "10.77.0.254", "/24", func(f *fixture, late netip.Addr) []byte {
+			cam, plug := f.lab.Host("cam"), f.lab.Host("plug1")
+			return arpFrame(2, cam.MAC, plug.MAC, plug.MAC, late, cam.MAC, cam.Addr)
+		}},
+		{"ipv6", "fd00:77::254", "/64", func(f *fixture, late netip.Addr) []byte {
+			// To all nodes, as unsolicited advertisements go: a unicast
+			// one between two devices would meet the engine on the
+			// filtered bridge, which denies it as traffic the policy
+			// does not allow, and the test would prove nothing here.
+			plug := f.lab.Host("plug1")
+			allNodes := netip.MustParseAddr("ff02::1")
+			return naFrame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, plug.MAC, plug.Addr6, allNodes, late, plug.MAC)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixtureIPv6(t, tc.name == "ipv6")
+			late := netip.MustParseAddr(tc.late)
+			if !f.lateAddrForged(late, tc.frame(f, late)) {
+				t.Fatal("control: without picoseg plug1's forged message did not rewrite the camera's entry")
+			}
+			f.start(labPolicy(t, func(s string) string {
+				s = strings.Replace(s, `networks = ["10.77.0.0/24"]`, `networks = ["10.77.0.0/24", "fd00:77::/64"]`, 1)
+				// Both devices' IPv6 addresses are theirs: plug1 speaks
+				// from its own, so that only the claim it makes is wrong.
+				s = strings.Replace(s, `ip = ["10.77.0.21"]`, `ip = ["10.77.0.21", "fd00:77::21"]`, 1)
+				return strings.Replace(s, `ip = ["10.77.0.11"]`, `ip = ["10.77.0.11", "fd00:77::11"]`, 1)
+			}))
+			f.gw("ip", "addr", "add", late.String()+tc.prefix, "dev", lab.IfaceIoT, "nodad")
+			if !eventually(func() bool { return !f.lateAddrForged(late, tc.frame(f, late)) }) {
+				t.Fatalf("%v after the gateway gained %v, plug1 still tells the camera it is at plug1's MAC", watchWait, late)
+			}
+			// The camera still learns the gateway's real MAC for it.
+			cam := f.lab.Host("cam")
+			if out, err := cam.Run(f.ctx, "ip", "neigh", "flush", "to", late.String()); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+			if err := cam.Ping(f.ctx, late, 1); err != nil {
+				t.Errorf("the camera cannot ping the gateway's new address: %v", err)
+			}
+			if !eventually(func() bool { return f.status().IfaceChanges > 0 }) {
+				t.Error("status counts no interface change applied")
+			}
+		})
+	}
+}
+
+// lateAddrForged sets the camera's entry for addr to the gateway's MAC,
+// lets plug1 send the camera frame (a claim that addr is at plug1's
+// MAC), and reports whether the entry moved to plug1.
+func (f *fixture) lateAddrForged(addr netip.Addr, frame []byte) bool {
+	f.t.Helper()
 	cam, plug := f.lab.Host("cam"), f.lab.Host("plug1")
+	if addr.Is4() {
+		noLockTime(f.t, cam, lab.HostIface)
+	}
 	iot := f.lab.Sides[lab.SideIoT]
-	late := netip.MustParseAddr("10.77.0.254")
-	noLockTime(t, cam, lab.HostIface)
-	// forged sets the camera's entry for the late address to the
-	// gateway, sends plug1's claim, and reports whether the entry moved.
-	forged := func() bool {
-		t.Helper()
-		if out, err := cam.Run(f.ctx, "ip", "neigh", "replace", late.String(), "lladdr", iot.MAC.String(), "dev", lab.HostIface, "nud", "reachable"); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-		time.Sleep(50 * time.Millisecond)
-		f.sendFrames("plug1", [][]byte{arpFrame(2, cam.MAC, plug.MAC, plug.MAC, late, cam.MAC, cam.Addr)})
-		time.Sleep(100 * time.Millisecond)
-		out, err := cam.Run(f.ctx, "ip", "neigh", "show", late.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return strings.Contains(out, plug.MAC.String())
+	if out, err := cam.Run(f.ctx, "ip", "neigh", "replace", addr.String(), "lladdr", iot.MAC.String(), "dev", lab.HostIface, "nud", "reachable"); err != nil {
+		f.t.Fatalf("%v: %s", err, out)
 	}
-	if !forged() {
-		t.Fatal("control: without picoseg plug1's forged reply did not rewrite the camera's entry")
+	time.Sleep(50 * time.Millisecond) // past the update's jiffy: an override counts
+	f.sendFrames("plug1", [][]byte{frame})
+	time.Sleep(100 * time.Millisecond)
+	out, err := cam.Run(f.ctx, "ip", "neigh", "show", addr.String())
+	if err != nil {
+		f.t.Fatal(err)
 	}
-	f.start(labPolicy(t, nil))
-	f.gw("ip", "addr", "add", late.String()+"/24", "dev", lab.IfaceIoT)
-	if !eventually(func() bool { return !forged() }) {
-		t.Fatalf("%v after the gateway gained %v, plug1 still tells the camera it is at plug1's MAC", watchWait, late)
-	}
-	// The camera still learns the gateway's real MAC for it.
-	if _, err := cam.Run(f.ctx, "ip", "neigh", "flush", late.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := cam.Ping(f.ctx, late, 1); err != nil {
-		t.Errorf("the camera cannot ping the gateway's new address: %v", err)
-	}
-	if st := f.status(); st.IfaceChanges == 0 {
-		t.Error("status counts no interface change applied")
-	}
+	return strings.Contains(out, plug.MAC.String())
 }
 
 // TestKernelLateGatewayAddressService: a rule opens a service on the
