@@ -3,7 +3,6 @@ package daemon
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"reflect"
 	"slices"
 
@@ -24,9 +23,9 @@ const globalNewFlowFactor = 10
 // zones' interfaces (not on a zone holding a default route, where policy
 // routing or a second uplink makes replies arrive elsewhere), the ARP and
 // neighbour discovery checks on their bridges, the devices' MAC and address
-// bindings, the gateway's own addresses on those interfaces, and the
-// zones' port routers.
-func kernelPath(o *nft.Options, pol *policy.Policy) {
+// bindings, the gateway's own addresses on those interfaces (as ifs reads
+// them), and the zones' port routers.
+func kernelPath(o *nft.Options, pol *policy.Policy, ifs ifaces) {
 	for _, z := range pol.Zones {
 		if !z.Local {
 			continue
@@ -38,12 +37,13 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 			o.ReversePathInterfaces = append(o.ReversePathInterfaces, name)
 			// An interface that is not a bridge has no ports: no checks.
 			o.Bridges = append(o.Bridges, name)
-			o.GatewayAddrs = append(o.GatewayAddrs, interfaceAddrs(name)...)
+			o.GatewayAddrs = append(o.GatewayAddrs, ifs.addrsOf(name)...)
 		}
 		for _, mac := range z.PortRouters {
 			o.PortRouters = append(o.PortRouters, net.HardwareAddr(slices.Clone(mac[:])))
 		}
 	}
+	o.GatewayAddrs = sortedAddrs(o.GatewayAddrs)
 	for _, d := range pol.Devices {
 		if d.HasMAC && len(d.Addrs) > 0 {
 			o.Bindings = append(o.Bindings, nft.Binding{MAC: net.HardwareAddr(d.MAC[:]), Addrs: d.Addrs})
@@ -53,20 +53,20 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 
 // withPolicy returns o with the parts that come from the policy (class
 // checks, reverse-path interfaces, bridges, bindings, gateway addresses)
-// taken from pol.
+// taken from pol and the interfaces ifs.
 //
 // In monitor mode the kernel drops nothing on picoseg's behalf either: no
 // new-flow guard, no reverse-path check, no ARP and neighbour checks. A
 // policy being tried out must not cut a busy device or a multi-homed host
 // off before its admin has chosen to enforce.
-func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
+func withPolicy(o nft.Options, pol *policy.Policy, ifs ifaces) nft.Options {
 	o.ClassBytes = pol.ClassBytes
 	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs, o.PortRouters = nil, nil, nil, nil, nil
 	if pol.Mode == config.ModeMonitor {
 		o.NewFlowRate, o.NewFlowBurst, o.GlobalNewFlowRate, o.GlobalNewFlowBurst = 0, 0, 0, 0
 		return o
 	}
-	kernelPath(&o, pol)
+	kernelPath(&o, pol, ifs)
 	return o
 }
 
@@ -74,14 +74,6 @@ func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
 // reload that changes none of it leaves the table alone.
 func sameKernelPath(a, b nft.Options) bool {
 	return reflect.DeepEqual(a, b)
-}
-
-func interfaceAddrs(name string) []netip.Addr {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil
-	}
-	return policy.AddrsOf(ifi.Addrs())
 }
 
 // kernelDropWatch raises an alert when the kernel drops on its own what

@@ -95,11 +95,12 @@ func (d *Daemon) status() Status {
 	st := Status{
 		Version: d.opts.Version, PID: os.Getpid(), StartedAt: d.started, Uptime: d.opts.Now().Sub(d.started).Seconds(),
 		PolicyFile: d.opts.ConfigPath, PolicyHash: pol.Hash, Generation: d.eng.Generation(), Mode: pol.Mode.String(),
-		QueueMethod: d.method.String(), OnDown: c.OnDaemonDown, OnQueueFull: c.OnQueueFull, BridgeFilter: d.bridged,
+		QueueMethod: d.method.String(), OnDown: c.OnDaemonDown, OnQueueFull: c.OnQueueFull, BridgeFilter: d.bridgeFilterZones(),
 		Packets: s.Packets.Load(), CacheHits: s.CacheHits.Load(), NewFlows: s.NewFlows.Load(), Undecodable: s.Undecodable.Load(),
 		FlowsTracked: d.eng.Flows().Len(), FlowEvictions: d.eng.Flows().Evictions(), Events: s.Events.Load(),
 		Alerts:  d.alerts.Stats(),
 		Reloads: d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(), RulesetRestores: d.restores.Load(),
+		IfaceChanges: d.ifaceChanges.Load(),
 	}
 	st.Verdicts, st.Flows = statusOf(s)
 	st.Privileges = currentPrivileges()

@@ -12,6 +12,9 @@ import (
 type Loaded struct {
 	Config *config.Config
 	Policy *Policy
+	// Source is the text of every file read, in order: compiling it again
+	// (with other gateway addresses, say) gives the same policy hash.
+	Source []byte
 }
 
 // Load reads the policy file at path and the files it includes, validates
@@ -39,7 +42,7 @@ func Load(path string, opts Options) (*Loaded, []config.Warning, error) {
 	if err != nil {
 		return nil, warnings, err
 	}
-	return &Loaded{Config: cfg, Policy: pol}, warnings, nil
+	return &Loaded{Config: cfg, Policy: pol, Source: src}, warnings, nil
 }
 
 // HostAddrs lists the addresses of this host's interfaces: on the gateway,
