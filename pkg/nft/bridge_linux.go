@@ -27,8 +27,10 @@ import (
 // The ports are those of the listed bridges when the table is installed
 // (interfaces whose master is the bridge): `meta ibrname` would name the
 // bridge instead, but needs nft_meta_bridge, which kernels such as this
-// project's CI lack. A port added later is covered from the next install
-// (a reload installs again).
+// project's CI lack. The daemon watches the interfaces and installs the
+// table again when a port joins or leaves a listed bridge, a listed bridge
+// is created, or the gateway's addresses on them change, so a port added
+// later is covered within a fraction of a second.
 //
 //	chain prerouting: frames from a port of a listed bridge
 //	  ARP -> chain arp: per-port budget; Ethernet/IPv4 ARP only; a sender
