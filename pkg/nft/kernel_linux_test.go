@@ -294,14 +294,18 @@ func checkQueueRule(t *testing.T, conn *Conn, method QueueMethod) {
 func TestKernelClassCheck(t *testing.T) {
 	ns, conn, method := probedNetNS(t)
 	opts := testOptions
-	opts.ClassBytes = []uint64{0, 5_000_000}
+	opts.Classes = []Class{{}, {Bytes: 5_000_000}}
 	if _, err := Install(conn, opts, method); err != nil {
 		t.Fatalf("install with a class check: %v", err)
 	}
 	out := nftIn(t, ns, "list", "chain", "inet", TableName, chainAccepted)
-	for _, want := range []string{"ct mark & 0x00ff0000 == 0x00030000 ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
+	if want := "ct mark & 0x00ff0000 == 0x00030000 jump class_1"; !strings.Contains(out, want) {
+		t.Errorf("accepted chain lacks %q:\n%s", want, out)
+	}
+	out = nftIn(t, ns, "list", "chain", "inet", TableName, classChain(1))
+	for _, want := range []string{"ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
 		if !strings.Contains(out, want) {
-			t.Errorf("accepted chain lacks %q:\n%s", want, out)
+			t.Errorf("class chain lacks %q:\n%s", want, out)
 		}
 	}
 }
