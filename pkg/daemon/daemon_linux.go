@@ -162,7 +162,7 @@ func (d *Daemon) startKernel() (err error) {
 		nft.QueueXtables: "no nft_queue in this kernel: using the xtables NFQUEUE target through nft_compat",
 	}[d.method])
 	d.bridged = d.enableBridgeFilter()
-	d.nftOpts = nftOptions(d.cfg, d.marks, d.cur)
+	d.nftOpts = nftOptions(d.cfg, d.marks, d.cur, d.opts.Now())
 	installed, err := nft.Install(d.conn, d.nftOpts, d.method)
 	if err != nil {
 		return err
@@ -198,8 +198,8 @@ func (d *Daemon) clearStaleMarks() {
 }
 
 // nftOptions are the ruleset options of a policy.
-func nftOptions(d config.Daemon, marks nft.Marks, cur *Loaded) nft.Options {
-	return withPolicy(baseOptions(d, marks), cur.Policy)
+func nftOptions(d config.Daemon, marks nft.Marks, cur *Loaded, now time.Time) nft.Options {
+	return withPolicy(baseOptions(d, marks), cur.Policy, now)
 }
 
 // baseOptions are the ruleset options that come from the [daemon] section

@@ -32,7 +32,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	if n := next.Config.Daemon; n.Queues != d.cfg.Queues || n.QueueBase != d.cfg.QueueBase || n.MarkMask != d.cfg.MarkMask {
 		d.log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 	}
-	if o := nftOptions(d.cfg, d.marks, next); !sameKernelPath(o, d.nftOpts) {
+	if o := nftOptions(d.cfg, d.marks, next, d.opts.Now()); !sameKernelPath(o, d.nftOpts) {
 		// New class checks, devices or interfaces: the table is replaced
 		// in one transaction (conntrack marks are untouched); flows are
 		// moved to their new classes below.
@@ -95,6 +95,7 @@ func (d *Daemon) sweep(ctx context.Context, now time.Time) {
 	}
 	if now.Sub(s.lastPass) >= 10*time.Second {
 		s.lastPass = now
+		d.refreshClasses(now)
 		d.conntrackPass(ctx, now)
 	}
 	if now.Sub(s.lastSave) >= time.Minute {
