@@ -169,6 +169,10 @@ func FromEvent(t engine.EventType) (Type, bool) {
 		return TypeDeviceSilent, true
 	case engine.EventUndecodable:
 		return TypeUndecodablePacket, true
+	case engine.EventFanOut:
+		// A rule's fan-out bound refused the flow: the heuristic's
+		// possible_scan, now decided by a rule (with its name and reason).
+		return TypePossibleScan, true
 	}
 	return TypeNone, false
 }
