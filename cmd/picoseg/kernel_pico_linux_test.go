@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the window's zone, whatever the system has
 
 	"github.com/picoseg/picoseg/pkg/daemon"
 )

@@ -308,6 +308,26 @@ func TestKernelClassCheck(t *testing.T) {
 			t.Errorf("class chain lacks %q:\n%s", want, out)
 		}
 	}
+	// The window and size checks, as nft reads them back (it shows hours
+	// in its own zone).
+	t.Setenv("TZ", "UTC")
+	opts.Classes = append(opts.Classes, Class{HasWindow: true, Open: []WeekSpan{{From: 10 * 3600, To: 20 * 3600}}, HasSize: true, SizeMin: 40, SizeMax: 1500})
+	if _, err := Install(conn, opts, method); err != nil {
+		t.Fatalf("install with window and size checks: %v", err)
+	}
+	out = nftIn(t, ns, "list", "chain", "inet", TableName, classChain(2))
+	for _, want := range []string{
+		`meta day "Thursday" meta hour < "10:00" counter name "class_window_dropped" drop`,
+		`meta day "Thursday" meta hour >= "20:00" counter name "class_window_dropped" drop`,
+		`meta day "Friday" counter name "class_window_dropped" drop`,
+		`meta day "Wednesday" counter name "class_window_dropped" drop`,
+		`meta length < 40 counter name "class_size_dropped" drop`,
+		`meta l4proto != tcp meta length > 1500 counter name "class_size_dropped" drop`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("class chain lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // fullOptions turn on every part of the ruleset.
