@@ -191,3 +191,39 @@ func (f *fixture) canAddr(host, addr string, port uint16) bool {
 	f.t.Helper()
 	return f.lab.Host(host).TCPConnect(f.ctx, netip.AddrPortFrom(netip.MustParseAddr(addr), port), 1500*time.Millisecond) == nil
 }
+
+// TestKernelPicoClassRate: under a rule with max_new_flows = "3/m", a
+// device opening connection after connection to its allowed service gets
+// three; the fourth reaches the queue and the engine refuses it; from then
+// on the kernel drops the openings over the rate without queueing them
+// (the queue counters stay where they were).
+func TestKernelPicoClassRate(t *testing.T) {
+	f := newFixture(t)
+	f.echo("wan", 8443)
+	f.start(labPolicy(t, func(s string) string {
+		return strings.Replace(s, `services = ["tcp/8443"]`, "services = [\"tcp/8443\"]\nmax_new_flows = \"3/m\"", 1)
+	}))
+	const peer = "198.51.100.2"
+	for i := range 3 {
+		if !f.canAddr("cam", peer, 8443) {
+			t.Fatalf("connection %d of 3 within the rate was refused", i+1)
+		}
+	}
+	if f.canAddr("cam", peer, 8443) {
+		t.Fatal("the fourth connection within a minute opened")
+	}
+	before := f.status()
+	for i := range 4 {
+		if f.canAddr("cam", peer, 8443) {
+			t.Fatalf("connection %d over the rate opened", i+5)
+		}
+	}
+	after := f.status()
+	t.Logf("kernel before %v\nafter %v", before.Kernel, after.Kernel)
+	if after.Kernel["class_rate_dropped"] <= before.Kernel["class_rate_dropped"] {
+		t.Error("the kernel dropped none of the openings over the rate")
+	}
+	if queued(after) != queued(before) || after.Kernel["queued"] != before.Kernel["queued"] {
+		t.Errorf("openings over the rate were queued: %d -> %d packets", queued(before), queued(after))
+	}
+}

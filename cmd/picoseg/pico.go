@@ -67,6 +67,9 @@ func classText(c *policy.Class, loc *time.Location) string {
 	if c.Bytes > 0 {
 		parts = append(parts, fmt.Sprintf("flows up to %d bytes", c.Bytes))
 	}
+	if c.NewFlows > 0 {
+		parts = append(parts, fmt.Sprintf("a device's repeated openings of a service it was allowed to, up to %d per %v (the rest are the engine's)", c.NewFlows, c.NewFlowPer))
+	}
 	return strings.Join(parts, ", ")
 }
 

@@ -26,6 +26,7 @@ func kernelClasses(pol *policy.Policy, now time.Time) []nft.Class {
 			continue
 		}
 		k.HasSize, k.SizeMin, k.SizeMax = c.HasSize, c.SizeMin, c.SizeMax
+		k.NewFlows, k.NewFlowPer = uint32(c.NewFlows), c.NewFlowPer
 		if c.HasWindow() {
 			ranges := make([]nft.DayRange, len(c.Hours))
 			for j, h := range c.Hours {

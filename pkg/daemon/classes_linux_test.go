@@ -16,7 +16,7 @@ func windowPolicy(mode config.Mode) *policy.Policy {
 	loc, _ := time.LoadLocation("Europe/Berlin")
 	return &policy.Policy{
 		Mode: mode, Location: loc,
-		Classes: []policy.Class{{}, {Bytes: 5e6, Hours: []config.TimeRange{{Start: 6 * 60, End: 23 * 60}}, HasSize: true, SizeMin: 40, SizeMax: 1500}},
+		Classes: []policy.Class{{}, {Bytes: 5e6, Hours: []config.TimeRange{{Start: 6 * 60, End: 23 * 60}}, HasSize: true, SizeMin: 40, SizeMax: 1500, NewFlows: 10, NewFlowPer: time.Second}},
 	}
 }
 
@@ -27,7 +27,7 @@ func windowPolicy(mode config.Mode) *policy.Policy {
 func TestKernelClasses(t *testing.T) {
 	summer := time.Date(2026, 10, 1, 12, 0, 0, 0, time.UTC)
 	got := kernelClasses(windowPolicy(config.ModeEnforce), summer)
-	if len(got) != 2 || got[0].HasWindow || !got[1].HasWindow || !got[1].HasSize || got[1].Bytes != 5e6 {
+	if len(got) != 2 || got[0].HasWindow || !got[1].HasWindow || !got[1].HasSize || got[1].Bytes != 5e6 || got[1].NewFlows != 10 {
 		t.Fatalf("classes %+v", got)
 	}
 	// 06:00-23:00 in Berlin summer time is 04:00-21:00 UTC: Thursday 1
@@ -42,7 +42,7 @@ func TestKernelClasses(t *testing.T) {
 		t.Error("the week of the change to winter time folds the same as a summer week")
 	}
 	mon := kernelClasses(windowPolicy(config.ModeMonitor), summer)
-	if mon[1].HasWindow || mon[1].HasSize || mon[1].Bytes != 5e6 {
+	if mon[1].HasWindow || mon[1].HasSize || mon[1].NewFlows != 0 || mon[1].Bytes != 5e6 {
 		t.Errorf("monitor mode: %+v, want the byte bound alone", mon[1])
 	}
 }

@@ -50,6 +50,9 @@ func (d *Daemon) reload(ctx context.Context) {
 		}
 	}
 	gen := d.eng.Swap(next.Policy, d.opts.Now().UnixNano())
+	if err := d.rs.Load().ForgetOpenings(); err != nil {
+		d.log.Warn("forgetting the openings the old policy accepted", "err", err)
+	}
 	d.devs.id.Store(inventory.NewIdentifier(next.Policy))
 	res, err := rejudge(ctx, d.ct, d.eng, d.marks, d.opts.Now())
 	if err != nil {

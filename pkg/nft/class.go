@@ -9,12 +9,9 @@ import (
 // marked with the class is held to, packet by packet, without leaving the
 // kernel.
 //
-// A per-class new-flow rate is not among them: a new flow has no class in
-// the kernel (its class is the verdict on its first packet, which always
-// reaches userspace, where the rule's max_new_flows is judged per device
-// on that very packet), so there is nothing the kernel could check sooner.
-// What keeps openings from swamping the queue is the per-device guard
-// (NewFlowRate), which needs no class.
+// A new flow has no class in the kernel: its class is the verdict on its
+// first packet. The kernel can still hold a class's new-flow rate on the
+// openings it can classify without userspace: see NewFlows.
 type Class struct {
 	// Bytes bounds a flow's bytes, both directions, from conntrack's
 	// counters: the packet past it is queued again, Tripped, for
@@ -35,10 +32,21 @@ type Class struct {
 	// in the engine.
 	HasSize          bool
 	SizeMin, SizeMax uint16
+	// NewFlows per NewFlowPer bounds a source's repeated openings of a
+	// service the class was accepted for (classrate_linux.go): once a
+	// flow of the class is accepted, a new flow from the same source
+	// address to the same peer, protocol (TCP or UDP) and port within a
+	// minute is counted against the source's budget in the kernel, and
+	// over it dropped there without reaching the queue. Other new flows
+	// reach userspace as before, which judges the rate on all of them, so
+	// the kernel only drops what userspace would refuse too. 0: none.
+	NewFlows   uint32
+	NewFlowPer time.Duration
 }
 
-// checks reports whether the class has any kernel check.
-func (c *Class) checks() bool { return c.Bytes > 0 || c.HasWindow || c.HasSize }
+// fastPathChecks reports whether the class checks its fast-pathed flows'
+// packets (a rate checks new flows only).
+func (c *Class) fastPathChecks() bool { return c.Bytes > 0 || c.HasWindow || c.HasSize }
 
 // Seconds in a day and a week.
 const (

@@ -21,6 +21,27 @@ const (
 	metaKeyTimeHour expr.MetaKey = 32 // NFT_META_TIME_HOUR: u32, seconds of the UTC day
 )
 
+// classCounters names the counters the classes' checks use: only those of
+// checks some class has, so a ruleset without them is as it was.
+func classCounters(o Options) []string {
+	var window, size bool
+	for i := range o.Classes {
+		window = window || o.Classes[i].HasWindow
+		size = size || o.Classes[i].HasSize
+	}
+	var names []string
+	if window {
+		names = append(names, counterClassWindow)
+	}
+	if size {
+		names = append(names, counterClassSize)
+	}
+	if len(rateClasses(o)) > 0 {
+		names = append(names, counterClassRate)
+	}
+	return names
+}
+
 // classChain names the chain of class c's checks.
 func classChain(c int) string { return fmt.Sprintf("class_%d", c) }
 
@@ -35,7 +56,7 @@ func addClassChains(nl *nftables.Conn, t *nftables.Table, o Options, method Queu
 	west := kernelWestOfUTC()
 	for c := range o.Classes {
 		cl := &o.Classes[c]
-		if !cl.checks() || c >= o.Marks.MaxClasses() {
+		if !cl.fastPathChecks() || c >= o.Marks.MaxClasses() {
 			continue
 		}
 		chain := nl.AddChain(&nftables.Chain{Name: classChain(c), Table: t})

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables/expr"
+
 	"github.com/picoseg/picoseg/internal/testnetns"
 )
 
@@ -140,4 +142,76 @@ func udpRoundTrip(t *testing.T, ns testnetns.NS, port, n int) bool {
 		}
 	})
 	return ok
+}
+
+// TestKernelClassRateDropsRepeatsBeforeTheQueue: once a flow of a class
+// with a rate (3 per minute) is accepted, new flows from the same source
+// to the same service are counted in the kernel, and those over the rate
+// are dropped without reaching the queue. A class without a rate lets the
+// same burst through (control).
+func TestKernelClassRateDropsRepeatsBeforeTheQueue(t *testing.T) {
+	m := Marks{Mask: dpMask}
+	const limited, free = dpEchoTCP, 9
+	d := newDataPath(t, Options{Marks: m, Classes: []Class{{}, {NewFlows: 3, NewFlowPer: time.Minute}, {}}})
+	echoServer(t, d.server, limited)
+	echoServer(t, d.server, free)
+	// The verdicts userspace would give: accepted into class 1 and 2, on
+	// each flow's first packet (set between the filter and verdict chains).
+	nftFile(t, d.gw, fmt.Sprintf(`table inet verdicts {
+	chain forward {
+		type filter hook forward priority filter + 5; policy accept;
+		tcp dport %d ct state new meta mark set meta mark | %#x
+		tcp dport %d ct state new meta mark set meta mark | %#x
+	}
+}
+`, limited, m.Accepted(1), free, m.Accepted(2)))
+	opens := func(port int) (ok int) {
+		for range 8 {
+			d.client.Do(t, func() {
+				c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", dpServer, port), 400*time.Millisecond)
+				if err == nil {
+					ok++
+					c.Close()
+				}
+			})
+		}
+		return ok
+	}
+	if n := opens(free); n != 8 {
+		t.Fatalf("control: %d of 8 connections of a class without a rate opened", n)
+	}
+	before := d.counters(t)
+	n := opens(limited)
+	after := d.counters(t)
+	t.Logf("%d of 8 opened; dropped by the class rate %d, queued %d", n, after.ClassRate.Packets, after.Queued.Packets-before.Queued.Packets)
+	// The first opening is the one recorded; three more are the burst.
+	if n != 4 {
+		t.Errorf("%d of 8 connections opened, want 4: the first and a burst of 3", n)
+	}
+	if after.ClassRate.Packets < 4 {
+		t.Errorf("class rate drops %d, want the 4 refused openings", after.ClassRate.Packets)
+	}
+	if q := after.Queued.Packets - before.Queued.Packets; q > 4 {
+		t.Errorf("%d packets queued for 8 openings: the refused ones reached the queue", q)
+	}
+}
+
+func TestRateLimitUnits(t *testing.T) {
+	for _, tc := range []struct {
+		n    uint32
+		per  time.Duration
+		rate uint64
+		unit expr.LimitTime
+	}{
+		{10, time.Second, 10, expr.LimitTimeSecond},
+		{3, time.Minute, 3, expr.LimitTimeMinute},
+		{100, 10 * time.Second, 10, expr.LimitTimeSecond},
+		{100, time.Hour, 100, expr.LimitTimeHour},
+		{10, 7 * time.Second, 123429, expr.LimitTimeDay}, // 10/7 s, rounded up per day
+	} {
+		l := rateLimit(tc.n, tc.per)
+		if l.Rate != tc.rate || l.Unit != tc.unit || l.Burst != tc.n || !l.Over || l.Type != expr.LimitTypePkts {
+			t.Errorf("%d per %v: %+v, want %d per unit %v, burst %d", tc.n, tc.per, l, tc.rate, tc.unit, tc.n)
+		}
+	}
 }

@@ -202,6 +202,9 @@ type Counters struct {
 	// ClassSize counts packets of fast-pathed flows dropped because their
 	// length was outside their class's size bounds.
 	ClassSize Counter
+	// ClassRate counts new flows dropped because they repeated an
+	// opening of a class whose source was over the class's rate.
+	ClassRate Counter
 }
 
 // Names of the counter objects in the table.
@@ -222,6 +225,7 @@ const (
 	counterNDFlood        = "nd_flood"
 	counterClassWindow    = "class_window_dropped"
 	counterClassSize      = "class_size_dropped"
+	counterClassRate      = "class_rate_dropped"
 )
 
 func (c *Counters) byName(name string) *Counter {
@@ -258,6 +262,8 @@ func (c *Counters) byName(name string) *Counter {
 		return &c.ClassWindow
 	case counterClassSize:
 		return &c.ClassSize
+	case counterClassRate:
+		return &c.ClassRate
 	}
 	return nil
 }

@@ -233,7 +233,11 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	nl.AddTable(t)
 
 	for _, name := range []string{counterFastPath, counterFlowDropped, counterGuardDropped, counterQueued, counterVerdictDropped, counterTripped,
-		counterGuardFull, counterGlobalDropped, counterInvalid, counterReversePath, counterClassWindow, counterClassSize} {
+		counterGuardFull, counterGlobalDropped, counterInvalid, counterReversePath} {
+		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
+	}
+
+	for _, name := range classCounters(o) {
 		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 
@@ -260,6 +264,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		s, elems := rpfSet(t, o.ReversePathInterfaces)
 		_ = nl.AddSet(s, elems)
 	}
+	addClassRateSets(nl, t, o)
 
 	add := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
 		r := &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
@@ -278,6 +283,12 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	// passes them is accepted here.
 	addClassChains(nl, t, o, method, add)
 	add(accepted, "", &expr.Verdict{Kind: expr.VerdictAccept})
+	for _, r := range classRateRules(o) {
+		add(&nftables.Chain{Name: chainClassRate, Table: t}, r.comment, r.exprs...)
+	}
+	for _, r := range openingRules(o) {
+		add(verdict, r.comment, r.exprs...)
+	}
 	for _, exprs := range setMarkRules(o.Marks) {
 		add(setmark, "", exprs...)
 	}
@@ -367,6 +378,8 @@ func judgingRules(o Options, method QueueMethod) []rule {
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)},
 	)
+	// New flows that repeat an opening of a class with a rate.
+	rules = append(rules, classRateJump(o)...)
 	if guarded(o) {
 		rules = append(rules, rule{"", concat(
 			ctStateIs(expr.CtStateBitNEW),

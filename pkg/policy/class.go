@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/picoseg/picoseg/pkg/config"
 )
@@ -20,23 +21,35 @@ type Class struct {
 	// HasSize bounds each packet's IP length to [SizeMin, SizeMax].
 	HasSize          bool
 	SizeMin, SizeMax uint16
+	// NewFlows per NewFlowPer is the rule's max_new_flows, for the
+	// kernel to hold a device's repeated openings of a service the rule
+	// already accepted for it to. A class with a rate belongs to one rule
+	// (RateRule), as the engine's rate does: shared, two rules' openings
+	// would count against one bucket.
+	NewFlows   int
+	NewFlowPer time.Duration
+	RateRule   int32
 }
 
 // HasWindow reports whether the class is held to a time window.
 func (c *Class) HasWindow() bool { return len(c.Hours) > 0 || c.Days != 0 }
 
 // Checks reports whether the class has any kernel check.
-func (c *Class) Checks() bool { return c.Bytes > 0 || c.HasWindow() || c.HasSize }
+func (c *Class) Checks() bool { return c.Bytes > 0 || c.HasWindow() || c.HasSize || c.NewFlows > 0 }
 
-// classOf is the class of a rule's kernel checks.
-func classOf(r *Rule) Class {
-	return Class{Bytes: r.MaxFlow, Hours: r.Hours, Days: r.Days, HasSize: r.HasSize, SizeMin: r.SizeMin, SizeMax: r.SizeMax}
+// classOf is the class of rule ri's kernel checks.
+func classOf(r *Rule, ri int32) Class {
+	c := Class{Bytes: r.MaxFlow, Hours: r.Hours, Days: r.Days, HasSize: r.HasSize, SizeMin: r.SizeMin, SizeMax: r.SizeMax, RateRule: None}
+	if r.NewFlows > 0 {
+		c.NewFlows, c.NewFlowPer, c.RateRule = r.NewFlows, r.NewFlowPer, ri
+	}
+	return c
 }
 
 // key identifies a class's checks, for rules to share it.
 func (c *Class) key() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d|%d|%v|%d-%d|", c.Bytes, c.Days, c.HasSize, c.SizeMin, c.SizeMax)
+	fmt.Fprintf(&b, "%d|%d|%v|%d-%d|%d/%v@%d|", c.Bytes, c.Days, c.HasSize, c.SizeMin, c.SizeMax, c.NewFlows, c.NewFlowPer, c.RateRule)
 	for _, h := range c.Hours {
 		fmt.Fprintf(&b, "%d-%d,", h.Start, h.End)
 	}
@@ -46,11 +59,11 @@ func (c *Class) key() string {
 // classify gives each rule with kernel checks its class, shared by the
 // rules whose checks are the same.
 func (p *Policy) classify() {
-	p.Classes = []Class{{}}
+	p.Classes = []Class{{RateRule: None}}
 	index := map[string]uint16{}
 	for i := range p.Rules {
 		r := &p.Rules[i]
-		c := classOf(r)
+		c := classOf(r, int32(i))
 		if !c.Checks() {
 			continue
 		}
