@@ -378,14 +378,15 @@ func judgingRules(o Options, method QueueMethod) []rule {
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		)},
 	)
-	// New flows that repeat an opening of a class with a rate.
-	rules = append(rules, classRateJump(o)...)
 	if guarded(o) {
 		rules = append(rules, rule{"", concat(
 			ctStateIs(expr.CtStateBitNEW),
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow},
 		)})
 	}
+	// After the device's guard: new flows that repeat an opening of a
+	// class with a rate.
+	rules = append(rules, classRateJump(o)...)
 	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
 	return rules
 }
