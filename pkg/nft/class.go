@@ -38,8 +38,8 @@ type Class struct {
 	// address to the same peer, protocol (TCP or UDP) and port within a
 	// minute is counted against the source's budget in the kernel, and
 	// over it dropped there without reaching the queue. Other new flows
-	// reach userspace as before, which judges the rate on all of them, so
-	// the kernel only drops what userspace would refuse too. 0: none.
+	// reach userspace as before, which judges the rate on all of them. 0:
+	// none.
 	NewFlows   uint32
 	NewFlowPer time.Duration
 }

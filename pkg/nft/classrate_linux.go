@@ -25,12 +25,12 @@ import (
 // without reaching the queue (counted as class_rate_dropped).
 //
 // Everything under the budget still reaches userspace, which judges the
-// rate on every new flow of the rule, the repeated ones included; the
-// kernel counts a subset of what userspace counts, with the same rate and
-// burst, so it drops only what userspace would refuse too (one class per
-// rule with a rate: see policy.Class). The kernel's budget is per source
-// address, userspace's per device: a device with several addresses gets
-// more from the kernel, never less. Flows of other protocols than TCP and
+// rate on every new flow of the rule, the repeated ones included. The
+// kernel counts only openings userspace counts too (one class per rule
+// with a rate: see policy.Class), at the same rate and burst, so a device
+// that keeps within its rule's rate is never dropped here. The kernel's
+// budget is per source address, userspace's per device: a device with
+// several addresses gets more from the kernel, not less. Flows of other protocols than TCP and
 // UDP, and first openings of a service, are left to userspace.
 type rateFamily struct {
 	name     string
