@@ -115,6 +115,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		t.WriteJSON(stdout, pol, q)
 	} else {
 		t.WriteText(stdout, pol, q)
+		writeRulePico(stdout, pol, t.Decision.Rule)
 	}
 	return 0
 }

@@ -44,14 +44,7 @@ func writePico(w io.Writer, pol *policy.Policy) {
 		if r.FanPeers == 0 && r.FanPorts == 0 {
 			continue
 		}
-		var parts []string
-		if r.FanPeers > 0 {
-			parts = append(parts, fmt.Sprintf("%d peers", r.FanPeers))
-		}
-		if r.FanPorts > 0 {
-			parts = append(parts, fmt.Sprintf("%d ports on one peer", r.FanPorts))
-		}
-		fmt.Fprintf(w, "fan-out bound of %s: at most %s per device per %v; past it, flows are refused (possible_scan)\n", r.Name, strings.Join(parts, " and "), r.FanWindow)
+		fmt.Fprintf(w, "fan-out bound of %s: %s per device per %v; past it, flows are refused (possible_scan)\n", r.Name, fanText(&r), r.FanWindow)
 	}
 }
 
@@ -95,4 +88,32 @@ func daysText(days config.Weekdays) string {
 		}
 	}
 	return "on " + strings.Join(out, " ")
+}
+
+// writeRulePico adds to explain's text what holds the deciding rule's
+// flows once accepted: its class's kernel checks and its fan-out bound.
+// Offline there is no history: a flow under a fan-out bound is judged as
+// a device's first.
+func writeRulePico(w io.Writer, pol *policy.Policy, rule int32) {
+	if rule < 0 || int(rule) >= pol.UserRules {
+		return
+	}
+	r := &pol.Rules[rule]
+	if r.Class != 0 {
+		fmt.Fprintf(w, "on the fast path, class %d: %s\n", r.Class, classText(&pol.Classes[r.Class], pol.Location))
+	}
+	if r.FanPeers > 0 || r.FanPorts > 0 {
+		fmt.Fprintf(w, "fan-out bound: %s per device per %v (explain keeps no history: judged as the device's first flow)\n", fanText(r), r.FanWindow)
+	}
+}
+
+func fanText(r *policy.Rule) string {
+	var parts []string
+	if r.FanPeers > 0 {
+		parts = append(parts, fmt.Sprintf("%d peers", r.FanPeers))
+	}
+	if r.FanPorts > 0 {
+		parts = append(parts, fmt.Sprintf("%d ports on one peer", r.FanPorts))
+	}
+	return "at most " + strings.Join(parts, " and ")
 }

@@ -95,3 +95,22 @@ func TestCheckRefusesTooManyClasses(t *testing.T) {
 		t.Errorf("exit %d, stderr %q: want a refusal naming 32 classes and the 29 the mask holds", code, errs)
 	}
 }
+
+// explain says what holds the deciding rule's flows after the first
+// packet: its class's kernel checks, or its fan-out bound.
+func TestExplainShowsPico(t *testing.T) {
+	f := writePolicy(t, picoCheckPolicy)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--proto", "tcp", "--dport", "443", "--at", "mon 10:00"}, "on the fast path, class 1: open 06:00-23:00 on mon tue wed thu fri"},
+		{[]string{"--proto", "udp", "--dport", "53"}, "fan-out bound: at most 3 peers and 2 ports on one peer per device per 1m0s"},
+	} {
+		args := append([]string{"explain", "-c", f, "--from", "10.77.0.5", "--to", "8.8.8.8", "--in", "br-iot", "--out", "wan0"}, tc.args...)
+		code, out, errs := runCmd(t, args...)
+		if code != 0 || !strings.Contains(out, tc.want) {
+			t.Errorf("explain %v: exit %d, output lacks %q:\n%s%s", tc.args, code, tc.want, out, errs)
+		}
+	}
+}
