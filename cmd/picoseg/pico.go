@@ -90,19 +90,15 @@ func daysText(days config.Weekdays) string {
 	return "on " + strings.Join(out, " ")
 }
 
-// writeRulePico adds to explain's text what holds the deciding rule's
-// flows once accepted: its class's kernel checks and its fan-out bound.
-// Offline there is no history: a flow under a fan-out bound is judged as
-// a device's first.
+// writeRulePico adds to explain's text the deciding rule's fan-out bound,
+// which a single flow offline cannot show: there is no history, so the
+// flow is judged as the device's first. (`check` lists the rules' kernel
+// class checks.)
 func writeRulePico(w io.Writer, pol *policy.Policy, rule int32) {
 	if rule < 0 || int(rule) >= pol.UserRules {
 		return
 	}
-	r := &pol.Rules[rule]
-	if r.Class != 0 {
-		fmt.Fprintf(w, "on the fast path, class %d: %s\n", r.Class, classText(&pol.Classes[r.Class], pol.Location))
-	}
-	if r.FanPeers > 0 || r.FanPorts > 0 {
+	if r := &pol.Rules[rule]; r.FanPeers > 0 || r.FanPorts > 0 {
 		fmt.Fprintf(w, "fan-out bound: %s per device per %v (explain keeps no history: judged as the device's first flow)\n", fanText(r), r.FanWindow)
 	}
 }
