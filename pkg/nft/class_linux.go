@@ -45,9 +45,10 @@ func classCounters(o Options) []string {
 // classChain names the chain of class c's checks.
 func classChain(c int) string { return fmt.Sprintf("class_%d", c) }
 
-// addClassChains adds one chain per class with checks, and to the
-// accepted chain (which every fast-pathed packet enters) one jump per such
-// class: `ct mark & mask == class-c jump class_c`. A packet that passes its
+// addClassChains adds one chain per class with checks of fast-pathed
+// packets, and to the accepted chain (which every fast-pathed packet
+// enters) one jump per such class: `ct mark & mask == class-c jump
+// class_c`; then the rules of the classes' new-flow rates. A packet that passes its
 // class's checks returns and is accepted at the end of the accepted chain.
 // One chain per class keeps the cost of a fast-pathed packet at one
 // comparison per class, however many checks the other classes have.
@@ -68,6 +69,14 @@ func addClassChains(nl *nftables.Conn, t *nftables.Table, o Options, method Queu
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(o.Marks.Accepted(uint16(c)))},
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: classChain(c)},
 		)...)
+	}
+	// The rates: new flows are checked in their chain; verdicts record
+	// the openings first thing in the verdict chain.
+	for _, r := range classRateRules(o) {
+		add(&nftables.Chain{Name: chainClassRate, Table: t}, r.comment, r.exprs...)
+	}
+	for _, r := range openingRules(o) {
+		add(&nftables.Chain{Name: chainVerdict, Table: t}, r.comment, r.exprs...)
 	}
 }
 

@@ -279,16 +279,10 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	for _, r := range newFlowRules(o) {
 		add(newflow, r.comment, r.exprs...)
 	}
-	// The kernel checks of each pico class (class_linux.go); a packet that
-	// passes them is accepted here.
+	// The kernel checks of each pico class (class_linux.go, and the rates
+	// in classrate_linux.go); a packet that passes them is accepted here.
 	addClassChains(nl, t, o, method, add)
 	add(accepted, "", &expr.Verdict{Kind: expr.VerdictAccept})
-	for _, r := range classRateRules(o) {
-		add(&nftables.Chain{Name: chainClassRate, Table: t}, r.comment, r.exprs...)
-	}
-	for _, r := range openingRules(o) {
-		add(verdict, r.comment, r.exprs...)
-	}
 	for _, exprs := range setMarkRules(o.Marks) {
 		add(setmark, "", exprs...)
 	}
