@@ -50,6 +50,10 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
+	if err := checkClasses(pol, cfg.Daemon.MarkMask); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok: %d zones, %d segments, %d groups, %d devices, %d rules, %d files, mode %s\n",
 		*path, len(pol.Zones), len(pol.Segments), len(pol.Groups), len(pol.Devices), pol.UserRules, len(cfg.Files), pol.Mode)
 	fmt.Fprintln(stdout, "allowed to the gateway by default (turn off or narrow in [gateway]):")
@@ -57,6 +61,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "  %-16s %s; from %s\n", s.Rule, s.What, s.From)
 	}
 	printPortRouters(stdout, pol)
+	writePico(stdout, pol)
 	return 0
 }
 
@@ -133,6 +138,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		t.WriteJSON(stdout, pol, q)
 	} else {
 		t.WriteText(stdout, pol, q)
+		writeRulePico(stdout, pol, t.Decision.Rule)
 	}
 	return 0
 }

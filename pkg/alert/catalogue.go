@@ -187,6 +187,11 @@ func FromEvent(t engine.EventType) (Type, bool) {
 	if t == 0 {
 		return TypeNone, false
 	}
+	if t == engine.EventFanOut {
+		// A rule's fan-out bound refused the flow: the heuristic's
+		// possible_scan, now decided by a rule (with its name and reason).
+		return TypePossibleScan, true
+	}
 	for ty := TypeNone + 1; ty < typeCount; ty++ {
 		if catalogue[ty].event == t {
 			return ty, true

@@ -253,11 +253,40 @@ type Allow struct {
 	MaxDeviceBytes *Budget
 	MinDeviceBytes *Budget
 	MaxNewFlows    Rate
-	Pos            Pos
+	// FanOut bounds how many distinct peers, and distinct ports on one
+	// peer, one device reaches under the rule within a window.
+	FanOut FanOut
+	Pos    Pos
 }
+
+// FanOut is a rule's bound on one device's fan-out: at most MaxPeers
+// distinct destination addresses, and at most MaxPorts distinct
+// destination ports on any one of them, among the flows it opened under
+// the rule in the last Window. Zero means no bound.
+type FanOut struct {
+	MaxPeers int
+	MaxPorts int
+	Window   time.Duration
+}
+
+// Set reports whether the rule has a fan-out bound.
+func (f FanOut) Set() bool { return f.MaxPeers > 0 || f.MaxPorts > 0 }
+
+// Fan-out limits. Each device under a rule with a fan-out bound has a
+// table of the peers (and ports) it reached, sized by the bound: the
+// limits keep that table small, and a device that needs more is one
+// whose fan-out is not worth bounding.
+const (
+	MaxFanOutPeers = 1024
+	MaxFanOutPorts = 1024
+	// MaxFanOutEntries bounds max_peers × max_ports when both are set.
+	MaxFanOutEntries = 4096
+	// DefaultFanOutWindow is fanout_window's default.
+	DefaultFanOutWindow = time.Minute
+)
 
 // HasPico reports whether the rule carries any pico constraint.
 func (a *Allow) HasPico() bool {
 	return len(a.Hours) > 0 || a.Days != 0 || a.PacketSize != nil || a.MaxFlowBytes > 0 ||
-		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0
+		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0 || a.FanOut.Set()
 }

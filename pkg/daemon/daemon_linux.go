@@ -178,7 +178,7 @@ func (d *Daemon) startKernel(ifs ifaces) (err error) {
 	}[d.method])
 	d.applied = applied{base: baseOptions(d.cfg, d.marks), running: d.cur}
 	d.enableBridgeFilter(ifs)
-	d.applied.opts = withPolicy(d.applied.base, d.cur.Policy, ifs)
+	d.applied.opts = withPolicy(d.applied.base, d.cur.Policy, ifs, d.opts.Now())
 	d.applied.ports = ifs.portsOf(d.applied.opts.Bridges)
 	installed, err := nft.Install(d.conn, d.applied.opts, d.method)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -239,7 +240,7 @@ func (c ifaceChange) none() bool {
 }
 
 // plan compares a reading of the interfaces with what is in force.
-func (a *applied) plan(ifs ifaces) (ifaceChange, error) {
+func (a *applied) plan(ifs ifaces, now time.Time) (ifaceChange, error) {
 	var c ifaceChange
 	pol := a.running
 	if gw := ifs.all(); !slices.Equal(gw, a.running.gateway) {
@@ -250,7 +251,7 @@ func (a *applied) plan(ifs ifaces) (ifaceChange, error) {
 		c.next, pol = next, next
 		c.addrsIn, c.addrsOut = added(a.running.gateway, gw), added(gw, a.running.gateway)
 	}
-	c.opts = withPolicy(a.base, pol.Policy, ifs)
+	c.opts = withPolicy(a.base, pol.Policy, ifs, now)
 	c.ports = ifs.portsOf(c.opts.Bridges)
 	c.kernel = !sameKernelPath(c.opts, a.opts) || !slices.Equal(c.ports, a.ports)
 	c.portsIn, c.portsOut = added(a.ports, c.ports), added(c.ports, a.ports)
@@ -284,7 +285,7 @@ func (d *Daemon) checkIfaces(ctx context.Context) {
 		d.ifaceFailed("reading the interfaces failed", err)
 		return
 	}
-	c, err := d.applied.plan(ifs)
+	c, err := d.applied.plan(ifs, d.opts.Now())
 	if err != nil {
 		d.ifaceFailed("interfaces changed, but the policy does not compile with them: keeping the running one", err)
 		return

@@ -5,6 +5,7 @@ import (
 	"net"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
@@ -52,15 +53,15 @@ func kernelPath(o *nft.Options, pol *policy.Policy, ifs ifaces) {
 }
 
 // withPolicy returns o with the parts that come from the policy (class
-// checks, reverse-path interfaces, bridges, bindings, gateway addresses)
-// taken from pol and the interfaces ifs.
+// checks as of now, reverse-path interfaces, bridges, bindings, gateway
+// addresses) taken from pol and the interfaces ifs.
 //
 // In monitor mode the kernel drops nothing on picoseg's behalf either: no
 // new-flow guard, no reverse-path check, no ARP and neighbour checks. A
 // policy being tried out must not cut a busy device or a multi-homed host
 // off before its admin has chosen to enforce.
-func withPolicy(o nft.Options, pol *policy.Policy, ifs ifaces) nft.Options {
-	o.ClassBytes = pol.ClassBytes
+func withPolicy(o nft.Options, pol *policy.Policy, ifs ifaces, now time.Time) nft.Options {
+	o.Classes = kernelClasses(pol, now)
 	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs, o.PortRouters = nil, nil, nil, nil, nil
 	if pol.Mode == config.ModeMonitor {
 		o.NewFlowRate, o.NewFlowBurst, o.GlobalNewFlowRate, o.GlobalNewFlowBurst = 0, 0, 0, 0

@@ -52,16 +52,16 @@ func TestDropCounterAlerts(t *testing.T) {
 // reinstalls the ruleset; one that changes nothing the ruleset uses does not.
 func TestWithPolicyNoticesNewBindings(t *testing.T) {
 	pol := &policy.Policy{Devices: []policy.Device{{Name: "cam", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x11}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.11")}}}}
-	base := withPolicy(nft.Options{Queues: 1}, pol, ifaces{})
+	base := withPolicy(nft.Options{Queues: 1}, pol, ifaces{}, time.Now())
 	if len(base.Bindings) != 1 || base.Bindings[0].MAC.String() != "02:00:00:00:00:11" {
 		t.Fatalf("bindings %+v", base.Bindings)
 	}
-	if !sameKernelPath(base, withPolicy(base, pol, ifaces{})) {
+	if !sameKernelPath(base, withPolicy(base, pol, ifaces{}, time.Now())) {
 		t.Error("the same policy changed the ruleset")
 	}
 	more := *pol
 	more.Devices = append(append([]policy.Device(nil), pol.Devices...), policy.Device{Name: "plug", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x21}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.21")}})
-	if sameKernelPath(base, withPolicy(base, &more, ifaces{})) {
+	if sameKernelPath(base, withPolicy(base, &more, ifaces{}, time.Now())) {
 		t.Error("a new device's binding did not change the ruleset")
 	}
 }
@@ -78,13 +78,13 @@ func TestMonitorModeInstallsNoKernelDrops(t *testing.T) {
 	if base.NewFlowRate == 0 || base.GlobalNewFlowRate == 0 {
 		t.Fatalf("the base options have no guard (%+v): the test checks nothing", base)
 	}
-	mon := withPolicy(base, pol, ifaces{})
+	mon := withPolicy(base, pol, ifaces{}, time.Now())
 	if mon.NewFlowRate != 0 || mon.GlobalNewFlowRate != 0 || len(mon.ReversePathInterfaces) != 0 || len(mon.Bridges) != 0 || len(mon.Bindings) != 0 {
 		t.Errorf("monitor mode installs kernel drops: %+v", mon)
 	}
 	enforce := *pol
 	enforce.Mode = config.ModeEnforce
-	enf := withPolicy(base, &enforce, ifaces{})
+	enf := withPolicy(base, &enforce, ifaces{}, time.Now())
 	if enf.NewFlowRate != base.NewFlowRate || len(enf.ReversePathInterfaces) != 1 || len(enf.Bindings) != 1 {
 		t.Errorf("enforce mode lost the kernel checks: %+v", enf)
 	}
@@ -99,13 +99,13 @@ func TestWithPolicyTakesPortRouters(t *testing.T) {
 	pol := &policy.Policy{Zones: []policy.Zone{
 		{Name: "iot", Local: true, Interfaces: []string{"br-iot"}, PortRouters: [][6]byte{{2, 0, 0, 0, 0, 0x99}}},
 	}}
-	o := withPolicy(nft.Options{Queues: 1}, pol, ifaces{})
+	o := withPolicy(nft.Options{Queues: 1}, pol, ifaces{}, time.Now())
 	if len(o.PortRouters) != 1 || o.PortRouters[0].String() != "02:00:00:00:00:99" {
 		t.Fatalf("port routers %v, want the zone's one", o.PortRouters)
 	}
 	none := *pol
 	none.Zones = []policy.Zone{{Name: "iot", Local: true, Interfaces: []string{"br-iot"}}}
-	if sameKernelPath(o, withPolicy(o, &none, ifaces{})) {
+	if sameKernelPath(o, withPolicy(o, &none, ifaces{}, time.Now())) {
 		t.Error("removing a port router did not change the ruleset")
 	}
 }

@@ -289,7 +289,7 @@ func appliedFor(t *testing.T, edit func(string) string, ifs ifaces) *applied {
 		t.Fatal(err)
 	}
 	a := &applied{base: baseOptions(l.Config.Daemon, nft.DefaultMarks()), running: l}
-	a.opts = withPolicy(a.base, l.Policy, ifs)
+	a.opts = withPolicy(a.base, l.Policy, ifs, time.Now())
 	a.ports = ifs.portsOf(a.opts.Bridges)
 	return a
 }
@@ -330,7 +330,7 @@ func TestIfaceChangePlan(t *testing.T) {
 			a.filtered = []bridgeNF{{name: "br-iot", index: 3}}
 			f := gateway()
 			tc.change(f)
-			c, err := a.plan(f.v)
+			c, err := a.plan(f.v, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -360,7 +360,7 @@ func TestIfaceChangeGatewayAddress(t *testing.T) {
 	if a.running.Policy.IsGateway(late) {
 		t.Fatal("the policy knows the late address before it was added: the test checks nothing")
 	}
-	c, err := a.plan(gateway().addr(3, late.String()).v)
+	c, err := a.plan(gateway().addr(3, late.String()).v, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,11 +381,11 @@ func TestIfaceChangeGatewayAddress(t *testing.T) {
 	}
 	// Put in force, the same reading changes nothing more.
 	a.running, a.opts, a.ports = c.next, c.opts, c.ports
-	if c, _ := a.plan(gateway().addr(3, late.String()).v); !c.none() {
+	if c, _ := a.plan(gateway().addr(3, late.String()).v, time.Now()); !c.none() {
 		t.Errorf("the reading just applied changes %+v", c)
 	}
 	// Removed again: back to the start's.
-	if c, _ := a.plan(gateway().v); c.next == nil || c.next.Policy.IsGateway(late) || !slices.Equal(c.addrsOut, []netip.Addr{late}) {
+	if c, _ := a.plan(gateway().v, time.Now()); c.next == nil || c.next.Policy.IsGateway(late) || !slices.Equal(c.addrsOut, []netip.Addr{late}) {
 		t.Errorf("after the address went, the policy still takes it for the gateway")
 	}
 }
@@ -398,7 +398,7 @@ func TestIfaceChangeBridgeCreatedAgain(t *testing.T) {
 	f := gateway()
 	delete(f.v.links, 3)
 	f.link(50, "br-iot", 0, true).link(10, "v-cam", 50, false).link(11, "v-plug1", 50, false)
-	c, err := a.plan(f.v)
+	c, err := a.plan(f.v, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

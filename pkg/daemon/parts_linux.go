@@ -113,7 +113,8 @@ func (d *Daemon) status() Status {
 			"tripped": k.Tripped.Packets, "guard_full": k.GuardFull.Packets, "global_dropped": k.GlobalDropped.Packets,
 			"invalid_dropped": k.InvalidDropped.Packets, "rpf_dropped": k.ReversePathDropped.Packets,
 			"arp_spoof": k.ARPSpoof.Packets, "arp_flood": k.ARPFlood.Packets, "nd_spoof": k.NDSpoof.Packets, "nd_flood": k.NDFlood.Packets,
-			"rogue_router": k.RogueRouter.Packets, "rogue_dhcp": k.RogueDHCP.Packets}
+			"rogue_router": k.RogueRouter.Packets, "rogue_dhcp": k.RogueDHCP.Packets,
+			"class_window_dropped": k.ClassWindow.Packets, "class_size_dropped": k.ClassSize.Packets, "class_rate_dropped": k.ClassRate.Packets}
 		if kd, ok := d.queueDrops.Load().(queue.Drops); ok {
 			st.Kernel["queue_full_dropped"], st.Kernel["queue_undelivered"] = kd.QueueFull, kd.Undelivered
 		}

@@ -38,7 +38,7 @@ func (d *Daemon) reload(ctx context.Context) {
 	if n := next.Config.Daemon; n.Queues != d.cfg.Queues || n.QueueBase != d.cfg.QueueBase || n.MarkMask != d.cfg.MarkMask {
 		d.log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 	}
-	o := withPolicy(d.applied.base, next.Policy, ifs)
+	o := withPolicy(d.applied.base, next.Policy, ifs, d.opts.Now())
 	if err := d.installKernelPath(o, ifs.portsOf(o.Bridges)); err != nil {
 		d.reloadFailures.Add(1)
 		d.log.Error("policy reload failed: its kernel checks do not install; keeping the running policy", "err", err)
@@ -75,6 +75,9 @@ func (d *Daemon) installKernelPath(o nft.Options, ports []string) error {
 // new classes, cut when now denied).
 func (d *Daemon) swapPolicy(ctx context.Context, next *Loaded) rejudgeResult {
 	d.eng.Swap(next.Policy, d.opts.Now().UnixNano())
+	if err := d.rs.Load().ForgetOpenings(); err != nil {
+		d.log.Warn("forgetting the openings the old policy accepted", "err", err)
+	}
 	d.devs.id.Store(inventory.NewIdentifier(next.Policy))
 	d.applied.running = next
 	res, err := rejudge(ctx, d.ct, d.eng, d.marks, d.opts.Now())
@@ -121,6 +124,7 @@ func (d *Daemon) sweep(ctx context.Context, now time.Time) {
 	}
 	if now.Sub(s.lastPass) >= 10*time.Second {
 		s.lastPass = now
+		d.refreshClasses(now)
 		d.conntrackPass(ctx, now)
 	}
 	if now.Sub(s.lastSave) >= time.Minute {

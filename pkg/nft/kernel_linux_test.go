@@ -302,14 +302,38 @@ func checkQueueRule(t *testing.T, conn *Conn, method QueueMethod) {
 func TestKernelClassCheck(t *testing.T) {
 	ns, conn, method := probedNetNS(t)
 	opts := testOptions
-	opts.ClassBytes = []uint64{0, 5_000_000}
+	opts.Classes = []Class{{}, {Bytes: 5_000_000}}
 	if _, err := Install(conn, opts, method); err != nil {
 		t.Fatalf("install with a class check: %v", err)
 	}
 	out := nftIn(t, ns, "list", "chain", "inet", TableName, chainAccepted)
-	for _, want := range []string{"ct mark & 0x00ff0000 == 0x00030000 ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
+	if want := "ct mark & 0x00ff0000 == 0x00030000 jump class_1"; !strings.Contains(out, want) {
+		t.Errorf("accepted chain lacks %q:\n%s", want, out)
+	}
+	out = nftIn(t, ns, "list", "chain", "inet", TableName, classChain(1))
+	for _, want := range []string{"ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
 		if !strings.Contains(out, want) {
-			t.Errorf("accepted chain lacks %q:\n%s", want, out)
+			t.Errorf("class chain lacks %q:\n%s", want, out)
+		}
+	}
+	// The window and size checks, as nft reads them back (it shows hours
+	// in its own zone).
+	t.Setenv("TZ", "UTC")
+	opts.Classes = append(opts.Classes, Class{HasWindow: true, Open: []WeekSpan{{From: 10 * 3600, To: 20 * 3600}}, HasSize: true, SizeMin: 40, SizeMax: 1500})
+	if _, err := Install(conn, opts, method); err != nil {
+		t.Fatalf("install with window and size checks: %v", err)
+	}
+	out = nftIn(t, ns, "list", "chain", "inet", TableName, classChain(2))
+	for _, want := range []string{
+		`meta day "Thursday" meta hour < "10:00" counter name "class_window_dropped" drop`,
+		`meta day "Thursday" meta hour >= "20:00" counter name "class_window_dropped" drop`,
+		`meta day "Friday" counter name "class_window_dropped" drop`,
+		`meta day "Wednesday" counter name "class_window_dropped" drop`,
+		`meta length < 40 counter name "class_size_dropped" drop`,
+		`meta l4proto != tcp meta length > 1500 counter name "class_size_dropped" drop`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("class chain lacks %q:\n%s", want, out)
 		}
 	}
 }

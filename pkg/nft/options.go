@@ -95,12 +95,10 @@ type Options struct {
 
 	// bridgePorts are the ports of Bridges, read by Install.
 	bridgePorts []string
-	// ClassBytes are the kernel checks of each pico class, indexed by
-	// class: a fast-pathed flow of class c that has moved more than
-	// ClassBytes[c] bytes (both directions, from conntrack's counters) has
-	// its next packet queued again with the Tripped mark, for userspace to
-	// cut. Zero means no check. Needs conntrack accounting.
-	ClassBytes []uint64
+	// Classes are the kernel checks of each pico class, indexed by class
+	// (see Class): a fast-pathed flow of class c is held to Classes[c]
+	// packet by packet. The byte bound needs conntrack accounting.
+	Classes []Class
 }
 
 // Queue numbers fit a uint16, and xt_NFQ_info_v3 counts them in a uint16.
@@ -120,7 +118,7 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("nft: queues %d..%d exceed the largest queue number %d",
 			o.QueueBase, int(o.QueueBase)+o.Queues-1, maxQueues-1)
 	}
-	if n := len(o.ClassBytes); n > o.Marks.MaxClasses() {
+	if n := len(o.Classes); n > o.Marks.MaxClasses() {
 		return o, fmt.Errorf("nft: %d pico classes, but mark_mask %#x holds %d", n, o.Marks.Mask, o.Marks.MaxClasses())
 	}
 	if o.NewFlowRate > 0 && o.NewFlowBurst == 0 {
@@ -214,6 +212,15 @@ type Counters struct {
 	// Tripped counts packets of fast-pathed flows queued again because
 	// they broke a class check.
 	Tripped Counter
+	// ClassWindow counts packets of fast-pathed flows dropped because
+	// their class's time window was closed.
+	ClassWindow Counter
+	// ClassSize counts packets of fast-pathed flows dropped because their
+	// length was outside their class's size bounds.
+	ClassSize Counter
+	// ClassRate counts new flows dropped because they repeated an
+	// opening of a class whose source was over the class's rate.
+	ClassRate Counter
 }
 
 // Names of the counter objects in the table.
@@ -234,6 +241,9 @@ const (
 	counterNDFlood        = "nd_flood"
 	counterRogueRouter    = "rogue_router"
 	counterRogueDHCP      = "rogue_dhcp"
+	counterClassWindow    = "class_window_dropped"
+	counterClassSize      = "class_size_dropped"
+	counterClassRate      = "class_rate_dropped"
 )
 
 func (c *Counters) byName(name string) *Counter {
@@ -270,6 +280,12 @@ func (c *Counters) byName(name string) *Counter {
 		return &c.RogueRouter
 	case counterRogueDHCP:
 		return &c.RogueDHCP
+	case counterClassWindow:
+		return &c.ClassWindow
+	case counterClassSize:
+		return &c.ClassSize
+	case counterClassRate:
+		return &c.ClassRate
 	}
 	return nil
 }

@@ -237,6 +237,10 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 
+	for _, name := range classCounters(o) {
+		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
+	}
+
 	accept := nftables.ChainPolicyAccept
 	forward := nl.AddChain(&nftables.Chain{
 		Name: chainForward, Table: t, Type: nftables.ChainTypeFilter,
@@ -260,6 +264,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		s, elems := rpfSet(t, o.ReversePathInterfaces)
 		_ = nl.AddSet(s, elems)
 	}
+	addClassRateSets(nl, t, o)
 
 	add := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
 		r := &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
@@ -274,14 +279,9 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	for _, r := range newFlowRules(o) {
 		add(newflow, r.comment, r.exprs...)
 	}
-	// The kernel checks of each pico class: a fast-pathed flow that trips
-	// one has its packet queued again, marked Tripped, for userspace to
-	// judge (and cut, with an alert). Every other accepted packet is
-	// accepted here. Packet sizes are not checked in the kernel: with GRO
-	// one packet here is several on the wire.
-	for _, r := range classRules(o, method) {
-		add(accepted, r.comment, r.exprs...)
-	}
+	// The kernel checks of each pico class (class_linux.go, and the rates
+	// in classrate_linux.go); a packet that passes them is accepted here.
+	addClassChains(nl, t, o, method, add)
 	add(accepted, "", &expr.Verdict{Kind: expr.VerdictAccept})
 	for _, exprs := range setMarkRules(o.Marks) {
 		add(setmark, "", exprs...)
@@ -379,6 +379,9 @@ func judgingRules(o Options, method QueueMethod) []rule {
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow},
 		)})
 	}
+	// After the device's guard: new flows that repeat an opening of a
+	// class with a rate.
+	rules = append(rules, classRateJump(o)...)
 	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
 	return rules
 }
@@ -387,7 +390,7 @@ func judgingRules(o Options, method QueueMethod) []rule {
 // fast path takes [FirstAccepted, classesEnd). Class 0 always exists, and
 // the field's top value is Tripped, never a class.
 func classesEnd(o Options) uint32 {
-	n := max(1, len(o.ClassBytes))
+	n := max(1, len(o.Classes))
 	n = min(n, o.Marks.MaxClasses())
 	return o.Marks.value(uint32(valueFirstAccepted + n))
 }
@@ -662,33 +665,6 @@ func queueExprs(method QueueMethod, o Options) []expr.Any {
 		return []expr.Any{&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}}
 	}
 	return nil
-}
-
-// classRules check fast-pathed flows against their class's byte bound:
-// `ct mark & mask == class-c ct bytes > N meta mark set (meta mark & ~mask)
-// | tripped queue`.
-func classRules(o Options, method QueueMethod) []rule {
-	m := o.Marks
-	var rules []rule
-	for c, limit := range o.ClassBytes {
-		if limit == 0 {
-			continue
-		}
-		rules = append(rules, rule{fmt.Sprintf("class %d: more than %d bytes", c, limit), concat(
-			ctMarkField(m),
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Accepted(uint16(c)))},
-			&expr.Ct{Key: expr.CtKeyBYTES, Register: 1},
-			// Counters are host-order numbers; compared big-endian.
-			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
-			&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binaryutil.BigEndian.PutUint64(limit)},
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^m.Mask), Xor: nativeU32(m.Tripped())},
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
-			counterRef(counterTripped),
-			queueExprs(method, o),
-		)})
-	}
-	return rules
 }
 
 // setMarkRules copy the picoseg field of the packet mark into the conntrack

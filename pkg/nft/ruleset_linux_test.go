@@ -405,18 +405,25 @@ func TestInstallClassRules(t *testing.T) {
 		t.Run(tc.method.String(), func(t *testing.T) {
 			var rec recorder
 			opts := testOptions
-			opts.ClassBytes = []uint64{0, 5_000_000}
+			opts.Classes = []Class{{}, {Bytes: 5_000_000}}
 			if _, err := Install(rec.conn(t), opts, tc.method); err != nil {
 				t.Fatal(err)
 			}
-			got := rulesOf(decode(t, rec.msgs), "accepted")
-			if len(got) != 2 {
-				t.Fatalf("accepted chain has %d rules, want the class check and accept", len(got))
+			msgs := decode(t, rec.msgs)
+			diffExprs(t, "accepted", rulesOf(msgs, "accepted"), [][]expr.Any{
+				{
+					&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+					&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0x00ff0000), Xor: le32(0)},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00030000)}, // class 1
+					&expr.Verdict{Kind: expr.VerdictJump, Chain: "class_1"},
+				},
+				{&expr.Verdict{Kind: expr.VerdictAccept}},
+			})
+			got := rulesOf(msgs, "class_1")
+			if len(got) != 1 {
+				t.Fatalf("class chain has %d rules, want the byte check", len(got))
 			}
 			want := []expr.Any{
-				&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0x00ff0000), Xor: le32(0)},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00030000)}, // class 1
 				&expr.Ct{Key: expr.CtKeyBYTES, Register: 1},
 				&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
 				&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: []byte{0, 0, 0, 0, 0, 0x4c, 0x4b, 0x40}},
@@ -427,11 +434,10 @@ func TestInstallClassRules(t *testing.T) {
 			}
 			if tc.queue != nil {
 				want = append(want, tc.queue)
-				diffExprs(t, "accepted", got[:1], [][]expr.Any{want})
+				diffExprs(t, "class_1", got, [][]expr.Any{want})
 			} else if len(got[0]) != len(want)+1 {
 				t.Errorf("xtables class rule has %d expressions, want %d", len(got[0]), len(want)+1)
 			}
-			diffExprs(t, "accepted", got[1:], [][]expr.Any{{&expr.Verdict{Kind: expr.VerdictAccept}}})
 		})
 	}
 }
@@ -548,18 +554,18 @@ func TestInstallReversePathRule(t *testing.T) {
 func TestClassesEnd(t *testing.T) {
 	m := Marks{Mask: 0x000000f8} // values 0..31 in bits 3..7
 	for _, tt := range []struct {
-		classes []uint64
+		classes []Class
 		want    uint32
 	}{
-		{nil, 3 << 3},                 // class 0 alone
-		{[]uint64{0, 5e6}, 4 << 3},    // classes 0 and 1
-		{make([]uint64, 29), 31 << 3}, // every class: up to Tripped, excluded
-		{make([]uint64, 40), 31 << 3}, // more than fit: still never Tripped
+		{nil, 3 << 3},                       // class 0 alone
+		{[]Class{{}, {Bytes: 5e6}}, 4 << 3}, // classes 0 and 1
+		{make([]Class, 29), 31 << 3},        // every class: up to Tripped, excluded
+		{make([]Class, 40), 31 << 3},        // more than fit: still never Tripped
 	} {
-		if got := classesEnd(Options{Marks: m, ClassBytes: tt.classes}); got != tt.want {
+		if got := classesEnd(Options{Marks: m, Classes: tt.classes}); got != tt.want {
 			t.Errorf("%d classes: end %#x, want %#x", len(tt.classes), got, tt.want)
 		}
-		if end := classesEnd(Options{Marks: m, ClassBytes: tt.classes}); end > m.Tripped() {
+		if end := classesEnd(Options{Marks: m, Classes: tt.classes}); end > m.Tripped() {
 			t.Errorf("%d classes: end %#x passes Tripped %#x", len(tt.classes), end, m.Tripped())
 		}
 	}

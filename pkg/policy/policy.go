@@ -31,11 +31,10 @@ type Policy struct {
 	Rules []Rule
 	// UserRules is how many of Rules the policy wrote.
 	UserRules int
-	// ClassBytes are the kernel checks of each pico class, indexed by
-	// class: the byte bound its fast-pathed flows are held to (0: none).
-	// Class 0 has no checks; rules with the same max_flow_bytes share a
-	// class.
-	ClassBytes []uint64
+	// Classes are the pico classes, indexed by class: the kernel checks
+	// their fast-pathed flows are held to. Class 0 has no checks; rules
+	// with the same checks share a class.
+	Classes []Class
 
 	zoneByIface map[string]int32
 	zoneNets    prefixSet
@@ -126,6 +125,11 @@ type Rule struct {
 	MinPer     time.Duration
 	NewFlows   int
 	NewFlowPer time.Duration
+	// FanPeers and FanPorts bound the distinct peers, and distinct ports
+	// on one peer, a device reaches under the rule within FanWindow (0:
+	// no bound).
+	FanPeers, FanPorts int
+	FanWindow          time.Duration
 	// MinSubjects lists the known devices the lower volume bound watches:
 	// those the rule's source covers.
 	MinSubjects []int32
@@ -157,7 +161,6 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		pairs:        map[selector]map[selector]*serviceIndex{},
 		netIDs:       map[netip.Prefix]int32{},
 		unknownGroup: None,
-		ClassBytes:   []uint64{0},
 	}
 	if p.Location == nil {
 		p.Location = time.Local
@@ -190,6 +193,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	if err := p.compileGateway(cfg, opts, names); err != nil {
 		return nil, err
 	}
+	p.classify()
 	sum := sha256.New()
 	if opts.Source != nil {
 		sum.Write(opts.Source)
