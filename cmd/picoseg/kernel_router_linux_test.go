@@ -156,19 +156,30 @@ func TestKernelRogueRouterOnTheBridge(t *testing.T) {
 		t.Errorf("the camera saw %d of the gateway's own router advertisement, want 1", len(got))
 	}
 
-	// plug1 is the zone's router after all.
-	routed := strings.Replace(policy, `bridge_filter = false`, `bridge_filter = false
-port_routers = ["`+plug.MAC.String()+`"]`, 1)
-	if err := os.WriteFile(f.policy, []byte(routed), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	reloads := st.Reloads
-	f.signal(syscall.SIGHUP)
-	for deadline := time.Now().Add(5 * time.Second); f.status().Reloads == reloads; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reload did not happen")
+	reload := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(f.policy, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		reloads := f.status().Reloads
+		f.signal(syscall.SIGHUP)
+		for deadline := time.Now().Add(5 * time.Second); f.status().Reloads == reloads; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the reload did not happen")
+			}
 		}
 	}
+	// plug1 is the LAN's router: that makes it no router on the IoT
+	// bridge (a device trusted in one zone is not trusted in another).
+	reload(strings.Replace(policy, `interfaces = ["lan0"]`, `interfaces = ["lan0"]
+port_routers = ["`+plug.MAC.String()+`"]`, 1))
+	if got := seen(); len(got) != 0 {
+		t.Errorf("with plug1 a port router of the LAN only, the IoT camera saw %v", got)
+	}
+
+	// plug1 is the zone's router after all.
+	reload(strings.Replace(policy, `bridge_filter = false`, `bridge_filter = false
+port_routers = ["`+plug.MAC.String()+`"]`, 1))
 	got := seen()
 	for _, k := range rogueKind {
 		if got[k.name] != 1 {
@@ -176,6 +187,7 @@ port_routers = ["`+plug.MAC.String()+`"]`, 1)
 			break
 		}
 	}
+	// The reload installed the table again: its counters start from 0.
 	if st := f.status(); st.Kernel["rogue_router"] != 0 || st.Kernel["rogue_dhcp"] != 0 {
 		t.Errorf("with plug1 in port_routers the bridge dropped rogue_router %d, rogue_dhcp %d; want none", st.Kernel["rogue_router"], st.Kernel["rogue_dhcp"])
 	}

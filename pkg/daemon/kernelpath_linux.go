@@ -39,9 +39,10 @@ func kernelPath(o *nft.Options, pol *policy.Policy, ifs ifaces) {
 			// An interface that is not a bridge has no ports: no checks.
 			o.Bridges = append(o.Bridges, name)
 			o.GatewayAddrs = append(o.GatewayAddrs, ifs.addrsOf(name)...)
-		}
-		for _, mac := range z.PortRouters {
-			o.PortRouters = append(o.PortRouters, net.HardwareAddr(slices.Clone(mac[:])))
+			// A zone's port routers are trusted on its own bridges only.
+			for _, mac := range z.PortRouters {
+				o.PortRouters = append(o.PortRouters, nft.PortRouter{Bridge: name, MAC: net.HardwareAddr(slices.Clone(mac[:]))})
+			}
 		}
 	}
 	o.GatewayAddrs = sortedAddrs(o.GatewayAddrs)

@@ -100,7 +100,7 @@ func TestWithPolicyTakesPortRouters(t *testing.T) {
 		{Name: "iot", Local: true, Interfaces: []string{"br-iot"}, PortRouters: [][6]byte{{2, 0, 0, 0, 0, 0x99}}},
 	}}
 	o := withPolicy(nft.Options{Queues: 1}, pol, ifaces{}, time.Now())
-	if len(o.PortRouters) != 1 || o.PortRouters[0].String() != "02:00:00:00:00:99" {
+	if len(o.PortRouters) != 1 || o.PortRouters[0].MAC.String() != "02:00:00:00:00:99" || o.PortRouters[0].Bridge != "br-iot" {
 		t.Fatalf("port routers %v, want the zone's one", o.PortRouters)
 	}
 	none := *pol

@@ -220,8 +220,17 @@ func neighbourSets(t *nftables.Table, o Options) []setWithElems {
 			Dynamic: true, HasTimeout: true, Timeout: guardTimeout, Size: neighbourRateSize}}
 	}
 	routers := make([]nftables.SetElement, 0, len(o.PortRouters))
-	for _, mac := range o.PortRouters {
-		routers = append(routers, nftables.SetElement{Key: slices.Clone(mac)})
+	for _, r := range o.PortRouters {
+		// `iifname . ether saddr`, for each port of the router's own
+		// bridge (the kernel here has no `meta ibrname`): the name fills
+		// four registers, the MAC starts on the fifth and is padded to
+		// two. A port that joins later is covered by the next install,
+		// which the daemon's interface watch makes.
+		for _, port := range o.bridgePorts {
+			if o.portBridge[port] == r.Bridge {
+				routers = append(routers, nftables.SetElement{Key: append(ifname(port), r.MAC[0], r.MAC[1], r.MAC[2], r.MAC[3], r.MAC[4], r.MAC[5], 0, 0)})
+			}
+		}
 	}
 	pair := nftables.MustConcatSetType(nftables.TypeEtherAddr, nftables.TypeEtherAddr)
 	return []setWithElems{
@@ -232,7 +241,7 @@ func neighbourSets(t *nftables.Table, o Options) []setWithElems {
 		plain(setBind6, setIDBind6, nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeEtherAddr), bind6),
 		rate(setARPRate, setIDARPRate),
 		rate(setNDRate, setIDNDRate),
-		plain(setRouters, setIDRouters, nftables.TypeEtherAddr, routers),
+		plain(setRouters, setIDRouters, nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr), dedup(routers)),
 		{set: &nftables.Set{Table: t, ID: setIDOwnLLAddr, Name: setOwnLLAddr, KeyType: pair, Concatenation: true,
 			Dynamic: true, HasTimeout: true, Timeout: ownLLAddrTimeout, Size: ownLLAddrSize}},
 	}
@@ -290,17 +299,20 @@ func bridgePreroutingRules() [][]expr.Any {
 }
 
 // notFromPortRouter drops a packet of IP protocol proto whose transport
-// header starts with head unless its frame comes from one of the zones'
-// port_routers: `meta l4proto P @th,0,N == head ether saddr != @routers
-// counter drop`.
+// header starts with head unless its frame comes from one of the port
+// routers of the zone whose bridge it entered: `meta l4proto P @th,0,N ==
+// head iifname . ether saddr != @routers counter drop`. Keyed by the
+// port, a device trusted as the router of one zone is no router on
+// another zone's bridge.
 func notFromPortRouter(proto byte, head []byte, counter string) []expr.Any {
 	return []expr.Any{
 		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: uint32(len(head))},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: head},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
-		&expr.Lookup{SourceRegister: 1, SetName: setRouters, SetID: setIDRouters, Invert: true},
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg32x0},
+		&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Lookup{SourceRegister: reg32x0, SetName: setRouters, SetID: setIDRouters, Invert: true},
 		counterRef(counter),
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
@@ -446,21 +458,21 @@ func ndBindingRule(icmpType byte, base expr.PayloadBase, offset uint32) []expr.A
 }
 
 // bridgePorts returns the ports of the named bridges in the caller's network
-// namespace, sorted: the interfaces whose master is one of them (an
-// RTM_GETLINK dump, so it does not depend on which namespace /sys shows). A
-// bridge that does not exist (yet), or an interface that is no bridge, has
-// none.
-func bridgePorts(bridges []string) []string {
+// namespace, sorted, and the bridge of each: the interfaces whose master is
+// one of them (an RTM_GETLINK dump, so it does not depend on which namespace
+// /sys shows). A bridge that does not exist (yet), or an interface that is
+// no bridge, has none.
+func bridgePorts(bridges []string) ([]string, map[string]string) {
 	if len(bridges) == 0 {
-		return nil
+		return nil, nil
 	}
 	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	msgs, err := syscall.ParseNetlinkMessage(rib)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	names := map[int32]string{}
 	masters := map[int32]int32{}
@@ -485,11 +497,13 @@ func bridgePorts(bridges []string) []string {
 		}
 	}
 	var ports []string
+	bridgeOf := map[string]string{}
 	for index, master := range masters {
 		if slices.Contains(bridges, names[master]) {
 			ports = append(ports, names[index])
+			bridgeOf[names[index]] = names[master]
 		}
 	}
 	sort.Strings(ports)
-	return ports
+	return ports, bridgeOf
 }

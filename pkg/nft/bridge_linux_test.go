@@ -5,6 +5,7 @@ package nft
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -131,8 +132,8 @@ func TestKernelBridgePorts(t *testing.T) {
 	}
 	var got, none []string
 	ns.Do(t, func() {
-		got = bridgePorts([]string{"br-x", "lo"})
-		none = bridgePorts([]string{"p0"})
+		got, _ = bridgePorts([]string{"br-x", "lo"})
+		none, _ = bridgePorts([]string{"p0"})
 	})
 	if diff := cmp.Diff([]string{"p0", "p1"}, got); diff != "" {
 		t.Errorf("ports of br-x (-want +got):\n%s", diff)
@@ -174,8 +175,9 @@ func routerOnly(proto byte, head []byte, counter string) []expr.Any {
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: uint32(len(head))},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: head},
-		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
-		&expr.Lookup{SourceRegister: 1, SetName: "routers", SetID: setIDRouters, Invert: true},
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 8},
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Lookup{SourceRegister: 8, SetName: "routers", SetID: setIDRouters, Invert: true},
 		&expr.Objref{Type: 1, Name: counter},
 		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
@@ -187,7 +189,7 @@ func routerOnly(proto byte, head []byte, counter string) []expr.Any {
 func TestInstallRogueRouterRules(t *testing.T) {
 	var rec recorder
 	router := net.HardwareAddr{2, 0, 0, 0, 0, 0x99}
-	opts := Options{Queues: 1, Bridges: []string{"br-test"}, PortRouters: []net.HardwareAddr{router}}
+	opts := Options{Queues: 1, Bridges: []string{"br-test"}, PortRouters: []PortRouter{{Bridge: "br-test", MAC: router}}}
 	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +211,10 @@ func TestInstallRogueRouterRules(t *testing.T) {
 		routerOnly(unix.IPPROTO_ICMPV6, []byte{134}, "rogue_router"), // icmpv6 type nd-router-advert
 		routerOnly(unix.IPPROTO_ICMPV6, []byte{137}, "rogue_router"), // icmpv6 type nd-redirect
 	})
+	// The routers set pairs the router's MAC with each port of its own
+	// bridge, never with another bridge's ports.
+	opts.bridgePorts = []string{"p1", "p2", "q1"}
+	opts.portBridge = map[string]string{"p1": "br-test", "p2": "br-test", "q1": "br-other"}
 	var got [][]byte
 	for _, s := range neighbourSets(nil, opts) {
 		if s.set.Name == "routers" {
@@ -217,7 +223,12 @@ func TestInstallRogueRouterRules(t *testing.T) {
 			}
 		}
 	}
-	if diff := cmp.Diff([][]byte{router}, got); diff != "" {
+	// The port's name, NUL-padded to 16 bytes, then the MAC padded to
+	// two registers.
+	key := func(port string) []byte {
+		return append(append([]byte(port), make([]byte, 16-len(port))...), append(slices.Clone(router), 0, 0)...)
+	}
+	if diff := cmp.Diff([][]byte{key("p1"), key("p2")}, got); diff != "" {
 		t.Errorf("routers (-want +got):\n%s", diff)
 	}
 }

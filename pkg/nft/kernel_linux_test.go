@@ -349,7 +349,7 @@ var fullOptions = Options{
 		{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x21}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.21")}},
 	},
 	GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("fd00:77::1")},
-	PortRouters:  []net.HardwareAddr{{2, 0, 0, 0, 0, 0x99}},
+	PortRouters:  []PortRouter{{Bridge: "br-test", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x99}}},
 }
 
 // TestKernelInstallFull: the kernel takes every rule as built, and nft
@@ -375,12 +375,11 @@ func TestKernelInstallFull(t *testing.T) {
 		"counter name \"arp_spoof\" drop",
 		"counter name \"nd_spoof\" drop",
 		"icmpv6 type 133-137 jump nd",
-		"icmp type redirect ether saddr != @routers counter name \"rogue_router\" drop",
-		"udp sport 67 udp dport 68 ether saddr != @routers counter name \"rogue_dhcp\" drop",
-		"udp sport 547 udp dport 546 ether saddr != @routers counter name \"rogue_dhcp\" drop",
-		"icmpv6 type nd-router-advert ether saddr != @routers counter name \"rogue_router\" drop",
-		"icmpv6 type nd-redirect ether saddr != @routers counter name \"rogue_router\" drop",
-		"elements = { 02:00:00:00:00:99 }",
+		"icmp type redirect iifname . ether saddr != @routers counter name \"rogue_router\" drop",
+		"udp sport 67 udp dport 68 iifname . ether saddr != @routers counter name \"rogue_dhcp\" drop",
+		"udp sport 547 udp dport 546 iifname . ether saddr != @routers counter name \"rogue_dhcp\" drop",
+		"icmpv6 type nd-router-advert iifname . ether saddr != @routers counter name \"rogue_router\" drop",
+		"icmpv6 type nd-redirect iifname . ether saddr != @routers counter name \"rogue_router\" drop",
 		"update @own_lladdr { ether saddr . ether saddr }",
 		"@th,0,8 0x88 @th,192,16 != 0x201 counter name \"nd_spoof\" drop",
 		"@th,0,8 0x88 @th,256,8 >= 0x0 counter name \"nd_spoof\" drop",

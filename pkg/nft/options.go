@@ -82,11 +82,12 @@ type Options struct {
 	// GatewayAddrs are the gateway's own addresses: no bridge port may
 	// claim them in ARP or a neighbour advertisement.
 	GatewayAddrs []netip.Addr
-	// PortRouters are the MACs on the bridges' ports that may send router
-	// advertisements, redirects and DHCP server messages (a network whose
-	// router or DHCP server sits on a port); from any other port they are
+	// PortRouters are the devices on the bridges' ports that may send
+	// router advertisements, redirects and DHCP server messages (a network
+	// whose router or DHCP server sits on a port), each on its own zone's
+	// bridges only; from any other port, or another bridge, they are
 	// dropped: the gateway is the zones' router.
-	PortRouters []net.HardwareAddr
+	PortRouters []PortRouter
 	// NeighbourRate is the ARP and neighbour discovery budget of one bridge
 	// port, in packets per second; 0 means DefaultNeighbourRate.
 	NeighbourRate uint32
@@ -95,6 +96,8 @@ type Options struct {
 
 	// bridgePorts are the ports of Bridges, read by Install.
 	bridgePorts []string
+	// portBridge names the bridge of each of bridgePorts.
+	portBridge map[string]string
 	// Classes are the kernel checks of each pico class, indexed by class
 	// (see Class): a fast-pathed flow of class c is held to Classes[c]
 	// packet by packet. The byte bound needs conntrack accounting.
@@ -133,9 +136,12 @@ func (o Options) normalized() (Options, error) {
 	if o.NeighbourBurst == 0 {
 		o.NeighbourBurst = 2 * o.NeighbourRate
 	}
-	for _, mac := range o.PortRouters {
-		if len(mac) != 6 {
-			return o, fmt.Errorf("nft: port router %q is not a 6-byte Ethernet address", mac)
+	for _, r := range o.PortRouters {
+		if len(r.MAC) != 6 {
+			return o, fmt.Errorf("nft: port router %q is not a 6-byte Ethernet address", r.MAC)
+		}
+		if r.Bridge == "" || len(r.Bridge) > 15 {
+			return o, fmt.Errorf("nft: port router %s: %q is not an interface name", r.MAC, r.Bridge)
 		}
 	}
 	for _, b := range o.Bindings {
@@ -155,6 +161,13 @@ func (o Options) normalized() (Options, error) {
 type Binding struct {
 	MAC   net.HardwareAddr
 	Addrs []netip.Addr
+}
+
+// PortRouter is a device allowed to act as router and DHCP server from the
+// ports of one bridge.
+type PortRouter struct {
+	Bridge string
+	MAC    net.HardwareAddr
 }
 
 // DefaultNeighbourRate is the per-port ARP and neighbour discovery budget

@@ -120,7 +120,7 @@ func Install(conn *Conn, opts Options, method QueueMethod) (*Ruleset, error) {
 	if method != QueueNative && method != QueueXtables {
 		return nil, fmt.Errorf("nft: unknown queue method %v", method)
 	}
-	o.bridgePorts = bridgePorts(o.Bridges)
+	o.bridgePorts, o.portBridge = bridgePorts(o.Bridges)
 	t := buildRuleset(conn.nl, o, method)
 	bt := bridgeTable(conn.nl, o)
 	if err := conn.nl.Flush(); err != nil {
