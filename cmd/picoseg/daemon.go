@@ -12,11 +12,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/demo"
-	"github.com/picoseg/picoseg/pkg/inventory"
 )
 
 func runDaemon(args []string, _, stderr io.Writer) int {
@@ -59,58 +57,20 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	sock := *socket
-	if sock == "" {
-		sock = config.DefaultSocket
-		if cfg, _, err := config.Load(*path); err == nil {
-			sock = cfg.Daemon.Socket
-		}
-	}
-	var err error
-	switch view {
-	case "status":
-		var s daemon.Status
-		if err = daemon.Query(sock, "status", &s); err == nil {
-			if *asJSON {
-				writeJSON(stdout, s)
-			} else {
-				s.WriteText(stdout)
-			}
-		}
-	case "flows":
-		var flows []daemon.FlowView
-		if err = daemon.Query(sock, strings.TrimSpace("flows "+*device), &flows); err == nil {
-			if *asJSON {
-				writeJSON(stdout, flows)
-			} else {
-				daemon.WriteFlows(stdout, flows)
-			}
-		}
-	case "alerts":
-		var alerts []alert.Alert
-		if err = daemon.Query(sock, "alerts", &alerts); err == nil {
-			if *asJSON {
-				writeJSON(stdout, alerts)
-			} else {
-				daemon.WriteAlerts(stdout, alerts)
-			}
-		}
-	case "devices":
-		var devices []inventory.Device
-		if err = daemon.Query(sock, "devices", &devices); err == nil {
-			if *asJSON {
-				writeJSON(stdout, devices)
-			} else {
-				daemon.WriteDevices(stdout, devices)
-			}
-		}
-	default:
-		fmt.Fprintf(stderr, "status: unknown view %q: want devices, flows or alerts\n", view)
+	v, err := daemon.ViewNamed(view)
+	if err != nil {
+		fmt.Fprintln(stderr, "status:", err)
 		return 2
 	}
+	ans, err := v.Fetch(daemon.StatusSocket(*socket, *path), *device)
 	if err != nil {
 		fmt.Fprintln(stderr, "status:", err)
 		return 1
+	}
+	if *asJSON {
+		writeJSON(stdout, ans.Value)
+	} else {
+		ans.WriteText(stdout)
 	}
 	return 0
 }

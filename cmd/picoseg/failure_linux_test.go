@@ -77,19 +77,36 @@ func (f *fixture) ctMark(dport int) string {
 	return m[1]
 }
 
+// controlCamReachesAdmin starts the echo servers of the camera's upload
+// (wan tcp/8443) and of the admin PC (lan tcp/22), and fails the test unless
+// the camera reaches the admin PC without picoseg: the control for the
+// denial these tests check.
+func (f *fixture) controlCamReachesAdmin() {
+	f.t.Helper()
+	f.echo("wan", 8443)
+	f.echo("lan", 22)
+	if !f.can("cam", "lan", 22) {
+		f.t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
+	}
+}
+
+// camUpload opens the camera's long-lived upload to its cloud and waits
+// until it flows.
+func (f *fixture) camUpload() *chatter {
+	f.t.Helper()
+	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
+	ch.waitEchoes(f.t, 5)
+	return ch
+}
+
 // TestKernelSecondInstanceChangesNothing: a second `picoseg run` while one
 // runs exits non-zero and leaves the first one's table, its conntrack marks
 // and its denials alone.
 func TestKernelSecondInstanceChangesNothing(t *testing.T) {
 	f := newFixture(t)
-	f.echo("wan", 8443)
-	f.echo("lan", 22)
-	if !f.can("cam", "lan", 22) {
-		t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
-	}
+	f.controlCamReachesAdmin()
 	f.start(labPolicy(t, nil))
-	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
-	ch.waitEchoes(t, 5)
+	ch := f.camUpload()
 	table, mark := f.nftTable(), f.ctMark(8443)
 	if table == "" || mark == "" || mark == "0" {
 		t.Fatalf("before: table %q, mark of the accepted flow %q", table, mark)
@@ -123,14 +140,9 @@ func TestKernelSecondInstanceChangesNothing(t *testing.T) {
 // back; an accepted flow keeps flowing throughout.
 func TestKernelLostTableRestored(t *testing.T) {
 	f := newFixture(t)
-	f.echo("wan", 8443)
-	f.echo("lan", 22)
-	if !f.can("cam", "lan", 22) {
-		t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
-	}
+	f.controlCamReachesAdmin()
 	f.start(labPolicy(t, nil))
-	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
-	ch.waitEchoes(t, 5)
+	ch := f.camUpload()
 	if f.can("cam", "lan", 22) {
 		t.Fatal("the camera reached the admin PC with picoseg running")
 	}
@@ -367,11 +379,7 @@ func TestKernelUnprivilegedUser(t *testing.T) {
 	for _, d := range []string{filepath.Dir(f.dir), f.dir} {
 		os.Chmod(d, 0o755)
 	}
-	f.echo("wan", 8443)
-	f.echo("lan", 22)
-	if !f.can("cam", "lan", 22) {
-		t.Fatal("lab without picoseg: the camera cannot reach the admin PC")
-	}
+	f.controlCamReachesAdmin()
 	withUser := func(s string) string {
 		return strings.Replace(s, "queues = 2\n", "queues = 2\nuser = \"nobody\"\n", 1)
 	}

@@ -29,23 +29,29 @@ import (
 // interface, whoever sent them.
 func (f *fixture) seen(host string, port int) func() uint64 {
 	f.t.Helper()
-	h := f.lab.Host(host)
-	script := fmt.Sprintf(`table inet seen {
+	return f.counterIn(host, "inet seen syn", fmt.Sprintf(`table inet seen {
 	counter syn { }
 	chain pre {
 		type filter hook prerouting priority raw;
 		tcp dport %d tcp flags & (syn | ack) == syn counter name "syn"
 	}
 }
-`, port)
+`, port))
+}
+
+// counterIn loads ruleset in host's namespace and returns a reader of the
+// packets of its counter, named "FAMILY TABLE NAME".
+func (f *fixture) counterIn(host, counter, ruleset string) func() uint64 {
+	f.t.Helper()
+	h := f.lab.Host(host)
 	cmd := h.Command(f.ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
+	cmd.Stdin = strings.NewReader(ruleset)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		f.t.Fatalf("nft in %s: %v\n%s", host, err, out)
 	}
 	re := regexp.MustCompile(`packets (\d+)`)
 	return func() uint64 {
-		out, err := h.Run(f.ctx, "nft", "list", "counter", "inet", "seen", "syn")
+		out, err := h.Run(f.ctx, "nft", append([]string{"list", "counter"}, strings.Fields(counter)...)...)
 		if err != nil {
 			f.t.Fatal(err)
 		}
@@ -340,49 +346,13 @@ func TestKernelARPFlood(t *testing.T) {
 // arpSeen counts ARP packets arriving in host's namespace.
 func (f *fixture) arpSeen(host string) func() uint64 {
 	f.t.Helper()
-	h := f.lab.Host(host)
-	cmd := h.Command(f.ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader("table arp seen {\n\tcounter frames { }\n\tchain in {\n\t\ttype filter hook input priority filter;\n\t\tcounter name \"frames\"\n\t}\n}\n")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.t.Fatalf("nft in %s: %v\n%s", host, err, out)
-	}
-	re := regexp.MustCompile(`packets (\d+)`)
-	return func() uint64 {
-		out, err := h.Run(f.ctx, "nft", "list", "counter", "arp", "seen", "frames")
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		m := re.FindStringSubmatch(out)
-		if m == nil {
-			f.t.Fatalf("no counter in %s:\n%s", host, out)
-		}
-		n, _ := strconv.ParseUint(m[1], 10, 64)
-		return n
-	}
+	return f.counterIn(host, "arp seen frames", "table arp seen {\n\tcounter frames { }\n\tchain in {\n\t\ttype filter hook input priority filter;\n\t\tcounter name \"frames\"\n\t}\n}\n")
 }
 
 // udpSeen counts, in host's namespace, UDP datagrams to port from src.
 func (f *fixture) udpSeen(host string, src netip.Addr, port int) func() uint64 {
 	f.t.Helper()
-	h := f.lab.Host(host)
-	cmd := h.Command(f.ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(fmt.Sprintf("table inet udpseen {\n\tcounter dgrams { }\n\tchain pre {\n\t\ttype filter hook prerouting priority raw;\n\t\tip saddr %s udp dport %d counter name \"dgrams\"\n\t}\n}\n", src, port))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		f.t.Fatalf("nft in %s: %v\n%s", host, err, out)
-	}
-	re := regexp.MustCompile(`packets (\d+)`)
-	return func() uint64 {
-		out, err := h.Run(f.ctx, "nft", "list", "counter", "inet", "udpseen", "dgrams")
-		if err != nil {
-			f.t.Fatal(err)
-		}
-		m := re.FindStringSubmatch(out)
-		if m == nil {
-			f.t.Fatalf("no counter in %s:\n%s", host, out)
-		}
-		n, _ := strconv.ParseUint(m[1], 10, 64)
-		return n
-	}
+	return f.counterIn(host, "inet udpseen dgrams", fmt.Sprintf("table inet udpseen {\n\tcounter dgrams { }\n\tchain pre {\n\t\ttype filter hook prerouting priority raw;\n\t\tip saddr %s udp dport %d counter name \"dgrams\"\n\t}\n}\n", src, port))
 }
 
 // TestKernelReversePathOnBridge: a device on the IoT bridge sends UDP from

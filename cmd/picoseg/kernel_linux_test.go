@@ -351,8 +351,7 @@ func TestKernelReloadCutsFlowAndKeepsPolicyOnBadFile(t *testing.T) {
 	f.echo("wan", 8443)
 	f.echo("wan", 8883)
 	f.start(labPolicy(t, nil))
-	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
-	ch.waitEchoes(t, 5)
+	ch := f.camUpload()
 
 	// A policy that no longer lets cameras upload: the running flow must
 	// stop within 2 seconds of the reload.
@@ -416,8 +415,7 @@ func TestKernelKill9(t *testing.T) {
 			f.start(labPolicy(t, func(s string) string {
 				return strings.Replace(s, `on_daemon_down = "open"`, `on_daemon_down = "`+mode+`"`, 1)
 			}))
-			ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.2:8443"))
-			ch.waitEchoes(t, 5)
+			ch := f.camUpload()
 			f.signal(syscall.SIGKILL)
 			<-f.daemon.Done()
 			// The accepted flow is fast-pathed: no daemon is needed.

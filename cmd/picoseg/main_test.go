@@ -96,3 +96,43 @@ func TestCheckRefusesABadAlertSink(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, errs)
 	}
 }
+
+// explain reads protocols and days as the policy writes them, so a word
+// the policy would refuse is refused here too.
+func TestExplainSpeaksThePolicyLanguage(t *testing.T) {
+	args := []string{"explain", "-c", "../../rules/home.toml", "--from", "10.77.0.21", "--to", "203.0.113.5", "--dport", "8883"}
+	if code, out, errs := runCmd(t, append(args, "--proto", "proto/6", "--at", "mon 03:00")...); code != 0 || !strings.Contains(out, "plugs-to-cloud") {
+		t.Errorf("proto/6: exit %d\n%s%s", code, out, errs)
+	}
+	for _, bad := range [][]string{{"--proto", "0"}, {"--at", "monday 03:00"}, {"--at", "mon 3:00"}} {
+		if code, _, _ := runCmd(t, append(args, bad...)...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", bad, code)
+		}
+	}
+}
+
+// check says who may act as router and DHCP server on each local zone's
+// bridge ports.
+func TestCheckNamesPortRouters(t *testing.T) {
+	f := t.TempDir() + "/p.toml"
+	os.WriteFile(f, []byte(`[[zone]]
+name = "iot"
+interfaces = ["br-iot"]
+networks = ["10.77.0.0/24"]
+port_routers = ["02:00:00:00:00:99"]
+
+[[zone]]
+name = "lan"
+interfaces = ["lan0"]
+networks = ["10.88.0.0/24"]
+`), 0o644)
+	code, out, errs := runCmd(t, "check", "-c", f)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"zone iot         02:00:00:00:00:99\n", "zone lan         none: only the gateway\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -1,29 +1,31 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
-	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/policy"
 	"github.com/picoseg/picoseg/pkg/replay"
 )
 
 // loadPolicy loads, checks and compiles a policy file as the daemon
-// would, printing every error and warning as FILE:LINE:COL.
+// would, alert sinks included, printing every error and warning as
+// FILE:LINE:COL.
 func loadPolicy(path string, stderr io.Writer) (*policy.Policy, *config.Config, bool) {
-	l, warnings, err := daemon.Load(path, false)
+	l, warnings, err := policy.Load(path, policy.Options{GatewayAddrs: policy.HostAddrs()})
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, w.String())
+	}
+	if err == nil {
+		_, err = alert.ConfigSinks(l.Config)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -48,13 +50,39 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
+	if err := checkClasses(pol, cfg.Daemon.MarkMask); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
 	fmt.Fprintf(stdout, "%s: ok: %d zones, %d segments, %d groups, %d devices, %d rules, %d files, mode %s\n",
 		*path, len(pol.Zones), len(pol.Segments), len(pol.Groups), len(pol.Devices), pol.UserRules, len(cfg.Files), pol.Mode)
 	fmt.Fprintln(stdout, "allowed to the gateway by default (turn off or narrow in [gateway]):")
 	for _, s := range pol.GatewayServices() {
 		fmt.Fprintf(stdout, "  %-16s %s; from %s\n", s.Rule, s.What, s.From)
 	}
+	printPortRouters(stdout, pol)
+	writePico(stdout, pol)
 	return 0
+}
+
+// printPortRouters says, for each local zone with interfaces, who may act
+// as router and DHCP server on its bridge ports.
+func printPortRouters(stdout io.Writer, pol *policy.Policy) {
+	fmt.Fprintln(stdout, "router advertisements, redirects and DHCP server messages from bridge ports (dropped unless listed in port_routers):")
+	for _, z := range pol.Zones {
+		if !z.Local || len(z.Interfaces) == 0 {
+			continue
+		}
+		routers := "none: only the gateway"
+		if len(z.PortRouters) > 0 {
+			var macs []string
+			for _, m := range z.PortRouters {
+				macs = append(macs, net.HardwareAddr(m[:]).String())
+			}
+			routers = strings.Join(macs, ", ")
+		}
+		fmt.Fprintf(stdout, "  zone %-11s %s\n", z.Name, routers)
+	}
 }
 
 func runExplain(args []string, stdout, stderr io.Writer) int {
@@ -86,7 +114,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "explain: --to: %v\n", err)
 		return 2
 	}
-	if q.Proto, err = parseProto(*proto); err != nil {
+	if q.Proto, err = config.ParseProtocol(strings.ToLower(*proto)); err != nil {
 		fmt.Fprintf(stderr, "explain: --proto: %v\n", err)
 		return 2
 	}
@@ -100,7 +128,7 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		copy(m[:], hw)
 		q.FromMAC = &m
 	}
-	if q.At, err = parseAt(*at, time.Now().In(pol.Location)); err != nil {
+	if q.At, err = config.ParseInstant(*at, time.Now().In(pol.Location)); err != nil {
 		fmt.Fprintf(stderr, "explain: --at: %v\n", err)
 		return 2
 	}
@@ -110,60 +138,9 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 		writeTraceJSON(stdout, &t, pol, q)
 	} else {
 		writeTraceText(stdout, &t, pol, q)
+		writeRulePico(stdout, pol, t.Decision.Rule)
 	}
 	return 0
-}
-
-func parseProto(s string) (uint8, error) {
-	switch strings.ToLower(s) {
-	case "tcp":
-		return 6, nil
-	case "udp":
-		return 17, nil
-	case "icmp":
-		return 1, nil
-	case "icmpv6":
-		return 58, nil
-	}
-	n, err := strconv.ParseUint(s, 10, 8)
-	if err != nil {
-		return 0, fmt.Errorf("unknown protocol %q", s)
-	}
-	return uint8(n), nil
-}
-
-// weekdays is read-only.
-var weekdays = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
-
-// parseAt reads --at in the policy's time zone, relative to now.
-func parseAt(s string, now time.Time) (time.Time, error) {
-	loc := now.Location()
-	if s == "" {
-		return now, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.ParseInLocation("2006-01-02 15:04", s, loc); err == nil {
-		return t, nil
-	}
-	day, clock, hasDay := strings.Cut(s, " ")
-	if !hasDay {
-		clock = day
-	}
-	c, err := time.ParseInLocation("15:04", clock, loc)
-	if err != nil {
-		return time.Time{}, errors.New(`want RFC 3339, "2006-01-02 15:04", "15:04" or "mon 15:04"`)
-	}
-	t := time.Date(now.Year(), now.Month(), now.Day(), c.Hour(), c.Minute(), 0, 0, loc)
-	if hasDay {
-		wd, ok := weekdays[strings.ToLower(day)[:min(3, len(day))]]
-		if !ok {
-			return time.Time{}, fmt.Errorf("unknown day %q", day)
-		}
-		t = t.AddDate(0, 0, (int(wd)-int(t.Weekday())+7)%7)
-	}
-	return t, nil
 }
 
 func runReplay(args []string, stdout, stderr io.Writer) int {

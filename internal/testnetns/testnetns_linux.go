@@ -8,13 +8,16 @@ package testnetns
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/netns"
 )
 
 // NeedRoot skips the test unless it runs as root with ip, nft and tools.
@@ -93,28 +96,35 @@ func Link(t testing.TB, a NS, ifA, addrA string, b NS, ifB, addrB string) {
 // later uses them.
 func (ns NS) Do(t testing.TB, fn func()) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			done <- err
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(ns.FD, unix.CLONE_NEWNET); err != nil {
-			done <- err
-			return
-		}
-		fn()
-		// Only a thread back in its own namespace may serve other
-		// goroutines; otherwise it dies with this goroutine, still locked.
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err == nil {
-			runtime.UnlockOSThread()
-		}
-		done <- nil
-	}()
-	if err := <-done; err != nil {
+	if err := netns.Do(ns.FD, func() error { fn(); return nil }); err != nil {
 		t.Fatalf("enter netns %s: %v", ns.Name, err)
 	}
+}
+
+// Listen opens a listener in the namespace, closed with the test; a
+// failure fails the test.
+func (ns NS) Listen(t testing.TB, network, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	ns.Do(t, func() { ln, err = net.Listen(network, addr) })
+	if err != nil {
+		t.Fatalf("listen in netns %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// Dial connects from the namespace, giving up after three seconds; the
+// connection is closed with the test, and a failure fails it.
+func (ns NS) Dial(t testing.TB, network, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	var err error
+	ns.Do(t, func() { c, err = net.DialTimeout(network, addr, 3*time.Second) })
+	if err != nil {
+		t.Fatalf("dial from netns %s: %v", ns.Name, err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }

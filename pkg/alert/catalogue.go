@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"encoding"
 	"fmt"
 	"strings"
 
@@ -10,6 +11,14 @@ import (
 // Type names a kind of alert. The names are stable: operators match on them
 // in their log filters and SIEM rules, so a name is never changed or reused.
 type Type uint8
+
+// Types and severities travel as their names in JSON and TOML.
+var (
+	_ encoding.TextMarshaler   = Type(0)
+	_ encoding.TextUnmarshaler = (*Type)(nil)
+	_ encoding.TextMarshaler   = Severity(0)
+	_ encoding.TextUnmarshaler = (*Severity)(nil)
+)
 
 // The alert catalogue. doc.go documents it as a table; keep the two in step.
 const (
@@ -65,6 +74,10 @@ const (
 	// TypeRulesetRestored is picoseg's nftables table found deleted or
 	// changed by someone else, and installed again.
 	TypeRulesetRestored
+	// TypeRogueRouter is a router advertisement, a redirect or a DHCP
+	// server message from a bridge port: a device impersonating the
+	// gateway (unless the zone lists it in port_routers).
+	TypeRogueRouter
 
 	typeCount
 )
@@ -74,29 +87,46 @@ type entry struct {
 	name     string
 	severity Severity
 	title    string // a short phrase used in messages
+	// event is the engine event that raises this type, 0 for none. Such a
+	// type is named by the event: the engine's names are the ones its
+	// events and replay reports already carry, and one thing must not be
+	// known by two names.
+	event engine.EventType
+}
+
+// named is the row of a type picoseg raises itself, not for an engine
+// event.
+func named(name string, severity Severity, title string) entry {
+	return entry{name: name, severity: severity, title: title}
+}
+
+// raisedBy is the row of a type that the engine event ev raises.
+func raisedBy(ev engine.EventType, severity Severity, title string) entry {
+	return entry{name: ev.String(), severity: severity, title: title, event: ev}
 }
 
 var catalogue = [typeCount]entry{
-	TypeNone:                {"", SeverityDebug, ""},
-	TypeFlowDenied:          {"flow_denied", SeverityWarning, "flow denied"},
-	TypeSpoofedAddress:      {"spoofed_address", SeverityCritical, "spoofed address"},
-	TypeNewDevice:           {"new_device", SeverityNotice, "new device"},
-	TypeDeviceSilent:        {"device_silent", SeverityWarning, "device silent"},
-	TypeVolumeExceeded:      {"volume_exceeded", SeverityWarning, "volume exceeded"},
-	TypeOutsideTimeWindow:   {"outside_time_window", SeverityNotice, "outside time window"},
-	TypeNewFlowRateExceeded: {"new_flow_rate_exceeded", SeverityWarning, "new-flow rate exceeded"},
-	TypePossibleScan:        {"possible_scan", SeverityWarning, "possible scan"},
-	TypeQueueOverflow:       {"queue_overflow", SeverityError, "packet queue overflow"},
-	TypePolicyReloadFailed:  {"policy_reload_failed", SeverityError, "policy reload failed, the running policy stays"},
-	TypeDaemonStarted:       {"daemon_started", SeverityInfo, "picoseg started"},
-	TypeInternalError:       {"internal_error", SeverityError, "internal error while judging a packet"},
-	TypeDaemonStopped:       {"daemon_stopped", SeverityNotice, "picoseg stopped"},
-	TypeUndecodablePacket:   {"undecodable_packet", SeverityNotice, "undecodable packet"},
-	TypeAlertsSuppressed:    {"alerts_suppressed", SeverityError, "alert budget spent, alerts are held back"},
-	TypeAlertsResumed:       {"alerts_resumed", SeverityNotice, "alerts flow again"},
-	TypeARPSpoof:            {"arp_spoof", SeverityCritical, "ARP or neighbour spoofing"},
-	TypeARPFlood:            {"arp_flood", SeverityWarning, "ARP or neighbour discovery flood"},
-	TypeRulesetRestored:     {"ruleset_restored", SeverityError, "picoseg's table was lost and installed again"},
+	TypeNone:                named("", SeverityDebug, ""),
+	TypeFlowDenied:          raisedBy(engine.EventDeny, SeverityWarning, "flow denied"),
+	TypeSpoofedAddress:      raisedBy(engine.EventSpoof, SeverityCritical, "spoofed address"),
+	TypeNewDevice:           named("new_device", SeverityNotice, "new device"),
+	TypeDeviceSilent:        raisedBy(engine.EventSilent, SeverityWarning, "device silent"),
+	TypeVolumeExceeded:      raisedBy(engine.EventVolume, SeverityWarning, "volume exceeded"),
+	TypeOutsideTimeWindow:   raisedBy(engine.EventWindow, SeverityNotice, "outside time window"),
+	TypeNewFlowRateExceeded: raisedBy(engine.EventRate, SeverityWarning, "new-flow rate exceeded"),
+	TypePossibleScan:        named("possible_scan", SeverityWarning, "possible scan"),
+	TypeQueueOverflow:       named("queue_overflow", SeverityError, "packet queue overflow"),
+	TypePolicyReloadFailed:  named("policy_reload_failed", SeverityError, "policy reload failed, the running policy stays"),
+	TypeDaemonStarted:       named("daemon_started", SeverityInfo, "picoseg started"),
+	TypeInternalError:       named("internal_error", SeverityError, "internal error while judging a packet"),
+	TypeDaemonStopped:       named("daemon_stopped", SeverityNotice, "picoseg stopped"),
+	TypeUndecodablePacket:   raisedBy(engine.EventUndecodable, SeverityNotice, "undecodable packet"),
+	TypeAlertsSuppressed:    named("alerts_suppressed", SeverityError, "alert budget spent, alerts are held back"),
+	TypeAlertsResumed:       named("alerts_resumed", SeverityNotice, "alerts flow again"),
+	TypeARPSpoof:            named("arp_spoof", SeverityCritical, "ARP or neighbour spoofing"),
+	TypeARPFlood:            named("arp_flood", SeverityWarning, "ARP or neighbour discovery flood"),
+	TypeRulesetRestored:     named("ruleset_restored", SeverityError, "picoseg's table was lost and installed again"),
+	TypeRogueRouter:         named("rogue_router", SeverityCritical, "a device on a bridge port acting as the router or DHCP server"),
 }
 
 // Types returns every alert type in catalogue order.
@@ -154,21 +184,18 @@ func (t *Type) UnmarshalText(b []byte) error {
 // for event types it does not know, so that an engine newer than this
 // package is noticed by the catalogue test instead of alerting as garbage.
 func FromEvent(t engine.EventType) (Type, bool) {
-	switch t {
-	case engine.EventDeny:
-		return TypeFlowDenied, true
-	case engine.EventSpoof:
-		return TypeSpoofedAddress, true
-	case engine.EventWindow:
-		return TypeOutsideTimeWindow, true
-	case engine.EventVolume:
-		return TypeVolumeExceeded, true
-	case engine.EventRate:
-		return TypeNewFlowRateExceeded, true
-	case engine.EventSilent:
-		return TypeDeviceSilent, true
-	case engine.EventUndecodable:
-		return TypeUndecodablePacket, true
+	if t == 0 {
+		return TypeNone, false
+	}
+	if t == engine.EventFanOut {
+		// A rule's fan-out bound refused the flow: the heuristic's
+		// possible_scan, now decided by a rule (with its name and reason).
+		return TypePossibleScan, true
+	}
+	for ty := TypeNone + 1; ty < typeCount; ty++ {
+		if catalogue[ty].event == t {
+			return ty, true
+		}
 	}
 	return TypeNone, false
 }

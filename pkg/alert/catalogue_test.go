@@ -18,8 +18,8 @@ func TestEveryEngineEventHasAnAlertType(t *testing.T) {
 		if !at.Valid() || at.Severity() > SeverityDebug {
 			t.Errorf("engine event %q maps to %v with severity %v", et, at, at.Severity())
 		}
-		// The engine already uses the alert names: they must agree, or
-		// operators would see two names for one thing.
+		// An engine event and the alert it raises are one thing with
+		// one name (replay reports carry the engine's).
 		if at.String() != et.String() {
 			t.Errorf("engine event %q maps to alert type %q", et, at)
 		}
@@ -38,6 +38,7 @@ func TestCatalogue(t *testing.T) {
 		"policy_reload_failed": SeverityError, "daemon_started": SeverityInfo, "daemon_stopped": SeverityNotice,
 		"undecodable_packet": SeverityNotice, "alerts_suppressed": SeverityError, "alerts_resumed": SeverityNotice,
 		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,
+		"rogue_router": SeverityCritical,
 	}
 	types := Types()
 	if len(types) != len(want) {

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/picoseg/picoseg/pkg/config"
 )
 
 // SinkConfig describes one alert destination. The config loader embeds it;
@@ -50,6 +52,8 @@ type ConfigError struct {
 	Field string // the SinkConfig field, lower case: "address", "path", ...
 	Err   error
 }
+
+var _ error = (*ConfigError)(nil)
 
 func (e *ConfigError) Error() string { return e.Field + ": " + e.Err.Error() }
 
@@ -222,4 +226,35 @@ func (c *SinkConfig) tlsConfig(serverName string) (*tls.Config, error) {
 		conf.Certificates = []tls.Certificate{cert}
 	}
 	return conf, nil
+}
+
+// ConfigSinks turns the policy's [[alert.sink]] tables into sink settings
+// and checks them, pointing every problem at the key it is about. With no
+// sink written, alerts go to the local syslog.
+func ConfigSinks(cfg *config.Config) ([]SinkConfig, error) {
+	if len(cfg.Alert.Sinks) == 0 {
+		return []SinkConfig{{Type: SinkSyslog}}, nil
+	}
+	var out []SinkConfig
+	var errs config.ErrorList
+	for _, s := range cfg.Alert.Sinks {
+		c := SinkConfig{Type: s.Type, Address: s.Address, CA: s.CA, Cert: s.Cert, Key: s.Key,
+			Facility: s.Facility, Path: s.Path, MaxSize: s.MaxSize, Keep: s.Keep}
+		if err := c.Validate(); err != nil {
+			pos := s.Pos
+			var ce *ConfigError
+			if errors.As(err, &ce) {
+				if p, ok := s.FieldPos[ce.Field]; ok {
+					pos = p
+				}
+			}
+			errs = append(errs, &config.Error{Pos: pos, Msg: "[[alert.sink]]: " + err.Error()})
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return out, nil
 }

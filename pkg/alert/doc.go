@@ -56,11 +56,15 @@
 //	|                        |          | and counted in summaries (one alert per episode)              |
 //	| alerts_resumed         | notice   | that severity has had nothing held back for 10 s; says how    |
 //	|                        |          | many alerts were held back                                    |
-//	| arp_spoof              | crit     | ARP or a neighbour advertisement from a bridge port claimed   |
-//	|                        |          | an address bound to another device or the gateway (dropped)   |
+//	| arp_spoof              | crit     | ARP or a neighbour discovery message from a bridge port       |
+//	|                        |          | claimed an address bound to another device or the gateway, or |
+//	|                        |          | named another MAC than its sender's in its link-layer option  |
+//	|                        |          | (dropped)                                                     |
 //	| arp_flood              | warning  | ARP or neighbour discovery over a bridge port's budget        |
 //	| ruleset_restored       | err      | picoseg's nftables table was deleted or changed by another    |
 //	|                        |          | program (nft flush ruleset) and installed again               |
+//	| rogue_router           | crit     | a router advertisement, redirect or DHCP server message from  |
+//	|                        |          | a bridge port not listed in port_routers (dropped)            |
 //
 // # Sinks
 //

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 	"time"
+
+	"github.com/picoseg/picoseg/internal/lru"
 )
 
 // Limiter folds repeated alerts into summaries and caps the alert rate, so
@@ -82,7 +84,7 @@ var classNames = [classCount]string{"crit", "err", "warning", "notice"}
 // classState is one severity class's keys, budget, aggregates and
 // suppression episode.
 type classState struct {
-	keys   *lru[limitKey, limitState]
+	keys   *lru.Map[limitKey, limitState]
 	bucket bucket
 	agg    [typeCount]aggregate
 
@@ -138,7 +140,7 @@ func NewLimiter(window time.Duration, maxKeys, rate int) *Limiter {
 	}
 	l := &Limiter{window: window}
 	for i := range l.classes {
-		l.classes[i].keys = newLRU[limitKey, limitState](maxKeys)
+		l.classes[i].keys = lru.NewMap[limitKey, limitState](maxKeys)
 		l.classes[i].bucket = bucket{rate: float64(rate)}
 	}
 	return l
@@ -159,16 +161,16 @@ func (l *Limiter) Offer(out []Alert, a Alert, now time.Time) []Alert {
 	cl := classOf(a.Severity)
 	c := &l.classes[cl]
 	k := keyOf(&a)
-	st := c.keys.get(k)
+	st := c.keys.Get(k)
 	if st == nil {
-		var ev *lruNode[limitKey, limitState]
-		st, ev = c.keys.add(k, limitState{start: now})
+		var ev *lru.Entry[limitKey, limitState]
+		st, ev = c.keys.Add(k, limitState{start: now})
 		if ev != nil {
 			l.evicted++
-			if ev.val.n > 0 {
+			if ev.Value.n > 0 {
 				// No later try for an evicted key: sent now, or into
 				// the aggregate.
-				out = l.summaryOrAggregate(out, cl, &ev.val, now)
+				out = l.summaryOrAggregate(out, cl, &ev.Value, now)
 			}
 		}
 		return l.pass(out, cl, st, a, now)
@@ -212,13 +214,13 @@ func (l *Limiter) Tick(out []Alert, now time.Time) []Alert {
 				*g = aggregate{}
 			}
 		}
-		c.keys.each(func(n *lruNode[limitKey, limitState]) {
-			st := &n.val
+		c.keys.Each(func(e *lru.Entry[limitKey, limitState]) {
+			st := &e.Value
 			if now.Sub(st.start) < l.window {
 				return
 			}
 			if st.n == 0 {
-				c.keys.remove(n)
+				c.keys.Delete(e.Key)
 				return
 			}
 			out = l.summaryOrAggregate(out, cl, st, now)
@@ -243,11 +245,11 @@ func (l *Limiter) Flush(out []Alert, now time.Time) []Alert {
 				c.agg[t] = aggregate{}
 			}
 		}
-		c.keys.each(func(n *lruNode[limitKey, limitState]) {
-			if n.val.n > 0 {
-				out = append(out, summaryOf(&n.val))
+		c.keys.Each(func(e *lru.Entry[limitKey, limitState]) {
+			if e.Value.n > 0 {
+				out = append(out, summaryOf(&e.Value))
 			}
-			c.keys.remove(n)
+			c.keys.Delete(e.Key)
 		})
 		if c.suppressing {
 			out = append(out, l.resumed(cl, now))
@@ -274,7 +276,7 @@ func (l *Limiter) Aggregated() uint64 { return l.aggregated }
 func (l *Limiter) Keys() int {
 	n := 0
 	for i := range l.classes {
-		n += l.classes[i].keys.len()
+		n += l.classes[i].keys.Len()
 	}
 	return n
 }

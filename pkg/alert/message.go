@@ -37,6 +37,10 @@ type Alert struct {
 	Message string
 }
 
+// Alert marshals itself: its JSON is the record sinks and the status
+// socket carry.
+var _ json.Marshaler = Alert{}
+
 // fromEvent turns an engine event into a candidate alert, without
 // formatting anything.
 func fromEvent(e *engine.Event, t Type, now time.Time) Alert {

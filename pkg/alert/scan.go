@@ -3,6 +3,8 @@ package alert
 import (
 	"net/netip"
 	"time"
+
+	"github.com/picoseg/picoseg/internal/lru"
 )
 
 // Scan detector defaults.
@@ -25,7 +27,7 @@ const (
 type ScanDetector struct {
 	window    time.Duration
 	threshold int
-	srcs      *lru[scanKey, scanState]
+	srcs      *lru.Map[scanKey, scanState]
 }
 
 type scanKey struct {
@@ -58,7 +60,7 @@ func NewScanDetector(window time.Duration, threshold, maxKeys int) *ScanDetector
 	if maxKeys <= 0 {
 		maxKeys = DefaultMaxKeys
 	}
-	return &ScanDetector{window: window, threshold: threshold, srcs: newLRU[scanKey, scanState](maxKeys)}
+	return &ScanDetector{window: window, threshold: threshold, srcs: lru.NewMap[scanKey, scanState](maxKeys)}
 }
 
 // Observe records that the source (device name, or src when device is "")
@@ -72,9 +74,9 @@ func (s *ScanDetector) Observe(device string, src, dst netip.Addr, port uint16, 
 	if device == "" {
 		k.src = src
 	}
-	st := s.srcs.get(k)
+	st := s.srcs.Get(k)
 	if st == nil {
-		st, _ = s.srcs.add(k, scanState{seen: make(map[scanTarget]time.Time, s.threshold+1)})
+		st, _ = s.srcs.Add(k, scanState{seen: make(map[scanTarget]time.Time, s.threshold+1)})
 	}
 	if now.Before(st.quietUntil) {
 		return 0
@@ -100,4 +102,4 @@ func (s *ScanDetector) Observe(device string, src, dst netip.Addr, port uint16, 
 }
 
 // Sources is the number of sources currently tracked.
-func (s *ScanDetector) Sources() int { return s.srcs.len() }
+func (s *ScanDetector) Sources() int { return s.srcs.Len() }

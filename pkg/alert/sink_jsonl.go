@@ -30,6 +30,8 @@ type jsonlWriter struct {
 	line    []byte
 }
 
+var _ Writer = (*jsonlWriter)(nil)
+
 func dialJSONL(path string, maxSize int64, keep int) Dialer {
 	return func(context.Context) (Writer, error) {
 		w := &jsonlWriter{path: path, maxSize: maxSize, keep: keep}

@@ -211,6 +211,8 @@ type connWriter struct {
 	gone atomic.Bool
 }
 
+var _ Writer = (*connWriter)(nil)
+
 func newConnWriter(conn net.Conn, f framing, format func([]byte, *header, *Alert) []byte, h header) *connWriter {
 	w := &connWriter{conn: conn, framing: f, format: format, header: h}
 	if f != framingDatagram {

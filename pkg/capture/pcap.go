@@ -50,6 +50,8 @@ type pcapSource struct {
 	decode    decodeFunc
 }
 
+var _ source = (*pcapSource)(nil)
+
 func newPcapSource(in *input, format pcapFormat) (*pcapSource, error) {
 	h, err := in.read(pcapFileHeaderSize)
 	if err != nil {

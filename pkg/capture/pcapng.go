@@ -57,6 +57,8 @@ type ngSource struct {
 	haveLink  bool
 }
 
+var _ source = (*ngSource)(nil)
+
 func newNgSource(in *input) (*ngSource, error) {
 	s := &ngSource{in: in}
 	var rec record

@@ -34,6 +34,8 @@ type UnsupportedLinkError struct {
 	LinkType LinkType
 }
 
+var _ error = (*UnsupportedLinkError)(nil)
+
 func (e *UnsupportedLinkError) Error() string {
 	return fmt.Sprintf("capture: packet %d: unsupported link type %v", e.Index, e.LinkType)
 }
@@ -50,6 +52,8 @@ type CorruptError struct {
 	Offset int64 // byte offset of that record (in the decompressed stream)
 	Err    error // what was wrong
 }
+
+var _ error = (*CorruptError)(nil)
 
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("capture: corrupt capture at record %d (byte offset %d): %v", e.Index, e.Offset, e.Err)

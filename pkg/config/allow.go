@@ -126,7 +126,8 @@ func (t table) nonEmpty(key string, list []positioned, ok bool) {
 
 func (b *builder) allow(t table) {
 	t.checkKeys("name", "from", "to", "services", "hours", "days", "packet_size",
-		"max_flow_bytes", "max_device_bytes", "min_device_bytes", "max_new_flows")
+		"max_flow_bytes", "max_device_bytes", "min_device_bytes", "max_new_flows",
+		"max_peers", "max_ports", "fanout_window")
 	a := Allow{Pos: t.Pos()}
 	var namePos Pos
 	a.Name, namePos = t.nameOf("allow rule")
@@ -182,6 +183,47 @@ func (b *builder) allow(t table) {
 			a.MaxNewFlows = r
 		}
 	}
+	a.FanOut = t.fanOut()
 	b.cfg.Allows = append(b.cfg.Allows, a)
 	b.src.allowName = append(b.src.allowName, namePos)
+}
+
+// fanOut reads max_peers, max_ports and fanout_window. The bounds are
+// small on purpose: each device under the rule keeps a table of the peers
+// and ports it reached, sized by them.
+func (t table) fanOut() FanOut {
+	f := FanOut{Window: DefaultFanOutWindow}
+	f.MaxPeers = t.fanOutBound("max_peers", MaxFanOutPeers)
+	f.MaxPorts = t.fanOutBound("max_ports", MaxFanOutPorts)
+	if f.MaxPeers > 0 && f.MaxPorts > 0 && f.MaxPeers*f.MaxPorts > MaxFanOutEntries {
+		t.errorf(t.valuePos("max_ports"), "max_peers %d × max_ports %d is more than %d peer and port pairs a device can be followed by; lower one of them",
+			f.MaxPeers, f.MaxPorts, MaxFanOutEntries)
+	}
+	if s, pos, ok := t.str("fanout_window"); ok {
+		d, err := parseDuration(s)
+		switch {
+		case err != nil:
+			t.errorf(pos, "%v", err)
+		case !f.Set():
+			t.errorf(pos, "fanout_window without max_peers or max_ports bounds nothing")
+		default:
+			f.Window = d
+		}
+	}
+	if !f.Set() {
+		return FanOut{}
+	}
+	return f
+}
+
+func (t table) fanOutBound(key string, most int64) int {
+	n, pos, ok := t.integer(key)
+	if !ok {
+		return 0
+	}
+	if n < 1 || n > most {
+		t.errorf(pos, "%s = %d: want 1 to %d", key, n, most)
+		return 0
+	}
+	return int(n)
 }

@@ -57,7 +57,14 @@ func (b *builder) daemon(t table) {
 		"queues", "queue_base", "new_flow_rate", "flow_table_size", "queue_max_len", "socket", "lock", "user")
 	d := &b.cfg.Daemon
 	d.Pos = t.Pos()
+	daemonJudging(t, d)
+	daemonQueues(t, d)
+	daemonFiles(t, d)
+}
 
+// daemonJudging reads how the daemon judges: mode, time zone, mark bits and
+// what happens when it is down or its queue is full.
+func daemonJudging(t table, d *Daemon) {
 	if s, pos, ok := t.str("mode"); ok {
 		switch s {
 		case "enforce":
@@ -102,6 +109,10 @@ func (b *builder) daemon(t table) {
 			d.OnQueueFull = s
 		}
 	}
+}
+
+// daemonQueues reads the queues, their new-flow guard and the flow table.
+func daemonQueues(t table, d *Daemon) {
 	if n, pos, ok := t.integer("queues"); ok {
 		if n < 1 || n > maxQueues {
 			t.errorf(pos, "queues must be 1-%d, not %d", maxQueues, n)
@@ -139,6 +150,10 @@ func (b *builder) daemon(t table) {
 			d.QueueMaxLen = uint32(n)
 		}
 	}
+}
+
+// daemonFiles reads the daemon's socket, lock file and user.
+func daemonFiles(t table, d *Daemon) {
 	if s, pos, ok := t.str("socket"); ok {
 		if s == "" {
 			t.errorf(pos, "socket must not be empty")

@@ -61,6 +61,7 @@
 //	interfaces = ["br-iot"]       # Linux names, at most 15 bytes
 //	networks = ["10.77.0.0/24", "fd00:77::/64"]
 //	bridge_filter = true          # let same-bridge traffic reach picoseg
+//	port_routers = []             # MACs on its ports allowed to act as router or DHCP server
 //
 //	[[segment]]
 //	from = "iot"                  # a zone name or "*"
@@ -88,6 +89,9 @@
 //	max_device_bytes = { amount = "2GB", per = "24h" }
 //	min_device_bytes = { amount = "1KB", per = "1h" }
 //	max_new_flows = "10/s"        # a rate
+//	max_peers = 20                # distinct peers per device per window
+//	max_ports = 5                 # distinct ports on one peer per window
+//	fanout_window = "1m"          # default 1m
 //
 // Services are "any", "tcp", "udp" (any port), "tcp/PORT", "tcp/LO-HI",
 // "udp/..." likewise, "icmp", "icmpv6" and "proto/N" for any other IP

@@ -14,6 +14,8 @@ type Error struct {
 	Msg string
 }
 
+var _ error = (*Error)(nil)
+
 // Error formats the problem as FILE:LINE:COL: msg, the form editors and
 // terminals turn into a link.
 func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
@@ -22,6 +24,8 @@ func (e *Error) Error() string { return e.Pos.String() + ": " + e.Msg }
 // column. The loader keeps going after the first problem so that one run
 // shows the user everything there is to fix.
 type ErrorList []*Error
+
+var _ error = ErrorList(nil)
 
 // Error returns one problem per line.
 func (l ErrorList) Error() string {

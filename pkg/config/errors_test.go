@@ -225,6 +225,16 @@ action = "allow"
 `,
 			want: []string{`policy.toml:9:1: duplicate segment iot -> *, first defined at policy.toml:4:1`},
 		},
+		{
+			name: "bad port routers",
+			src:  "[[zone]]\nname = \"iot\"\nport_routers = [\"02:00:00:00:00\", \"01:00:5e:00:00:01\", \"02:00:00:00:00:99\", \"02:00:00:00:00:99\", 7]\n",
+			want: []string{
+				`policy.toml:3:17: port_routers: bad MAC address "02:00:00:00:00": want six hex bytes such as 02:00:00:00:00:11`,
+				`policy.toml:3:35: port_routers: bad MAC address "01:00:5e:00:00:01": a multicast address cannot identify a device`,
+				`policy.toml:3:77: port_routers lists 02:00:00:00:00:99 twice`,
+				`policy.toml:3:98: port_routers[4]: expected string, got integer`,
+			},
+		},
 		// Devices.
 		{
 			name: "unknown group, bad MAC and bad IP",

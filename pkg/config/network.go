@@ -83,7 +83,7 @@ func (t table) prefix(s string, pos Pos) (netip.Prefix, bool) {
 }
 
 func (b *builder) zone(t table) {
-	t.checkKeys("name", "interfaces", "networks", "bridge_filter")
+	t.checkKeys("name", "interfaces", "networks", "bridge_filter", "port_routers")
 	z := Zone{Pos: t.Pos()}
 	var namePos Pos
 	z.Name, namePos = t.nameOf("zone")
@@ -102,6 +102,18 @@ func (b *builder) zone(t table) {
 		}
 	}
 	z.BridgeFilter, _ = t.boolean("bridge_filter")
+	routers, _ := t.strings("port_routers")
+	for _, r := range routers {
+		mac, err := parseMAC(r.s)
+		switch {
+		case err != nil:
+			t.errorf(r.pos, "port_routers: %v", err)
+		case slices.Contains(z.PortRouters, mac):
+			t.errorf(r.pos, "port_routers lists %s twice", r.s)
+		default:
+			z.PortRouters = append(z.PortRouters, mac)
+		}
+	}
 	b.cfg.Zones = append(b.cfg.Zones, z)
 	b.src.zoneName = append(b.src.zoneName, namePos)
 }

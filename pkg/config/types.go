@@ -105,7 +105,12 @@ type Zone struct {
 	// BridgeFilter turns on br_netfilter for the zone's bridges so that
 	// same-bridge (east-west) traffic reaches picoseg.
 	BridgeFilter bool
-	Pos          Pos
+	// PortRouters are the MACs of devices on the zone's bridge ports that
+	// may send router advertisements, redirects and DHCP server messages
+	// (the network's router or DHCP server sits on a port). From any other
+	// port they are dropped: the gateway is the zone's router.
+	PortRouters [][6]byte
+	Pos         Pos
 }
 
 // SegmentAction is what a [[segment]] decides for traffic between two zones.
@@ -248,11 +253,40 @@ type Allow struct {
 	MaxDeviceBytes *Budget
 	MinDeviceBytes *Budget
 	MaxNewFlows    Rate
-	Pos            Pos
+	// FanOut bounds how many distinct peers, and distinct ports on one
+	// peer, one device reaches under the rule within a window.
+	FanOut FanOut
+	Pos    Pos
 }
+
+// FanOut is a rule's bound on one device's fan-out: at most MaxPeers
+// distinct destination addresses, and at most MaxPorts distinct
+// destination ports on any one of them, among the flows it opened under
+// the rule in the last Window. Zero means no bound.
+type FanOut struct {
+	MaxPeers int
+	MaxPorts int
+	Window   time.Duration
+}
+
+// Set reports whether the rule has a fan-out bound.
+func (f FanOut) Set() bool { return f.MaxPeers > 0 || f.MaxPorts > 0 }
+
+// Fan-out limits. Each device under a rule with a fan-out bound has a
+// table of the peers (and ports) it reached, sized by the bound: the
+// limits keep that table small, and a device that needs more is one
+// whose fan-out is not worth bounding.
+const (
+	MaxFanOutPeers = 1024
+	MaxFanOutPorts = 1024
+	// MaxFanOutEntries bounds max_peers × max_ports when both are set.
+	MaxFanOutEntries = 4096
+	// DefaultFanOutWindow is fanout_window's default.
+	DefaultFanOutWindow = time.Minute
+)
 
 // HasPico reports whether the rule carries any pico constraint.
 func (a *Allow) HasPico() bool {
 	return len(a.Hours) > 0 || a.Days != 0 || a.PacketSize != nil || a.MaxFlowBytes > 0 ||
-		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0
+		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0 || a.FanOut.Set()
 }

@@ -25,6 +25,23 @@ const (
 	protoICMPv6 = 58
 )
 
+// protocolNames are the IP protocols the policy language names.
+var protocolNames = map[string]uint8{"tcp": protoTCP, "udp": protoUDP, "icmp": protoICMP, "icmpv6": protoICMPv6}
+
+// ParseProtocol reads an IP protocol as the policy language writes it:
+// "tcp", "udp", "icmp", "icmpv6", or a number 1-255 ("proto/N" in a
+// service, or plain "N").
+func ParseProtocol(s string) (uint8, error) {
+	if p, ok := protocolNames[s]; ok {
+		return p, nil
+	}
+	n, err := strconv.ParseUint(strings.TrimPrefix(s, "proto/"), 10, 8)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("unknown protocol %q: want tcp, udp, icmp, icmpv6 or a number 1-255", s)
+	}
+	return uint8(n), nil
+}
+
 const errServiceSyntax = `want "any", "tcp", "udp", "icmp", "icmpv6", "tcp/PORT", "udp/LO-HI" or "proto/N"`
 
 // parseService parses one entry of an allow rule's services.
@@ -40,15 +57,9 @@ func parseService(s string) (Service, error) {
 		if hasArg {
 			return Service{}, fmt.Errorf("bad service %q: %s has no ports", s, name)
 		}
-		if name == "icmp" {
-			return Service{Proto: protoICMP}, nil
-		}
-		return Service{Proto: protoICMPv6}, nil
+		return Service{Proto: protocolNames[name]}, nil
 	case "tcp", "udp":
-		proto := uint8(protoTCP)
-		if name == "udp" {
-			proto = protoUDP
-		}
+		proto := protocolNames[name]
 		if !hasArg {
 			return Service{Proto: proto, PortLo: 0, PortHi: math.MaxUint16}, nil
 		}
@@ -159,6 +170,15 @@ func parseClock(s string) (int, bool) {
 
 var dayNames = [...]string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}
 
+// ParseDay reads a day of the week as the policy language writes it: mon,
+// tue, wed, thu, fri, sat or sun.
+func ParseDay(s string) (time.Weekday, error) {
+	if d, ok := parseDay(s); ok {
+		return d, nil
+	}
+	return 0, fmt.Errorf("unknown day %q: want mon, tue, wed, thu, fri, sat or sun", s)
+}
+
 func parseDay(s string) (time.Weekday, bool) {
 	for i, d := range dayNames {
 		if s == d {
@@ -166,6 +186,42 @@ func parseDay(s string) (time.Weekday, bool) {
 		}
 	}
 	return 0, false
+}
+
+// ParseInstant reads a moment the way the commands take one (explain
+// --at): RFC 3339, "2006-01-02 15:04", a clock "15:04" (today) or a day and
+// a clock "mon 15:04" (the next such day, today included). Clocks and days
+// are written as in the policy's time windows; all but RFC 3339 are in
+// now's location.
+func ParseInstant(s string, now time.Time) (time.Time, error) {
+	loc := now.Location()
+	if s == "" {
+		return now, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.ParseInLocation("2006-01-02 15:04", s, loc); err == nil {
+		return t, nil
+	}
+	day, clock, hasDay := strings.Cut(s, " ")
+	if !hasDay {
+		clock = day
+	}
+	minutes, ok := parseClock(clock)
+	if !ok {
+		return time.Time{}, errors.New(`want RFC 3339, "2006-01-02 15:04", "15:04" or "mon 15:04"`)
+	}
+	date := now
+	if hasDay {
+		wd, err := ParseDay(strings.ToLower(day))
+		if err != nil {
+			return time.Time{}, err
+		}
+		date = now.AddDate(0, 0, (int(wd)-int(now.Weekday())+7)%7)
+	}
+	// Minutes past midnight, so that 24:00 is the next day's midnight.
+	return time.Date(date.Year(), date.Month(), date.Day(), 0, minutes, 0, 0, loc), nil
 }
 
 // parseDays parses "mon" or a range "mon-fri". A range may wrap around the

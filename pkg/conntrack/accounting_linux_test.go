@@ -4,7 +4,6 @@ package conntrack
 
 import (
 	"context"
-	"github.com/picoseg/picoseg/internal/testnetns"
 	"io"
 	"net"
 	"os"
@@ -19,9 +18,7 @@ import (
 // moves a known number of bytes each way over TCP and checks the dumped
 // counters against them.
 func TestKernelAccounting(t *testing.T) {
-	testnetns.NeedRoot(t)
-	client, server := testnetns.New(t, "picoseg-acc"), testnetns.New(t, "picoseg-acs")
-	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	client, server := clientServer(t, "picoseg-ac")
 	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
 
 	hostBefore, hostErr := os.ReadFile(accountingSysctl)
@@ -47,17 +44,7 @@ func TestKernelAccounting(t *testing.T) {
 	}
 
 	const up, down = 3000, 700
-	var ln net.Listener
-	server.Do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", "192.0.2.2:8081"); err != nil {
-			t.Error(err)
-		}
-	})
-	if ln == nil {
-		t.FailNow()
-	}
-	defer ln.Close()
+	ln := server.Listen(t, "tcp4", "192.0.2.2:8081")
 	served := make(chan error, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -73,18 +60,7 @@ func TestKernelAccounting(t *testing.T) {
 		_, err = c.Write(make([]byte, down))
 		served <- err
 	}()
-	var conn net.Conn
-	client.Do(t, func() {
-		d := net.Dialer{Timeout: 3 * time.Second}
-		var err error
-		if conn, err = d.Dial("tcp4", "192.0.2.2:8081"); err != nil {
-			t.Error(err)
-		}
-	})
-	if conn == nil {
-		t.FailNow()
-	}
-	defer conn.Close()
+	conn := client.Dial(t, "tcp4", "192.0.2.2:8081")
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
 	if _, err := conn.Write(make([]byte, up)); err != nil {
 		t.Fatal(err)
@@ -96,11 +72,7 @@ func TestKernelAccounting(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c, err := Open(WithNetNS(server.FD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openIn(t, server)
 	flows, err := c.Flows(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -8,12 +8,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/picoseg/picoseg/internal/testnetns"
 	"net"
 	"net/netip"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -69,42 +67,15 @@ func TestRequestEncoding(t *testing.T) {
 // TestKernelFlows makes a TCP and an ICMP flow between two namespaces and
 // lists, re-marks and deletes them in the server's conntrack table.
 func TestKernelFlows(t *testing.T) {
-	testnetns.NeedRoot(t)
-	client, server := testnetns.New(t, "picoseg-ctc"), testnetns.New(t, "picoseg-cts")
-	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	client, server := clientServer(t, "picoseg-ct")
 	// Conntrack only tracks in a namespace whose rules need it.
 	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state established counter; }")
 
-	var ln net.Listener
-	server.Do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
-			t.Error(err)
-		}
-	})
-	if ln == nil {
-		t.FailNow()
-	}
-	defer ln.Close()
-	var conn net.Conn
-	client.Do(t, func() {
-		d := net.Dialer{Timeout: 3 * time.Second}
-		var err error
-		if conn, err = d.Dial("tcp4", "192.0.2.2:8080"); err != nil {
-			t.Error(err)
-		}
-	})
-	if conn == nil {
-		t.FailNow()
-	}
-	defer conn.Close()
+	server.Listen(t, "tcp4", "192.0.2.2:8080")
+	conn := client.Dial(t, "tcp4", "192.0.2.2:8080")
 	client.Do(t, func() { sendEcho(t, "192.0.2.2") })
 
-	c, err := Open(WithNetNS(server.FD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openIn(t, server)
 
 	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
 	find := func(proto uint8) (Flow, bool) {
@@ -199,9 +170,7 @@ func sendEcho(t *testing.T, dst string) {
 // TestKernelLargeDump lists a table of thousands of entries, which the
 // kernel sends over many reads.
 func TestKernelLargeDump(t *testing.T) {
-	testnetns.NeedRoot(t)
-	client, server := testnetns.New(t, "picoseg-ctl"), testnetns.New(t, "picoseg-ctm")
-	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	client, server := clientServer(t, "picoseg-ct")
 	server.Run(t, "nft", "add table inet track; add chain inet track in { type filter hook input priority 0; ct state new counter; }")
 	const flows = 3000
 	client.Do(t, func() {
@@ -214,11 +183,7 @@ func TestKernelLargeDump(t *testing.T) {
 			c.Close()
 		}
 	})
-	c, err := Open(WithNetNS(server.FD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openIn(t, server)
 	seen := map[uint16]bool{}
 	if err := c.Each(context.Background(), func(f Flow) error {
 		if f.Proto == unix.IPPROTO_UDP && f.DstPort >= 20000 && f.Src == netip.MustParseAddr("192.0.2.1") {

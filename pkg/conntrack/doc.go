@@ -14,8 +14,10 @@
 //
 // With flow accounting on (EnableAccounting, per network namespace, before
 // the flows of interest start), every dumped Flow carries its packet and
-// byte counters in both directions; package inventory turns successive
-// dumps into per-device volumes.
+// byte counters in both directions. A Tracker turns successive dumps into
+// what each flow moved between them: package inventory counts that per
+// device, and the daemon holds fast-pathed flows to their device budgets
+// with it.
 //
 // Dumps are read and parsed a buffer at a time (Each), keeping only the
 // few fields picoseg uses: a gateway with 100 000 tracked flows must not hold

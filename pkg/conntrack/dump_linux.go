@@ -10,6 +10,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/nlwalk"
 )
 
 // More ctnetlink attribute types for dumps.
@@ -101,20 +103,15 @@ func (c *Conn) drain(raw interface {
 // parseDump walks the netlink messages of one read. It reports done at the
 // end of the dump (NLMSG_DONE) and returns the kernel's error, if any.
 func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
-	ne := binary.NativeEndian
-	for len(b) >= unix.NLMSG_HDRLEN {
-		l := int(ne.Uint32(b[0:4]))
-		if l < unix.NLMSG_HDRLEN || l > len(b) {
-			return true, fmt.Errorf("conntrack: dump: truncated message")
-		}
-		msg, typ := b[unix.NLMSG_HDRLEN:l], ne.Uint16(b[4:6])
-		b = b[min(nlmAlign(l), len(b)):]
-		switch typ {
+	m := nlwalk.NewMessages(b)
+	for m.Next() {
+		msg := m.Payload()
+		switch m.Type() {
 		case unix.NLMSG_DONE:
 			return true, nil
 		case unix.NLMSG_ERROR:
 			if len(msg) >= 4 {
-				if errno := -int32(ne.Uint32(msg[0:4])); errno != 0 {
+				if errno := -int32(binary.NativeEndian.Uint32(msg[0:4])); errno != 0 {
 					return true, fmt.Errorf("conntrack: dump: %w", unix.Errno(errno))
 				}
 			}
@@ -130,23 +127,23 @@ func parseDump(b []byte, fn func(Flow) error) (done bool, err error) {
 			}
 		}
 	}
+	if m.Malformed() {
+		return true, fmt.Errorf("conntrack: dump: truncated message")
+	}
 	return false, nil
 }
 
-func nlmAlign(n int) int { return (n + unix.NLMSG_ALIGNTO - 1) &^ (unix.NLMSG_ALIGNTO - 1) }
-
-// attrs walks netlink attributes, calling fn with each one's type (flags
-// masked off) and payload.
-func attrs(b []byte, fn func(typ uint16, data []byte)) {
-	ne := binary.NativeEndian
-	for len(b) >= 4 {
-		l := int(ne.Uint16(b[0:2]))
-		if l < 4 || l > len(b) {
-			return
+// parseCounters reads a CTA_COUNTERS_ORIG or CTA_COUNTERS_REPLY payload.
+func parseCounters(b []byte) (packets, bytes uint64) {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
+		switch a.Type() {
+		case ctaCountersPackets:
+			packets, _ = a.Uint64()
+		case ctaCountersBytes:
+			bytes, _ = a.Uint64()
 		}
-		fn(ne.Uint16(b[2:4])&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), b[4:l])
-		b = b[min((l+3)&^3, len(b)):]
 	}
+	return packets, bytes
 }
 
 // tuple is one direction of a conntrack entry, as parsed.
@@ -160,47 +157,60 @@ type tuple struct {
 // parseTuple reads a CTA_TUPLE_ORIG or CTA_TUPLE_REPLY payload. For ICMP
 // the identifier goes to srcPort and type<<8 | code to dstPort.
 func parseTuple(b []byte, t *tuple) {
-	be := binary.BigEndian
-	attrs(b, func(typ uint16, data []byte) {
-		switch typ {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
+		switch a.Type() {
 		case ctaTupleIP:
-			attrs(data, func(typ uint16, data []byte) {
-				var a netip.Addr
-				switch {
-				case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
-					a = netip.AddrFrom4([4]byte(data))
-				case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
-					a = netip.AddrFrom16([16]byte(data))
-				default:
-					return
-				}
-				if typ == ctaIPv4Src || typ == ctaIPv6Src {
-					t.src = a
-				} else {
-					t.dst = a
-				}
-			})
+			parseTupleIP(a.Data(), t)
 		case ctaTupleProto:
-			var icmpType, icmpCode uint8
-			attrs(data, func(typ uint16, data []byte) {
-				switch {
-				case typ == ctaProtoNum && len(data) >= 1:
-					t.proto, t.haveProto = data[0], true
-				case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
-					t.srcPort = be.Uint16(data)
-				case typ == ctaProtoDstPort && len(data) >= 2:
-					t.dstPort = be.Uint16(data)
-				case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
-					icmpType = data[0]
-				case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
-					icmpCode = data[0]
-				}
-			})
-			if isICMP(t.proto) {
-				t.dstPort = uint16(icmpType)<<8 | uint16(icmpCode)
-			}
+			parseTupleProto(a.Data(), t)
 		}
-	})
+	}
+}
+
+// parseTupleIP reads a CTA_TUPLE_IP payload: the addresses.
+func parseTupleIP(b []byte, t *tuple) {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
+		typ, data := a.Type(), a.Data()
+		var addr netip.Addr
+		switch {
+		case (typ == ctaIPv4Src || typ == ctaIPv4Dst) && len(data) == 4:
+			addr = netip.AddrFrom4([4]byte(data))
+		case (typ == ctaIPv6Src || typ == ctaIPv6Dst) && len(data) == 16:
+			addr = netip.AddrFrom16([16]byte(data))
+		default:
+			continue
+		}
+		if typ == ctaIPv4Src || typ == ctaIPv6Src {
+			t.src = addr
+		} else {
+			t.dst = addr
+		}
+	}
+}
+
+// parseTupleProto reads a CTA_TUPLE_PROTO payload: protocol and ports, or
+// ICMP identifier, type and code.
+func parseTupleProto(b []byte, t *tuple) {
+	be := binary.BigEndian
+	var icmpType, icmpCode uint8
+	for a := nlwalk.NewAttrs(b); a.Next(); {
+		typ, data := a.Type(), a.Data()
+		switch {
+		case typ == ctaProtoNum && len(data) >= 1:
+			t.proto, t.haveProto = data[0], true
+		case (typ == ctaProtoSrcPort || typ == ctaProtoICMPID || typ == ctaProtoICMPv6ID) && len(data) >= 2:
+			t.srcPort = be.Uint16(data)
+		case typ == ctaProtoDstPort && len(data) >= 2:
+			t.dstPort = be.Uint16(data)
+		case (typ == ctaProtoICMPType || typ == ctaProtoICMPv6Type) && len(data) >= 1:
+			icmpType = data[0]
+		case (typ == ctaProtoICMPCode || typ == ctaProtoICMPv6Code) && len(data) >= 1:
+			icmpCode = data[0]
+		}
+	}
+	if isICMP(t.proto) {
+		t.dstPort = uint16(icmpType)<<8 | uint16(icmpCode)
+	}
 }
 
 // parseFlow reads the parts of one conntrack entry picoseg uses: the whole
@@ -208,10 +218,10 @@ func parseTuple(b []byte, t *tuple) {
 // flow), mark, id and counters. It reports false for an entry without a
 // whole original tuple. Nothing is kept beyond the Flow it fills in.
 func parseFlow(b []byte, f *Flow) bool {
-	be := binary.BigEndian
 	var orig tuple
-	attrs(b, func(typ uint16, data []byte) {
-		switch typ {
+	for a := nlwalk.NewAttrs(b); a.Next(); {
+		data := a.Data()
+		switch a.Type() {
 		case ctaTupleOrig:
 			parseTuple(data, &orig)
 		case ctaTupleReply:
@@ -219,32 +229,15 @@ func parseFlow(b []byte, f *Flow) bool {
 			parseTuple(data, &reply)
 			f.ReplySrc, f.ReplySrcPort = reply.src, reply.srcPort
 		case ctaMark:
-			if len(data) >= 4 {
-				f.Mark = be.Uint32(data)
-			}
+			f.Mark, _ = a.Uint32()
 		case ctaID:
-			if len(data) >= 4 {
-				f.ID = be.Uint32(data)
-			}
-		case ctaCountersOrig, ctaCountersReply:
-			var packets, bytes uint64
-			attrs(data, func(t uint16, d []byte) {
-				if len(d) >= 8 {
-					switch t {
-					case ctaCountersPackets:
-						packets = be.Uint64(d)
-					case ctaCountersBytes:
-						bytes = be.Uint64(d)
-					}
-				}
-			})
-			if typ == ctaCountersOrig {
-				f.OrigPackets, f.OrigBytes = packets, bytes
-			} else {
-				f.ReplyPackets, f.ReplyBytes = packets, bytes
-			}
+			f.ID, _ = a.Uint32()
+		case ctaCountersOrig:
+			f.OrigPackets, f.OrigBytes = parseCounters(data)
+		case ctaCountersReply:
+			f.ReplyPackets, f.ReplyBytes = parseCounters(data)
 		}
-	})
+	}
 	f.Proto, f.Src, f.Dst, f.SrcPort, f.DstPort = orig.proto, orig.src, orig.dst, orig.srcPort, orig.dstPort
 	if f.ReplySrc.IsValid() && f.ReplySrc.Is4() != f.Src.Is4() {
 		// A reply tuple of another family is not one the kernel makes

@@ -8,9 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"testing"
-	"time"
-
-	"github.com/picoseg/picoseg/internal/testnetns"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -63,39 +60,13 @@ func TestParseFlowReadsTheReplyTuple(t *testing.T) {
 // TestKernelDNATReplyTuple forwards a port with a DNAT rule and finds the
 // forward's target in the dumped flow's reply tuple.
 func TestKernelDNATReplyTuple(t *testing.T) {
-	testnetns.NeedRoot(t)
-	client, server := testnetns.New(t, "picoseg-ctd"), testnetns.New(t, "picoseg-cte")
-	testnetns.Link(t, client, "c0", "192.0.2.1/24", server, "s0", "192.0.2.2/24")
+	client, server := clientServer(t, "picoseg-ct")
 	server.Run(t, "nft", "add table ip nat; add chain ip nat pre { type nat hook prerouting priority dstnat; }; add rule ip nat pre tcp dport 8081 dnat to 192.0.2.2:8080")
 
-	var ln net.Listener
-	server.Do(t, func() {
-		var err error
-		if ln, err = net.Listen("tcp4", "192.0.2.2:8080"); err != nil {
-			t.Error(err)
-		}
-	})
-	if ln == nil {
-		t.FailNow()
-	}
-	defer ln.Close()
-	var conn net.Conn
-	client.Do(t, func() {
-		var err error
-		if conn, err = (&net.Dialer{Timeout: 3 * time.Second}).Dial("tcp4", "192.0.2.2:8081"); err != nil {
-			t.Error(err)
-		}
-	})
-	if conn == nil {
-		t.FailNow()
-	}
-	defer conn.Close()
+	server.Listen(t, "tcp4", "192.0.2.2:8080")
+	conn := client.Dial(t, "tcp4", "192.0.2.2:8081")
 
-	c, err := Open(WithNetNS(server.FD))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := openIn(t, server)
 	flows, err := c.Flows(context.Background())
 	if err != nil {
 		t.Fatal(err)

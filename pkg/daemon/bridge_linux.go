@@ -7,13 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // The br_netfilter switches of the whole namespace. Each bridge also has
@@ -36,48 +38,87 @@ type bridgeNF struct {
 // per-bridge switch of their bridges only. The global sysctls would reach
 // every bridge on the machine (a LAN bridge, docker0), whose traffic would
 // then meet picoseg's forward chain and be denied as coming from no zone.
-// It returns the zones covered.
-func (d *Daemon) enableBridgeFilter() []string {
-	var zones, names []string
-	for _, z := range d.cur.Policy.Zones {
-		if z.BridgeFilter {
-			zones = append(zones, z.Name)
-			names = append(names, z.Interfaces...)
-		}
+// A zone's bridge that does not exist yet (the daemon started before the
+// network) is switched on by the interface watch when it appears.
+func (d *Daemon) enableBridgeFilter(ifs ifaces) {
+	names := filterBridges(d.cur.Policy)
+	if len(names) == 0 {
+		return
 	}
-	if len(zones) == 0 {
-		return nil
-	}
+	// Registered first: whatever is switched on later is restored too.
+	d.atStop(func() { d.restoreBridgeNF(d.applied.filtered) })
 	if err := d.loadBridgeNetfilter(); err != nil {
-		d.log.Error("bridge_filter: cannot load br_netfilter: same-bridge traffic is NOT judged", "zones", zones, "err", err)
-		return nil
+		d.log.Error("bridge_filter: cannot load br_netfilter: same-bridge traffic is NOT judged", "bridges", names, "err", err)
+		return
 	}
-	var done []bridgeNF
+	var found []bridgeNF
 	for _, name := range names {
-		was, isBridge, err := readBridgeNF(name)
-		switch {
-		case err != nil:
-			d.log.Error("bridge_filter: same-bridge traffic is NOT judged", "interface", name, "err", err)
-			continue
-		case !isBridge:
+		switch index := ifs.bridgeIndex(name); {
+		case index != 0:
+			found = append(found, bridgeNF{name: name, index: int(index)})
+		case ifs.index(name) != 0:
 			d.log.Info("bridge_filter: not a bridge, its traffic is routed and judged anyway", "interface", name)
-			continue
+		default:
+			d.log.Warn("bridge_filter: no such bridge yet: its same-bridge traffic is judged once it appears", "bridge", name)
 		}
-		if err := setBridgeNF(was.index, 1, 1); err != nil {
-			d.log.Error("bridge_filter: same-bridge traffic is NOT judged", "bridge", name, "err", err)
-			continue
-		}
-		done = append(done, was)
 	}
-	if len(done) == 0 {
-		return nil
-	}
-	d.atStop(func() { d.restoreBridgeNF(done) })
-	d.log.Info("bridge_filter on: traffic between devices on the same bridge is judged", "zones", zones, "bridges", names)
+	d.switchBridges(found)
 	if v, _ := os.ReadFile(globalBridgeNF4); strings.TrimSpace(string(v)) == "1" {
 		d.log.Warn("bridge_filter: net.bridge.bridge-nf-call-iptables is 1, so EVERY bridge here passes the IP hooks, not only the zones' (set it to 0 to limit filtering to them)")
 	}
-	return zones
+}
+
+// filterBridges lists the interfaces of pol's zones that ask for
+// bridge_filter.
+func filterBridges(pol *policy.Policy) []string {
+	var names []string
+	for _, z := range pol.Zones {
+		if z.BridgeFilter {
+			names = append(names, z.Interfaces...)
+		}
+	}
+	return names
+}
+
+// switchBridges turns on the switches of bridges, remembering how they
+// were for the exit, and returns the names of those switched.
+func (d *Daemon) switchBridges(bridges []bridgeNF) []string {
+	var names []string
+	for _, b := range bridges {
+		was, isBridge, err := readBridgeNF(b.index, b.name)
+		if err == nil && !isBridge {
+			err = errors.New("not a bridge")
+		}
+		if err == nil {
+			err = setBridgeNF(b.index, 1, 1)
+		}
+		if err != nil {
+			d.log.Error("bridge_filter: same-bridge traffic is NOT judged", "bridge", b.name, "err", err)
+			continue
+		}
+		d.applied.filtered = append(d.applied.filtered, was)
+		names = append(names, b.name)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	var zones []string
+	for _, z := range d.applied.running.Policy.Zones {
+		if z.BridgeFilter && slices.ContainsFunc(d.applied.filtered, func(b bridgeNF) bool { return slices.Contains(z.Interfaces, b.name) }) {
+			zones = append(zones, z.Name)
+		}
+	}
+	d.bridged.Store(&zones)
+	d.log.Info("bridge_filter on: traffic between devices on the same bridge is judged", "zones", zones, "bridges", names)
+	return names
+}
+
+// bridgeFilterZones lists the zones whose same-bridge traffic is judged.
+func (d *Daemon) bridgeFilterZones() []string {
+	if p := d.bridged.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // loadBridgeNetfilter loads br_netfilter if needed. Loading it turns the
@@ -107,21 +148,18 @@ func (d *Daemon) restoreBridgeNF(bridges []bridgeNF) {
 		return
 	}
 	for _, b := range bridges {
-		if err := setBridgeNF(b.index, b.ip4, b.ip6); err != nil {
+		// A bridge deleted meanwhile has nothing to restore.
+		if err := setBridgeNF(b.index, b.ip4, b.ip6); err != nil && !errors.Is(err, unix.ENODEV) {
 			d.log.Warn("bridge_filter: restoring the bridge's br_netfilter switches", "bridge", b.name, "err", err)
 		}
 	}
 }
 
-// readBridgeNF reads the br_netfilter switches of the interface name, and
-// whether it is a bridge at all.
-func readBridgeNF(name string) (bridgeNF, bool, error) {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return bridgeNF{}, false, err
-	}
-	b := bridgeNF{name: name, index: ifi.Index}
-	msgs, err := rtnl(unix.RTM_GETLINK, 0, ifi.Index, nil)
+// readBridgeNF reads the br_netfilter switches of the interface index
+// (named name), and whether it is a bridge at all.
+func readBridgeNF(index int, name string) (bridgeNF, bool, error) {
+	b := bridgeNF{name: name, index: index}
+	msgs, err := rtnl(unix.RTM_GETLINK, 0, index, nil)
 	if err != nil {
 		return b, false, err
 	}

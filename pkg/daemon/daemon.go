@@ -5,10 +5,12 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // Options configures Run.
@@ -35,9 +37,10 @@ type Options struct {
 	Lock string
 }
 
-// load is Load with the daemon's options, logging warnings.
-func load(opts *Options, log *slog.Logger) (*Loaded, error) {
-	l, warnings, err := Load(opts.ConfigPath, opts.Monitor)
+// load is Load with the daemon's options and the gateway's addresses,
+// logging warnings.
+func load(opts *Options, log *slog.Logger, gateway []netip.Addr) (*Loaded, error) {
+	l, warnings, err := loadWith(opts.ConfigPath, opts.Monitor, gateway)
 	for _, w := range warnings {
 		log.Warn("policy warning", "at", w.Pos.String(), "warning", w.Msg)
 	}
@@ -46,22 +49,14 @@ func load(opts *Options, log *slog.Logger) (*Loaded, error) {
 
 // localAddrs lists the gateway's own addresses, which "gateway" matches.
 func localAddrs() []netip.Addr {
-	return addrsOf(net.InterfaceAddrs())
+	return policy.HostAddrs()
 }
 
-// addrsOf turns what net's interface address lists return into addresses;
-// an error gives none.
-func addrsOf(addrs []net.Addr, err error) []netip.Addr {
-	if err != nil {
-		return nil
-	}
-	var out []netip.Addr
-	for _, a := range addrs {
-		if p, err := netip.ParsePrefix(a.String()); err == nil {
-			out = append(out, p.Addr())
-		}
-	}
-	return out
+// sortedAddrs sorts addrs and drops repeats, so that two readings compare.
+func sortedAddrs(addrs []netip.Addr) []netip.Addr {
+	out := slices.Clone(addrs)
+	slices.SortFunc(out, func(a, b netip.Addr) int { return a.Compare(b) })
+	return slices.Compact(out)
 }
 
 // interfaceNames maps interface indexes to names in the daemon's namespace.

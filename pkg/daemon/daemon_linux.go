@@ -36,15 +36,19 @@ type Daemon struct {
 	marks   nft.Marks
 	socket  string
 
-	lock    *os.File
-	conn    *nft.Conn
-	method  nft.QueueMethod
-	nftOpts nft.Options
+	lock   *os.File
+	conn   *nft.Conn
+	method nft.QueueMethod
+	// applied is what is in force from the policy and the interfaces;
+	// the main loop's only.
+	applied applied
 	// The ruleset is replaced when a reload brings new class checks or
 	// the table is restored; status reads it from another goroutine.
-	rs      atomic.Pointer[nft.Ruleset]
-	watch   *tableWatch
-	bridged []string
+	rs    atomic.Pointer[nft.Ruleset]
+	watch *tableWatch
+	// bridged lists the zones whose same-bridge traffic is judged, for
+	// status.
+	bridged atomic.Pointer[[]string]
 
 	alerts  *alert.Dispatcher
 	eng     *engine.Engine
@@ -57,12 +61,15 @@ type Daemon struct {
 	queueDrops atomic.Value
 
 	reloads, reloadFailures, restores atomic.Uint64
+	// ifaceChanges counts the interface changes put in force.
+	ifaceChanges atomic.Uint64
 
 	// The sweep's state; the main loop's only.
 	sweeps sweepState
 
-	// tableEvents wakes the main loop when nftables changed.
-	tableEvents chan struct{}
+	// tableEvents wakes the main loop when nftables changed, and
+	// ifaceEvents when the interfaces may have.
+	tableEvents, ifaceEvents chan struct{}
 	// errs carries the parts' errors (queue, status server, metrics) to
 	// the main loop.
 	errs chan partError
@@ -110,7 +117,7 @@ func start(ctx context.Context, cancel context.CancelFunc, opts Options) (*Daemo
 		opts.Now = time.Now
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, started: opts.Now(), errs: make(chan partError, 8), fatal: make(chan partError, 1), cancel: cancel,
-		tableEvents: make(chan struct{}, 1)}
+		tableEvents: make(chan struct{}, 1), ifaceEvents: make(chan struct{}, 1)}
 	if err := d.startAll(ctx); err != nil {
 		d.halt()
 		return nil, err
@@ -120,7 +127,11 @@ func start(ctx context.Context, cancel context.CancelFunc, opts Options) (*Daemo
 }
 
 func (d *Daemon) startAll(ctx context.Context) (err error) {
-	if d.cur, err = load(&d.opts, d.log); err != nil {
+	ifs, err := readIfaces()
+	if err != nil {
+		return err
+	}
+	if d.cur, err = load(&d.opts, d.log, ifs.all()); err != nil {
 		return err
 	}
 	d.cfg = d.cur.Config.Daemon
@@ -132,10 +143,13 @@ func (d *Daemon) startAll(ctx context.Context) (err error) {
 	if err := d.takeLock(); err != nil {
 		return err
 	}
-	if err := d.startKernel(); err != nil {
+	if err := d.startKernel(ifs); err != nil {
 		return err
 	}
 	if err := d.listenTableEvents(ctx); err != nil {
+		return err
+	}
+	if err := d.watchLinks(ctx); err != nil {
 		return err
 	}
 	if err := d.startParts(ctx); err != nil {
@@ -144,8 +158,9 @@ func (d *Daemon) startAll(ctx context.Context) (err error) {
 	return d.dropPrivileges()
 }
 
-// startKernel installs the table and opens conntrack.
-func (d *Daemon) startKernel() (err error) {
+// startKernel installs the table, for the interfaces ifs, and opens
+// conntrack.
+func (d *Daemon) startKernel(ifs ifaces) (err error) {
 	if d.alerts, err = openAlerts(d.cur, d.opts.Now, d.log); err != nil {
 		return err
 	}
@@ -161,9 +176,11 @@ func (d *Daemon) startKernel() (err error) {
 		nft.QueueNative:  "the kernel has nft_queue",
 		nft.QueueXtables: "no nft_queue in this kernel: using the xtables NFQUEUE target through nft_compat",
 	}[d.method])
-	d.bridged = d.enableBridgeFilter()
-	d.nftOpts = nftOptions(d.cfg, d.marks, d.cur)
-	installed, err := nft.Install(d.conn, d.nftOpts, d.method)
+	d.applied = applied{base: baseOptions(d.cfg, d.marks), running: d.cur}
+	d.enableBridgeFilter(ifs)
+	d.applied.opts = withPolicy(d.applied.base, d.cur.Policy, ifs, d.opts.Now())
+	d.applied.ports = ifs.portsOf(d.applied.opts.Bridges)
+	installed, err := nft.Install(d.conn, d.applied.opts, d.method)
 	if err != nil {
 		return err
 	}
@@ -195,11 +212,6 @@ func (d *Daemon) clearStaleMarks() {
 	} else if n > 0 {
 		d.log.Info("cleared stale picoseg marks: those flows are judged again", "flows", n)
 	}
-}
-
-// nftOptions are the ruleset options of a policy.
-func nftOptions(d config.Daemon, marks nft.Marks, cur *Loaded) nft.Options {
-	return withPolicy(baseOptions(d, marks), cur.Policy)
 }
 
 // baseOptions are the ruleset options that come from the [daemon] section
@@ -293,6 +305,8 @@ func (d *Daemon) loop(ctx context.Context) error {
 				d.checkTable()
 				lastCheck = time.Now()
 			}
+		case <-d.ifaceEvents:
+			d.checkIfaces(ctx)
 		case now := <-sweep.C:
 			d.sweep(ctx, now)
 		}

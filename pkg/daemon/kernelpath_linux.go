@@ -3,8 +3,9 @@ package daemon
 import (
 	"fmt"
 	"net"
-	"net/netip"
 	"reflect"
+	"slices"
+	"time"
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
@@ -23,8 +24,9 @@ const globalNewFlowFactor = 10
 // zones' interfaces (not on a zone holding a default route, where policy
 // routing or a second uplink makes replies arrive elsewhere), the ARP and
 // neighbour discovery checks on their bridges, the devices' MAC and address
-// bindings, and the gateway's own addresses on those interfaces.
-func kernelPath(o *nft.Options, pol *policy.Policy) {
+// bindings, the gateway's own addresses on those interfaces (as ifs reads
+// them), and the zones' port routers.
+func kernelPath(o *nft.Options, pol *policy.Policy, ifs ifaces) {
 	for _, z := range pol.Zones {
 		if !z.Local {
 			continue
@@ -36,9 +38,14 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 			o.ReversePathInterfaces = append(o.ReversePathInterfaces, name)
 			// An interface that is not a bridge has no ports: no checks.
 			o.Bridges = append(o.Bridges, name)
-			o.GatewayAddrs = append(o.GatewayAddrs, interfaceAddrs(name)...)
+			o.GatewayAddrs = append(o.GatewayAddrs, ifs.addrsOf(name)...)
+			// A zone's port routers are trusted on its own bridges only.
+			for _, mac := range z.PortRouters {
+				o.PortRouters = append(o.PortRouters, nft.PortRouter{Bridge: name, MAC: net.HardwareAddr(slices.Clone(mac[:]))})
+			}
 		}
 	}
+	o.GatewayAddrs = sortedAddrs(o.GatewayAddrs)
 	for _, d := range pol.Devices {
 		if d.HasMAC && len(d.Addrs) > 0 {
 			o.Bindings = append(o.Bindings, nft.Binding{MAC: net.HardwareAddr(d.MAC[:]), Addrs: d.Addrs})
@@ -47,21 +54,21 @@ func kernelPath(o *nft.Options, pol *policy.Policy) {
 }
 
 // withPolicy returns o with the parts that come from the policy (class
-// checks, reverse-path interfaces, bridges, bindings, gateway addresses)
-// taken from pol.
+// checks as of now, reverse-path interfaces, bridges, bindings, gateway
+// addresses) taken from pol and the interfaces ifs.
 //
 // In monitor mode the kernel drops nothing on picoseg's behalf either: no
 // new-flow guard, no reverse-path check, no ARP and neighbour checks. A
 // policy being tried out must not cut a busy device or a multi-homed host
 // off before its admin has chosen to enforce.
-func withPolicy(o nft.Options, pol *policy.Policy) nft.Options {
-	o.ClassBytes = pol.ClassBytes
-	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs = nil, nil, nil, nil
+func withPolicy(o nft.Options, pol *policy.Policy, ifs ifaces, now time.Time) nft.Options {
+	o.Classes = kernelClasses(pol, now)
+	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs, o.PortRouters = nil, nil, nil, nil, nil
 	if pol.Mode == config.ModeMonitor {
 		o.NewFlowRate, o.NewFlowBurst, o.GlobalNewFlowRate, o.GlobalNewFlowBurst = 0, 0, 0, 0
 		return o
 	}
-	kernelPath(&o, pol)
+	kernelPath(&o, pol, ifs)
 	return o
 }
 
@@ -71,20 +78,13 @@ func sameKernelPath(a, b nft.Options) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-func interfaceAddrs(name string) []netip.Addr {
-	ifi, err := net.InterfaceByName(name)
-	if err != nil {
-		return nil
-	}
-	return addrsOf(ifi.Addrs())
-}
-
 // kernelDropWatch raises an alert when the kernel drops on its own what
 // picoseg never sees: spoofed or flooding ARP and neighbour discovery on the
-// zones' bridges, and packets whose source address fails the reverse-path
-// check (an address of another zone sent in through this one). The daemon
-// learns of them from the counters.
-type kernelDropWatch struct{ spoof, flood, rpf uint64 }
+// zones' bridges, router advertisements, redirects and DHCP server messages
+// from their ports, and packets whose source address fails the
+// reverse-path check (an address of another zone sent in through this
+// one). The daemon learns of them from the counters.
+type kernelDropWatch struct{ spoof, flood, rpf, rogue uint64 }
 
 func (w *kernelDropWatch) check(c nft.Counters, raise func(alert.Alert)) {
 	spoof := c.ARPSpoof.Packets + c.NDSpoof.Packets
@@ -105,4 +105,17 @@ func (w *kernelDropWatch) check(c nft.Counters, raise func(alert.Alert)) {
 			Message: fmt.Sprintf("ARP or neighbour discovery flood: %d packets over a bridge port's budget, dropped", flood-w.flood)})
 	}
 	w.spoof, w.flood = spoof, flood
+	w.rogue = w.checkRogue(c, raise)
+}
+
+// checkRogue raises rogue_router for the router and DHCP server messages
+// dropped on bridge ports since the last check, and returns their total.
+func (w *kernelDropWatch) checkRogue(c nft.Counters, raise func(alert.Alert)) uint64 {
+	rogue := c.RogueRouter.Packets + c.RogueDHCP.Packets
+	if rogue > w.rogue {
+		raise(alert.Alert{Type: alert.TypeRogueRouter, Count: int(rogue - w.rogue),
+			Message: fmt.Sprintf("rogue router or DHCP server: %d packets from a bridge port (router advertisements, redirects: %d in all; DHCP server messages: %d in all) impersonated the gateway, dropped; list the device in the zone's port_routers if it is the network's router",
+				rogue-w.rogue, c.RogueRouter.Packets, c.RogueDHCP.Packets)})
+	}
+	return rogue
 }

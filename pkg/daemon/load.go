@@ -1,8 +1,7 @@
 package daemon
 
 import (
-	"errors"
-	"os"
+	"net/netip"
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/config"
@@ -15,65 +14,52 @@ type Loaded struct {
 	Policy *policy.Policy
 	// Sinks are the alert destinations, checked.
 	Sinks []alert.SinkConfig
+
+	// src is the policy text and gateway the addresses it was compiled
+	// with: an address added to the gateway later compiles the same text
+	// again (withGateway).
+	src     []byte
+	gateway []netip.Addr
+	monitor bool
 }
 
 // Load reads, validates and compiles the policy at path, as `picoseg run`
-// and `picoseg check` do. Every error comes back with its FILE:LINE:COL
-// (a config.ErrorList); warnings do not stop it.
+// does at start and on every reload (policy.Load), and checks its alert
+// sinks. monitor forces monitor mode whatever the policy says. Every error
+// comes back with its FILE:LINE:COL (a config.ErrorList); warnings do not
+// stop it.
 func Load(path string, monitor bool) (*Loaded, []config.Warning, error) {
-	cfg, warnings, err := config.Load(path)
+	return loadWith(path, monitor, localAddrs())
+}
+
+// loadWith is Load with the gateway's own addresses given.
+func loadWith(path string, monitor bool, gateway []netip.Addr) (*Loaded, []config.Warning, error) {
+	pl, warnings, err := policy.Load(path, policy.Options{GatewayAddrs: gateway})
 	if err != nil {
 		return nil, warnings, err
 	}
-	sinks, err := alertSinks(cfg)
-	if err != nil {
-		return nil, warnings, err
-	}
-	var src []byte
-	for _, f := range cfg.Files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, warnings, err
-		}
-		src = append(src, b...)
-	}
-	pol, err := policy.Compile(cfg, policy.Options{GatewayAddrs: localAddrs(), Source: src})
+	sinks, err := alert.ConfigSinks(pl.Config)
 	if err != nil {
 		return nil, warnings, err
 	}
 	if monitor {
-		pol.Mode = config.ModeMonitor
+		pl.Policy.Mode = config.ModeMonitor
 	}
-	return &Loaded{Config: cfg, Policy: pol, Sinks: sinks}, warnings, nil
+	return &Loaded{Config: pl.Config, Policy: pl.Policy, Sinks: sinks, src: pl.Source,
+		gateway: sortedAddrs(gateway), monitor: monitor}, warnings, nil
 }
 
-// alertSinks turns the [[alert.sink]] tables into alert sink settings and
-// checks them, pointing every problem at the key it is about. With no
-// sink written, alerts go to the local syslog.
-func alertSinks(cfg *config.Config) ([]alert.SinkConfig, error) {
-	if len(cfg.Alert.Sinks) == 0 {
-		return []alert.SinkConfig{{Type: alert.SinkSyslog}}, nil
+// withGateway compiles l's policy text again with the gateway's addresses
+// gateway, as loading the same file would.
+func (l *Loaded) withGateway(gateway []netip.Addr) (*Loaded, error) {
+	pol, err := policy.Compile(l.Config, policy.Options{GatewayAddrs: gateway, Source: l.src})
+	if err != nil {
+		return nil, err
 	}
-	var out []alert.SinkConfig
-	var errs config.ErrorList
-	for _, s := range cfg.Alert.Sinks {
-		c := alert.SinkConfig{Type: s.Type, Address: s.Address, CA: s.CA, Cert: s.Cert, Key: s.Key,
-			Facility: s.Facility, Path: s.Path, MaxSize: s.MaxSize, Keep: s.Keep}
-		if err := c.Validate(); err != nil {
-			pos := s.Pos
-			var ce *alert.ConfigError
-			if errors.As(err, &ce) {
-				if p, ok := s.FieldPos[ce.Field]; ok {
-					pos = p
-				}
-			}
-			errs = append(errs, &config.Error{Pos: pos, Msg: "[[alert.sink]]: " + err.Error()})
-			continue
-		}
-		out = append(out, c)
+	if l.monitor {
+		pol.Mode = config.ModeMonitor
 	}
-	if len(errs) > 0 {
-		return nil, errs
-	}
-	return out, nil
+	next := *l
+	next.Policy, next.gateway = pol, sortedAddrs(gateway)
+	return &next, nil
 }

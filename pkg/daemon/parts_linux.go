@@ -95,11 +95,12 @@ func (d *Daemon) status() Status {
 	st := Status{
 		Version: d.opts.Version, PID: os.Getpid(), StartedAt: d.started, Uptime: d.opts.Now().Sub(d.started).Seconds(),
 		PolicyFile: d.opts.ConfigPath, PolicyHash: pol.Hash, Generation: d.eng.Generation(), Mode: pol.Mode.String(),
-		QueueMethod: d.method.String(), OnDown: c.OnDaemonDown, OnQueueFull: c.OnQueueFull, BridgeFilter: d.bridged,
+		QueueMethod: d.method.String(), OnDown: c.OnDaemonDown, OnQueueFull: c.OnQueueFull, BridgeFilter: d.bridgeFilterZones(),
 		Packets: s.Packets.Load(), CacheHits: s.CacheHits.Load(), NewFlows: s.NewFlows.Load(), Undecodable: s.Undecodable.Load(),
 		FlowsTracked: d.eng.Flows().Len(), FlowEvictions: d.eng.Flows().Evictions(), Events: s.Events.Load(),
 		Alerts:  d.alerts.Stats(),
 		Reloads: d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(), RulesetRestores: d.restores.Load(),
+		IfaceChanges: d.ifaceChanges.Load(),
 	}
 	st.Verdicts, st.Flows = statusOf(s)
 	st.Privileges = currentPrivileges()
@@ -111,7 +112,9 @@ func (d *Daemon) status() Status {
 			"guard_dropped": k.GuardDropped.Packets, "flow_dropped": k.FlowDropped.Packets, "verdict_dropped": k.VerdictDropped.Packets,
 			"tripped": k.Tripped.Packets, "guard_full": k.GuardFull.Packets, "global_dropped": k.GlobalDropped.Packets,
 			"invalid_dropped": k.InvalidDropped.Packets, "rpf_dropped": k.ReversePathDropped.Packets,
-			"arp_spoof": k.ARPSpoof.Packets, "arp_flood": k.ARPFlood.Packets, "nd_spoof": k.NDSpoof.Packets, "nd_flood": k.NDFlood.Packets}
+			"arp_spoof": k.ARPSpoof.Packets, "arp_flood": k.ARPFlood.Packets, "nd_spoof": k.NDSpoof.Packets, "nd_flood": k.NDFlood.Packets,
+			"rogue_router": k.RogueRouter.Packets, "rogue_dhcp": k.RogueDHCP.Packets,
+			"class_window_dropped": k.ClassWindow.Packets, "class_size_dropped": k.ClassSize.Packets, "class_rate_dropped": k.ClassRate.Packets}
 		if kd, ok := d.queueDrops.Load().(queue.Drops); ok {
 			st.Kernel["queue_full_dropped"], st.Kernel["queue_undelivered"] = kd.QueueFull, kd.Undelivered
 		}

@@ -49,6 +49,10 @@ type Status struct {
 	// RulesetRestores counts the times the table was found missing or
 	// emptied (`nft flush ruleset`) and installed again.
 	RulesetRestores uint64 `json:"ruleset_restores"`
+	// IfaceChanges counts the interface changes applied: a port that
+	// joined or left a zone's bridge, a zone's bridge created, an address
+	// the gateway gained or lost.
+	IfaceChanges uint64 `json:"interface_changes"`
 	// Privileges are the user and capabilities the daemon runs with.
 	Privileges *Privileges `json:"privileges,omitempty"`
 	// Alerts are the alert dispatcher's counters, per sink too.
@@ -201,6 +205,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "flows tracked\t%d (%d evicted); events %d; reloads %d (%d failed)\n", s.FlowsTracked, s.FlowEvictions, s.Events, s.Reloads, s.ReloadFailures)
 	if s.RulesetRestores > 0 {
 		fmt.Fprintf(tw, "table\tlost and installed again %d times\n", s.RulesetRestores)
+	}
+	if s.IfaceChanges > 0 {
+		fmt.Fprintf(tw, "interfaces\t%d changes applied (bridge ports, bridges, addresses)\n", s.IfaceChanges)
 	}
 	if p := s.Privileges; p != nil {
 		caps := strings.Join(p.Capabilities, " ")

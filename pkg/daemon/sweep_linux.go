@@ -5,6 +5,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/alert"
@@ -15,11 +16,16 @@ import (
 )
 
 // reload loads the policy file again and swaps it in; a policy with errors
-// is refused whole and the running one kept.
+// is refused whole and the running one kept. The interfaces are read again
+// too, as at start.
 func (d *Daemon) reload(ctx context.Context) {
 	start := time.Now()
 	d.reloads.Add(1)
-	next, err := load(&d.opts, d.log)
+	ifs, err := readIfaces()
+	var next *Loaded
+	if err == nil {
+		next, err = load(&d.opts, d.log, ifs.all())
+	}
 	if err != nil {
 		d.reloadFailures.Add(1)
 		// Every problem, each as FILE:LINE:COL: message, on its own log
@@ -32,30 +38,53 @@ func (d *Daemon) reload(ctx context.Context) {
 	if n := next.Config.Daemon; n.Queues != d.cfg.Queues || n.QueueBase != d.cfg.QueueBase || n.MarkMask != d.cfg.MarkMask {
 		d.log.Warn("queues, queue_base and mark_mask take effect at the next start, not on reload")
 	}
-	if o := nftOptions(d.cfg, d.marks, next); !sameKernelPath(o, d.nftOpts) {
-		// New class checks, devices or interfaces: the table is replaced
-		// in one transaction (conntrack marks are untouched); flows are
-		// moved to their new classes below.
-		r, err := nft.Install(d.conn, o, d.method)
-		if err != nil {
-			d.reloadFailures.Add(1)
-			d.log.Error("policy reload failed: its kernel checks do not install; keeping the running policy", "err", err)
-			d.alerts.Raise(alert.Alert{Type: alert.TypePolicyReloadFailed, Reason: err.Error(), Message: "policy reload failed: " + err.Error()})
-			return
-		}
-		d.rs.Store(r)
-		d.nftOpts = o
-		if err := d.watch.installed(); err != nil {
-			d.log.Warn("reading the table just installed", "err", err)
-		}
+	o := withPolicy(d.applied.base, next.Policy, ifs, d.opts.Now())
+	if err := d.installKernelPath(o, ifs.portsOf(o.Bridges)); err != nil {
+		d.reloadFailures.Add(1)
+		d.log.Error("policy reload failed: its kernel checks do not install; keeping the running policy", "err", err)
+		d.alerts.Raise(alert.Alert{Type: alert.TypePolicyReloadFailed, Reason: err.Error(), Message: "policy reload failed: " + err.Error()})
+		return
 	}
-	gen := d.eng.Swap(next.Policy, d.opts.Now().UnixNano())
+	res := d.swapPolicy(ctx, next)
+	d.log.Info("policy reloaded", "hash", next.Policy.Hash, "generation", d.eng.Generation(), "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared, "flows_reclassed", res.Reclassed, "took", time.Since(start))
+}
+
+// installKernelPath replaces the table when o or the bridge ports differ
+// from the installed ones: new class checks, devices, interfaces, ports or
+// gateway addresses. The table is replaced in one transaction (conntrack
+// marks are untouched); nothing is done when nothing differs.
+func (d *Daemon) installKernelPath(o nft.Options, ports []string) error {
+	a := &d.applied
+	if sameKernelPath(o, a.opts) && slices.Equal(ports, a.ports) {
+		return nil
+	}
+	r, err := nft.Install(d.conn, o, d.method)
+	if err != nil {
+		return err
+	}
+	d.rs.Store(r)
+	a.opts, a.ports = o, ports
+	if err := d.watch.installed(); err != nil {
+		d.log.Warn("reading the table just installed", "err", err)
+	}
+	return nil
+}
+
+// swapPolicy puts next in force in the engine and the inventory, keeping
+// the flows: the tracked ones are judged again under it (moved to their
+// new classes, cut when now denied).
+func (d *Daemon) swapPolicy(ctx context.Context, next *Loaded) rejudgeResult {
+	d.eng.Swap(next.Policy, d.opts.Now().UnixNano())
+	if err := d.rs.Load().ForgetOpenings(); err != nil {
+		d.log.Warn("forgetting the openings the old policy accepted", "err", err)
+	}
 	d.devs.id.Store(inventory.NewIdentifier(next.Policy))
+	d.applied.running = next
 	res, err := rejudge(ctx, d.ct, d.eng, d.marks, d.opts.Now())
 	if err != nil {
-		d.log.Error("judging tracked flows again after reload", "err", err)
+		d.log.Error("judging tracked flows again", "err", err)
 	}
-	d.log.Info("policy reloaded", "hash", next.Policy.Hash, "generation", gen, "flows_checked", res.Checked, "flows_cut", res.Cut, "flows_requeued", res.Cleared, "flows_reclassed", res.Reclassed, "took", time.Since(start))
+	return res
 }
 
 // sweepState is what the periodic work remembers between ticks.
@@ -95,6 +124,7 @@ func (d *Daemon) sweep(ctx context.Context, now time.Time) {
 	}
 	if now.Sub(s.lastPass) >= 10*time.Second {
 		s.lastPass = now
+		d.refreshClasses(now)
 		d.conntrackPass(ctx, now)
 	}
 	if now.Sub(s.lastSave) >= time.Minute {

@@ -249,7 +249,7 @@ func (d *Daemon) checkTable() {
 	if !changed {
 		return
 	}
-	r, err := nft.Install(d.conn, d.nftOpts, d.method)
+	r, err := nft.Install(d.conn, d.applied.opts, d.method)
 	if err == nil {
 		err = w.installed()
 	}

@@ -5,15 +5,88 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/alert"
+	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/inventory"
 	"github.com/picoseg/picoseg/pkg/packet"
 )
+
+// View is one thing `picoseg status` shows: what it asks the status socket
+// for, and how it prints the answer for people.
+type View struct {
+	// Name is the view's name on the command line.
+	Name string
+	// Fetch asks the daemon listening on the socket at path for the view.
+	// arg is the view's argument: the device to show the flows of ("" for
+	// all); the other views take none.
+	Fetch func(path, arg string) (Answer, error)
+}
+
+// Answer is what a view fetched: Value to print as JSON, WriteText to
+// print it for people.
+type Answer struct {
+	Value     any
+	WriteText func(io.Writer) error
+}
+
+// Views returns the views of `picoseg status`, the default first. The
+// status socket's handlers answer their requests.
+func Views() []View {
+	return []View{
+		viewOf("status", requestOnly("status"), func(w io.Writer, s Status) error { return s.WriteText(w) }),
+		viewOf("flows", func(device string) string { return strings.TrimSpace("flows " + device) }, WriteFlows),
+		viewOf("alerts", requestOnly("alerts"), WriteAlerts),
+		viewOf("devices", requestOnly("devices"), WriteDevices),
+	}
+}
+
+// ViewNamed returns the view called name.
+func ViewNamed(name string) (View, error) {
+	views := Views()
+	names := make([]string, len(views))
+	for i, v := range views {
+		if v.Name == name {
+			return v, nil
+		}
+		names[i] = v.Name
+	}
+	return View{}, fmt.Errorf("unknown view %q: want %s or %s", name, strings.Join(names[:len(names)-1], ", "), names[len(names)-1])
+}
+
+// viewOf is the view name that sends request(arg) and decodes the answer
+// into a T, which write prints.
+func viewOf[T any](name string, request func(arg string) string, write func(io.Writer, T) error) View {
+	return View{Name: name, Fetch: func(path, arg string) (Answer, error) {
+		var v T
+		if err := Query(path, request(arg), &v); err != nil {
+			return Answer{}, err
+		}
+		return Answer{Value: v, WriteText: func(w io.Writer) error { return write(w, v) }}, nil
+	}}
+}
+
+// requestOnly is the request of a view that takes no argument.
+func requestOnly(request string) func(string) string {
+	return func(string) string { return request }
+}
+
+// StatusSocket is the status socket `picoseg status` asks: override when
+// set, else the one the policy at configPath names, else the default.
+func StatusSocket(override, configPath string) string {
+	if override != "" {
+		return override
+	}
+	if cfg, _, err := config.Load(configPath); err == nil {
+		return cfg.Daemon.Socket
+	}
+	return config.DefaultSocket
+}
 
 // FlowView is one flow of the daemon's flow table, for `picoseg status
 // flows`. Src opened the flow.

@@ -16,13 +16,13 @@ import (
 // marked DROPPED and cut at its next packet. (A flow's own max_flow_bytes
 // is the kernel's class check; Volume backs it up.)
 type volumes struct {
-	last, next map[uint64]uint64 // bytes at the previous dump, by conntrack.Flow.Hash
-	cut        int
-	err        error
+	moved *conntrack.Tracker // of the accepted flows
+	cut   int
+	err   error
 }
 
 func newVolumes() *volumes {
-	return &volumes{last: map[uint64]uint64{}, next: map[uint64]uint64{}}
+	return &volumes{moved: conntrack.NewTracker()}
 }
 
 // needed reports whether pol has any device budget to hold flows to.
@@ -37,7 +37,7 @@ func (v *volumes) needed(pol *policy.Policy) bool {
 
 // begin starts charging one dump, taken a flow at a time.
 func (v *volumes) begin() {
-	clear(v.next)
+	v.moved.Begin()
 	v.cut, v.err = 0, nil
 }
 
@@ -46,13 +46,8 @@ func (v *volumes) flow(f *conntrack.Flow, eng *engine.Engine, marks nft.Marks, c
 	if state, _ := marks.Decode(f.Mark); state != nft.StateAccepted || v.err != nil {
 		return
 	}
-	k := f.Hash()
-	total := f.OrigBytes + f.ReplyBytes
-	delta := total
-	if prev, ok := v.last[k]; ok && prev <= total {
-		delta = total - prev
-	}
-	v.next[k] = total
+	m := v.moved.Flow(f)
+	total, delta := f.OrigBytes+f.ReplyBytes, m.Orig+m.Reply
 	// Charged to the rule that admitted the flow as the queue saw it (a
 	// port forward's bytes go to the forward's rule and device).
 	if !eng.Volume(judgedQuery(f, now), total, delta, now) {
@@ -67,7 +62,7 @@ func (v *volumes) flow(f *conntrack.Flow, eng *engine.Engine, marks nft.Marks, c
 
 // end finishes the dump: how many flows it cut, and the first error.
 func (v *volumes) end() (int, error) {
-	v.last, v.next = v.next, v.last
+	v.moved.End()
 	return v.cut, v.err
 }
 

@@ -90,19 +90,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	defer os.RemoveAll(dir)
 	sock := filepath.Join(dir, "picoseg.sock")
 
-	wan, lanHost, cam, plug1, plug2, hub := l.Host("wan"), l.Host("lan"), l.Host("cam"), l.Host("plug1"), l.Host("plug2"), l.Host("hub")
-	for _, s := range []struct {
-		h    *lab.Host
-		port int
-	}{{lanHost, 22}, {plug2, 80}, {hub, 80}, {wan, 8883}} {
-		if _, err := s.h.ServeTCP(ctx, s.port); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := wan.StartIperf3Server(ctx, 8443); err != nil {
+	if err := startServers(ctx, l); err != nil {
 		return nil, err
 	}
-
 	fmt.Fprintf(opts.Out, "starting picoseg in the gateway with %s...\n", opts.Policy)
 	d, err := l.Gateway.Start(ctx, opts.Binary, "run", "-c", opts.Policy, "--socket", sock,
 		"--inventory-state", filepath.Join(dir, "devices.json"))
@@ -112,7 +102,34 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := waitForDaemon(ctx, sock, d); err != nil {
 		return nil, err
 	}
+	rep, err := play(ctx, l, sock)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Stop(); err != nil && !strings.Contains(err.Error(), "signal") {
+		fmt.Fprintf(opts.Out, "daemon: %v\n", err)
+	}
+	return rep, nil
+}
 
+// startServers starts what the scenario's devices connect to.
+func startServers(ctx context.Context, l *lab.Lab) error {
+	for _, s := range []struct {
+		host string
+		port int
+	}{{"lan", 22}, {"plug2", 80}, {"hub", 80}, {"wan", 8883}} {
+		if _, err := l.Host(s.host).ServeTCP(ctx, s.port); err != nil {
+			return err
+		}
+	}
+	_, err := l.Host("wan").StartIperf3Server(ctx, 8443)
+	return err
+}
+
+// play runs the scenario against the daemon answering on sock: each step
+// tries a connection and records whether it passed.
+func play(ctx context.Context, l *lab.Lab, sock string) (*Report, error) {
+	wan, lanHost, cam, plug1, plug2, hub := l.Host("wan"), l.Host("lan"), l.Host("cam"), l.Host("plug1"), l.Host("plug2"), l.Host("hub")
 	rep := &Report{}
 	step := func(name, expected string, try func() error) {
 		o := Outcome{Name: name, Expected: expected, Observed: "passes"}
@@ -157,9 +174,6 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	rep.Status = after
 	if err := daemon.Query(sock, "alerts", &rep.Alerts); err != nil {
 		return nil, err
-	}
-	if err := d.Stop(); err != nil && !strings.Contains(err.Error(), "signal") {
-		fmt.Fprintf(opts.Out, "daemon: %v\n", err)
 	}
 	return rep, nil
 }

@@ -118,6 +118,7 @@ type budget struct {
 	tat         int64  // theoretical arrival time of the rate limiter (GCRA)
 	last        int64  // last time a flow was admitted or bytes charged
 	alerted     bool   // a volume event was raised this period
+	fan         fanOut // the peers and ports of the rule's fan-out bound
 }
 
 func newBudgetTable(limit int, rules []policy.Rule) *budgetTable {
@@ -208,7 +209,9 @@ func (t *budgetTable) open(ri int32, o budgetOwner, now int64) int32 {
 		return -1
 	}
 	b := &t.slots[i]
-	*b = budget{key: k, live: true, epoch: b.epoch + 1, windowStart: now, tat: now, last: now}
+	fan := b.fan // a reused slot keeps its lists' capacity
+	fan.reset()
+	*b = budget{key: k, live: true, epoch: b.epoch + 1, windowStart: now, tat: now, last: now, fan: fan}
 	t.index[k] = i
 	if countsAsOther(k.owner) {
 		t.others++
@@ -254,6 +257,9 @@ func (t *budgetTable) idle(b *budget, now int64) bool {
 		return false
 	}
 	r := &t.rules[b.key.rule]
+	if r.FanWindow > 0 && now-b.last < int64(r.FanWindow) {
+		return false // it still remembers peers its fan-out bound counts
+	}
 	return r.MaxDevice == 0 || r.MaxPer <= 0 || now-b.windowStart >= int64(r.MaxPer)
 }
 
@@ -367,7 +373,7 @@ func (t *budgetTable) carryOver(old *budgetTable, oldPol, newPol *policy.Policy)
 			continue
 		}
 		b := old.slots[i]
-		b.key, b.epoch = budgetKey{ni, o}, 1
+		b.key, b.epoch, b.fan = budgetKey{ni, o}, 1, b.fan.clone()
 		t.index[b.key] = int32(len(t.slots))
 		t.slots = append(t.slots, b)
 		if countsAsOther(o) {
@@ -377,5 +383,6 @@ func (t *budgetTable) carryOver(old *budgetTable, oldPol, newPol *policy.Policy)
 }
 
 func sameBounds(a, b *policy.Rule) bool {
-	return a.MaxDevice == b.MaxDevice && a.MaxPer == b.MaxPer && a.NewFlows == b.NewFlows && a.NewFlowPer == b.NewFlowPer
+	return a.MaxDevice == b.MaxDevice && a.MaxPer == b.MaxPer && a.NewFlows == b.NewFlows && a.NewFlowPer == b.NewFlowPer &&
+		a.FanPeers == b.FanPeers && a.FanPorts == b.FanPorts && a.FanWindow == b.FanWindow
 }

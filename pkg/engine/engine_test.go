@@ -512,15 +512,17 @@ services = ["tcp/8080"]
 max_flow_bytes = "10MB"
 `
 	pol := compile(t, src)
-	if len(pol.ClassBytes) != 2 || pol.ClassBytes[1] != 10_000_000 {
-		t.Fatalf("classes %v: want one class for both 10MB rules", pol.ClassBytes)
+	upload, ota := &pol.Rules[pol.UserRules-2], &pol.Rules[pol.UserRules-1]
+	if upload.Class == 0 || upload.Class != ota.Class || pol.Classes[upload.Class].Bytes != 10_000_000 {
+		t.Fatalf("classes %+v, rules in %d and %d: want one class for both 10MB rules", pol.Classes, upload.Class, ota.Class)
 	}
+	class := upload.Class
 	var events []Event
 	w := New(pol, Options{Sink: SinkFunc(func(e Event) { events = append(events, e) })}).NewWorker()
 	now := monday10.UnixNano()
 	d := w.Judge(pkt(t, "tcp 10.77.0.21:40000 -> 198.51.100.7:443"), now, NoMeta)
-	if d.Verdict != Accept || d.Class != 1 {
-		t.Fatalf("first packet: %+v, want accept in class 1", d)
+	if d.Verdict != Accept || d.Class != class {
+		t.Fatalf("first packet: %+v, want accept in class %d", d, class)
 	}
 	tripped := Meta{InZone: policy.None, OutZone: policy.None, Tripped: true}
 	d = w.Judge(pkt(t, "tcp 10.77.0.21:40000 -> 198.51.100.7:443 flags=A"), now+1, tripped)

@@ -26,9 +26,15 @@ const (
 	EventSilent
 	// EventUndecodable is a packet that could not be judged on its headers.
 	EventUndecodable
+	// EventFanOut is a device refused a flow because it reached more
+	// distinct peers, or ports on one peer, than its rule's fan-out bound
+	// allows in the window: the shape of a scan or a worm. It raises the
+	// same possible_scan as the heuristic, now as a rule's decision.
+	EventFanOut
 )
 
-var eventNames = [...]string{"", "flow_denied", "spoofed_address", "outside_time_window", "volume_exceeded", "new_flow_rate_exceeded", "device_silent", "undecodable_packet"}
+var eventNames = [...]string{"", "flow_denied", "spoofed_address", "outside_time_window", "volume_exceeded", "new_flow_rate_exceeded", "device_silent", "undecodable_packet",
+	"possible_scan"}
 
 // denial is the event a drop raises: ev, or EventDeny when the stage
 // named none.

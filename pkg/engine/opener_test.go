@@ -240,10 +240,27 @@ func TestICMPErrorsFollowTheQuotedFlow(t *testing.T) {
 			{"tcp 10.88.0.10:40000 -> 10.77.0.21:8080 flags=S", Accept},
 			{unreach("10.77.0.21", "10.88.0.10", conn), Accept},
 		}},
-		{"an error quoting no flow", []step{
-			{unreach("10.77.0.21", "10.88.0.10", conn), Drop},
-			// and it opened none
-			{unreach("10.77.0.21", "10.88.0.10", conn), Drop},
+		// The table has not seen the flow (a restart, or the kernel
+		// fast-pathed it under an older policy): its opening is judged
+		// as the policy stands, and stored nowhere.
+		{"an error quoting an allowed flow the table does not hold", []step{
+			{unreach("10.77.0.21", "10.88.0.10", conn), Accept},
+			// and it opened none: the plug's SYN is still the plug's
+			{"tcp 10.77.0.21:8080 -> 10.88.0.10:40000 flags=S", Drop},
+		}},
+		{"an error quoting a denied flow the table does not hold", []step{
+			{unreach("10.77.0.21", "10.88.0.10", "tcp,10.88.0.10:40000,10.77.0.21:9999"), Drop},
+			// nor its reverse: the plug may open nothing towards the LAN
+			{unreach("10.88.0.10", "10.77.0.21", "tcp,10.77.0.21:9999,10.88.0.10:40000"), Drop},
+		}},
+		{"a device speaking for a flow the table does not hold", []step{
+			{unreach("10.77.0.21", "10.88.0.10", "tcp,10.88.0.10:40000,10.77.0.30:8080"), Drop},
+			{unreach("10.77.0.30", "10.88.0.10", "tcp,10.88.0.10:40000,10.77.0.30:8080"), Accept},
+			// A router (an address that is no device) may speak for it.
+			{unreach("10.77.0.1", "10.88.0.10", "tcp,10.88.0.10:40000,10.77.0.30:8080"), Accept},
+		}},
+		{"an error sent to the wrong side of a flow the table does not hold", []step{
+			{unreach("10.77.0.21", "10.88.0.11", conn), Drop},
 		}},
 		{"an error quoting a denied flow", []step{
 			{"tcp 10.77.0.21:8080 -> 10.88.0.10:22 flags=S", Drop},
@@ -262,7 +279,12 @@ func TestICMPErrorsFollowTheQuotedFlow(t *testing.T) {
 		{"a ping that cannot be delivered", []step{
 			{"icmp 10.88.0.10 -> 10.77.0.21 type=8 id=7", Accept},
 			{unreach("10.77.0.1", "10.88.0.10", "icmp,10.88.0.10,10.77.0.21,8,7"), Accept},
-			{unreach("10.77.0.1", "10.88.0.10", "icmp,10.88.0.10,10.77.0.21,8,8"), Drop},
+			// A ping the policy does not allow is no flow to speak for.
+			{unreach("10.77.0.1", "10.88.0.10", "icmp,10.88.0.10,10.77.0.30,8,8"), Drop},
+			// A quoted echo reply speaks for the request its receiver
+			// sent: the plug may not ping the admin.
+			{unreach("10.77.0.1", "10.77.0.21", "icmp,10.77.0.21,10.88.0.10,0,9"), Accept},
+			{unreach("10.77.0.1", "10.77.0.21", "icmp,10.77.0.21,10.88.0.10,8,9"), Drop},
 		}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -300,9 +300,13 @@ func (picoStage) Evaluate(c *Context) Result {
 			return Result{Verdict: Drop, Rule: c.Rule, Reason: reason, Event: event}
 		}
 	}
-	// Size bounds are checked on the flow's first packets here: the
-	// kernel's fast path cannot check them (a merged packet there is
-	// several on the wire). Byte bounds are the kernel's, by class.
+	if res := checkFanOut(c, r); res.Verdict != Continue {
+		return res
+	}
+	// Size bounds are checked on the flow's first packets here, and on
+	// the fast path by the kernel's class check (the upper bound on
+	// everything but TCP, whose merged packets there are several on the
+	// wire). Byte bounds and windows are the kernel's too, by class.
 	if r.HasSize {
 		return Result{Verdict: NeedMore, Rule: c.Rule, Reason: ReasonInspecting}
 	}

@@ -90,6 +90,8 @@ const (
 	ReasonUnspecifiedSrc
 	ReasonGatewayDefault
 	ReasonSpoofedPort
+	ReasonFanOutPeers
+	ReasonFanOutPorts
 	reasonCount
 )
 
@@ -122,6 +124,10 @@ var reasonText = [reasonCount]string{
 	ReasonUnspecifiedSrc: "unspecified source address (0.0.0.0 or ::) outside DHCP, neighbour discovery and group membership reports",
 	ReasonGatewayDefault: "a service every network needs, allowed to the gateway by default",
 	ReasonSpoofedPort:    "address of a device known only by its address, sent from another bridge port or hardware address than the one it is bound to",
+
+	// Fan-out bounds.
+	ReasonFanOutPeers: "device reached more distinct peers under the rule than its max_peers allows in fanout_window",
+	ReasonFanOutPorts: "device reached more distinct ports on one peer under the rule than its max_ports allows in fanout_window",
 }
 
 // String returns the reason's text.

@@ -19,20 +19,12 @@ type IdentifyFunc func(addr netip.Addr) (o Observation, ok bool)
 // each flow's last counts and observes the difference. It is not safe for
 // concurrent use: one goroutine polls conntrack and calls Apply.
 type Counter struct {
-	inv  *Inventory
-	prev map[flowID]flowCounts
-	next map[flowID]flowCounts
+	inv   *Inventory
+	moved *conntrack.Tracker
 	// primed is set once a first dump gave the baseline.
 	primed bool
 	st     ApplyStats // of the dump under way
 }
-
-// flowID names one conntrack entry: conntrack.Flow.Hash, eight bytes where
-// the tuple is forty; a gateway can track a hundred thousand flows, and the
-// Counter keeps two maps of them.
-type flowID uint64
-
-type flowCounts struct{ orig, reply uint64 }
 
 // ApplyStats says what one Apply did.
 type ApplyStats struct {
@@ -48,7 +40,7 @@ type ApplyStats struct {
 
 // NewCounter returns a Counter feeding inv.
 func NewCounter(inv *Inventory) *Counter {
-	return &Counter{inv: inv, prev: map[flowID]flowCounts{}, next: map[flowID]flowCounts{}}
+	return &Counter{inv: inv, moved: conntrack.NewTracker()}
 }
 
 // Apply takes one dump of the conntrack table, taken at now.
@@ -80,7 +72,7 @@ func (c *Counter) Apply(flows []conntrack.Flow, now time.Time, identify Identify
 // table is never held in memory at once; End finishes it. Apply is Begin,
 // Flow for each flow, End.
 func (c *Counter) Begin() {
-	clear(c.next)
+	c.moved.Begin()
 	c.st = ApplyStats{}
 }
 
@@ -88,20 +80,17 @@ func (c *Counter) Begin() {
 func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) {
 	st := &c.st
 	st.Flows++
-	id := flowID(f.Hash())
-	cur := flowCounts{orig: f.OrigBytes, reply: f.ReplyBytes}
-	c.next[id] = cur
+	m := c.moved.Flow(f)
 	if !c.primed {
 		return
 	}
-	last, seen := c.prev[id]
-	if !seen {
+	if m.New {
 		st.New++
-	} else if cur.orig < last.orig || cur.reply < last.reply {
+	} else if m.Reset {
 		st.Resets++
 	}
-	orig, reply := delta(cur.orig, last.orig), delta(cur.reply, last.reply)
-	if orig == 0 && reply == 0 && seen {
+	orig, reply := m.Orig, m.Reply
+	if orig == 0 && reply == 0 && !m.New {
 		return
 	}
 	// As the queue saw the flow: a port forward's bytes belong to the LAN
@@ -115,7 +104,7 @@ func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) 
 	} else {
 		return
 	}
-	o.Time, o.NewFlow = now, !seen
+	o.Time, o.NewFlow = now, m.New
 	c.inv.Observe(o)
 	st.Observed++
 	st.Up += o.Up
@@ -125,23 +114,7 @@ func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) 
 // End finishes the dump under way and says what it did.
 func (c *Counter) End() ApplyStats {
 	st := c.st
-	if c.primed {
-		for id := range c.prev {
-			if _, ok := c.next[id]; !ok {
-				st.Vanished++
-			}
-		}
-	}
-	c.prev, c.next = c.next, c.prev
+	st.Vanished = c.moved.End()
 	c.primed = true
 	return st
-}
-
-// delta is what a counter that only grows moved since last; a counter
-// lower than last was reset and moved cur since.
-func delta(cur, last uint64) uint64 {
-	if cur < last {
-		return cur
-	}
-	return cur - last
 }

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/picoseg/picoseg/internal/lru"
 )
 
 // DefaultMaxDevices bounds the inventory when Options.MaxDevices is 0.
@@ -111,11 +113,10 @@ type Inventory struct {
 	mu     sync.Mutex
 	byMAC  map[[6]byte]*entry
 	byAddr map[netip.Addr]*entry // every address of every device
-	n      int
-	// oldest and newest are the ends of the list of devices in the order
-	// they were last observed, for eviction in O(1).
-	oldest, newest *entry
-	evicted        uint64
+	// order is the devices in the order they were last observed, for
+	// eviction in O(1).
+	order   lru.List[*entry]
+	evicted uint64
 }
 
 // entry is one device. It is only touched under Inventory.mu.
@@ -132,7 +133,7 @@ type entry struct {
 	up, down uint64
 	flows    uint64
 
-	prev, next *entry // toward oldest, toward newest
+	order *lru.Node[*entry] // its place in Inventory.order
 }
 
 // New returns an inventory, loaded from opts.StatePath when that exists.
@@ -244,7 +245,7 @@ func (inv *Inventory) Observe(o Observation) (newDevice bool) {
 	if o.NewFlow {
 		e.flows++
 	}
-	inv.touch(e)
+	inv.order.Touch(e.order)
 	return newDevice
 }
 
@@ -270,15 +271,16 @@ func (inv *Inventory) Stats() Stats {
 	ls := inv.leases.stats()
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
-	ls.Devices, ls.Evicted = inv.n, inv.evicted
+	ls.Devices, ls.Evicted = inv.order.Len(), inv.evicted
 	return ls
 }
 
 // snapshot copies the devices out, sorted, filling in hostnames from names
 // (which may be nil). It must be called with mu held.
 func (inv *Inventory) snapshot(names *leaseNames) []Device {
-	out := make([]Device, 0, inv.n)
-	for e := inv.oldest; e != nil; e = e.next {
+	out := make([]Device, 0, inv.order.Len())
+	for n := inv.order.Oldest(); n != nil; n = n.Next() {
+		e := n.Value
 		if h := names.lookup(e); h != "" {
 			e.hostname = h
 		}
@@ -335,15 +337,14 @@ func compareDevices(a, b Device) int {
 // insert adds a new device, evicting the least recently observed one when
 // the inventory is full. It must be called with mu held.
 func (inv *Inventory) insert(e *entry) *entry {
-	for inv.n >= inv.opts.MaxDevices && inv.oldest != nil {
-		inv.remove(inv.oldest)
+	for inv.order.Len() >= inv.opts.MaxDevices {
+		inv.remove(inv.order.Oldest().Value)
 		inv.evicted++
 	}
 	if e.hasMAC {
 		inv.byMAC[e.mac] = e
 	}
-	inv.n++
-	inv.link(e)
+	e.order = inv.order.Push(e)
 	return e
 }
 
@@ -357,8 +358,7 @@ func (inv *Inventory) remove(e *entry) {
 			delete(inv.byAddr, a)
 		}
 	}
-	inv.unlink(e)
-	inv.n--
+	inv.order.Remove(e.order)
 }
 
 // merge folds the address-only record from into the MAC-keyed into.
@@ -401,40 +401,6 @@ func (e *entry) dropAddr(a netip.Addr) {
 	if i := slices.Index(e.addrs, a); i >= 0 {
 		e.addrs = slices.Delete(e.addrs, i, i+1)
 	}
-}
-
-// link appends e at the newest end of the observation order.
-func (inv *Inventory) link(e *entry) {
-	e.prev, e.next = inv.newest, nil
-	if inv.newest != nil {
-		inv.newest.next = e
-	} else {
-		inv.oldest = e
-	}
-	inv.newest = e
-}
-
-func (inv *Inventory) unlink(e *entry) {
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		inv.oldest = e.next
-	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		inv.newest = e.prev
-	}
-	e.prev, e.next = nil, nil
-}
-
-// touch marks e as the most recently observed.
-func (inv *Inventory) touch(e *entry) {
-	if inv.newest == e {
-		return
-	}
-	inv.unlink(e)
-	inv.link(e)
 }
 
 // usableAddr returns a as a device address, or the zero Addr when it cannot

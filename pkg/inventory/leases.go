@@ -50,6 +50,8 @@ type SkippedLinesError struct {
 	First int
 }
 
+var _ error = (*SkippedLinesError)(nil)
+
 // Error says how many lines were skipped and where the first was.
 func (e *SkippedLinesError) Error() string {
 	return fmt.Sprintf("leases: skipped %d malformed line(s), the first at line %d", e.Lines, e.First)

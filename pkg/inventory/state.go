@@ -41,6 +41,8 @@ type CorruptStateError struct {
 	Err     error
 }
 
+var _ error = (*CorruptStateError)(nil)
+
 // Error says which file and why, and where it was kept.
 func (e *CorruptStateError) Error() string {
 	msg := fmt.Sprintf("inventory: state file %s is corrupt, starting with an empty inventory: %v", e.Path, e.Err)

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/picoseg/picoseg/internal/netns"
 )
 
 // netnsDir is where `ip netns` keeps its named namespaces.
@@ -420,25 +420,16 @@ func writeSysctl(key, value string) error {
 // whole life and may be used from any goroutine afterwards; goroutines fn
 // starts do not run in the namespace. fn must not change other namespaces.
 func (h *Host) Do(fn func() error) error {
-	done := make(chan error, 1)
-	go func() {
-		// The thread is never unlocked: when this goroutine ends, the runtime
-		// destroys the thread instead of reusing one left in another namespace.
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join(netnsDir, h.NetNS))
-		if err != nil {
-			done <- fmt.Errorf("lab: %s: %w", h, err)
-			return
-		}
-		err = unix.Setns(int(f.Fd()), unix.CLONE_NEWNET)
-		f.Close()
-		if err != nil {
-			done <- fmt.Errorf("lab: %s: setns: %w", h, err)
-			return
-		}
-		done <- fn()
-	}()
-	return <-done
+	f, err := os.Open(filepath.Join(netnsDir, h.NetNS))
+	if err != nil {
+		return fmt.Errorf("lab: %s: %w", h, err)
+	}
+	defer f.Close()
+	var fnErr error
+	if err := netns.Do(int(f.Fd()), func() error { fnErr = fn(); return nil }); err != nil {
+		return fmt.Errorf("lab: %s: %w", h, err)
+	}
+	return fnErr
 }
 
 // Command returns a command that runs name with args inside h's namespace

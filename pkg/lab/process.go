@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
 	"sync"
@@ -26,6 +27,8 @@ type Process struct {
 	err     error // valid once done is closed
 	stopped atomic.Bool
 }
+
+var _ stopper = (*Process)(nil)
 
 // PID returns the process ID (of the program itself: `ip netns exec` execs it).
 func (p *Process) PID() int { return p.cmd.Process.Pid }
@@ -93,6 +96,8 @@ type cappedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
+
+var _ io.Writer = (*cappedBuffer)(nil)
 
 func (b *cappedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()

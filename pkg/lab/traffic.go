@@ -114,6 +114,8 @@ type Server struct {
 	once     sync.Once
 }
 
+var _ stopper = (*Server)(nil)
+
 // Accepted returns the number of TCP connections accepted, or of UDP
 // datagrams received.
 func (s *Server) Accepted() int64 { return s.accepted.Load() }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -26,20 +27,35 @@ import (
 // The ports are those of the listed bridges when the table is installed
 // (interfaces whose master is the bridge): `meta ibrname` would name the
 // bridge instead, but needs nft_meta_bridge, which kernels such as this
-// project's CI lack. A port added later is covered from the next install
-// (a reload installs again).
+// project's CI lack. The daemon watches the interfaces and installs the
+// table again when a port joins or leaves a listed bridge, a listed bridge
+// is created, or the gateway's addresses on them change, so a port added
+// later is covered within a fraction of a second.
 //
 //	chain prerouting: frames from a port of a listed bridge
 //	  ARP -> chain arp: per-port budget; Ethernet/IPv4 ARP only; a sender
 //	         address bound to a device (or the gateway's own) must come
 //	         with that device's MAC
-//	  ICMPv6 NS/NA -> chain nd: per-port budget; the target of a neighbour
-//	         advertisement, if bound, must come from its device's MAC
+//	  ICMPv6 RS/RA/NS/NA/redirect -> chain nd: router advertisements and
+//	         redirects only from @routers; per-port budget; the target of a
+//	         neighbour advertisement, if bound, must come from its device's
+//	         MAC, and so must a solicitation's bound source; a link-layer
+//	         address option must name the frame's sender
+//	  ICMP redirects, DHCPv4 and DHCPv6 server messages: only from @routers
+//
+// On a zone's bridge the gateway is the router and the DHCP server. A
+// device sending router advertisements, redirects or DHCP offers is
+// impersonating it: it makes its neighbours (and, for redirects, the
+// gateway's own hosts) send it their traffic, or hands them another DNS
+// server. Those are dropped unless they come from a MAC the zone lists in
+// port_routers (a network whose router or DHCP server really sits on a
+// port), counted (rogue_router, rogue_dhcp) and raised as alerts.
 //
 // Addresses no binding covers (devices the policy knows only by address,
 // DHCP clients) are not checked; they are the engine's and the inventory's
-// concern. The gateway's own ARP and NDP leave through the output hook and
-// are not checked here.
+// concern. The gateway's own ARP, NDP, router advertisements and DHCP
+// replies leave through the bridge's output hook, not a port's prerouting,
+// and are not checked here.
 const (
 	bridgeChainPrerouting = "prerouting"
 	bridgeChainARP        = "arp"
@@ -51,6 +67,8 @@ const (
 	setBind6              = "bind6"
 	setARPRate            = "arp_rate"
 	setNDRate             = "nd_rate"
+	setRouters            = "routers"
+	setOwnLLAddr          = "own_lladdr"
 )
 
 const (
@@ -61,6 +79,8 @@ const (
 	setIDBind6
 	setIDARPRate
 	setIDNDRate
+	setIDRouters
+	setIDOwnLLAddr
 )
 
 // elemChunk is how many set elements one netlink message carries.
@@ -70,13 +90,46 @@ const elemChunk = 1024
 // bridges, not devices.
 const neighbourRateSize = 1024
 
-// More 32-bit registers for concatenated keys: an IPv6 address fills four.
-const reg32x4 = 12
-
-// ICMPv6 neighbour discovery types.
+// More 32-bit registers for concatenated keys: a MAC fills two, an IPv6
+// address four.
 const (
+	reg32x2 = 10
+	reg32x4 = 12
+)
+
+// ICMPv6 neighbour discovery types, and ICMP's redirect.
+const (
+	icmp6RouterSolicit    = 133
+	icmp6RouterAdvert     = 134
 	icmp6NeighbourSolicit = 135
 	icmp6NeighbourAdvert  = 136
+	icmp6Redirect         = 137
+	icmpRedirect          = 5
+)
+
+// Neighbour discovery options (RFC 4861 4.6.1): the source and target
+// link-layer address options, whose length on Ethernet is one unit of 8
+// bytes (type, length, 6-byte MAC).
+const (
+	ndOptSourceLLAddr = 1
+	ndOptTargetLLAddr = 2
+)
+
+// The fixed part of the neighbour discovery messages, before their options:
+// a router solicitation is 8 bytes (type, code, checksum, reserved), a
+// neighbour solicitation or advertisement 24 (and the target address).
+const (
+	rsOptions = 8
+	nsOptions = 24
+	naOptions = 24
+)
+
+// ownLLAddrTimeout and ownLLAddrSize bound the set of frame senders'
+// MACs (see lladdrRules): an entry is needed only for the packet that
+// added it.
+const (
+	ownLLAddrTimeout = time.Second
+	ownLLAddrSize    = 16384
 )
 
 // bridgeTable queues the transaction that replaces `bridge picoseg`: add,
@@ -90,7 +143,7 @@ func bridgeTable(nl *nftables.Conn, o Options) *nftables.Table {
 		return nil
 	}
 	nl.AddTable(t)
-	for _, name := range []string{counterARPSpoof, counterARPFlood, counterNDSpoof, counterNDFlood} {
+	for _, name := range []string{counterARPSpoof, counterARPFlood, counterNDSpoof, counterNDFlood, counterRogueRouter, counterRogueDHCP} {
 		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 	for _, s := range neighbourSets(t, o) {
@@ -166,6 +219,20 @@ func neighbourSets(t *nftables.Table, o Options) []setWithElems {
 		return setWithElems{set: &nftables.Set{Table: t, ID: id, Name: name, KeyType: nftables.TypeIFIndex,
 			Dynamic: true, HasTimeout: true, Timeout: guardTimeout, Size: neighbourRateSize}}
 	}
+	routers := make([]nftables.SetElement, 0, len(o.PortRouters))
+	for _, r := range o.PortRouters {
+		// `iifname . ether saddr`, for each port of the router's own
+		// bridge (the kernel here has no `meta ibrname`): the name fills
+		// four registers, the MAC starts on the fifth and is padded to
+		// two. A port that joins later is covered by the next install,
+		// which the daemon's interface watch makes.
+		for _, port := range o.bridgePorts {
+			if o.portBridge[port] == r.Bridge {
+				routers = append(routers, nftables.SetElement{Key: append(ifname(port), r.MAC[0], r.MAC[1], r.MAC[2], r.MAC[3], r.MAC[4], r.MAC[5], 0, 0)})
+			}
+		}
+	}
+	pair := nftables.MustConcatSetType(nftables.TypeEtherAddr, nftables.TypeEtherAddr)
 	return []setWithElems{
 		plain(setPorts, setIDPorts, nftables.TypeIFName, ports),
 		plain(setOwned4, setIDOwned4, nftables.TypeIPAddr, owned4),
@@ -174,6 +241,9 @@ func neighbourSets(t *nftables.Table, o Options) []setWithElems {
 		plain(setBind6, setIDBind6, nftables.MustConcatSetType(nftables.TypeIP6Addr, nftables.TypeEtherAddr), bind6),
 		rate(setARPRate, setIDARPRate),
 		rate(setNDRate, setIDNDRate),
+		plain(setRouters, setIDRouters, nftables.MustConcatSetType(nftables.TypeIFName, nftables.TypeEtherAddr), dedup(routers)),
+		{set: &nftables.Set{Table: t, ID: setIDOwnLLAddr, Name: setOwnLLAddr, KeyType: pair, Concatenation: true,
+			Dynamic: true, HasTimeout: true, Timeout: ownLLAddrTimeout, Size: ownLLAddrSize}},
 	}
 }
 
@@ -193,7 +263,8 @@ func dedup(elems []nftables.SetElement) []nftables.SetElement {
 }
 
 // bridgePreroutingRules send the neighbour protocols of the listed bridges'
-// ports to their chains; every other frame passes untouched.
+// ports to their chains and drop the router's and DHCP server's messages
+// a port has no business sending; every other frame passes untouched.
 func bridgePreroutingRules() [][]expr.Any {
 	return [][]expr.Any{
 		{
@@ -215,9 +286,35 @@ func bridgePreroutingRules() [][]expr.Any {
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{icmp6NeighbourSolicit}, ToData: []byte{icmp6NeighbourAdvert}},
+			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{icmp6RouterSolicit}, ToData: []byte{icmp6Redirect}},
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: bridgeChainND},
 		},
+		// An ICMP redirect tells its receiver to send to another router.
+		notFromPortRouter(unix.IPPROTO_ICMP, []byte{icmpRedirect}, counterRogueRouter),
+		// DHCP server messages: DHCPv4 replies (port 67 to 68) and
+		// DHCPv6 server messages (547 to 546), `udp sport . udp dport`.
+		notFromPortRouter(unix.IPPROTO_UDP, []byte{0, 67, 0, 68}, counterRogueDHCP),
+		notFromPortRouter(unix.IPPROTO_UDP, []byte{0x02, 0x23, 0x02, 0x22}, counterRogueDHCP),
+	}
+}
+
+// notFromPortRouter drops a packet of IP protocol proto whose transport
+// header starts with head unless its frame comes from one of the port
+// routers of the zone whose bridge it entered: `meta l4proto P @th,0,N ==
+// head iifname . ether saddr != @routers counter drop`. Keyed by the
+// port, a device trusted as the router of one zone is no router on
+// another zone's bridge.
+func notFromPortRouter(proto byte, head []byte, counter string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: uint32(len(head))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: head},
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg32x0},
+		&expr.Payload{DestRegister: reg32x4, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Lookup{SourceRegister: reg32x0, SetName: setRouters, SetID: setIDRouters, Invert: true},
+		counterRef(counter),
+		&expr.Verdict{Kind: expr.VerdictDrop},
 	}
 }
 
@@ -257,12 +354,17 @@ func arpRules(o Options) [][]expr.Any {
 	}
 }
 
-// ndRules: `add @nd_rate { iif limit rate over R/s } drop`; for a neighbour
+// ndRules: router advertisements and redirects only from @routers; `add
+// @nd_rate { iif limit rate over R/s } drop`; for a neighbour
 // advertisement, `@th,64,128 @owned6 @th,64,128 . ether saddr != @bind6
 // drop` (the target address, bound to the frame's sender MAC); for a
-// solicitation, `ip6 saddr @owned6 ip6 saddr . ether saddr != @bind6 drop`.
+// solicitation, `ip6 saddr @owned6 ip6 saddr . ether saddr != @bind6
+// drop`; then the link-layer address options (lladdrRules).
 func ndRules(o Options) [][]expr.Any {
-	return [][]expr.Any{
+	rules := [][]expr.Any{
+		// Before the budget: a flood of them is counted as what it is.
+		notFromPortRouter(unix.IPPROTO_ICMPV6, []byte{icmp6RouterAdvert}, counterRogueRouter),
+		notFromPortRouter(unix.IPPROTO_ICMPV6, []byte{icmp6Redirect}, counterRogueRouter),
 		portBudget(o, setNDRate, setIDNDRate, counterNDFlood),
 		// An advertisement speaks for its target address.
 		ndBindingRule(icmp6NeighbourAdvert, expr.PayloadBaseTransportHeader, 8),
@@ -270,6 +372,71 @@ func ndRules(o Options) [][]expr.Any {
 		// address from its link-layer option. (The unspecified source of
 		// duplicate address detection is no bound address.)
 		ndBindingRule(icmp6NeighbourSolicit, expr.PayloadBaseNetworkHeader, 8),
+	}
+	return append(rules, lladdrRules()...)
+}
+
+// lladdrRules hold the link-layer address options to the frame's sender.
+// A receiver takes the MAC of a neighbour from the option, not from the
+// frame: a device could advertise its own address with a third device's
+// MAC (redirecting the gateway's traffic for it there, or into nothing),
+// or solicit with one. nftables compares a register with constants only,
+// so the sender's MAC is paired with itself in @own_lladdr first (`update
+// @own_lladdr { ether saddr . ether saddr }`, an entry that lives a
+// second), and the option's MAC must make that pair: `ether saddr .
+// @th,208,48 != @own_lladdr drop`.
+//
+// Only the first option is read. An advertisement on an Ethernet link
+// carries one option, the target link-layer address, or none: one whose
+// first option is anything else, or that carries more than that one
+// option (a second one, which some stacks would take instead), is dropped.
+// A solicitation's (or router solicitation's) source link-layer option is
+// checked when it comes first, as RFC 4861 stacks send it; the options a
+// solicitation from the unspecified address may carry (a nonce) are left
+// alone. A message cut short inside its option is left to its receivers,
+// which refuse it. Drops count as nd_spoof.
+func lladdrRules() [][]expr.Any {
+	own := func(icmpType byte, optAt uint32) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmpType}},
+			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Payload{DestRegister: reg32x2, Base: expr.PayloadBaseTransportHeader, Offset: optAt + 2, Len: 6},
+			&expr.Lookup{SourceRegister: reg32x0, SetName: setOwnLLAddr, SetID: setIDOwnLLAddr, Invert: true},
+			counterRef(counterNDSpoof),
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}
+	}
+	first := func(icmpType byte, optAt uint32, opt byte, op expr.CmpOp) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmpType}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: optAt, Len: 2},
+			&expr.Cmp{Op: op, Register: 1, Data: []byte{opt, 1}},
+		}
+	}
+	drop := []expr.Any{counterRef(counterNDSpoof), &expr.Verdict{Kind: expr.VerdictDrop}}
+	return [][]expr.Any{
+		{
+			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Payload{DestRegister: reg32x2, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Dynset{SrcRegKey: reg32x0, SetName: setOwnLLAddr, SetID: setIDOwnLLAddr, Operation: unix.NFT_DYNSET_OP_UPDATE},
+		},
+		// A payload beyond the packet's end ends the rule unmatched: an
+		// advertisement without options passes the first two.
+		concat(first(icmp6NeighbourAdvert, naOptions, ndOptTargetLLAddr, expr.CmpOpNeq), drop),
+		concat(
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmp6NeighbourAdvert}},
+			// Any byte past the one option (every byte is >= 0; the load
+			// alone decides).
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: naOptions + 8, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0}},
+			drop,
+		),
+		own(icmp6NeighbourAdvert, naOptions),
+		concat(first(icmp6NeighbourSolicit, nsOptions, ndOptSourceLLAddr, expr.CmpOpEq), own(icmp6NeighbourSolicit, nsOptions)[2:]),
+		concat(first(icmp6RouterSolicit, rsOptions, ndOptSourceLLAddr, expr.CmpOpEq), own(icmp6RouterSolicit, rsOptions)[2:]),
 	}
 }
 
@@ -291,21 +458,21 @@ func ndBindingRule(icmpType byte, base expr.PayloadBase, offset uint32) []expr.A
 }
 
 // bridgePorts returns the ports of the named bridges in the caller's network
-// namespace, sorted: the interfaces whose master is one of them (an
-// RTM_GETLINK dump, so it does not depend on which namespace /sys shows). A
-// bridge that does not exist (yet), or an interface that is no bridge, has
-// none.
-func bridgePorts(bridges []string) []string {
+// namespace, sorted, and the bridge of each: the interfaces whose master is
+// one of them (an RTM_GETLINK dump, so it does not depend on which namespace
+// /sys shows). A bridge that does not exist (yet), or an interface that is
+// no bridge, has none.
+func bridgePorts(bridges []string) ([]string, map[string]string) {
 	if len(bridges) == 0 {
-		return nil
+		return nil, nil
 	}
 	rib, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	msgs, err := syscall.ParseNetlinkMessage(rib)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
 	names := map[int32]string{}
 	masters := map[int32]int32{}
@@ -330,11 +497,13 @@ func bridgePorts(bridges []string) []string {
 		}
 	}
 	var ports []string
+	bridgeOf := map[string]string{}
 	for index, master := range masters {
 		if slices.Contains(bridges, names[master]) {
 			ports = append(ports, names[index])
+			bridgeOf[names[index]] = names[master]
 		}
 	}
 	sort.Strings(ports)
-	return ports
+	return ports, bridgeOf
 }

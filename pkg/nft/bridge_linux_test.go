@@ -5,6 +5,7 @@ package nft
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -36,8 +37,9 @@ func TestInstallBridgeMessages(t *testing.T) {
 		}
 	}
 	want := []string{
-		"add obj arp_spoof", "add obj arp_flood", "add obj nd_spoof", "add obj nd_flood",
+		"add obj arp_spoof", "add obj arp_flood", "add obj nd_spoof", "add obj nd_flood", "add obj rogue_router", "add obj rogue_dhcp",
 		"add set ports", "add set owned4", "add set bind4", "add set owned6", "add set bind6", "add set arp_rate", "add set nd_rate",
+		"add set routers", "add set own_lladdr",
 		"add chain prerouting", "add chain arp", "add chain nd",
 	}
 	if diff := cmp.Diff(want, bridge); diff != "" {
@@ -77,11 +79,11 @@ func TestInstallBridgeMessages(t *testing.T) {
 		&expr.Verdict{Kind: expr.VerdictReturn},
 	}})
 	nd := rulesOf(msgs, "nd")
-	if len(nd) != 3 {
-		t.Fatalf("nd chain has %d rules, want 3 (budget, advertisement binding, solicitation binding)", len(nd))
+	if len(nd) != 11 {
+		t.Fatalf("nd chain has %d rules, want 11 (two router messages, budget, two bindings, six link-layer option rules)", len(nd))
 	}
 	// ip6 saddr @owned6 ip6 saddr . ether saddr != @bind6 counter drop
-	diffExprs(t, "nd solicitation", nd[2:], [][]expr.Any{{
+	diffExprs(t, "nd solicitation", nd[4:5], [][]expr.Any{{
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{135}},
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
@@ -130,8 +132,8 @@ func TestKernelBridgePorts(t *testing.T) {
 	}
 	var got, none []string
 	ns.Do(t, func() {
-		got = bridgePorts([]string{"br-x", "lo"})
-		none = bridgePorts([]string{"p0"})
+		got, _ = bridgePorts([]string{"br-x", "lo"})
+		none, _ = bridgePorts([]string{"p0"})
 	})
 	if diff := cmp.Diff([]string{"p0", "p1"}, got); diff != "" {
 		t.Errorf("ports of br-x (-want +got):\n%s", diff)
@@ -163,4 +165,123 @@ func TestKernelInstallManyBindings(t *testing.T) {
 	if len(got) != 10000 {
 		t.Errorf("bind6 holds %d elements, want 10000", len(got))
 	}
+}
+
+// routerOnly is `meta l4proto P @th,0,N == head ether saddr != @routers
+// counter name C drop`.
+func routerOnly(proto byte, head []byte, counter string) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: uint32(len(head))},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: head},
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 8},
+		&expr.Payload{DestRegister: 12, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+		&expr.Lookup{SourceRegister: 8, SetName: "routers", SetID: setIDRouters, Invert: true},
+		&expr.Objref{Type: 1, Name: counter},
+		&expr.Verdict{Kind: expr.VerdictDrop},
+	}
+}
+
+// Router advertisements, redirects and DHCP server messages from a port
+// are dropped unless their frame comes from a port router: the bytes of
+// the rules, and the MACs of the routers set.
+func TestInstallRogueRouterRules(t *testing.T) {
+	var rec recorder
+	router := net.HardwareAddr{2, 0, 0, 0, 0, 0x99}
+	opts := Options{Queues: 1, Bridges: []string{"br-test"}, PortRouters: []PortRouter{{Bridge: "br-test", MAC: router}}}
+	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
+		t.Fatal(err)
+	}
+	msgs := decode(t, rec.msgs)
+	diffExprs(t, "prerouting", rulesOf(msgs, "prerouting")[2:], [][]expr.Any{
+		// icmpv6 type 133-137 jump nd: router and neighbour solicitations and advertisements, redirects
+		{
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{133}, ToData: []byte{137}},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: "nd"},
+		},
+		routerOnly(unix.IPPROTO_ICMP, []byte{5}, "rogue_router"),                   // icmp type redirect
+		routerOnly(unix.IPPROTO_UDP, []byte{0, 67, 0, 68}, "rogue_dhcp"),           // udp sport 67 dport 68
+		routerOnly(unix.IPPROTO_UDP, []byte{0x02, 0x23, 0x02, 0x22}, "rogue_dhcp"), // udp sport 547 dport 546
+	})
+	diffExprs(t, "nd", rulesOf(msgs, "nd")[:2], [][]expr.Any{
+		routerOnly(unix.IPPROTO_ICMPV6, []byte{134}, "rogue_router"), // icmpv6 type nd-router-advert
+		routerOnly(unix.IPPROTO_ICMPV6, []byte{137}, "rogue_router"), // icmpv6 type nd-redirect
+	})
+	// The routers set pairs the router's MAC with each port of its own
+	// bridge, never with another bridge's ports.
+	opts.bridgePorts = []string{"p1", "p2", "q1"}
+	opts.portBridge = map[string]string{"p1": "br-test", "p2": "br-test", "q1": "br-other"}
+	var got [][]byte
+	for _, s := range neighbourSets(nil, opts) {
+		if s.set.Name == "routers" {
+			for _, e := range s.elems {
+				got = append(got, e.Key)
+			}
+		}
+	}
+	// The port's name, NUL-padded to 16 bytes, then the MAC padded to
+	// two registers.
+	key := func(port string) []byte {
+		return append(append([]byte(port), make([]byte, 16-len(port))...), append(slices.Clone(router), 0, 0)...)
+	}
+	if diff := cmp.Diff([][]byte{key("p1"), key("p2")}, got); diff != "" {
+		t.Errorf("routers (-want +got):\n%s", diff)
+	}
+}
+
+// The link-layer address options must name the frame's sender: the
+// sender's MAC is paired with itself, and the option's MAC must make the
+// pair.
+func TestInstallLinkLayerOptionRules(t *testing.T) {
+	var rec recorder
+	if _, err := Install(rec.conn(t), Options{Queues: 1, Bridges: []string{"br-test"}}, QueueXtables); err != nil {
+		t.Fatal(err)
+	}
+	typeIs := func(ty byte) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{ty}},
+		}
+	}
+	firstOption := func(at uint32, op expr.CmpOp, opt byte) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: at, Len: 2},
+			&expr.Cmp{Op: op, Register: 1, Data: []byte{opt, 1}},
+		}
+	}
+	// ether saddr . @th,(at+2)*8,48 != @own_lladdr counter name "nd_spoof" drop
+	optionIsSender := func(at uint32) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseTransportHeader, Offset: at + 2, Len: 6},
+			&expr.Lookup{SourceRegister: 8, SetName: "own_lladdr", SetID: setIDOwnLLAddr, Invert: true},
+			&expr.Objref{Type: 1, Name: "nd_spoof"},
+			&expr.Verdict{Kind: expr.VerdictDrop},
+		}
+	}
+	drop := []expr.Any{&expr.Objref{Type: 1, Name: "nd_spoof"}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	diffExprs(t, "nd", rulesOf(decode(t, rec.msgs), "nd")[5:], [][]expr.Any{
+		// update @own_lladdr { ether saddr . ether saddr }
+		{
+			&expr.Payload{DestRegister: 8, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Payload{DestRegister: 10, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
+			&expr.Dynset{SrcRegKey: 8, SetName: "own_lladdr", SetID: setIDOwnLLAddr, Operation: unix.NFT_DYNSET_OP_UPDATE},
+		},
+		// icmpv6 type nd-neighbor-advert @th,192,16 != 0x0201 counter name "nd_spoof" drop
+		join(typeIs(136), firstOption(24, expr.CmpOpNeq, 2), drop),
+		// icmpv6 type nd-neighbor-advert @th,256,8 >= 0 (a byte past the option) counter name "nd_spoof" drop
+		join(typeIs(136), []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 32, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0}},
+		}, drop),
+		join(typeIs(136), optionIsSender(24)),
+		// icmpv6 type nd-neighbor-solicit @th,192,16 == 0x0101 ether saddr . @th,208,48 != @own_lladdr drop
+		join(typeIs(135), firstOption(24, expr.CmpOpEq, 1), optionIsSender(24)),
+		// icmpv6 type nd-router-solicit @th,64,16 == 0x0101 ether saddr . @th,80,48 != @own_lladdr drop
+		join(typeIs(133), firstOption(8, expr.CmpOpEq, 1), optionIsSender(8)),
+	})
 }

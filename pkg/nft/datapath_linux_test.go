@@ -198,7 +198,7 @@ func TestKernelForeignMarkIsNotAVerdict(t *testing.T) {
 // stored Tripped (above every class) and fast-pathed the flow unchecked.
 func TestKernelTrippedNeverReachesCtMark(t *testing.T) {
 	m := Marks{Mask: dpMask}
-	d := newDataPath(t, Options{Marks: m, ClassBytes: []uint64{0, 1000}})
+	d := newDataPath(t, Options{Marks: m, Classes: []Class{{}, {Bytes: 1000}}})
 	echoServer(t, d.server, dpEchoTCP)
 	d.markFlows(t, dpEchoTCP, m.Accepted(1))
 	c := dialFrom(t, d.client, fmt.Sprintf("%s:%d", dpServer, dpEchoTCP))

@@ -11,6 +11,9 @@
 //  4. queues every TCP SYN without ACK, even on a flow whose conntrack mark
 //     says ACCEPTED: conntrack ignores a SYN on an established entry, and
 //     a SYN is an opening that must be judged, not a fast-pathed reply;
+//     and every ICMP or ICMPv6 error about an ACCEPTED flow (conntrack
+//     state related, which hands it the quoted flow's mark), so that the
+//     engine checks who sends it;
 //  5. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
 //     `accepted` chain, where each pico class's kernel checks run: a flow
 //     over its class's byte bound has its packet queued again, marked
@@ -23,7 +26,9 @@
 //  8. queues everything else to userspace over NFQUEUE.
 //
 // A second table, `bridge picoseg`, checks ARP and IPv6 neighbour
-// discovery on the zones' bridges (bridge_linux.go).
+// discovery on the zones' bridges, and drops router advertisements,
+// redirects and DHCP server messages from their ports unless they come
+// from a zone's port_routers (bridge_linux.go).
 //
 // The input hook gets the same chains (`input`, `input_verdict`), so the
 // gateway's own services are judged like any destination; loopback and the

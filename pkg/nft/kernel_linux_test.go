@@ -125,6 +125,10 @@ const wantRuleset = `table inet picoseg {
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -170,6 +174,10 @@ const wantRuleset = `table inet picoseg {
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "syn on an accepted flow: judge the opening"
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
+		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -294,14 +302,38 @@ func checkQueueRule(t *testing.T, conn *Conn, method QueueMethod) {
 func TestKernelClassCheck(t *testing.T) {
 	ns, conn, method := probedNetNS(t)
 	opts := testOptions
-	opts.ClassBytes = []uint64{0, 5_000_000}
+	opts.Classes = []Class{{}, {Bytes: 5_000_000}}
 	if _, err := Install(conn, opts, method); err != nil {
 		t.Fatalf("install with a class check: %v", err)
 	}
 	out := nftIn(t, ns, "list", "chain", "inet", TableName, chainAccepted)
-	for _, want := range []string{"ct mark & 0x00ff0000 == 0x00030000 ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
+	if want := "ct mark & 0x00ff0000 == 0x00030000 jump class_1"; !strings.Contains(out, want) {
+		t.Errorf("accepted chain lacks %q:\n%s", want, out)
+	}
+	out = nftIn(t, ns, "list", "chain", "inet", TableName, classChain(1))
+	for _, want := range []string{"ct bytes > 5000000 meta mark set meta mark | 0x00ff0000", `counter name "tripped"`} {
 		if !strings.Contains(out, want) {
-			t.Errorf("accepted chain lacks %q:\n%s", want, out)
+			t.Errorf("class chain lacks %q:\n%s", want, out)
+		}
+	}
+	// The window and size checks, as nft reads them back (it shows hours
+	// in its own zone).
+	t.Setenv("TZ", "UTC")
+	opts.Classes = append(opts.Classes, Class{HasWindow: true, Open: []WeekSpan{{From: 10 * 3600, To: 20 * 3600}}, HasSize: true, SizeMin: 40, SizeMax: 1500})
+	if _, err := Install(conn, opts, method); err != nil {
+		t.Fatalf("install with window and size checks: %v", err)
+	}
+	out = nftIn(t, ns, "list", "chain", "inet", TableName, classChain(2))
+	for _, want := range []string{
+		`meta day "Thursday" meta hour < "10:00" counter name "class_window_dropped" drop`,
+		`meta day "Thursday" meta hour >= "20:00" counter name "class_window_dropped" drop`,
+		`meta day "Friday" counter name "class_window_dropped" drop`,
+		`meta day "Wednesday" counter name "class_window_dropped" drop`,
+		`meta length < 40 counter name "class_size_dropped" drop`,
+		`meta l4proto != tcp meta length > 1500 counter name "class_size_dropped" drop`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("class chain lacks %q:\n%s", want, out)
 		}
 	}
 }
@@ -317,6 +349,7 @@ var fullOptions = Options{
 		{MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x21}, Addrs: []netip.Addr{netip.MustParseAddr("10.77.0.21")}},
 	},
 	GatewayAddrs: []netip.Addr{netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("fd00:77::1")},
+	PortRouters:  []PortRouter{{Bridge: "br-test", MAC: net.HardwareAddr{2, 0, 0, 0, 0, 0x99}}},
 }
 
 // TestKernelInstallFull: the kernel takes every rule as built, and nft
@@ -341,6 +374,18 @@ func TestKernelInstallFull(t *testing.T) {
 		"add @arp_rate { iif limit rate over 25/second burst 50 packets } counter name \"arp_flood\" drop",
 		"counter name \"arp_spoof\" drop",
 		"counter name \"nd_spoof\" drop",
+		"icmpv6 type 133-137 jump nd",
+		"icmp type redirect iifname . ether saddr != @routers counter name \"rogue_router\" drop",
+		"udp sport 67 udp dport 68 iifname . ether saddr != @routers counter name \"rogue_dhcp\" drop",
+		"udp sport 547 udp dport 546 iifname . ether saddr != @routers counter name \"rogue_dhcp\" drop",
+		"icmpv6 type nd-router-advert iifname . ether saddr != @routers counter name \"rogue_router\" drop",
+		"icmpv6 type nd-redirect iifname . ether saddr != @routers counter name \"rogue_router\" drop",
+		"update @own_lladdr { ether saddr . ether saddr }",
+		"@th,0,8 0x88 @th,192,16 != 0x201 counter name \"nd_spoof\" drop",
+		"@th,0,8 0x88 @th,256,8 >= 0x0 counter name \"nd_spoof\" drop",
+		"@th,0,8 0x88 ether saddr . @th,208,48 != @own_lladdr counter name \"nd_spoof\" drop",
+		"@th,0,8 0x87 @th,192,16 0x101 ether saddr . @th,208,48 != @own_lladdr counter name \"nd_spoof\" drop",
+		"@th,0,8 0x85 @th,64,16 0x101 ether saddr . @th,80,48 != @own_lladdr counter name \"nd_spoof\" drop",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("ruleset lacks %q", want)

@@ -82,6 +82,12 @@ type Options struct {
 	// GatewayAddrs are the gateway's own addresses: no bridge port may
 	// claim them in ARP or a neighbour advertisement.
 	GatewayAddrs []netip.Addr
+	// PortRouters are the devices on the bridges' ports that may send
+	// router advertisements, redirects and DHCP server messages (a network
+	// whose router or DHCP server sits on a port), each on its own zone's
+	// bridges only; from any other port, or another bridge, they are
+	// dropped: the gateway is the zones' router.
+	PortRouters []PortRouter
 	// NeighbourRate is the ARP and neighbour discovery budget of one bridge
 	// port, in packets per second; 0 means DefaultNeighbourRate.
 	NeighbourRate uint32
@@ -90,12 +96,12 @@ type Options struct {
 
 	// bridgePorts are the ports of Bridges, read by Install.
 	bridgePorts []string
-	// ClassBytes are the kernel checks of each pico class, indexed by
-	// class: a fast-pathed flow of class c that has moved more than
-	// ClassBytes[c] bytes (both directions, from conntrack's counters) has
-	// its next packet queued again with the Tripped mark, for userspace to
-	// cut. Zero means no check. Needs conntrack accounting.
-	ClassBytes []uint64
+	// portBridge names the bridge of each of bridgePorts.
+	portBridge map[string]string
+	// Classes are the kernel checks of each pico class, indexed by class
+	// (see Class): a fast-pathed flow of class c is held to Classes[c]
+	// packet by packet. The byte bound needs conntrack accounting.
+	Classes []Class
 }
 
 // Queue numbers fit a uint16, and xt_NFQ_info_v3 counts them in a uint16.
@@ -115,7 +121,7 @@ func (o Options) normalized() (Options, error) {
 		return o, fmt.Errorf("nft: queues %d..%d exceed the largest queue number %d",
 			o.QueueBase, int(o.QueueBase)+o.Queues-1, maxQueues-1)
 	}
-	if n := len(o.ClassBytes); n > o.Marks.MaxClasses() {
+	if n := len(o.Classes); n > o.Marks.MaxClasses() {
 		return o, fmt.Errorf("nft: %d pico classes, but mark_mask %#x holds %d", n, o.Marks.Mask, o.Marks.MaxClasses())
 	}
 	if o.NewFlowRate > 0 && o.NewFlowBurst == 0 {
@@ -129,6 +135,14 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.NeighbourBurst == 0 {
 		o.NeighbourBurst = 2 * o.NeighbourRate
+	}
+	for _, r := range o.PortRouters {
+		if len(r.MAC) != 6 {
+			return o, fmt.Errorf("nft: port router %q is not a 6-byte Ethernet address", r.MAC)
+		}
+		if r.Bridge == "" || len(r.Bridge) > 15 {
+			return o, fmt.Errorf("nft: port router %s: %q is not an interface name", r.MAC, r.Bridge)
+		}
 	}
 	for _, b := range o.Bindings {
 		if len(b.MAC) != 6 {
@@ -147,6 +161,13 @@ func (o Options) normalized() (Options, error) {
 type Binding struct {
 	MAC   net.HardwareAddr
 	Addrs []netip.Addr
+}
+
+// PortRouter is a device allowed to act as router and DHCP server from the
+// ports of one bridge.
+type PortRouter struct {
+	Bridge string
+	MAC    net.HardwareAddr
 }
 
 // DefaultNeighbourRate is the per-port ARP and neighbour discovery budget
@@ -184,12 +205,18 @@ type Counters struct {
 	// back through the interface they came in on (spoofed), dropped.
 	ReversePathDropped Counter
 	// ARPSpoof and NDSpoof count ARP packets and IPv6 neighbour
-	// advertisements from a bridge port that claimed an address bound to
-	// another device or to the gateway (or were malformed), dropped.
+	// discovery messages from a bridge port that claimed an address bound
+	// to another device or to the gateway, whose link-layer address
+	// option named another MAC than the frame's sender (or were
+	// malformed), dropped.
 	ARPSpoof, NDSpoof Counter
 	// ARPFlood and NDFlood count ARP and neighbour discovery packets over a
 	// bridge port's budget, dropped.
 	ARPFlood, NDFlood Counter
+	// RogueRouter counts router advertisements and redirects (ICMP and
+	// ICMPv6) from a bridge port, RogueDHCP DHCPv4 and DHCPv6 server
+	// messages from one, dropped (unless from a zone's port_routers).
+	RogueRouter, RogueDHCP Counter
 	// Queued counts packets handed to NFQUEUE.
 	Queued Counter
 	// VerdictDropped counts packets that came back from userspace with the
@@ -198,6 +225,15 @@ type Counters struct {
 	// Tripped counts packets of fast-pathed flows queued again because
 	// they broke a class check.
 	Tripped Counter
+	// ClassWindow counts packets of fast-pathed flows dropped because
+	// their class's time window was closed.
+	ClassWindow Counter
+	// ClassSize counts packets of fast-pathed flows dropped because their
+	// length was outside their class's size bounds.
+	ClassSize Counter
+	// ClassRate counts new flows dropped because they repeated an
+	// opening of a class whose source was over the class's rate.
+	ClassRate Counter
 }
 
 // Names of the counter objects in the table.
@@ -216,6 +252,11 @@ const (
 	counterARPFlood       = "arp_flood"
 	counterNDSpoof        = "nd_spoof"
 	counterNDFlood        = "nd_flood"
+	counterRogueRouter    = "rogue_router"
+	counterRogueDHCP      = "rogue_dhcp"
+	counterClassWindow    = "class_window_dropped"
+	counterClassSize      = "class_size_dropped"
+	counterClassRate      = "class_rate_dropped"
 )
 
 func (c *Counters) byName(name string) *Counter {
@@ -248,6 +289,16 @@ func (c *Counters) byName(name string) *Counter {
 		return &c.NDSpoof
 	case counterNDFlood:
 		return &c.NDFlood
+	case counterRogueRouter:
+		return &c.RogueRouter
+	case counterRogueDHCP:
+		return &c.RogueDHCP
+	case counterClassWindow:
+		return &c.ClassWindow
+	case counterClassSize:
+		return &c.ClassSize
+	case counterClassRate:
+		return &c.ClassRate
 	}
 	return nil
 }

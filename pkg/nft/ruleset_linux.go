@@ -120,7 +120,7 @@ func Install(conn *Conn, opts Options, method QueueMethod) (*Ruleset, error) {
 	if method != QueueNative && method != QueueXtables {
 		return nil, fmt.Errorf("nft: unknown queue method %v", method)
 	}
-	o.bridgePorts = bridgePorts(o.Bridges)
+	o.bridgePorts, o.portBridge = bridgePorts(o.Bridges)
 	t := buildRuleset(conn.nl, o, method)
 	bt := bridgeTable(conn.nl, o)
 	if err := conn.nl.Flush(); err != nil {
@@ -237,6 +237,10 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
 	}
 
+	for _, name := range classCounters(o) {
+		nl.AddObj(&nftables.NamedObj{Table: t, Name: name, Type: nftables.ObjTypeCounter, Obj: &expr.Counter{}})
+	}
+
 	accept := nftables.ChainPolicyAccept
 	forward := nl.AddChain(&nftables.Chain{
 		Name: chainForward, Table: t, Type: nftables.ChainTypeFilter,
@@ -260,6 +264,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		s, elems := rpfSet(t, o.ReversePathInterfaces)
 		_ = nl.AddSet(s, elems)
 	}
+	addClassRateSets(nl, t, o)
 
 	add := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
 		r := &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
@@ -274,14 +279,9 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	for _, r := range newFlowRules(o) {
 		add(newflow, r.comment, r.exprs...)
 	}
-	// The kernel checks of each pico class: a fast-pathed flow that trips
-	// one has its packet queued again, marked Tripped, for userspace to
-	// judge (and cut, with an alert). Every other accepted packet is
-	// accepted here. Packet sizes are not checked in the kernel: with GRO
-	// one packet here is several on the wire.
-	for _, r := range classRules(o, method) {
-		add(accepted, r.comment, r.exprs...)
-	}
+	// The kernel checks of each pico class (class_linux.go, and the rates
+	// in classrate_linux.go); a packet that passes them is accepted here.
+	addClassChains(nl, t, o, method, add)
 	add(accepted, "", &expr.Verdict{Kind: expr.VerdictAccept})
 	for _, exprs := range setMarkRules(o.Marks) {
 		add(setmark, "", exprs...)
@@ -353,6 +353,7 @@ func judgingRules(o Options, method QueueMethod) []rule {
 	// expected TCP connection's SYN must not keep the inherited mark.
 	rules = append(rules, expectedRule(m))
 	rules = append(rules, synRules(o, method)...)
+	rules = append(rules, relatedErrorRules(o, method)...)
 	rules = append(rules,
 		rule{"", concat(
 			ctMarkField(m),
@@ -378,6 +379,9 @@ func judgingRules(o Options, method QueueMethod) []rule {
 			&expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow},
 		)})
 	}
+	// After the device's guard: new flows that repeat an opening of a
+	// class with a rate.
+	rules = append(rules, classRateJump(o)...)
 	rules = append(rules, rule{"", concat(counterRef(counterQueued), queueExprs(method, o))})
 	return rules
 }
@@ -386,7 +390,7 @@ func judgingRules(o Options, method QueueMethod) []rule {
 // fast path takes [FirstAccepted, classesEnd). Class 0 always exists, and
 // the field's top value is Tripped, never a class.
 func classesEnd(o Options) uint32 {
-	n := max(1, len(o.ClassBytes))
+	n := max(1, len(o.Classes))
 	n = min(n, o.Marks.MaxClasses())
 	return o.Marks.value(uint32(valueFirstAccepted + n))
 }
@@ -506,6 +510,48 @@ func synRules(o Options, method QueueMethod) []rule {
 	)})
 }
 
+// relatedErrorRules queue the ICMP and ICMPv6 errors about accepted flows
+// instead of fast-pathing them: `meta l4proto icmp ct state related ct
+// mark & mask >= accepted queue` (and icmpv6).
+//
+// Conntrack hands an error the conntrack entry of the flow it quotes
+// (state related), mark included, so the fast path would accept any error
+// that quotes an accepted flow: a device could send another host's
+// connection a forged "port unreachable" or "fragmentation needed" (cutting
+// it or shrinking its path MTU), speaking for a flow it is no end of. The
+// engine's checks (the error goes to the quoted packet's sender, from its
+// destination or a router) need the queue. Conntrack marks an ICMP packet
+// related only as an error (ICMPv4 types 3, 4, 5, 11, 12; ICMPv6 types
+// below 128), so the protocol and the state name them all. Errors are rare:
+// queueing them costs little. With the guard on they count against their
+// device's budget like openings, or a device could flood the queue with
+// errors quoting one of its flows.
+//
+// Errors of flows without a verdict, or with a dropped one, reach the
+// queue or the drop by the rules after these.
+func relatedErrorRules(o Options, method QueueMethod) []rule {
+	var rules []rule
+	for _, proto := range []byte{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6} {
+		match := concat(
+			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+			ctStateIs(expr.CtStateBitRELATED),
+			ctMarkField(o.Marks),
+			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(o.Marks.FirstAccepted())},
+		)
+		if guarded(o) {
+			rules = append(rules, rule{"", concat(match, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow})})
+		}
+		rules = append(rules, rule{"error about an accepted flow: judge who sends it", concat(
+			match,
+			counterRef(counterQueued),
+			queueExprs(method, o),
+		)})
+	}
+	return rules
+}
+
 // TCP flag bits in the 14th byte of the TCP header.
 const (
 	tcpFlagSYN = 0x02
@@ -619,33 +665,6 @@ func queueExprs(method QueueMethod, o Options) []expr.Any {
 		return []expr.Any{&expr.Target{Name: "NFQUEUE", Rev: 3, Info: &info}}
 	}
 	return nil
-}
-
-// classRules check fast-pathed flows against their class's byte bound:
-// `ct mark & mask == class-c ct bytes > N meta mark set (meta mark & ~mask)
-// | tripped queue`.
-func classRules(o Options, method QueueMethod) []rule {
-	m := o.Marks
-	var rules []rule
-	for c, limit := range o.ClassBytes {
-		if limit == 0 {
-			continue
-		}
-		rules = append(rules, rule{fmt.Sprintf("class %d: more than %d bytes", c, limit), concat(
-			ctMarkField(m),
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: nativeU32(m.Accepted(uint16(c)))},
-			&expr.Ct{Key: expr.CtKeyBYTES, Register: 1},
-			// Counters are host-order numbers; compared big-endian.
-			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
-			&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: binaryutil.BigEndian.PutUint64(limit)},
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: nativeU32(^m.Mask), Xor: nativeU32(m.Tripped())},
-			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
-			counterRef(counterTripped),
-			queueExprs(method, o),
-		)})
-	}
-	return rules
 }
 
 // setMarkRules copy the picoseg field of the packet mark into the conntrack

@@ -198,6 +198,11 @@ func wantForward(queue expr.Any) [][]expr.Any {
 		// ... jump newflow, then ... queue
 		join(wantSYNMatch(), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
 		wantSYNRule(queue),
+		// meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow, then ... queue
+		join(wantErrorMatch(unix.IPPROTO_ICMP), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
+		join(wantErrorMatch(unix.IPPROTO_ICMP), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue}),
+		join(wantErrorMatch(unix.IPPROTO_ICMPV6), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
+		join(wantErrorMatch(unix.IPPROTO_ICMPV6), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue}),
 		// ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000
 		// counter name "fastpath" jump accepted: class 0 only, no Tripped
 		join(ctMark, []expr.Any{
@@ -276,6 +281,22 @@ func wantSYNMatch() []expr.Any {
 		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
 		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{0x12}, Xor: []byte{0}},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0x02}},
+	}, ctMark, []expr.Any{
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
+	})
+}
+
+// wantErrorMatch matches an ICMP or ICMPv6 error (conntrack state
+// related) about a flow whose conntrack mark says accepted: it is queued
+// before the fast path, so that the engine checks who sends it.
+func wantErrorMatch(proto byte) []expr.Any {
+	return join([]expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
+		&expr.Ct{Key: expr.CtKeySTATE, Register: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(4), Xor: le32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: le32(0)},
 	}, ctMark, []expr.Any{
 		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0x00, 0x02, 0x00, 0x00}},
@@ -384,18 +405,25 @@ func TestInstallClassRules(t *testing.T) {
 		t.Run(tc.method.String(), func(t *testing.T) {
 			var rec recorder
 			opts := testOptions
-			opts.ClassBytes = []uint64{0, 5_000_000}
+			opts.Classes = []Class{{}, {Bytes: 5_000_000}}
 			if _, err := Install(rec.conn(t), opts, tc.method); err != nil {
 				t.Fatal(err)
 			}
-			got := rulesOf(decode(t, rec.msgs), "accepted")
-			if len(got) != 2 {
-				t.Fatalf("accepted chain has %d rules, want the class check and accept", len(got))
+			msgs := decode(t, rec.msgs)
+			diffExprs(t, "accepted", rulesOf(msgs, "accepted"), [][]expr.Any{
+				{
+					&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
+					&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0x00ff0000), Xor: le32(0)},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00030000)}, // class 1
+					&expr.Verdict{Kind: expr.VerdictJump, Chain: "class_1"},
+				},
+				{&expr.Verdict{Kind: expr.VerdictAccept}},
+			})
+			got := rulesOf(msgs, "class_1")
+			if len(got) != 1 {
+				t.Fatalf("class chain has %d rules, want the byte check", len(got))
 			}
 			want := []expr.Any{
-				&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0x00ff0000), Xor: le32(0)},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00030000)}, // class 1
 				&expr.Ct{Key: expr.CtKeyBYTES, Register: 1},
 				&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 8, Size: 8},
 				&expr.Cmp{Op: expr.CmpOpGt, Register: 1, Data: []byte{0, 0, 0, 0, 0, 0x4c, 0x4b, 0x40}},
@@ -406,11 +434,10 @@ func TestInstallClassRules(t *testing.T) {
 			}
 			if tc.queue != nil {
 				want = append(want, tc.queue)
-				diffExprs(t, "accepted", got[:1], [][]expr.Any{want})
+				diffExprs(t, "class_1", got, [][]expr.Any{want})
 			} else if len(got[0]) != len(want)+1 {
 				t.Errorf("xtables class rule has %d expressions, want %d", len(got[0]), len(want)+1)
 			}
-			diffExprs(t, "accepted", got[1:], [][]expr.Any{{&expr.Verdict{Kind: expr.VerdictAccept}}})
 		})
 	}
 }
@@ -449,8 +476,8 @@ func TestInstallSetMarkRules(t *testing.T) {
 			t.Errorf("unexpected %v", m)
 		}
 	}
-	if n := len(rulesOf(msgs, "forward")); n != 7 {
-		t.Errorf("forward has %d rules, want 7 (clear, invalid, syn, expected, fast path, flow dropped, queue)", n)
+	if n := len(rulesOf(msgs, "forward")); n != 9 {
+		t.Errorf("forward has %d rules, want 9 (clear, invalid, syn, expected, icmp and icmpv6 errors, fast path, flow dropped, queue)", n)
 	}
 }
 
@@ -527,18 +554,18 @@ func TestInstallReversePathRule(t *testing.T) {
 func TestClassesEnd(t *testing.T) {
 	m := Marks{Mask: 0x000000f8} // values 0..31 in bits 3..7
 	for _, tt := range []struct {
-		classes []uint64
+		classes []Class
 		want    uint32
 	}{
-		{nil, 3 << 3},                 // class 0 alone
-		{[]uint64{0, 5e6}, 4 << 3},    // classes 0 and 1
-		{make([]uint64, 29), 31 << 3}, // every class: up to Tripped, excluded
-		{make([]uint64, 40), 31 << 3}, // more than fit: still never Tripped
+		{nil, 3 << 3},                       // class 0 alone
+		{[]Class{{}, {Bytes: 5e6}}, 4 << 3}, // classes 0 and 1
+		{make([]Class, 29), 31 << 3},        // every class: up to Tripped, excluded
+		{make([]Class, 40), 31 << 3},        // more than fit: still never Tripped
 	} {
-		if got := classesEnd(Options{Marks: m, ClassBytes: tt.classes}); got != tt.want {
+		if got := classesEnd(Options{Marks: m, Classes: tt.classes}); got != tt.want {
 			t.Errorf("%d classes: end %#x, want %#x", len(tt.classes), got, tt.want)
 		}
-		if end := classesEnd(Options{Marks: m, ClassBytes: tt.classes}); end > m.Tripped() {
+		if end := classesEnd(Options{Marks: m, Classes: tt.classes}); end > m.Tripped() {
 			t.Errorf("%d classes: end %#x passes Tripped %#x", len(tt.classes), end, m.Tripped())
 		}
 	}

@@ -24,6 +24,8 @@ const (
 // not allocate, and it says directly what the packet is.
 type kindError Kind
 
+var _ error = kindError(0)
+
 func (e kindError) Error() string { return "packet: " + Kind(e).String() }
 
 // Decoder decodes packets into a Packet. Not safe for concurrent use; one
@@ -257,53 +259,7 @@ func (d *Decoder) run(parser *gopacket.DecodingLayerParser, data []byte, p *Pack
 // tunnel (the outer header is whole but what follows it is not a transport
 // header we may judge), then a transport header that is missing.
 func (d *Decoder) decide(err error, p *Packet) {
-	var (
-		haveIP, haveL4 bool
-		ipPayloadLen   int // bytes the IP header says follow it
-		fragment       bool
-		lastL2Next     layers.EthernetType
-		lastWasL2      bool
-	)
-	for _, typ := range d.decoded {
-		switch typ {
-		case layers.LayerTypeEthernet:
-			lastL2Next, lastWasL2 = d.eth.EthernetType, true
-		case layers.LayerTypeDot1Q:
-			lastL2Next, lastWasL2 = d.dot1q.Type, true
-		case layers.LayerTypeIPv4:
-			haveIP, lastWasL2 = true, false
-			ip := &d.ip4.IPv4
-			p.Proto = uint8(ip.Protocol)
-			p.Length = ip.Length
-			ipPayloadLen = int(ip.Length) - int(ip.IHL)*4
-			fragment = d.ip4.isFragment()
-		case layers.LayerTypeIPv6:
-			haveIP, lastWasL2 = true, false
-			ip := &d.ip6
-			p.Proto = ip.proto
-			// 40 + 65535 does not fit; a size bound never needs more.
-			p.Length = uint16(min(40+int(ip.payloadLen), 0xffff))
-			ipPayloadLen = int(ip.payloadLen) - ip.extLen
-			fragment = ip.fragment
-		case layers.LayerTypeTCP:
-			haveL4 = true
-			p.SrcPort = uint16(d.tcp.SrcPort)
-			p.DstPort = uint16(d.tcp.DstPort)
-			p.TCPFlags = d.tcp.flags
-		case layers.LayerTypeUDP:
-			haveL4 = true
-			p.SrcPort = uint16(d.udp.SrcPort)
-			p.DstPort = uint16(d.udp.DstPort)
-		case layers.LayerTypeICMPv4:
-			haveL4 = true
-			p.ICMPType = d.icmp4.TypeCode.Type()
-			p.ICMPCode = d.icmp4.TypeCode.Code()
-		case layers.LayerTypeICMPv6:
-			haveL4 = true
-			p.ICMPType = d.icmp6.TypeCode.Type()
-			p.ICMPCode = d.icmp6.TypeCode.Code()
-		}
-	}
+	f := d.readLayers(p)
 
 	// The addresses are read even when a later check fails, so that a
 	// rejected packet can still be logged with where it came from.
@@ -316,50 +272,7 @@ func (d *Decoder) decide(err error, p *Packet) {
 		p.Dst = netip.AddrFrom16([16]byte(d.ip6.hdr[24:40]))
 	}
 
-	switch {
-	case err != nil:
-		if k, ok := err.(kindError); ok {
-			p.Kind = Kind(k)
-		} else {
-			// The guarded layers check every length before gopacket
-			// sees a header, so what gopacket still rejects is content
-			// that contradicts itself (bad IPv4 or TCP options).
-			p.Kind = KindMalformed
-		}
-	case !haveIP:
-		if lastWasL2 && wantsMore(lastL2Next) {
-			// The frame ends where the link header promised an IP
-			// header or another tag.
-			p.Kind = KindTruncated
-		} else {
-			p.Kind = KindNotIP
-		}
-	case (d.ip4.short || d.ip6.short) && !d.Snapped:
-		// The IP header claims bytes that were not delivered: the
-		// headers we did read may belong to a packet we never saw whole.
-		p.Kind = KindTruncated
-	case fragment:
-		// Only the first fragment carries ports, and nothing forces
-		// later fragments to agree with it (overlap attacks); the
-		// engine never sees a reassembled datagram, so it must not
-		// judge fragments by their ports.
-		p.Kind = KindFragment
-	case isTunnel(p.Proto):
-		// The parser was stopped at the outer header (see
-		// ipv4Layer.NextLayerType), so Src/Dst/Proto are the outer
-		// ones and no inner header has overwritten them.
-		p.Kind = KindTunnel
-	case !haveL4 && hasTransportHeader(p.Proto):
-		// IP header whole, transport header absent: the packet ended
-		// right after the IP header.
-		p.Kind = KindTruncated
-	case p.Proto == ProtoUDP && (int(d.udp.Length) > ipPayloadLen):
-		// The UDP length claims more than the IP datagram holds: the
-		// firewall and the receiver could disagree about the payload.
-		p.Kind = KindMalformed
-	default:
-		p.Kind = KindOK
-	}
+	p.Kind = d.kind(err, p, &f)
 	if p.Kind != KindOK {
 		// Ports and flags of a packet that is not KindOK are not a
 		// five-tuple anyone should act on; the addresses are kept for
@@ -373,6 +286,107 @@ func (d *Decoder) decide(err error, p *Packet) {
 	case ProtoICMPv6:
 		readICMP(p, d.icmp6.msg, false)
 	}
+}
+
+// layerFacts is what the decoded layers say beyond the fields of a Packet.
+type layerFacts struct {
+	haveIP, haveL4 bool
+	ipPayloadLen   int // bytes the IP header says follow it
+	fragment       bool
+	lastL2Next     layers.EthernetType
+	lastWasL2      bool
+}
+
+// readLayers fills p's protocol, length, ports, flags and ICMP type from the
+// layers the parser decoded.
+func (d *Decoder) readLayers(p *Packet) (f layerFacts) {
+	for _, typ := range d.decoded {
+		switch typ {
+		case layers.LayerTypeEthernet:
+			f.lastL2Next, f.lastWasL2 = d.eth.EthernetType, true
+		case layers.LayerTypeDot1Q:
+			f.lastL2Next, f.lastWasL2 = d.dot1q.Type, true
+		case layers.LayerTypeIPv4:
+			f.haveIP, f.lastWasL2 = true, false
+			ip := &d.ip4.IPv4
+			p.Proto = uint8(ip.Protocol)
+			p.Length = ip.Length
+			f.ipPayloadLen = int(ip.Length) - int(ip.IHL)*4
+			f.fragment = d.ip4.isFragment()
+		case layers.LayerTypeIPv6:
+			f.haveIP, f.lastWasL2 = true, false
+			ip := &d.ip6
+			p.Proto = ip.proto
+			// 40 + 65535 does not fit; a size bound never needs more.
+			p.Length = uint16(min(40+int(ip.payloadLen), 0xffff))
+			f.ipPayloadLen = int(ip.payloadLen) - ip.extLen
+			f.fragment = ip.fragment
+		case layers.LayerTypeTCP:
+			f.haveL4 = true
+			p.SrcPort = uint16(d.tcp.SrcPort)
+			p.DstPort = uint16(d.tcp.DstPort)
+			p.TCPFlags = d.tcp.flags
+		case layers.LayerTypeUDP:
+			f.haveL4 = true
+			p.SrcPort = uint16(d.udp.SrcPort)
+			p.DstPort = uint16(d.udp.DstPort)
+		case layers.LayerTypeICMPv4:
+			f.haveL4 = true
+			p.ICMPType = d.icmp4.TypeCode.Type()
+			p.ICMPCode = d.icmp4.TypeCode.Code()
+		case layers.LayerTypeICMPv6:
+			f.haveL4 = true
+			p.ICMPType = d.icmp6.TypeCode.Type()
+			p.ICMPCode = d.icmp6.TypeCode.Code()
+		}
+	}
+	return f
+}
+
+// kind picks the packet's Kind. The order of the cases is the precedence
+// of the kinds (see decide).
+func (d *Decoder) kind(err error, p *Packet, f *layerFacts) Kind {
+	switch {
+	case err != nil:
+		if k, ok := err.(kindError); ok {
+			return Kind(k)
+		}
+		// The guarded layers check every length before gopacket sees a
+		// header, so what gopacket still rejects is content that
+		// contradicts itself (bad IPv4 or TCP options).
+		return KindMalformed
+	case !f.haveIP:
+		if f.lastWasL2 && wantsMore(f.lastL2Next) {
+			// The frame ends where the link header promised an IP
+			// header or another tag.
+			return KindTruncated
+		}
+		return KindNotIP
+	case (d.ip4.short || d.ip6.short) && !d.Snapped:
+		// The IP header claims bytes that were not delivered: the
+		// headers we did read may belong to a packet we never saw whole.
+		return KindTruncated
+	case f.fragment:
+		// Only the first fragment carries ports, and nothing forces
+		// later fragments to agree with it (overlap attacks); the
+		// engine never sees a reassembled datagram, so it must not
+		// judge fragments by their ports.
+		return KindFragment
+	case isTunnel(p.Proto):
+		// The parser was stopped at the outer header (see
+		// ipv4Layer.NextLayerType), so Src/Dst/Proto are the outer
+		// ones and no inner header has overwritten them.
+		return KindTunnel
+	case !f.haveL4 && hasTransportHeader(p.Proto):
+		// IP header whole, transport header absent: the packet ended
+		// right after the IP header.
+		return KindTruncated
+	case p.Proto == ProtoUDP && (int(d.udp.Length) > f.ipPayloadLen):
+		// The UDP length claims more than the IP datagram holds: the
+		// firewall and the receiver could disagree about the payload.
+		return KindMalformed
+	}
+	return KindOK
 }
 
 func wantsMore(t layers.EthernetType) bool {

@@ -31,11 +31,10 @@ type Policy struct {
 	Rules []Rule
 	// UserRules is how many of Rules the policy wrote.
 	UserRules int
-	// ClassBytes are the kernel checks of each pico class, indexed by
-	// class: the byte bound its fast-pathed flows are held to (0: none).
-	// Class 0 has no checks; rules with the same max_flow_bytes share a
-	// class.
-	ClassBytes []uint64
+	// Classes are the pico classes, indexed by class: the kernel checks
+	// their fast-pathed flows are held to. Class 0 has no checks; rules
+	// with the same checks share a class.
+	Classes []Class
 
 	zoneByIface map[string]int32
 	zoneNets    prefixSet
@@ -65,6 +64,8 @@ type Zone struct {
 	Interfaces   []string
 	Networks     []netip.Prefix
 	BridgeFilter bool
+	// PortRouters are config.Zone.PortRouters.
+	PortRouters [][6]byte
 	// Local is false for a zone holding a default route (0.0.0.0/0 or
 	// ::/0): the internet's addresses are not devices.
 	Local bool
@@ -124,6 +125,11 @@ type Rule struct {
 	MinPer     time.Duration
 	NewFlows   int
 	NewFlowPer time.Duration
+	// FanPeers and FanPorts bound the distinct peers, and distinct ports
+	// on one peer, a device reaches under the rule within FanWindow (0:
+	// no bound).
+	FanPeers, FanPorts int
+	FanWindow          time.Duration
 	// MinSubjects lists the known devices the lower volume bound watches:
 	// those the rule's source covers.
 	MinSubjects []int32
@@ -155,28 +161,11 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		pairs:        map[selector]map[selector]*serviceIndex{},
 		netIDs:       map[netip.Prefix]int32{},
 		unknownGroup: None,
-		ClassBytes:   []uint64{0},
 	}
 	if p.Location == nil {
 		p.Location = time.Local
 	}
-	zoneID := map[string]int32{}
-	for i, z := range cfg.Zones {
-		zoneID[z.Name] = int32(i)
-		local := true
-		for _, n := range z.Networks {
-			if n.Bits() == 0 {
-				local = false
-			}
-		}
-		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter, Local: local})
-		for _, ifname := range z.Interfaces {
-			p.zoneByIface[ifname] = int32(i)
-		}
-		for _, n := range z.Networks {
-			p.zoneNets.add(n, int32(i))
-		}
-	}
+	zoneID := p.compileZones(cfg.Zones)
 	groupID := map[string]int32{}
 	for i, g := range cfg.Groups {
 		groupID[g.Name] = int32(i)
@@ -189,8 +178,62 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		}
 		p.unknownGroup = id
 	}
+	deviceID, err := p.compileDevices(cfg.Devices, groupID)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
+		return nil, err
+	}
+	names := resolver{zone: zoneID, group: groupID, device: deviceID}
+	if err := p.compileRules(cfg.Allows, names); err != nil {
+		return nil, err
+	}
+	p.UserRules = len(p.Rules)
+	if err := p.compileGateway(cfg, opts, names); err != nil {
+		return nil, err
+	}
+	p.classify()
+	sum := sha256.New()
+	if opts.Source != nil {
+		sum.Write(opts.Source)
+	} else {
+		for _, r := range p.Rules {
+			fmt.Fprintf(sum, "%s|%s|%s\n", r.Name, r.From, r.To)
+		}
+	}
+	p.Hash = fmt.Sprintf("%x", sum.Sum(nil))[:16]
+	return p, nil
+}
+
+// compileZones indexes the zones by interface and network, and returns
+// their ids by name.
+func (p *Policy) compileZones(zones []config.Zone) map[string]int32 {
+	zoneID := map[string]int32{}
+	for i, z := range zones {
+		zoneID[z.Name] = int32(i)
+		local := true
+		for _, n := range z.Networks {
+			if n.Bits() == 0 {
+				local = false
+			}
+		}
+		p.Zones = append(p.Zones, Zone{Name: z.Name, Interfaces: z.Interfaces, Networks: z.Networks, BridgeFilter: z.BridgeFilter, PortRouters: z.PortRouters, Local: local})
+		for _, ifname := range z.Interfaces {
+			p.zoneByIface[ifname] = int32(i)
+		}
+		for _, n := range z.Networks {
+			p.zoneNets.add(n, int32(i))
+		}
+	}
+	return zoneID
+}
+
+// compileDevices indexes the devices by MAC and address, and returns their
+// ids by name. Two devices with one address or one MAC are an error.
+func (p *Policy) compileDevices(devices []config.Device, groupID map[string]int32) (map[string]int32, error) {
 	deviceID := map[string]int32{}
-	for i, d := range cfg.Devices {
+	for i, d := range devices {
 		id := int32(i)
 		deviceID[d.Name] = id
 		dev := Device{Name: d.Name, HasMAC: d.HasMAC, MAC: d.MAC, Zone: None}
@@ -220,27 +263,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		}
 		p.Devices = append(p.Devices, dev)
 	}
-	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
-		return nil, err
-	}
-	names := resolver{zone: zoneID, group: groupID, device: deviceID}
-	if err := p.compileRules(cfg.Allows, names); err != nil {
-		return nil, err
-	}
-	p.UserRules = len(p.Rules)
-	if err := p.compileGateway(cfg, opts, names); err != nil {
-		return nil, err
-	}
-	sum := sha256.New()
-	if opts.Source != nil {
-		sum.Write(opts.Source)
-	} else {
-		for _, r := range p.Rules {
-			fmt.Fprintf(sum, "%s|%s|%s\n", r.Name, r.From, r.To)
-		}
-	}
-	p.Hash = fmt.Sprintf("%x", sum.Sum(nil))[:16]
-	return p, nil
+	return deviceID, nil
 }
 
 func (p *Policy) compileSegments(segs []config.Segment, zoneID map[string]int32) error {

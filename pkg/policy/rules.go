@@ -97,7 +97,6 @@ func (p *Policy) selectorOf(e config.Endpoint, names resolver, netIDs map[netip.
 
 func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 	netIDs := p.netIDs
-	classOf := map[uint64]uint16{}
 	for i := range allows {
 		a := &allows[i]
 		ri := int32(i)
@@ -139,17 +138,7 @@ func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 				idx.protos = append(idx.protos, protoRule{proto: s.Proto, rule: ri})
 			}
 		}
-		r := p.compileRule(a, from)
-		if r.MaxFlow > 0 {
-			c, ok := classOf[r.MaxFlow]
-			if !ok {
-				c = uint16(len(p.ClassBytes))
-				classOf[r.MaxFlow] = c
-				p.ClassBytes = append(p.ClassBytes, r.MaxFlow)
-			}
-			r.Class = c
-		}
-		p.Rules = append(p.Rules, r)
+		p.Rules = append(p.Rules, p.compileRule(a, from))
 	}
 	for _, byDst := range p.pairs {
 		for _, idx := range byDst {
@@ -189,6 +178,7 @@ func (p *Policy) compileRule(a *config.Allow, from selector) Rule {
 		}
 	}
 	r.NewFlows, r.NewFlowPer = a.MaxNewFlows.Count, a.MaxNewFlows.Per
+	r.FanPeers, r.FanPorts, r.FanWindow = a.FanOut.MaxPeers, a.FanOut.MaxPorts, a.FanOut.Window
 	return r
 }
 

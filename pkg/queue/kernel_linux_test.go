@@ -61,6 +61,28 @@ func newLab(t *testing.T) lab {
 	return l
 }
 
+// install connects to nftables in the gateway, probes its kernel for a
+// queue method and installs picoseg's ruleset with opts there, removed
+// with the test.
+func (l lab) install(t *testing.T, opts nft.Options) (*nft.Ruleset, *nft.Conn, nft.QueueMethod) {
+	t.Helper()
+	nc, err := nft.Dial(l.gw.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	method, err := nft.Probe(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("queue method: %v", method)
+	rs, err := nft.Install(nc, opts, method)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rs.Remove() })
+	return rs, nc, method
+}
+
 // judge is the test's engine: TCP to the bulk and echo ports and UDP to
 // the flood ports are accepted into class 0, everything else is dropped.
 type judge struct {
@@ -201,21 +223,8 @@ func TestKernelDataPath(t *testing.T) {
 	l := newLab(t)
 	serve(t, l.server)
 
-	nc, err := nft.Dial(l.gw.FD)
-	if err != nil {
-		t.Fatal(err)
-	}
-	method, err := nft.Probe(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("queue method: %v", method)
 	nftOpts := nft.Options{QueueBase: 4200, Queues: 2, NewFlowRate: guardRate, NewFlowBurst: guardBurst}
-	rs, err := nft.Install(nc, nftOpts, method)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rs.Remove() })
+	rs, nc, method := l.install(t, nftOpts)
 
 	j := newJudge()
 	a, err := New(Options{QueueBase: 4200, Queues: 2, MarkMask: nft.DefaultMarkMask, NetNS: l.gw.FD}, j)
@@ -476,19 +485,7 @@ func TestKernelQueueFull(t *testing.T) {
 			})
 			defer pc.Close()
 
-			nc, err := nft.Dial(l.gw.FD)
-			if err != nil {
-				t.Fatal(err)
-			}
-			method, err := nft.Probe(nc)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := nft.Install(nc, nft.Options{QueueBase: base, Queues: 1, FailClosed: true}, method)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rs.Remove()
+			l.install(t, nft.Options{QueueBase: base, Queues: 1, FailClosed: true})
 			marks := nft.DefaultMarks()
 			slow := HandlerFunc(func(*Packet) (bool, uint32) {
 				time.Sleep(20 * time.Millisecond)

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/netns"
+	"github.com/picoseg/picoseg/internal/nlwalk"
 )
 
 // The nfnetlink_queue protocol, as far as the adapter speaks it
@@ -55,7 +57,6 @@ const (
 
 	nlmsgHdrLen = 16
 	nfgenLen    = 4
-	nlaTypeMask = ^uint16(unix.NLA_F_NESTED | unix.NLA_F_NET_BYTEORDER)
 )
 
 // verdictMsgLen is a verdict message: header, nfgenmsg, NFQA_VERDICT_HDR
@@ -157,39 +158,21 @@ func parsePacket(b []byte, p *packetMsg) {
 	if len(b) < nfgenLen {
 		return
 	}
-	b = b[nfgenLen:]
-	ne, be := binary.NativeEndian, binary.BigEndian
-	for len(b) >= 4 {
-		n := int(ne.Uint16(b))
-		typ := ne.Uint16(b[2:]) & nlaTypeMask
-		if n > len(b) && typ == attrPayload {
-			n = len(b) // cut short by the read buffer: judge what came
-		}
-		if n < 4 || n > len(b) {
-			return
-		}
-		data := b[4:n]
-		switch typ {
+	be := binary.BigEndian
+	a := nlwalk.NewAttrs(b[nfgenLen:])
+	for a.Next() {
+		data := a.Data()
+		switch a.Type() {
 		case attrPacketHdr:
-			if len(data) >= 4 {
-				p.id, p.hasID = be.Uint32(data), true
-			}
+			p.id, p.hasID = a.Uint32()
 		case attrMark:
-			if len(data) >= 4 {
-				p.mark = be.Uint32(data)
-			}
+			p.mark, _ = a.Uint32()
 		case attrInDev:
-			if len(data) >= 4 {
-				p.in = be.Uint32(data)
-			}
+			p.in, _ = a.Uint32()
 		case attrOutDev:
-			if len(data) >= 4 {
-				p.out = be.Uint32(data)
-			}
+			p.out, _ = a.Uint32()
 		case attrPhysInDev:
-			if len(data) >= 4 {
-				p.physIn = be.Uint32(data)
-			}
+			p.physIn, _ = a.Uint32()
 		case attrHwAddr:
 			// struct nfqnl_msg_packet_hw { be16 hw_addrlen; u16 pad; u8 hw_addr[8]; }
 			if len(data) >= 4 {
@@ -200,15 +183,12 @@ func parsePacket(b []byte, p *packetMsg) {
 		case attrPayload:
 			p.payload = data
 		case attrSkbInfo:
-			if len(data) >= 4 {
-				p.gso = be.Uint32(data)&skbGSO != 0
-			}
+			info, _ := a.Uint32()
+			p.gso = info&skbGSO != 0
 		}
-		if a := align4(n); a <= len(b) {
-			b = b[a:]
-		} else {
-			return
-		}
+	}
+	if typ, data, ok := a.Cut(); ok && typ == attrPayload {
+		p.payload = data // cut short by the read buffer: judge what came
 	}
 }
 
@@ -219,6 +199,8 @@ type nlConn struct {
 	f  *os.File
 	rc syscall.RawConn
 }
+
+var _ verdictSender = (*nlConn)(nil)
 
 // dialNetfilter opens a netfilter netlink socket in the network namespace
 // netns refers to (0: the caller's).
@@ -240,33 +222,21 @@ func dialNetfilter(netns int) (*nlConn, error) {
 	return &nlConn{f: f, rc: rc}, nil
 }
 
-func socketIn(netns int) (int, error) {
+func socketIn(ns int) (int, error) {
 	open := func() (int, error) {
 		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
 		return fd, os.NewSyscallError("socket", err)
 	}
-	if netns == 0 {
+	if ns == 0 {
 		return open()
 	}
-	// A socket belongs to the namespace of the thread that creates it. The
-	// thread that entered netns is never unlocked: the runtime ends it with
-	// the goroutine instead of reusing it in the wrong namespace.
-	type result struct {
-		fd  int
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(netns, unix.CLONE_NEWNET); err != nil {
-			done <- result{-1, os.NewSyscallError("setns", err)}
-			return
-		}
-		fd, err := open()
-		done <- result{fd, err}
-	}()
-	r := <-done
-	return r.fd, r.err
+	// A socket belongs to the namespace of the thread that creates it.
+	fd := -1
+	err := netns.Do(ns, func() (err error) {
+		fd, err = open()
+		return err
+	})
+	return fd, err
 }
 
 // close closes the socket; a reader blocked on it returns.
@@ -329,35 +299,29 @@ func (c *nlConn) bind(queue uint16, copyRange, maxLen, flags uint32, c2 *counter
 			return os.NewSyscallError("recvfrom", err)
 		}
 		var out []byte
-		for b := buf[:n]; len(b) >= nlmsgHdrLen; {
-			l := int(binary.NativeEndian.Uint32(b))
-			if l < nlmsgHdrLen || l > len(b) {
-				break
-			}
-			typ := binary.NativeEndian.Uint16(b[4:])
-			mseq := binary.NativeEndian.Uint32(b[8:])
+		for m := nlwalk.NewMessages(buf[:n]); m.Next(); {
 			switch {
-			case typ == unix.NLMSG_ERROR && mseq == seq:
-				if l < nlmsgHdrLen+4 {
+			case m.Type() == unix.NLMSG_ERROR && m.Seq() == seq:
+				ack := m.Payload()
+				if len(ack) < 4 {
 					return errors.New("short netlink acknowledgement")
 				}
-				if e := int32(binary.NativeEndian.Uint32(b[nlmsgHdrLen:])); e != 0 {
+				if e := int32(binary.NativeEndian.Uint32(ack)); e != 0 {
 					return syscall.Errno(-e)
 				}
 				if len(out) > 0 {
 					return c.write(out)
 				}
 				return nil
-			case typ == msgPacket:
+			case m.Type() == msgPacket:
 				var p packetMsg
-				parsePacket(b[nlmsgHdrLen:l], &p)
+				parsePacket(m.Payload(), &p)
 				if p.hasID {
 					c2.received.Add(1)
 					c2.accepted.Add(1)
 					out = appendVerdict(out, queue, false, p.id, verdictAccept, false, 0)
 				}
 			}
-			b = b[align4(l):]
 		}
 		if len(out) > 0 {
 			if err := c.write(out); err != nil {

@@ -49,6 +49,8 @@ type Handler interface {
 // HandlerFunc adapts a function to Handler.
 type HandlerFunc func(p *Packet) (accept bool, mark uint32)
 
+var _ Handler = HandlerFunc(nil)
+
 // Judge calls f.
 func (f HandlerFunc) Judge(p *Packet) (bool, uint32) { return f(p) }
 

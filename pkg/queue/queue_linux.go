@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/nlwalk"
 )
 
 func (a *Adapter) run(ctx context.Context) error {
@@ -208,33 +210,29 @@ func newBatcher(q uint16, h Handler, mask uint32, c *counters, send verdictSende
 // handleMessages judges every packet message in b (the bytes of one
 // datagram) and queues its verdict.
 func (w *batcher) handleMessages(b []byte) {
-	ne := binary.NativeEndian
-	for len(b) >= nlmsgHdrLen {
-		l := int(ne.Uint32(b))
-		if l < nlmsgHdrLen {
-			return
-		}
-		if l > len(b) {
-			// Truncated by the read buffer: the packet header comes first,
-			// so the packet can still be judged (on a shorter payload)
-			// rather than left in the kernel's queue without a verdict.
-			l = len(b)
-		}
-		switch ne.Uint16(b[4:]) {
-		case msgPacket:
-			parsePacket(b[nlmsgHdrLen:l], &w.pkt)
-			w.judge(&w.pkt)
-		case unix.NLMSG_ERROR:
-			// A verdict the kernel refused (unknown packet ID, say). Sent
-			// without an acknowledgement request, only failures come back.
-			if l >= nlmsgHdrLen+4 && ne.Uint32(b[nlmsgHdrLen:]) != 0 {
-				w.c.verdictErrors.Add(1)
-			}
-		}
-		if a := align4(l); a < len(b) {
-			b = b[a:]
-		} else {
-			return
+	m := nlwalk.NewMessages(b)
+	for m.Next() {
+		w.handleMessage(m.Type(), m.Payload())
+	}
+	// Truncated by the read buffer: the packet header comes first, so the
+	// packet can still be judged (on a shorter payload) rather than left
+	// in the kernel's queue without a verdict.
+	if typ, payload, ok := m.Cut(); ok {
+		w.handleMessage(typ, payload)
+	}
+}
+
+// handleMessage judges one packet message, or counts a refused verdict.
+func (w *batcher) handleMessage(typ uint16, payload []byte) {
+	switch typ {
+	case msgPacket:
+		parsePacket(payload, &w.pkt)
+		w.judge(&w.pkt)
+	case unix.NLMSG_ERROR:
+		// A verdict the kernel refused (unknown packet ID, say). Sent
+		// without an acknowledgement request, only failures come back.
+		if len(payload) >= 4 && binary.NativeEndian.Uint32(payload) != 0 {
+			w.c.verdictErrors.Add(1)
 		}
 	}
 }

@@ -2,62 +2,10 @@ package replay
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/gopacket"
-	"github.com/google/gopacket/layers"
-	"github.com/google/gopacket/pcapgo"
 )
-
-// attackFrame is one packet of a generated attack on rules/demo.toml.
-type attackFrame struct {
-	srcMAC   string
-	src, dst string
-	sport    uint16 // TCP ports; the ICMP identifier for ICMP
-	dport    uint16
-	tcpFlags string // S, A, R; "" for ICMP
-	icmpType uint8
-}
-
-// attackCapture writes frames as a pcap in memory, one a second.
-func attackCapture(t *testing.T, frames []attackFrame, start time.Time) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	w := pcapgo.NewWriter(&buf)
-	if err := w.WriteFileHeader(65535, layers.LinkTypeEthernet); err != nil {
-		t.Fatal(err)
-	}
-	for i, f := range frames {
-		mac, _ := net.ParseMAC(f.srcMAC)
-		eth := &layers.Ethernet{SrcMAC: mac, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0xfe, 1}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.ParseIP(f.src).To4(), DstIP: net.ParseIP(f.dst).To4()}
-		var l4 gopacket.SerializableLayer
-		if f.tcpFlags != "" {
-			ip.Protocol = layers.IPProtocolTCP
-			tcp := &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.dport), Window: 1024, Seq: 1000,
-				SYN: strings.Contains(f.tcpFlags, "S"), ACK: strings.Contains(f.tcpFlags, "A"), RST: strings.Contains(f.tcpFlags, "R")}
-			tcp.SetNetworkLayerForChecksum(ip)
-			l4 = tcp
-		} else {
-			ip.Protocol = layers.IPProtocolICMPv4
-			l4 = &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(f.icmpType, 0), Id: f.sport, Seq: uint16(i)}
-		}
-		out := gopacket.NewSerializeBuffer()
-		opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-		if err := gopacket.SerializeLayers(out, opts, eth, ip, l4); err != nil {
-			t.Fatal(err)
-		}
-		b := out.Bytes()
-		ci := gopacket.CaptureInfo{Timestamp: start.Add(time.Duration(i) * time.Second), CaptureLength: len(b), Length: len(b)}
-		if err := w.WritePacket(ci, b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return buf.Bytes()
-}
 
 // In rules/demo.toml the admin may reach the hub on tcp/80 and ping it, and
 // the IoT zone may open nothing towards the LAN. The hub's lone ACK and RST
@@ -66,17 +14,17 @@ func attackCapture(t *testing.T, frames []attackFrame, start time.Time) []byte {
 // the admin pings it, are its own too.
 func TestReplayCreditsFlowsToTheirOpener(t *testing.T) {
 	const hub, admin, hubMAC, adminMAC = "10.77.0.30", "10.88.0.10", "02:00:00:00:00:30", "02:00:00:00:01:10"
-	frames := []attackFrame{
-		{hubMAC, hub, admin, 80, 40000, "A", 0},
-		{hubMAC, hub, admin, 80, 40000, "R", 0},
-		{hubMAC, hub, admin, 80, 40000, "S", 0},
-		{adminMAC, admin, hub, 7, 0, "", 8}, // the admin pings the hub
-		{hubMAC, hub, admin, 7, 0, "", 0},   // its answer
-		{hubMAC, hub, admin, 7, 0, "", 8},   // the hub pings back, same identifier
-		{hubMAC, hub, admin, 9, 0, "", 8},   // and with its own
+	frames := []frame{
+		{hubMAC, hub, admin, "tcp", 80, 40000, "A", 0, 0},
+		{hubMAC, hub, admin, "tcp", 80, 40000, "R", 0, 0},
+		{hubMAC, hub, admin, "tcp", 80, 40000, "S", 0, 0},
+		{adminMAC, admin, hub, "icmp", 7, 0, "", 0, 8}, // the admin pings the hub
+		{hubMAC, hub, admin, "icmp", 7, 0, "", 0, 0},   // its answer
+		{hubMAC, hub, admin, "icmp", 7, 0, "", 0, 8},   // the hub pings back, same identifier
+		{hubMAC, hub, admin, "icmp", 9, 0, "", 0, 8},   // and with its own
 	}
 	r := New(loadPolicy(t, "../../rules/demo.toml"))
-	if err := r.Reader("attack.pcap", bytes.NewReader(attackCapture(t, frames, time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)))); err != nil {
+	if err := r.Reader("attack.pcap", bytes.NewReader(scenarioCapture(t, frames, time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)))); err != nil {
 		t.Fatal(err)
 	}
 	rep := r.Report()

@@ -41,28 +41,31 @@ func loadPolicy(t testing.TB, path string) *policy.Policy {
 type frame struct {
 	srcMAC   string
 	src, dst string
-	proto    string
-	sport    uint16
+	proto    string // tcp, udp or icmp
+	sport    uint16 // the identifier for icmp
 	dport    uint16
-	flags    string // S, SA, A
-	size     int
+	flags    string // TCP flags: S, SA, A, R
+	size     int    // payload bytes
+	icmpType uint8
 }
 
 // homeScenario is a minute in the home of rules/home.toml, at 10:00 on a
 // Monday in Brussels.
 var homeScenario = []frame{
-	{"02:00:00:00:00:11", "10.77.0.11", "192.168.1.20", "tcp", 40001, 554, "S", 0},    // camera -> NVR rtsp: allowed
-	{"02:00:00:00:01:00", "192.168.1.20", "10.77.0.11", "tcp", 554, 40001, "SA", 0},   // reply
-	{"02:00:00:00:00:11", "10.77.0.11", "192.168.1.20", "tcp", 40001, 554, "A", 1200}, // data
-	{"02:00:00:00:00:11", "10.77.0.11", "192.168.1.10", "tcp", 40002, 22, "S", 0},     // camera -> admin ssh: denied by micro
-	{"02:00:00:00:00:21", "10.77.0.21", "10.77.0.22", "tcp", 40003, 80, "S", 0},       // plug -> plug: denied by micro
-	{"02:00:00:00:00:21", "10.77.0.21", "203.0.113.5", "tcp", 40004, 8883, "S", 0},    // plug -> broker in its window
-	{"02:00:00:00:00:11", "10.77.0.21", "203.0.113.5", "tcp", 40005, 443, "S", 0},     // camera's MAC with a plug's address: spoofed
-	{"02:00:00:00:99:99", "203.0.113.9", "10.77.0.11", "tcp", 40006, 23, "S", 0},      // internet -> camera: denied by segment
-	{"02:00:00:00:00:40", "10.77.0.40", "203.0.113.7", "udp", 40007, 443, "", 300},    // TV outside its evening window
+	{"02:00:00:00:00:11", "10.77.0.11", "192.168.1.20", "tcp", 40001, 554, "S", 0, 0},    // camera -> NVR rtsp: allowed
+	{"02:00:00:00:01:00", "192.168.1.20", "10.77.0.11", "tcp", 554, 40001, "SA", 0, 0},   // reply
+	{"02:00:00:00:00:11", "10.77.0.11", "192.168.1.20", "tcp", 40001, 554, "A", 1200, 0}, // data
+	{"02:00:00:00:00:11", "10.77.0.11", "192.168.1.10", "tcp", 40002, 22, "S", 0, 0},     // camera -> admin ssh: denied by micro
+	{"02:00:00:00:00:21", "10.77.0.21", "10.77.0.22", "tcp", 40003, 80, "S", 0, 0},       // plug -> plug: denied by micro
+	{"02:00:00:00:00:21", "10.77.0.21", "203.0.113.5", "tcp", 40004, 8883, "S", 0, 0},    // plug -> broker in its window
+	{"02:00:00:00:00:11", "10.77.0.21", "203.0.113.5", "tcp", 40005, 443, "S", 0, 0},     // camera's MAC with a plug's address: spoofed
+	{"02:00:00:00:99:99", "203.0.113.9", "10.77.0.11", "tcp", 40006, 23, "S", 0, 0},      // internet -> camera: denied by segment
+	{"02:00:00:00:00:40", "10.77.0.40", "203.0.113.7", "udp", 40007, 443, "", 300, 0},    // TV outside its evening window
 }
 
-func writeScenario(t *testing.T, path string, frames []frame, start time.Time) {
+// scenarioCapture writes frames as an Ethernet pcap in memory, one a
+// second from start.
+func scenarioCapture(t *testing.T, frames []frame, start time.Time) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)
@@ -70,37 +73,46 @@ func writeScenario(t *testing.T, path string, frames []frame, start time.Time) {
 		t.Fatal(err)
 	}
 	for i, f := range frames {
-		mac, _ := net.ParseMAC(f.srcMAC)
-		eth := &layers.Ethernet{SrcMAC: mac, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0xfe, 1}, EthernetType: layers.EthernetTypeIPv4}
-		ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.ParseIP(f.src).To4(), DstIP: net.ParseIP(f.dst).To4()}
-		var l4 gopacket.SerializableLayer
-		switch f.proto {
-		case "tcp":
-			ip.Protocol = layers.IPProtocolTCP
-			tcp := &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.dport), Window: 1024,
-				SYN: strings.Contains(f.flags, "S"), ACK: strings.Contains(f.flags, "A")}
-			tcp.SetNetworkLayerForChecksum(ip)
-			l4 = tcp
-		default:
-			ip.Protocol = layers.IPProtocolUDP
-			udp := &layers.UDP{SrcPort: layers.UDPPort(f.sport), DstPort: layers.UDPPort(f.dport)}
-			udp.SetNetworkLayerForChecksum(ip)
-			l4 = udp
-		}
-		out := gopacket.NewSerializeBuffer()
-		opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
-		if err := gopacket.SerializeLayers(out, opts, eth, ip, l4, gopacket.Payload(make([]byte, f.size))); err != nil {
-			t.Fatal(err)
-		}
-		b := out.Bytes()
+		b := f.serialize(t, uint16(i))
 		ci := gopacket.CaptureInfo{Timestamp: start.Add(time.Duration(i) * time.Second), CaptureLength: len(b), Length: len(b)}
 		if err := w.WritePacket(ci, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+	return buf.Bytes()
+}
+
+// serialize builds the frame; seq is the ICMP sequence number.
+func (f frame) serialize(t *testing.T, seq uint16) []byte {
+	t.Helper()
+	mac, _ := net.ParseMAC(f.srcMAC)
+	eth := &layers.Ethernet{SrcMAC: mac, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0xfe, 1}, EthernetType: layers.EthernetTypeIPv4}
+	ip := &layers.IPv4{Version: 4, TTL: 64, SrcIP: net.ParseIP(f.src).To4(), DstIP: net.ParseIP(f.dst).To4()}
+	var l4 gopacket.SerializableLayer
+	switch f.proto {
+	case "tcp":
+		ip.Protocol = layers.IPProtocolTCP
+		tcp := &layers.TCP{SrcPort: layers.TCPPort(f.sport), DstPort: layers.TCPPort(f.dport), Window: 1024, Seq: 1000,
+			SYN: strings.Contains(f.flags, "S"), ACK: strings.Contains(f.flags, "A"), RST: strings.Contains(f.flags, "R")}
+		tcp.SetNetworkLayerForChecksum(ip)
+		l4 = tcp
+	case "udp":
+		ip.Protocol = layers.IPProtocolUDP
+		udp := &layers.UDP{SrcPort: layers.UDPPort(f.sport), DstPort: layers.UDPPort(f.dport)}
+		udp.SetNetworkLayerForChecksum(ip)
+		l4 = udp
+	case "icmp":
+		ip.Protocol = layers.IPProtocolICMPv4
+		l4 = &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(f.icmpType, 0), Id: f.sport, Seq: seq}
+	default:
+		t.Fatalf("frame: unknown protocol %q", f.proto)
+	}
+	out := gopacket.NewSerializeBuffer()
+	opts := gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}
+	if err := gopacket.SerializeLayers(out, opts, eth, ip, l4, gopacket.Payload(make([]byte, f.size))); err != nil {
 		t.Fatal(err)
 	}
+	return out.Bytes()
 }
 
 const homeCapture = "testdata/home-scenario.pcap"
@@ -111,7 +123,9 @@ func TestReplayHomeScenario(t *testing.T) {
 		t.Skip("no time zone data")
 	}
 	if *update {
-		writeScenario(t, homeCapture, homeScenario, time.Date(2026, 11, 23, 10, 0, 0, 0, brussels))
+		if err := os.WriteFile(homeCapture, scenarioCapture(t, homeScenario, time.Date(2026, 11, 23, 10, 0, 0, 0, brussels)), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	r := New(loadPolicy(t, "../../rules/home.toml"))
 	if err := r.File(homeCapture); err != nil {
