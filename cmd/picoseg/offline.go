@@ -135,9 +135,9 @@ func runExplain(args []string, stdout, stderr io.Writer) int {
 	eng := engine.New(pol, engine.Options{FlowCapacity: 16})
 	t := eng.ExplainQuery(q)
 	if *asJSON {
-		t.WriteJSON(stdout, pol, q)
+		writeTraceJSON(stdout, &t, pol, q)
 	} else {
-		t.WriteText(stdout, pol, q)
+		writeTraceText(stdout, &t, pol, q)
 		writeRulePico(stdout, pol, t.Decision.Rule)
 	}
 	return 0

@@ -54,7 +54,7 @@ services = ["udp/123"]
 hours = ["06:00-22:00"]
 `
 
-func loadText(t *testing.T, text string) *Loaded {
+func loadText(t testing.TB, text string) *Loaded {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "policy.toml")
 	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {

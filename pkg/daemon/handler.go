@@ -15,13 +15,13 @@ import (
 	"github.com/picoseg/picoseg/pkg/queue"
 )
 
-// handler judges queued packets. It keeps one engine worker and one decoder
+// handler judges queued packets. It keeps one engine Worker and one decoder
 // per queue, because each queue is served by one goroutine.
 type handler struct {
 	eng       *engine.Engine
 	marks     nft.Marks
 	queueBase uint16
-	workers   []queueWorker
+	queues    []queueState
 	zones     *ifaceZones
 	now       func() time.Time
 	// flowStarted, when set, hears of every flow's first packet (the
@@ -40,22 +40,23 @@ type handler struct {
 
 var _ queue.Handler = (*handler)(nil)
 
-type queueWorker struct {
+// queueState is what the handler keeps for one queue.
+type queueState struct {
 	w   *engine.Worker
 	dec *packet.Decoder
 	pkt packet.Packet
-	_   [64]byte // keep workers of different queues on different cache lines
+	_   [64]byte // keep the states of different queues on different cache lines
 }
 
 func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues int, zones *ifaceZones, now func() time.Time) *handler {
-	h := &handler{eng: eng, marks: marks, queueBase: queueBase, workers: make([]queueWorker, queues), zones: zones, now: now}
-	for i := range h.workers {
+	h := &handler{eng: eng, marks: marks, queueBase: queueBase, queues: make([]queueState, queues), zones: zones, now: now}
+	for i := range h.queues {
 		dec := packet.NewDecoder()
 		// The queue copies only the first bytes of each packet, and the
 		// kernel has already checked every IP length against the real
 		// packet before the forward hook.
 		dec.Snapped = true
-		h.workers[i] = queueWorker{w: eng.NewWorker(), dec: dec}
+		h.queues[i] = queueState{w: eng.NewWorker(), dec: dec}
 	}
 	return h
 }
@@ -64,7 +65,7 @@ func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues in
 // not end the process: with the default on_daemon_down = "open" a dead
 // daemon lets every new flow through unjudged, so one crafted packet would
 // switch the firewall off. The packet gets the fail-mode verdict instead,
-// an alert is raised, and the worker goes on with the next packet.
+// an alert is raised, and the queue goes on with the next packet.
 func (h *handler) Judge(qp *queue.Packet) (accept bool, mark uint32) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -91,12 +92,12 @@ func (h *handler) failed(qp *queue.Packet, v any) (bool, uint32) {
 }
 
 func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
-	qw := &h.workers[int(qp.Queue-h.queueBase)%len(h.workers)]
-	qw.dec.DecodeIP(qp.Payload, &qw.pkt)
+	qs := &h.queues[int(qp.Queue-h.queueBase)%len(h.queues)]
+	qs.dec.DecodeIP(qp.Payload, &qs.pkt)
 	if len(qp.HwAddr) == 6 {
 		// The frame's source MAC: what identity and spoof checks go by.
-		qw.pkt.HasMAC = true
-		copy(qw.pkt.SrcMAC[:], qp.HwAddr)
+		qs.pkt.HasMAC = true
+		copy(qs.pkt.SrcMAC[:], qp.HwAddr)
 	}
 	pol := h.eng.Policy()
 	tripped, _ := h.marks.Decode(qp.Mark)
@@ -108,14 +109,14 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 		m.OutZone = policy.Gateway
 	}
 	now := h.now()
-	d := qw.w.Judge(&qw.pkt, now.UnixNano(), m)
+	d := qs.w.Judge(&qs.pkt, now.UnixNano(), m)
 	if h.latency != nil {
 		h.latency.ObserveDuration(time.Since(now))
 	}
 	// The inventory hears of a flow from the side that opened it; a
 	// flow picked up from its reply is not its sender's.
 	if d.NewFlow && !d.Reply && h.flowStarted != nil {
-		h.flowStarted(&qw.pkt, now)
+		h.flowStarted(&qs.pkt, now)
 	}
 	return h.verdict(d)
 }

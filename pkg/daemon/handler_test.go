@@ -14,7 +14,7 @@ import (
 )
 
 // A bug met while judging one packet costs that packet the fail-mode
-// verdict and an alert, never the process: the worker judges the next
+// verdict and an alert, never the process: the queue judges the next
 // packet as usual.
 func TestHandlerSurvivesABug(t *testing.T) {
 	for _, tt := range []struct {

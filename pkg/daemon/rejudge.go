@@ -44,7 +44,7 @@ func rejudgeFlow(f conntrack.Flow, ct conntrack.Controller, eng *engine.Engine, 
 		return nil
 	}
 	res.Checked++
-	d := eng.ExplainQuery(judgedQuery(&f, now)).Decision
+	d := eng.Judge(judgedQuery(&f, now))
 	var want uint32
 	switch {
 	case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:

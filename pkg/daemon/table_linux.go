@@ -287,7 +287,7 @@ func (d *Daemon) cutUnjudged() int {
 			return nil
 		}
 		q := engine.Query{From: f.Src, To: f.Dst, Proto: f.Proto, DPort: f.DstPort, At: now, Existing: true}
-		if d.eng.ExplainQuery(q).Decision.Verdict != engine.Drop {
+		if d.eng.Judge(q).Verdict != engine.Drop {
 			return nil
 		}
 		if err := d.ct.SetMark(f, d.marks.Dropped(), d.marks.Mask); err != nil && !errors.Is(err, conntrack.ErrNotFound) {

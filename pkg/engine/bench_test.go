@@ -173,3 +173,43 @@ func BenchmarkJudgeMiss(b *testing.B) {
 		b.Run(fmt.Sprintf("devices=10000/rules=%d", rules), func(b *testing.B) { benchmarkMiss(b, 10000, rules) })
 	}
 }
+
+// queryFlows returns n tracked flows from known devices to the wan, as
+// the daemon asks about its conntrack entries.
+func queryFlows(devices, n int) []Query {
+	ps := missPackets(devices, n)
+	qs := make([]Query, n)
+	for i := range ps {
+		qs[i] = Query{From: ps[i].Src, To: ps[i].Dst, Proto: ps[i].Proto, DPort: ps[i].DstPort, At: monday10, Existing: true}
+	}
+	return qs
+}
+
+// BenchmarkJudgeQuery is enforcement's question about one tracked flow.
+func BenchmarkJudgeQuery(b *testing.B) {
+	e := New(mustCompile(b, largePolicy(10000, 10000)), Options{})
+	qs := queryFlows(10000, 8192)
+	accepted := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if e.Judge(qs[i%len(qs)]).Verdict == Accept {
+			accepted++
+		}
+	}
+	b.StopTimer()
+	if b.N > 10000 && accepted == 0 {
+		b.Fatal("no flow was accepted: the benchmark measures only denials")
+	}
+}
+
+// BenchmarkExplainQuery is the same question with every stage's answer.
+func BenchmarkExplainQuery(b *testing.B) {
+	e := New(mustCompile(b, largePolicy(10000, 10000)), Options{})
+	qs := queryFlows(10000, 8192)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.ExplainQuery(qs[i%len(qs)])
+	}
+}

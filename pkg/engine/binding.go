@@ -4,6 +4,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
 )
 
@@ -46,15 +47,16 @@ func newBindingTable(pol *policy.Policy) *bindingTable {
 	return &bindingTable{slots: make([]binding, len(pol.Devices))}
 }
 
-// check judges a packet from the address of device d, come in on bridge
-// port port with source MAC mac (when hasMAC). It reports false for a
+// check judges packet p from the address of device d, come in on bridge
+// port port (its source MAC is p.SrcMAC when p.HasMAC). It reports false for a
 // packet from elsewhere than the device's fresh binding. A packet that
 // matches refreshes the binding (and gives it the MAC if it had none);
 // with nothing bound, or a lapsed binding, the packet binds the device,
-// unless dry. Without a bridge port (a routed interface, a capture,
+// unless the judgement is dry (how has dryRun). Without a bridge port (a routed interface, a capture,
 // explain) the kernel cannot tell where the packet came from: it is
 // neither checked nor bound, and the zone check is all there is.
-func (t *bindingTable) check(d int32, port uint32, mac [6]byte, hasMAC bool, now int64, dry bool) bool {
+func (t *bindingTable) check(d int32, port uint32, p *packet.Packet, now int64, how judging) bool {
+	mac, hasMAC, dry := p.SrcMAC, p.HasMAC, how&dryRun != 0
 	if port == 0 {
 		return true
 	}

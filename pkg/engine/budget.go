@@ -128,8 +128,10 @@ func newBudgetTable(limit int, rules []policy.Rule) *budgetTable {
 // admit decides whether a flow of owner o may go on under rule r: its
 // device must be within its byte budget and, for a new flow, within the
 // new-flow rate (existing flows, judged again after a reload, do not count
-// as new). It returns ReasonNone to admit.
-func (t *budgetTable) admit(ri int32, r *policy.Rule, o budgetOwner, now int64, dry, existing bool) (Reason, EventType) {
+// as new). It returns ReasonNone to admit. A dry judgement (how has
+// dryRun) changes nothing.
+func (t *budgetTable) admit(ri int32, r *policy.Rule, o budgetOwner, now int64, how judging) (Reason, EventType) {
+	dry, existing := how&dryRun != 0, how&existingFlow != 0
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	i, ok := t.find(ri, o)
@@ -142,7 +144,13 @@ func (t *budgetTable) admit(ri int32, r *policy.Rule, o budgetOwner, now int64, 
 		}
 	}
 	b := &t.slots[i]
-	if !dry {
+	if dry {
+		// A dry judgement reads a copy: not even the roll into a new
+		// period is its to make (a query may be about any time, and
+		// rolling early would forget the bytes of the period in force).
+		copied := *b
+		b = &copied
+	} else {
 		b.last = now
 	}
 	if r.MaxDevice > 0 {

@@ -179,18 +179,18 @@ func TestStaleBudgetHandleChargesNothing(t *testing.T) {
 	r := &pol.Rules[1]
 	now := monday10.UnixNano()
 	a := ownerOf(-1, netip.MustParseAddr("10.1.0.1"))
-	bt.admit(1, r, a, now, false, false)
+	bt.admit(1, r, a, now, opening)
 	old := bt.handle(1, a)
 	now += int64(time.Hour) + budgetIdle
 	b := ownerOf(-1, netip.MustParseAddr("10.1.0.2"))
-	bt.admit(1, r, b, now, false, false)
+	bt.admit(1, r, b, now, opening)
 	if h := bt.handle(1, b); h&handleIndexMask != old&handleIndexMask || h == old {
 		t.Fatalf("handles %#x then %#x: want the same slot, reused", old, h)
 	}
 	if over, _ := bt.add(old, r, 2_000_000, now); over {
 		t.Fatal("the old flow's bytes were charged to the slot's new owner")
 	}
-	if reason, _ := bt.admit(1, r, b, now+1, false, false); reason != ReasonNone {
+	if reason, _ := bt.admit(1, r, b, now+1, opening); reason != ReasonNone {
 		t.Fatalf("the new owner was refused: %v", reason)
 	}
 }

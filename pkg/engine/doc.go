@@ -16,8 +16,17 @@
 // address to the bridge port and MAC it was first seen on (binding.go). A
 // reload carries both over for what keeps its name.
 //
-// The engine holds no kernel code. The daemon feeds it packets from NFQUEUE;
-// `picoseg replay` feeds it packets from captures with their timestamps as
-// the clock; `picoseg explain` asks it about one hypothetical flow. All three
-// get the same verdicts from the same code.
+// The engine holds no kernel code. The daemon feeds it packets from NFQUEUE
+// (one Worker per queue); `picoseg replay` feeds it packets from captures
+// with their timestamps as the clock. Flows described by their tuple rather
+// than a packet are asked about with Judge: the daemon's flows that the
+// kernel fast-paths, judged again after a reload, as windows close and for
+// byte budgets, without allocating per flow. Explain and ExplainQuery are
+// the same judgement with every stage's answer (a Trace: data only; the
+// explain command renders it). All of them get the same verdicts from the
+// same code.
+//
+// How a packet is judged (as its flow's opener or as a reply, as a new or an
+// existing flow, for real or dry) is a judging value, which the stages read
+// as fields of their Context; no function takes a list of booleans.
 package engine

@@ -3,7 +3,6 @@ package engine
 import (
 	"net/netip"
 	"sync/atomic"
-	"time"
 
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/flow"
@@ -29,7 +28,8 @@ type Options struct {
 }
 
 // Engine judges packets against the current policy. It is safe for
-// concurrent use through one Worker per goroutine.
+// concurrent use: packets through one Worker per goroutine, queries
+// (Judge, Volume, Explain) from any goroutine.
 type Engine struct {
 	cur     atomic.Pointer[generation]
 	flows   *flow.Table
@@ -38,6 +38,8 @@ type Engine struct {
 	inspect uint32
 	budgets int
 	stats   Stats
+	// queries is the scratch of Judge.
+	queries queryScratch
 }
 
 // generation is a policy together with the state that belongs to it.
@@ -97,6 +99,7 @@ func New(pol *policy.Policy, opts Options) *Engine {
 		inspect: opts.Inspect,
 		budgets: opts.BudgetCapacity,
 	}
+	e.queries.w.e = e
 	e.Swap(pol, 0)
 	return e
 }
@@ -246,6 +249,8 @@ type Worker struct {
 	// quoted is the packet an ICMP error quotes, decoded into here so
 	// that judging the error allocates nothing.
 	quoted packet.Packet
+	// trace, when set, receives every stage's answer (explain).
+	trace *[]Step
 }
 
 // NewWorker returns a Worker of e.
@@ -256,13 +261,7 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 	e := w.e
 	e.stats.Packets.Add(1)
 	if p.Kind != packet.KindOK && p.Kind != packet.KindTunnel {
-		d, _ := decodeDecision(p)
-		if p.Kind == packet.KindNotIP {
-			e.stats.NotIP.Add(1)
-			return w.finish(d, p, now, false, 0)
-		}
-		e.stats.Undecodable.Add(1)
-		return w.finish(d, p, now, true, EventUndecodable)
+		return w.undecodable(p, now)
 	}
 	g := e.cur.Load()
 	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPError {
@@ -282,11 +281,26 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 	default:
 		// Judged by an older policy: judge again, keep the counters. The
 		// packet may be a reply: judge the flow as its opener opened it.
-		d = w.evaluate(g, p, now, m, fromA, fromA != st.FromA, true)
+		how := existingFlow
+		if fromA != st.FromA {
+			how |= asReply
+		}
+		d = w.evaluate(g, p, now, m, fromA, how)
 		e.flows.Update(key, st)
 	}
 	d.Reply = fromA != st.FromA
 	return d
+}
+
+// undecodable answers a packet that cannot be judged on its headers.
+func (w *Worker) undecodable(p *packet.Packet, now int64) Decision {
+	d, _ := decodeDecision(p)
+	if p.Kind == packet.KindNotIP {
+		w.e.stats.NotIP.Add(1)
+		return w.finish(d, p, now, noEvent)
+	}
+	w.e.stats.Undecodable.Add(1)
+	return w.finish(d, p, now, EventUndecodable)
 }
 
 // open judges the first packet of a flow and stores the flow.
@@ -300,9 +314,9 @@ func (w *Worker) open(g *generation, key flow.Key, fromA bool, p *packet.Packet,
 		// query: it belongs to the receiver's flow and is judged as such.
 		// It opens nothing, so it is no new flow for the rate either.
 		opened = flow.OpenedMidStream
-		d = w.evaluate(g, p, now, m, fromA, true, true)
+		d = w.evaluate(g, p, now, m, fromA, asReply|existingFlow)
 	} else {
-		d = w.evaluate(g, p, now, m, fromA, false, false)
+		d = w.evaluate(g, p, now, m, fromA, opening)
 		if p.Proto == packet.ProtoTCP {
 			opened = flow.OpenedMidStream
 			if p.TCPFlags&(packet.TCPSyn|packet.TCPAck) == packet.TCPSyn {
@@ -330,7 +344,7 @@ func (w *Worker) reopen(g *generation, key flow.Key, fromA bool, p *packet.Packe
 	}
 	kept := *st
 	*st = flow.State{}
-	d := w.evaluate(g, p, now, m, fromA, false, false)
+	d := w.evaluate(g, p, now, m, fromA, opening)
 	if d.Verdict == Drop || d.WouldDrop {
 		*st = kept
 		d.PacketOnly = true
@@ -392,28 +406,27 @@ func decodeDecision(p *packet.Packet) (Decision, bool) {
 }
 
 // evaluate runs the stages for a flow's first packet (or a flow judged by
-// an older policy) and records the judgement in w.st.
-// existing is set when the flow was judged before (by an older policy): it
-// is not a new flow for the new-flow rate.
-func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fromA, reply, existing bool) Decision {
+// an older policy) and records the judgement in w.st. how says whether the
+// packet is judged as a reply and whether the flow existed before (then it
+// is no new flow for the new-flow rate); the verdict path never runs dry.
+func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fromA bool, how judging) Decision {
 	e := w.e
 	e.stats.NewFlows.Add(1)
-	st := &w.st
 	// The new judgement starts from nothing: a field left from an older
 	// one (a time window's end, a budget slot) would be applied under a
 	// rule that never set it.
-	st.Judgement = flow.Judgement{}
-	d, res := w.run(g, p, now, m, reply, existing, false, nil)
-	reversed := reply
+	w.st.Judgement = flow.Judgement{}
+	d, res := w.run(g, p, now, m, how)
+	reversed := how&asReply != 0
 	// A TCP packet without SYN that opens no flow we know is a flow picked
 	// up mid-stream (a capture that started late, a daemon restart). If its
 	// reverse direction is allowed it is the reply of an allowed flow.
 	// Accepting it opens nothing: a TCP peer only opens on a SYN.
 	// A flow judged again keeps its opener: the reverse is tried only for
 	// a flow never judged, or a reload could hand a flow to the other side.
-	if !reply && !existing && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
+	if how == opening && d.Verdict == Drop && d.Layer > LayerIdentify && p.Proto == packet.ProtoTCP && p.TCPFlags&packet.TCPSyn == 0 {
 		// The connection exists already, so it is no new flow either.
-		if rd, rres := w.run(g, p, now, m, true, true, false, nil); rd.Verdict != Drop {
+		if rd, rres := w.run(g, p, now, m, asReply|existingFlow); rd.Verdict != Drop {
 			d, res, reversed = rd, rres, true
 		}
 	}
@@ -424,33 +437,44 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 			d.Verdict, d.Reason, res.Event = Drop, ReasonFlowBytes, EventVolume
 		}
 	}
+	w.record(g, d, p.Length, now, fromA != reversed)
+	d.NewFlow = true
+	e.stats.Flows[d.Layer][d.Verdict].Add(1)
+	ev := noEvent
+	if d.Verdict == Drop {
+		ev = denial(res.Event)
+	}
+	return w.finish(d, p, now, ev)
+}
+
+// record keeps decision d in w.st as the flow's judgement under g: its
+// opener (fromA: the side the flow belongs to), and the budget slot an
+// accepted flow's bytes are charged to, charged with this packet's length.
+func (w *Worker) record(g *generation, d Decision, length uint16, now int64, fromA bool) {
+	st := &w.st
 	st.Gen = g.id
 	st.Verdict, st.Layer, st.Reason, st.Rule = uint8(d.Verdict), uint8(d.Layer), uint8(d.Reason), d.Rule
-	st.FromA = fromA != reversed
+	st.FromA = fromA
 	st.SrcDevice, st.DstDevice = d.SrcDevice, d.DstDevice
 	st.Budget = -1
 	if (d.Verdict == Accept || d.Verdict == NeedMore) && d.Layer == LayerPico {
 		if r := &g.policy.Rules[d.Rule]; r.MaxDevice > 0 {
 			st.Budget = g.budgets.handle(d.Rule, w.ctx.owner)
 			if st.Budget >= 0 {
-				g.budgets.add(st.Budget, r, uint64(p.Length), now)
+				g.budgets.add(st.Budget, r, uint64(length), now)
 			}
 		}
 	}
-	d.NewFlow = true
-	e.stats.Flows[d.Layer][d.Verdict].Add(1)
-	return w.finish(d, p, now, d.Verdict == Drop, res.Event)
 }
 
-// run takes a packet through the stages.
-// Explain runs it dry (counting nothing) and collects every stage's answer
-// in steps; the verdict path passes dry false and steps nil.
-func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool, steps *[]Step) (Decision, Result) {
-	c := w.begin(g, p, now, m, reversed, existing, dry)
+// run takes a packet through the stages, judged as how says. When w.trace
+// is set (explain) every stage's answer is appended to it.
+func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, how judging) (Decision, Result) {
+	c := w.begin(g, p, now, m, how)
 	for _, s := range w.e.stages {
 		res := s.Evaluate(c)
-		if steps != nil {
-			*steps = append(*steps, Step{Stage: s.Name(), Layer: s.Layer(), Result: res})
+		if w.trace != nil {
+			*w.trace = append(*w.trace, Step{Stage: s.Name(), Layer: s.Layer(), Result: res})
 		}
 		if res.Verdict != Continue {
 			d := Decision{Verdict: res.Verdict, Layer: s.Layer(), Reason: res.Reason, Rule: res.Rule, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}
@@ -466,14 +490,15 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, reverse
 	return Decision{Verdict: Drop, Layer: LayerNone, Rule: policy.None, SrcDevice: c.Src.Device, DstDevice: c.Dst.Device}, Result{}
 }
 
-// begin readies the worker's context for the stages to judge p.
-func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, reversed, existing, dry bool) *Context {
+// begin readies the worker's context for the stages to judge p as how
+// says.
+func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, how judging) *Context {
 	c := &w.ctx
 	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
-	c.Existing = existing
-	c.InZone, c.OutZone, c.Merged, c.Reversed, c.DryRun = m.InZone, m.OutZone, m.Merged, reversed, dry
+	c.set(how)
+	c.InZone, c.OutZone, c.Merged = m.InZone, m.OutZone, m.Merged
 	c.InPort = m.InPort
-	c.DPort = transportPort(p, reversed)
+	c.DPort = transportPort(p, c.Reversed)
 	c.Rule = policy.None
 	c.Flow = &w.st
 	return c
@@ -485,13 +510,13 @@ func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64
 	st := &w.st
 	d := Decision{Verdict: Verdict(st.Verdict), Layer: Layer(st.Layer), Reason: Reason(st.Reason), Rule: st.Rule, Cached: true, SrcDevice: st.SrcDevice, DstDevice: st.DstDevice}
 	if d.Verdict == Drop || d.Layer != LayerPico || st.Rule < 0 {
-		return w.finish(d, p, now, false, 0)
+		return w.finish(d, p, now, noEvent)
 	}
 	r := &g.policy.Rules[st.Rule]
 	d.Class = r.Class
 	w.countMin(g, r, st, p.Length)
 	if !r.Pico {
-		return w.finish(d, p, now, false, 0)
+		return w.finish(d, p, now, noEvent)
 	}
 	reason, event, moved := picoStage{}.recheck(g, r, st, p.Length, now, m)
 	if moved && reason == ReasonNone {
@@ -502,14 +527,14 @@ func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64
 		st.Verdict, st.Reason = uint8(Drop), uint8(reason)
 		w.e.flows.Update(key, st)
 		w.setSides(st, key)
-		return w.finish(d, p, now, true, event)
+		return w.finish(d, p, now, event)
 	}
 	if d.Verdict == NeedMore && st.Packets >= w.e.inspect {
 		d.Verdict, d.Reason = Accept, ReasonWithinLimits
 		st.Verdict, st.Reason = uint8(Accept), uint8(ReasonWithinLimits)
 		w.e.flows.Update(key, st)
 	}
-	return w.finish(d, p, now, false, 0)
+	return w.finish(d, p, now, noEvent)
 }
 
 // sizeOutside reports whether a packet of length bytes breaks the rule's
@@ -539,36 +564,37 @@ func (w *Worker) countMin(g *generation, r *policy.Rule, st *flow.State, size ui
 	}
 }
 
-// finish counts the decision, raises its event, and applies monitor mode.
-func (w *Worker) finish(d Decision, p *packet.Packet, now int64, raise bool, ev EventType) Decision {
+// finish counts the decision, raises event ev unless it is noEvent, and
+// applies monitor mode.
+func (w *Worker) finish(d Decision, p *packet.Packet, now int64, ev EventType) Decision {
 	e := w.e
 	e.stats.Verdicts[d.Layer][d.Verdict].Add(1)
-	if raise {
-		if ev == 0 {
-			ev = EventDeny
-		}
-		g := e.cur.Load()
-		pol := g.policy
-		var event Event
-		if d.Layer == LayerDecode {
-			event = Event{Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort}
-		} else {
-			c := &w.ctx
-			event = Event{Src: c.Src.Addr, Dst: c.Dst.Addr, Proto: p.Proto, DPort: c.DPort}
-			if d.Cached {
-				event.Bytes = w.st.Bytes
-			}
-		}
-		event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
-		event.Device = pol.DeviceName(d.SrcDevice)
-		event.Rule = g.ruleName(d.Layer, d.Rule)
-		e.stats.Events.Add(1)
-		e.sink.Emit(event)
+	g := e.cur.Load()
+	if ev != noEvent {
+		e.raise(w.event(g, d, p, now, ev))
 	}
-	if d.Verdict == Drop && d.Layer != LayerDecode && e.cur.Load().policy.Mode == config.ModeMonitor {
+	if d.Verdict == Drop && d.Layer != LayerDecode && g.policy.Mode == config.ModeMonitor {
 		d.Verdict, d.WouldDrop = Accept, true
 	}
 	return d
+}
+
+// event describes decision d of packet p for the alert system.
+func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, ev EventType) Event {
+	var event Event
+	if d.Layer == LayerDecode {
+		event = Event{Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort}
+	} else {
+		c := &w.ctx
+		event = Event{Src: c.Src.Addr, Dst: c.Dst.Addr, Proto: p.Proto, DPort: c.DPort}
+		if d.Cached {
+			event.Bytes = w.st.Bytes
+		}
+	}
+	event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
+	event.Device = g.policy.DeviceName(d.SrcDevice)
+	event.Rule = g.ruleName(d.Layer, d.Rule)
+	return event
 }
 
 // Sweep runs the checks that need no packet: lower volume bounds whose
@@ -606,37 +632,4 @@ func firstAddr(pol *policy.Policy, d int32) netip.Addr {
 		return a[0]
 	}
 	return netip.Addr{}
-}
-
-// Trace is the answer to explain: every stage's result in order, and the
-// final decision.
-type Trace struct {
-	Steps    []Step
-	Decision Decision
-}
-
-// Step is one stage's result in a Trace.
-type Step struct {
-	Stage  string
-	Layer  Layer
-	Result Result
-}
-
-// Explain judges one hypothetical packet at time at without touching the
-// flow table or any counter, and returns each stage's answer.
-func (e *Engine) Explain(p *packet.Packet, at time.Time, m Meta) Trace {
-	return e.explain(p, at, m, false)
-}
-
-func (e *Engine) explain(p *packet.Packet, at time.Time, m Meta, existing bool) Trace {
-	g := e.cur.Load()
-	if d, ok := decodeDecision(p); ok {
-		return Trace{Decision: d}
-	}
-	var t Trace
-	t.Decision, _ = e.NewWorker().run(g, p, at.UnixNano(), m, false, existing, true, &t.Steps)
-	if t.Decision.Verdict == Drop && g.policy.Mode == config.ModeMonitor {
-		t.Decision.Verdict, t.Decision.WouldDrop = Accept, true
-	}
-	return t
 }

@@ -7,8 +7,10 @@ import "net/netip"
 type EventType uint8
 
 const (
+	// noEvent is no event: the decision is not raised.
+	noEvent EventType = iota
 	// EventDeny is a flow denied by a layer.
-	EventDeny EventType = iota + 1
+	EventDeny
 	// EventSpoof is a known device using an address not its own, or its
 	// address used from another hardware address.
 	EventSpoof
@@ -33,6 +35,15 @@ const (
 
 var eventNames = [...]string{"", "flow_denied", "spoofed_address", "outside_time_window", "volume_exceeded", "new_flow_rate_exceeded", "device_silent", "undecodable_packet",
 	"possible_scan"}
+
+// denial is the event a drop raises: ev, or EventDeny when the stage
+// named none.
+func denial(ev EventType) EventType {
+	if ev == noEvent {
+		return EventDeny
+	}
+	return ev
+}
 
 // String returns the event type's stable name.
 func (t EventType) String() string {
@@ -77,3 +88,9 @@ func (f SinkFunc) Emit(e Event) { f(e) }
 type discard struct{}
 
 func (discard) Emit(Event) {}
+
+// The engine's own sinks fill the Sink seam.
+var (
+	_ Sink = SinkFunc(nil)
+	_ Sink = discard{}
+)

@@ -25,32 +25,32 @@ import (
 func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64, m Meta) Decision {
 	// The sender is identified like any other: an error from a spoofed
 	// address is spoofing before it is anything else.
-	c := w.begin(g, p, now, m, false, false, false)
+	c := w.begin(g, p, now, m, opening)
 	if res := (identifyStage{}).Evaluate(c); res.Verdict == Drop {
 		d := Decision{Verdict: Drop, Layer: LayerIdentify, Reason: res.Reason, Rule: res.Rule,
 			SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
-		return w.finish(d, p, now, true, res.Event)
+		return w.finish(d, p, now, denial(res.Event))
 	}
 	d := Decision{Verdict: Drop, Layer: LayerMicro, Reason: ReasonErrorNoFlow, Rule: policy.None,
 		SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
 	q := &w.quoted
 	if !p.QuotedPacket(q) || q.Src != p.Dst || (q.Dst != p.Src && c.Src.Device != policy.None) {
-		return w.finish(d, p, now, true, 0)
+		return w.finish(d, p, now, EventDeny)
 	}
 	key, _ := flow.KeyOf(q)
 	var st flow.State
 	if w.e.flows.Peek(key, now, &st) && st.Gen == g.id {
 		if st.Verdict == uint8(Drop) {
-			return w.finish(d, p, now, true, 0)
+			return w.finish(d, p, now, EventDeny)
 		}
 		d.Verdict, d.Layer, d.Reason, d.Rule, d.Cached = Accept, Layer(st.Layer), ReasonErrorOfFlow, st.Rule, true
-		return w.finish(d, p, now, false, 0)
+		return w.finish(d, p, now, noEvent)
 	}
 	if layer, rule, ok := w.openingAllowed(g, q, now, m); ok {
 		d.Verdict, d.Layer, d.Reason, d.Rule = Accept, layer, ReasonErrorOfFlow, rule
-		return w.finish(d, p, now, false, 0)
+		return w.finish(d, p, now, noEvent)
 	}
-	return w.finish(d, p, now, true, 0)
+	return w.finish(d, p, now, EventDeny)
 }
 
 // openingAllowed reports whether the current policy lets the quoted
@@ -77,7 +77,11 @@ func (w *Worker) openingAllowed(g *generation, q *packet.Packet, now int64, m Me
 	qm := Meta{InZone: m.OutZone, OutZone: m.InZone}
 	layer, rule, ok := LayerNone, policy.None, false
 	for _, reversed := range quotedOpenings(q) {
-		d, _ := w.run(g, q, now, qm, reversed, true, true, nil)
+		how := existingFlow | dryRun
+		if reversed {
+			how |= asReply
+		}
+		d, _ := w.run(g, q, now, qm, how)
 		if d.Verdict != Drop || d.Layer == LayerPico && d.Reason == ReasonPacketSize {
 			layer, rule, ok = d.Layer, d.Rule, true
 			break

@@ -77,3 +77,50 @@ type Context struct {
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner
 }
+
+// judging says how a packet is judged besides the packet itself. The
+// stages read it as Context.Reversed, Context.Existing and Context.DryRun.
+type judging uint8
+
+const (
+	// opening judges a flow's opening packet as it was sent, a new flow
+	// for the new-flow rate.
+	opening judging = 0
+	// asReply judges a packet as the reply of a flow its destination
+	// opened (Context.Reversed).
+	asReply judging = 1 << (iota - 1)
+	// existingFlow judges a flow that is not new: after a reload, or from
+	// its conntrack entry (Context.Existing).
+	existingFlow
+	// dryRun decides and changes no counter (Context.DryRun).
+	dryRun
+)
+
+// set applies how to the Context's fields.
+func (c *Context) set(how judging) {
+	c.Reversed, c.Existing, c.DryRun = how&asReply != 0, how&existingFlow != 0, how&dryRun != 0
+}
+
+// judging is how the Context's packet is being judged.
+func (c *Context) judging() judging {
+	var how judging
+	if c.Reversed {
+		how |= asReply
+	}
+	if c.Existing {
+		how |= existingFlow
+	}
+	if c.DryRun {
+		how |= dryRun
+	}
+	return how
+}
+
+// The stages of the pipeline fill the Stage seam.
+var (
+	_ Stage = identifyStage{}
+	_ Stage = gatewayStage{}
+	_ Stage = segmentStage{}
+	_ Stage = microStage{}
+	_ Stage = picoStage{}
+)

@@ -171,7 +171,7 @@ func checkBinding(c *Context) Result {
 	if d == policy.None || pol.Devices[d].HasMAC {
 		return Result{Rule: policy.None}
 	}
-	if !c.gen.bindings.check(d, c.InPort, p.SrcMAC, p.HasMAC, c.Now, c.DryRun) {
+	if !c.gen.bindings.check(d, c.InPort, p, c.Now, c.judging()) {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedPort, Event: EventSpoof}
 	}
 	return Result{Rule: policy.None}
@@ -295,7 +295,7 @@ func (picoStage) Evaluate(c *Context) Result {
 	}
 	if r.MaxDevice > 0 || r.NewFlows > 0 {
 		c.owner = ownerOf(c.Src.Device, c.Src.Addr)
-		reason, event := c.gen.budgets.admit(c.Rule, r, c.owner, c.Now, c.DryRun, c.Existing)
+		reason, event := c.gen.budgets.admit(c.Rule, r, c.owner, c.Now, c.judging())
 		if reason != ReasonNone {
 			return Result{Verdict: Drop, Rule: c.Rule, Reason: reason, Event: event}
 		}

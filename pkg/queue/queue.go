@@ -54,6 +54,8 @@ var _ Handler = HandlerFunc(nil)
 // Judge calls f.
 func (f HandlerFunc) Judge(p *Packet) (bool, uint32) { return f(p) }
 
+var _ Handler = HandlerFunc(nil)
+
 // DefaultCopyRange is how many bytes of each packet the kernel copies to
 // userspace unless Options.CopyRange says otherwise: IPv6 (40) with a few
 // extension headers, TCP with full options (60), and the first bytes of the

@@ -127,7 +127,7 @@ func (a *Adapter) open(ctx context.Context, i int) (*session, error) {
 		return nil, fmt.Errorf("queue %d: bind: %w", q, err)
 	}
 	s := &session{conn: conn, failed: make(chan error, 1), done: make(chan struct{})}
-	w := newWorker(q, a.h, a.opts.MarkMask, c, conn)
+	w := newBatcher(q, a.h, a.opts.MarkMask, c, conn)
 	// A message holds the headers, a few attributes and at most CopyRange
 	// bytes of the packet.
 	rb := newRecvBatch(recvBatchSize, int(a.opts.CopyRange)+1024)
@@ -168,8 +168,11 @@ type verdictSender interface {
 	write(b []byte) error
 }
 
-// worker judges the packets of one queue. It runs on the socket's reader
-// goroutine, so verdicts go out in order and from the reading goroutine.
+var _ verdictSender = (*nlConn)(nil)
+
+// batcher judges the packets of one queue and batches their verdicts. It
+// runs on the socket's reader goroutine, so verdicts go out in order and
+// from the reading goroutine.
 //
 // Verdicts are gathered per read: consecutive packets with the same verdict
 // and mark become one NFQNL_MSG_VERDICT_BATCH ("every packet up to this
@@ -177,7 +180,7 @@ type verdictSender interface {
 // is exact here because the kernel hands packets out in ID order and the
 // adapter judges every packet it read before it writes: no packet the
 // adapter has not judged can have an ID below the batch's.
-type worker struct {
+type batcher struct {
 	queue uint16
 	h     Handler
 	mask  uint32
@@ -200,13 +203,13 @@ type worker struct {
 	pendingAccepted, pendingDropped uint64
 }
 
-func newWorker(q uint16, h Handler, mask uint32, c *counters, send verdictSender) *worker {
-	return &worker{queue: q, h: h, mask: mask, c: c, send: send, out: make([]byte, 0, 64<<10)}
+func newBatcher(q uint16, h Handler, mask uint32, c *counters, send verdictSender) *batcher {
+	return &batcher{queue: q, h: h, mask: mask, c: c, send: send, out: make([]byte, 0, 64<<10)}
 }
 
 // handleMessages judges every packet message in b (the bytes of one
 // datagram) and queues its verdict.
-func (w *worker) handleMessages(b []byte) {
+func (w *batcher) handleMessages(b []byte) {
 	m := nlwalk.NewMessages(b)
 	for m.Next() {
 		w.handleMessage(m.Type(), m.Payload())
@@ -220,7 +223,7 @@ func (w *worker) handleMessages(b []byte) {
 }
 
 // handleMessage judges one packet message, or counts a refused verdict.
-func (w *worker) handleMessage(typ uint16, payload []byte) {
+func (w *batcher) handleMessage(typ uint16, payload []byte) {
 	switch typ {
 	case msgPacket:
 		parsePacket(payload, &w.pkt)
@@ -236,7 +239,7 @@ func (w *worker) handleMessage(typ uint16, payload []byte) {
 
 // judge asks the Handler about one packet and adds its verdict to the open
 // batch, or closes the batch and opens another.
-func (w *worker) judge(p *packetMsg) {
+func (w *batcher) judge(p *packetMsg) {
 	if !p.hasID {
 		return
 	}
@@ -258,7 +261,7 @@ func (w *worker) judge(p *packetMsg) {
 
 // closeRun encodes the open batch: a plain verdict for a single packet, a
 // batch verdict for several.
-func (w *worker) closeRun() {
+func (w *batcher) closeRun() {
 	if w.runLen == 0 {
 		return
 	}
@@ -268,7 +271,7 @@ func (w *worker) closeRun() {
 
 // flush writes the verdicts of everything judged so far. An error means the
 // socket is unusable.
-func (w *worker) flush() error {
+func (w *batcher) flush() error {
 	w.closeRun()
 	if len(w.out) == 0 {
 		return nil

@@ -111,7 +111,7 @@ func errorMessage(errno int32) []byte {
 	return append(b, make([]byte, nlmsgHdrLen)...)
 }
 
-func TestWorkerBatchesVerdicts(t *testing.T) {
+func TestBatcherBatchesVerdicts(t *testing.T) {
 	type seen struct {
 		queue   uint16
 		payload []byte
@@ -124,7 +124,7 @@ func TestWorkerBatchesVerdicts(t *testing.T) {
 	})
 	var c counters
 	fs := &fakeSender{}
-	w := newWorker(3, h, 0x00ff0000, &c, fs)
+	w := newBatcher(3, h, 0x00ff0000, &c, fs)
 
 	tcp := make([]byte, 20)
 	tcp[0], tcp[9] = 0x45, unix.IPPROTO_TCP
@@ -246,7 +246,7 @@ func TestParsePacketBridgePort(t *testing.T) {
 // and writing its verdicts allocates nothing per packet.
 func TestReceivePathNoAllocs(t *testing.T) {
 	var c counters
-	w := newWorker(3, HandlerFunc(func(*Packet) (bool, uint32) { return true, 0x00020000 }), 0x00ff0000, &c, discardSender{})
+	w := newBatcher(3, HandlerFunc(func(*Packet) (bool, uint32) { return true, 0x00020000 }), 0x00ff0000, &c, discardSender{})
 	tcp := make([]byte, 60)
 	tcp[0], tcp[9] = 0x45, unix.IPPROTO_TCP
 	var read [][]byte
