@@ -43,7 +43,8 @@ const (
 	// rule allows.
 	TypeNewFlowRateExceeded
 	// TypePossibleScan is one device reaching many distinct destinations or
-	// ports in a short time.
+	// ports in a short time, or refused a flow by its rule's fan-out bound
+	// (max_peers, max_ports).
 	TypePossibleScan
 	// TypeQueueOverflow is the packet queue overflowing.
 	TypeQueueOverflow

@@ -44,7 +44,8 @@
 //	| outside_time_window    | notice   | a flow was refused or cut outside its rule's time window      |
 //	| new_flow_rate_exceeded | warning  | a device opened new flows faster than its rule allows         |
 //	| possible_scan          | warning  | one device reached many distinct destinations or ports in a   |
-//	|                        |          | short time (default: more than 20 within 10 s)                |
+//	|                        |          | short time (default: more than 20 within 10 s), or was        |
+//	|                        |          | refused a flow by its rule's fan-out bound                    |
 //	| queue_overflow         | err      | the packet queue overflowed (fail-open or drop, as configured)|
 //	| policy_reload_failed   | err      | a reload was rejected; the running policy stays               |
 //	| daemon_started         | info     | the daemon started judging packets                            |

@@ -9,12 +9,13 @@
 // kind; ICMP errors are judged by the flow they quote and never open one.
 //
 // Each policy generation owns bounded state that the packet path updates
-// without allocating: byte budgets and new-flow rates per device (budget.go;
-// sources the policy does not know are counted by IPv4 address or IPv6
-// /64, idle budgets are reclaimed, and a full table sends new sources to a
-// shared overflow budget), and the binding of each device known only by its
-// address to the bridge port and MAC it was first seen on (binding.go). A
-// reload carries both over for what keeps its name.
+// without allocating: byte budgets, new-flow rates and fan-out tables per
+// device (budget.go, fanout.go; sources the policy does not know are
+// counted by IPv4 address or IPv6 /64, idle budgets are reclaimed, and a
+// full table sends new sources to a shared overflow budget), and the
+// binding of each device known only by its address to the bridge port and
+// MAC it was first seen on (binding.go). A reload carries both over for
+// what keeps its name.
 //
 // The engine holds no kernel code. The daemon feeds it packets from NFQUEUE
 // (one Worker per queue); `picoseg replay` feeds it packets from captures

@@ -15,15 +15,21 @@
 //     state related, which hands it the quoted flow's mark), so that the
 //     engine checks who sends it;
 //  5. fast-paths flows whose conntrack mark says ACCEPTED (jumping to the
-//     `accepted` chain, where each pico class's kernel checks run: a flow
-//     over its class's byte bound has its packet queued again, marked
-//     Tripped);
+//     `accepted` chain, and from there to a chain per pico class with
+//     checks: a packet outside its class's time window, folded onto the UTC
+//     week for `meta day` and `meta hour`, or outside its packet sizes is
+//     dropped; a flow over its class's byte bound has its packet queued
+//     again, marked Tripped);
 //  6. drops flows whose conntrack mark says DROPPED;
 //  7. sends openings through the `newflow` chain: a per-device guard (the
 //     ingress interface and source MAC, not the claimed address), a shared
 //     budget for devices outside a full guard set, and a global cap, so a
 //     flood cannot starve the queue;
-//  8. queues everything else to userspace over NFQUEUE.
+//  8. sends new flows through the `classrate` chain: one that repeats an
+//     opening a class with a new-flow rate accepted (same source, peer,
+//     protocol and port) counts against its source's budget for the class,
+//     and over it is dropped (classrate_linux.go);
+//  9. queues everything else to userspace over NFQUEUE.
 //
 // A second table, `bridge picoseg`, checks ARP and IPv6 neighbour
 // discovery on the zones' bridges, and drops router advertisements,
