@@ -19,7 +19,7 @@ func checkClasses(pol *policy.Policy, mask uint32) error {
 		marks = nft.DefaultMarks()
 	}
 	if n := len(pol.Classes); marks.Validate() == nil && n > marks.MaxClasses() {
-		return fmt.Errorf("%d pico classes (rules with different time windows, packet sizes or byte bounds), but mark_mask %#x holds %d: widen mark_mask or give rules the same bounds", n, marks.Mask, marks.MaxClasses())
+		return fmt.Errorf("%d pico classes (rules with different time windows, packet sizes or byte bounds, and one for each rule with max_new_flows), but mark_mask %#x holds %d: widen mark_mask or give rules the same bounds", n, marks.Mask, marks.MaxClasses())
 	}
 	return nil
 }
