@@ -14,7 +14,7 @@ import (
 
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/pkg/demo"
+	"github.com/picoseg/picoseg/internal/demo"
 )
 
 func runDaemon(args []string, _, stderr io.Writer) int {

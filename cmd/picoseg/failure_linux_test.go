@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/internal/lab"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/queue"
 )

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/internal/lab"
 )
 
 // watchWait bounds how long a change to the interfaces may take to be put

@@ -22,7 +22,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/internal/lab"
 )
 
 // labPolicy is rules/demo.toml, which the lab was built for.

@@ -20,7 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/internal/lab"
 )
 
 // l4Checksum is the transport checksum over the IPv6 pseudo-header (or,

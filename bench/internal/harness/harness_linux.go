@@ -23,7 +23,7 @@ import (
 	"github.com/picoseg/picoseg/bench/internal/policygen"
 	"github.com/picoseg/picoseg/bench/internal/stats"
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/internal/lab"
 	"github.com/picoseg/picoseg/pkg/nft"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/pkg/lab"
+	"github.com/picoseg/picoseg/internal/lab"
 )
 
 // Options configures Run.
