@@ -196,8 +196,14 @@ func arpFrame(op uint16, dst, src, sha net.HardwareAddr, spa netip.Addr, tha net
 // sendFrames writes raw Ethernet frames on host's interface.
 func (f *fixture) sendFrames(host string, frames [][]byte) {
 	f.t.Helper()
-	err := f.lab.Host(host).Do(func() error {
-		ifi, err := net.InterfaceByName(lab.HostIface)
+	f.sendFramesOn(f.lab.Host(host), lab.HostIface, frames)
+}
+
+// sendFramesOn writes raw Ethernet frames on iface in h's namespace.
+func (f *fixture) sendFramesOn(h *lab.Host, iface string, frames [][]byte) {
+	f.t.Helper()
+	err := h.Do(func() error {
+		ifi, err := net.InterfaceByName(iface)
 		if err != nil {
 			return err
 		}
@@ -216,7 +222,7 @@ func (f *fixture) sendFrames(host string, frames [][]byte) {
 		return nil
 	})
 	if err != nil {
-		f.t.Fatalf("sending frames from %s: %v", host, err)
+		f.t.Fatalf("sending frames on %s: %v", iface, err)
 	}
 }
 

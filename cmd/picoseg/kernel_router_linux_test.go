@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 
 	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/internal/lab"
@@ -151,7 +150,7 @@ func TestKernelRogueRouterOnTheBridge(t *testing.T) {
 	side := f.lab.Sides[lab.SideIoT]
 	gwRA := append([]byte{134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1}, side.MAC...)
 	s := f.sniff("cam", "icmp6")
-	f.sendFramesOn(f.lab.Gateway, "br-iot", ipFrame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, side.MAC, linkLocal(side.MAC), netip.MustParseAddr("ff02::1"), 58, gwRA, 2))
+	f.sendFramesOn(f.lab.Gateway, "br-iot", [][]byte{ipFrame(net.HardwareAddr{0x33, 0x33, 0, 0, 0, 1}, side.MAC, linkLocal(side.MAC), netip.MustParseAddr("ff02::1"), 58, gwRA, 2)})
 	if got := s.lines(regexp.MustCompile(`router advertisement`)); len(got) != 1 {
 		t.Errorf("the camera saw %d of the gateway's own router advertisement, want 1", len(got))
 	}
@@ -298,24 +297,3 @@ func TestKernelNDLinkLayerOption(t *testing.T) {
 	}
 }
 
-// sendFramesOn writes one raw Ethernet frame on iface in h's namespace.
-func (f *fixture) sendFramesOn(h *lab.Host, iface string, frame []byte) {
-	f.t.Helper()
-	err := h.Do(func() error {
-		ifi, err := net.InterfaceByName(iface)
-		if err != nil {
-			return err
-		}
-		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		to := &unix.SockaddrLinklayer{Ifindex: ifi.Index, Halen: 6}
-		copy(to.Addr[:], frame[:6])
-		return unix.Sendto(fd, frame, 0, to)
-	})
-	if err != nil {
-		f.t.Fatalf("sending a frame on %s: %v", iface, err)
-	}
-}
