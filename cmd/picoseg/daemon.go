@@ -12,9 +12,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/picoseg/picoseg/internal/demo"
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/internal/demo"
 )
 
 func runDaemon(args []string, _, stderr io.Writer) int {

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/internal/lab"
+	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/queue"
 )

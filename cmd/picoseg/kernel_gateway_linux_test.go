@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/internal/lab"
+	"github.com/picoseg/picoseg/pkg/daemon"
 	"golang.org/x/sys/unix"
 )
 

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/internal/lab"
+	"github.com/picoseg/picoseg/pkg/daemon"
 )
 
 // labPolicy is rules/demo.toml, which the lab was built for.

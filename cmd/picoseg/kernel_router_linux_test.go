@@ -17,9 +17,8 @@ import (
 	"testing"
 	"time"
 
-
-	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/internal/lab"
+	"github.com/picoseg/picoseg/pkg/daemon"
 )
 
 // l4Checksum is the transport checksum over the IPv6 pseudo-header (or,
@@ -296,4 +295,3 @@ func TestKernelNDLinkLayerOption(t *testing.T) {
 		t.Errorf("plug1's honest advertisement was dropped as a spoof (nd_spoof %d -> %d)", spoofs, n)
 	}
 }
-

@@ -12,9 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/picoseg/picoseg/internal/lab"
 	"github.com/picoseg/picoseg/pkg/alert"
 	"github.com/picoseg/picoseg/pkg/daemon"
-	"github.com/picoseg/picoseg/internal/lab"
 )
 
 // Options configures Run.

@@ -22,8 +22,8 @@ import (
 	"github.com/picoseg/picoseg/bench/internal/load"
 	"github.com/picoseg/picoseg/bench/internal/policygen"
 	"github.com/picoseg/picoseg/bench/internal/stats"
-	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/internal/lab"
+	"github.com/picoseg/picoseg/pkg/daemon"
 	"github.com/picoseg/picoseg/pkg/nft"
 )
 
