@@ -51,7 +51,7 @@ func runLoad(name string, args []string) error {
 	var res any
 	switch name {
 	case "flood":
-		res, err = load.Flood(load.FloodConfig{Server: addr, TCPWorkers: *tcp, UDPWorkers: *udp, Duration: *d, FirstPort: 10000, LastPort: 60999})
+		res, err = load.Flood(load.FloodConfig{Server: addr, TCPWorkers: *tcp, UDPWorkers: *udp, Duration: *d, FirstPort: load.SourcePortFirst, LastPort: load.SourcePortLast})
 	case "latency":
 		res, err = load.Latency(addr, *n, 2*time.Millisecond)
 	case "short":
@@ -76,6 +76,10 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of alternating measurements")
 	fs.IntVar(&cfg.Queues, "queues", cfg.Queues, "queues for picoseg and the baselines")
 	fs.BoolVar(&cfg.Micro, "micro", cfg.Micro, "run the Go micro-benchmarks too")
+	fs.IntVar(&cfg.ThroughputPairs, "pairs", cfg.ThroughputPairs, "interleaved picoseg / no firewall iperf3 pairs")
+	fs.IntVar(&cfg.AnatomyCycles, "anatomy", cfg.AnatomyCycles, "cycles of the kernel-path variants (0: none)")
+	fs.IntVar(&cfg.BurstRounds, "bursts", cfg.BurstRounds, "rounds of the one-device UDP burst (0: none)")
+	fs.BoolVar(&cfg.Profile, "profile", cfg.Profile, "profile the kernel with perf during a picoseg flow")
 	compare := fs.String("compare", "", "a second picoseg binary to measure on new flows in the same rounds")
 	quick := fs.Bool("quick", false, "one short round: check the harness, not the figures")
 	if err := fs.Parse(args); err != nil {
@@ -85,7 +89,8 @@ func bench(args []string) error {
 		return errors.New("needs root: it builds network namespaces and an nftables table (try: sudo make bench)")
 	}
 	if *quick {
-		cfg.Rounds, cfg.FloodTime, cfg.IperfSeconds, cfg.Reloads, cfg.Micro = 1, 2*time.Second, 1, 2, false
+		cfg.Rounds, cfg.FloodTime, cfg.Reloads, cfg.Micro = 1, 2*time.Second, 2, false
+		cfg.ThroughputPairs, cfg.ThroughputSeconds, cfg.AnatomyCycles, cfg.BurstRounds, cfg.BurstTime = 1, 1, 1, 1, time.Second
 	}
 	repo, err := os.Getwd()
 	if err != nil {
