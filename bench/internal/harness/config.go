@@ -54,7 +54,7 @@ func Defaults() Config {
 		Rounds: 5, Queues: 2,
 		Devices: 1000, Rules: 1000,
 		ReloadDevices: 10000, ReloadRules: 10000, Reloads: 5,
-		FloodTime: 4 * time.Second,
+		FloodTime:       4 * time.Second,
 		ThroughputPairs: 12, ThroughputSeconds: 2, AnatomyCycles: 4,
 		BurstRounds: 5, BurstTime: 1500 * time.Millisecond,
 		Profile: true, Micro: true,
