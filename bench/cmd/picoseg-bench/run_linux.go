@@ -77,6 +77,8 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.Queues, "queues", cfg.Queues, "queues for picoseg and the baselines")
 	fs.BoolVar(&cfg.Micro, "micro", cfg.Micro, "run the Go micro-benchmarks too")
 	fs.IntVar(&cfg.ThroughputPairs, "pairs", cfg.ThroughputPairs, "interleaved picoseg / no firewall iperf3 pairs")
+	fs.IntVar(&cfg.ThroughputSeconds, "pair-seconds", cfg.ThroughputSeconds, "seconds of each iperf3 run of a throughput pair")
+	fs.BoolVar(&cfg.Pin, "pin", cfg.Pin, "pin the iperf3 client and server to CPUs 0 and 1")
 	fs.IntVar(&cfg.AnatomyCycles, "anatomy", cfg.AnatomyCycles, "cycles of the kernel-path variants (0: none)")
 	fs.IntVar(&cfg.BurstRounds, "bursts", cfg.BurstRounds, "rounds of the one-device UDP burst (0: none)")
 	fs.BoolVar(&cfg.Profile, "profile", cfg.Profile, "profile the kernel with perf during a picoseg flow")

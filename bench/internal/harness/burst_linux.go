@@ -12,8 +12,10 @@ import (
 	"github.com/picoseg/picoseg/pkg/nft"
 )
 
-// burstWorkers is how many UDP clients the one device runs at once.
-const burstWorkers = 8
+// burstWorkers is how many UDP clients the one device runs at once, each
+// with one flow in flight: enough that the consumer, not the clients'
+// round trips, sets the pace.
+const burstWorkers = 32
 
 // burstSetup is one gateway setup of the one-device burst.
 type burstSetup struct {
@@ -88,8 +90,13 @@ func (e *env) burst(ctx context.Context, bs burstSetup, s *samples) (float64, er
 		return 0, err
 	}
 	var r load.FloodResult
+	cpu0 := procCPU(e.consumer)
 	err = e.runLoad(ctx, e.devices[0], &r, "flood", "-server", e.wan.Addr.String(), "-duration", e.cfg.BurstTime.String(),
 		"-tcp", "0", "-udp", strconv.Itoa(burstWorkers))
+	if err == nil && r.UDP > 0 {
+		us := (procCPU(e.consumer) - cpu0).Seconds() * 1e6 / float64(r.UDP)
+		s.burstCPU[bs.key] = append(s.burstCPU[bs.key], us)
+	}
 	if err == nil && d != nil {
 		e.noteQueueSpread(d, s)
 	}

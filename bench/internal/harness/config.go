@@ -32,6 +32,8 @@ type Config struct {
 	// and no firewall, the throughput ratio is the median of; each run lasts
 	// ThroughputSeconds after one second of warm-up that is not counted.
 	ThroughputPairs, ThroughputSeconds int
+	// Pin pins the iperf3 client and server to CPUs 0 and 1.
+	Pin bool
 	// AnatomyCycles is how many times each kernel-path variant is measured
 	// against no firewall (0: not at all).
 	AnatomyCycles int

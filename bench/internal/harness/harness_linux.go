@@ -87,6 +87,7 @@ type samples struct {
 	burst                      map[string][]float64 // one-device UDP flows/s by setup
 	burstRatio                 map[string][]float64 // by setup, over the bare C consumer's burst in the same round
 	burstQueues                string               // how one device's flows spread over the queues
+	burstCPU                   map[string][]float64 // consumer CPU µs per flow in the burst, by setup
 	tcpPerFlow, bulkPerFlow    []float64
 	newFlows                   map[setup][]float64
 	newFlowsTCP                map[setup][]float64
@@ -134,7 +135,7 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 	}
 
 	s := &samples{newFlows: map[setup][]float64{}, newFlowsTCP: map[setup][]float64{}, newFlowsUDP: map[setup][]float64{}, cpuPerFlow: map[setup][]float64{},
-		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}}
+		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}, burstCPU: map[string][]float64{}}
 	if err := e.checkBaselineRuleset(ctx, s); err != nil {
 		return nil, fmt.Errorf("baseline ruleset: %w", err)
 	}
@@ -157,8 +158,8 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 	}
 	rep := e.report(s)
 	if cfg.Profile {
-		e.logf("kernel profile (perf) of a picoseg-carried iperf3 flow")
-		if err := e.profile(ctx, rep); err != nil {
+		e.logf("kernel profiles (perf): an iperf3 flow and a one-device burst through picoseg")
+		if err := e.profiles(ctx, rep); err != nil {
 			rep.Extra = append(rep.Extra, stats.Section{Title: "Kernel profile", Body: "skipped: " + err.Error()})
 		}
 	}
@@ -800,7 +801,11 @@ func (e *env) report(s *samples) *stats.Report {
 		bpf = append(bpf, flowmem.BytesPerFlow(trackedGoal))
 	}
 	tr := stats.New("throughput_ratio", "Established-flow throughput, picoseg / no firewall (iperf3 TCP; median of interleaved pairs)", "", stats.AtLeast, 0.97, s.throughput)
-	tr.Note = fmt.Sprintf("%d pairs, each a %d s iperf3 run (after 1 s uncounted) with no firewall and one with the picoseg daemon, back to back, the order swapped every pair; client and server pinned to CPUs 0 and 1; one ratio per pair", e.cfg.ThroughputPairs, e.cfg.ThroughputSeconds)
+	pin := "not pinned"
+	if e.cfg.Pin {
+		pin = "client and server pinned to CPUs 0 and 1"
+	}
+	tr.Note = fmt.Sprintf("%d pairs, each a %d s iperf3 run (after 1 s uncounted) with no firewall and one with the picoseg daemon, back to back, the order swapped every pair; %s; one ratio per pair", e.cfg.ThroughputPairs, e.cfg.ThroughputSeconds, pin)
 	r.Add(tr)
 	r.Add(stats.New("throughput_gbps_none", "Established-flow throughput, no firewall", "Gbit/s", stats.Info, 0, s.throughputNone))
 	r.Add(stats.New("throughput_gbps_picoseg", "Established-flow throughput, picoseg", "Gbit/s", stats.Info, 0, s.throughputPicoseg))
@@ -837,6 +842,9 @@ func (e *env) report(s *samples) *stats.Report {
 			r.Add(f)
 		} else if bs.key != "bare_c" {
 			r.Add(stats.New("one_device_udp_ratio_"+bs.key, "One device, new UDP flows/s, "+bs.title+" / bare C on the full ruleset", "", stats.Info, 0, s.burstRatio[bs.key]))
+		}
+		if bs.key == "picoseg" || bs.key == "bare_c" {
+			r.Add(stats.New("one_device_consumer_cpu_us_per_flow_"+bs.key, "One device, consumer CPU per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstCPU[bs.key]))
 		}
 	}
 	r.Add(stats.New("added_latency_us_p50", "Added TCP connect time, p50", "µs", stats.Info, 0, s.latP50))

@@ -58,11 +58,15 @@ func (e *env) throughputPairs(ctx context.Context, s *samples) error {
 
 // iperf runs one iperf3 TCP client from the first device to the wan host,
 // ThroughputSeconds long after one uncounted second (slow start, the first
-// packets' verdicts). Client and server are pinned to CPUs 0 and 1, so the
-// scheduler moving them is not part of what is measured.
+// packets' verdicts). With Config.Pin, client and server are pinned to CPUs
+// 0 and 1. Not by default: on a 2-core virtual machine pinned runs were
+// slower (5 to 14 Gbit/s against 20 to 28) and spread more, since the
+// forwarding runs in the sender's softirq and the receiver then reads
+// from another CPU's cache, and a pinned process cannot move away from
+// another program's load.
 func (e *env) iperf(ctx context.Context) (float64, error) {
 	args := []string{"-O", "1"}
-	if numCPU() >= 2 {
+	if e.cfg.Pin && numCPU() >= 2 {
 		args = append(args, "-A", "0,1")
 	}
 	res, err := e.devices[0].Iperf3(ctx, netip.AddrPortFrom(e.wan.Addr, load.PortIperf3), e.cfg.ThroughputSeconds, args...)
@@ -212,9 +216,12 @@ func (e *env) setRPFilter(ifaces []string) (func(), error) {
 	return restore, nil
 }
 
-// profileShares are the kernel functions whose inclusive share of the
-// flow's CPU samples the profile reports.
-var profileShares = []struct{ key, sym, title string }{
+// profileShare is a kernel function whose inclusive share of a workload's
+// CPU samples a profile reports.
+type profileShare struct{ key, sym, title string }
+
+// flowShares: an established flow's packets through picoseg's kernel path.
+var flowShares = []profileShare{
 	{"inet_table", "nft_do_chain_inet", "table inet picoseg (all its rules, forward and input hooks)"},
 	{"rpf_fib", "nft_fib4_eval", "of which the reverse-path fib lookup"},
 	{"bridge_table", "nft_do_chain_bridge", "table bridge picoseg (every frame from a bridge port)"},
@@ -222,17 +229,49 @@ var profileShares = []struct{ key, sym, title string }{
 	{"conntrack_confirm", "nf_confirm", "conntrack confirmation"},
 }
 
-// profile samples every CPU with perf while picoseg carries an iperf3 flow
-// and adds, for each function of profileShares, its inclusive share of the
-// samples of the flow's processes (iperf3 and the softirq threads, whose
-// contexts carry the forwarding). A share is an upper bound of what taking
-// the function out could give, on a CPU-bound flow.
-func (e *env) profile(ctx context.Context, rep *stats.Report) error {
+// newFlowShares: the kernel side of new flows (the one-device burst).
+var newFlowShares = []profileShare{
+	{"inet_table", "nft_do_chain_inet", "table inet picoseg (all its rules)"},
+	{"guard_dynset", "nft_dynset_eval", "of which the per-device guard's set update (`add @guard_mac { iif . ether saddr limit ... }`)"},
+	{"global_limit", "nft_limit_pkts_eval", "of which the rate limits (the guard's per-device limit and the global cap)"},
+	{"rpf_fib", "nft_fib4_eval", "of which the reverse-path fib lookup"},
+	{"queue_target", "nfqnl_enqueue_packet", "handing the packet to the queue (after the rules: nf_queue)"},
+	{"conntrack_in", "nf_conntrack_in", "conntrack lookup and new entries"},
+	{"conntrack_confirm", "nf_confirm", "conntrack confirmation (inserting the entry)"},
+	{"verdict", "nfqnl_recv_verdict_batch", "verdicts received (batched)"},
+	{"verdict_single", "nfqnl_recv_verdict", "verdicts received (one by one)"},
+	{"reinject", "nf_reinject", "the packet's way on after its verdict (verdict and setmark chains)"},
+}
+
+// profiles samples the kernel with perf: an iperf3 flow through picoseg,
+// then a one-device burst of new UDP flows through picoseg.
+func (e *env) profiles(ctx context.Context, rep *stats.Report) error {
+	iperf := func() error {
+		_, err := e.devices[0].Iperf3(ctx, netip.AddrPortFrom(e.wan.Addr, load.PortIperf3), 4)
+		return err
+	}
+	if err := e.profile(ctx, rep, "flow", "Where an established flow's kernel time goes", iperf, "iperf3", flowShares); err != nil {
+		return err
+	}
+	burst := func() error {
+		var r load.FloodResult
+		return e.runLoad(ctx, e.devices[0], &r, "flood", "-server", e.wan.Addr.String(), "-duration", "4s",
+			"-tcp", "0", "-udp", strconv.Itoa(burstWorkers))
+	}
+	return e.profile(ctx, rep, "new_flow", "Where one device's new UDP flows spend kernel time", burst, "picoseg-bench,picoseg", newFlowShares)
+}
+
+// profile samples every CPU with perf for 2 s while work runs through
+// picoseg and adds, for each of shares, its inclusive share of the samples
+// of the processes comms and the softirq threads (whose contexts carry
+// the forwarding). A share is an upper bound of what taking the function
+// out could give a CPU-bound workload.
+func (e *env) profile(ctx context.Context, rep *stats.Report, key, title string, work func() error, comms string, shares []profileShare) error {
 	perf, err := exec.LookPath("perf")
 	if err != nil {
 		return fmt.Errorf("perf is not installed (Debian: linux-perf)")
 	}
-	data := filepath.Join(e.dir, "perf.data")
+	data := filepath.Join(e.dir, "perf-"+key+".data")
 	flushConntrack(ctx, e.gw)
 	stop, _, err := e.start(ctx, setupPicoseg, e.policy)
 	if err != nil {
@@ -240,10 +279,7 @@ func (e *env) profile(ctx context.Context, rep *stats.Report) error {
 	}
 	defer stop()
 	done := make(chan error, 1)
-	go func() {
-		_, err := e.devices[0].Iperf3(ctx, netip.AddrPortFrom(e.wan.Addr, load.PortIperf3), 4, "-A", "0,1")
-		done <- err
-	}()
+	go func() { done <- work() }()
 	time.Sleep(1500 * time.Millisecond)
 	rec := exec.CommandContext(ctx, perf, "record", "-e", "cpu-clock", "-F", "2999", "-a", "-g", "-o", data, "--", "sleep", "2")
 	out, rerr := rec.CombinedOutput()
@@ -253,7 +289,6 @@ func (e *env) profile(ctx context.Context, rep *stats.Report) error {
 	if rerr != nil {
 		return fmt.Errorf("perf record: %w: %s", rerr, tailOf(string(out)))
 	}
-	comms := "iperf3"
 	for i := 0; i < numCPU(); i++ {
 		comms += ",ksoftirqd/" + strconv.Itoa(i)
 	}
@@ -262,18 +297,15 @@ func (e *env) profile(ctx context.Context, rep *stats.Report) error {
 	if err != nil {
 		return fmt.Errorf("perf report: %w", err)
 	}
-	shares := parsePerfChildren(string(out))
+	got := parsePerfChildren(string(out))
 	var b strings.Builder
-	b.WriteString("| kernel function | share of the flow's CPU samples |\n|---|---:|\n")
-	for _, p := range profileShares {
-		v, ok := shares[p.sym]
-		if !ok {
-			v = 0
-		}
-		rep.Add(stats.New("profile_share_pct_"+p.key, "Kernel profile of a picoseg-carried iperf3 flow: "+p.title, "% of samples", stats.Info, 0, []float64{v}))
+	fmt.Fprintf(&b, "Processes: %s.\n\n| kernel function | share of their CPU samples |\n|---|---:|\n", comms)
+	for _, p := range shares {
+		v := got[p.sym] // absent: no sample
+		rep.Add(stats.New("profile_"+key+"_pct_"+p.key, "Kernel profile, "+key+": "+p.title, "% of samples", stats.Info, 0, []float64{v}))
 		fmt.Fprintf(&b, "| %s (`%s`) | %.2f %% |\n", p.title, p.sym, v)
 	}
-	rep.Extra = append(rep.Extra, stats.Section{Title: "Where an established flow's kernel time goes (perf, cpu-clock, one run)", Body: b.String()})
+	rep.Extra = append(rep.Extra, stats.Section{Title: title + " (perf, cpu-clock, one 2 s sample)", Body: b.String()})
 	return nil
 }
 
