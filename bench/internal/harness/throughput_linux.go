@@ -115,22 +115,26 @@ func kernelVariants() []kernelVariant {
 }
 
 // anatomy measures each kernel variant against no firewall, AnatomyCycles
-// times: each cycle runs no firewall first and then every variant, in an
-// order rotated from cycle to cycle, and each ratio is the variant's rate
-// over that cycle's no-firewall rate.
+// times, each in a pair of back-to-back runs like the throughput pairs:
+// the variants' order rotates from cycle to cycle, and within a pair no
+// firewall runs first in even cycles and second in odd ones.
 func (e *env) anatomy(ctx context.Context, s *samples) error {
 	vs := kernelVariants()
 	for c := 0; c < e.cfg.AnatomyCycles; c++ {
-		flushConntrack(ctx, e.gw)
-		none, err := e.iperf(ctx)
-		if err != nil {
-			return fmt.Errorf("anatomy: no firewall: %w", err)
-		}
 		for k := range vs {
 			v := vs[(c+k)%len(vs)]
-			bps, err := e.measureVariant(ctx, v)
-			if err != nil {
-				return fmt.Errorf("anatomy: %s: %w", v.key, err)
+			var none, bps float64
+			for i := 0; i < 2; i++ {
+				var err error
+				if (i+c)%2 == 0 {
+					flushConntrack(ctx, e.gw)
+					none, err = e.iperf(ctx)
+				} else {
+					bps, err = e.measureVariant(ctx, v)
+				}
+				if err != nil {
+					return fmt.Errorf("anatomy: %s: %w", v.key, err)
+				}
 			}
 			s.anatomy[v.key] = append(s.anatomy[v.key], bps/none)
 			e.logf("anatomy cycle %d/%d: %s %.2f / none %.2f Gbit/s = %.3f", c+1, e.cfg.AnatomyCycles, v.key, bps/1e9, none/1e9, bps/none)
