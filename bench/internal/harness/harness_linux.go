@@ -240,7 +240,7 @@ func (e *env) spec(devices, rules int, comment string) policygen.Spec {
 		TCPPorts: []string{strconv.Itoa(load.PortIperf3), fmt.Sprintf("%d-%d", load.PortFloodFirst, load.PortSink)},
 		UDPPorts: []string{fmt.Sprintf("%d-%d", load.PortUDPEcho, load.PortUDPStream)},
 		Queues:   e.cfg.Queues, QueueBase: queueBase, NewFlowRate: newFlowRate, FlowTableSize: flowTableSize,
-		Socket:  e.sock, Lock: filepath.Join(e.dir, "picoseg.lock"),
+		Socket: e.sock, Lock: filepath.Join(e.dir, "picoseg.lock"),
 		Comment: fmt.Sprintf("picoseg benchmark policy (%s): %d devices, %d rules, generated.\nnew_flow_rate is raised so that the per-source guard is not what is measured.", comment, devices, rules),
 	}
 }
