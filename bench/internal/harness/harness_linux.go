@@ -139,20 +139,22 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 	if err := e.checkBaselineRuleset(ctx, s); err != nil {
 		return nil, fmt.Errorf("baseline ruleset: %w", err)
 	}
-	if err := e.throughputPairs(ctx, s); err != nil {
-		return nil, fmt.Errorf("throughput: %w", err)
+	// A failure in one of these parts ends that part, not the run: the
+	// figures measured so far are reported, with the error in the notes.
+	partial := func(part string, err error) {
+		if err != nil {
+			e.logf("%s: %v", part, err)
+			s.notes = append(s.notes, fmt.Sprintf("%s stopped early: %v", part, firstLine(err.Error())))
+		}
 	}
+	partial("throughput pairs", e.throughputPairs(ctx, s))
 	for round := 1; round <= cfg.Rounds; round++ {
 		if err := e.round(ctx, round, s); err != nil {
 			return nil, fmt.Errorf("round %d: %w", round, err)
 		}
 	}
-	if err := e.bursts(ctx, s); err != nil {
-		return nil, fmt.Errorf("one-device burst: %w", err)
-	}
-	if err := e.anatomy(ctx, s); err != nil {
-		return nil, err
-	}
+	partial("one-device burst", e.bursts(ctx, s))
+	partial("kernel-path variants", e.anatomy(ctx, s))
 	if err := e.reloads(ctx, s); err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
@@ -543,6 +545,13 @@ func waitFor(ctx context.Context, p *lab.Process, limit time.Duration, ok func()
 		}
 	}
 	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 func tailOf(s string) string {
