@@ -41,6 +41,7 @@ func runLoad(name string, args []string) error {
 	tcp := fs.Int("tcp", 6, "TCP flood workers")
 	udp := fs.Int("udp", 6, "UDP flood workers")
 	rate := fs.Int("rate", 1000, "stream datagrams per second")
+	once := fs.Bool("once", false, "flood: each worker goes through its share of the source ports once, so no tuple repeats")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func runLoad(name string, args []string) error {
 	var res any
 	switch name {
 	case "flood":
-		res, err = load.Flood(load.FloodConfig{Server: addr, TCPWorkers: *tcp, UDPWorkers: *udp, Duration: *d, FirstPort: load.SourcePortFirst, LastPort: load.SourcePortLast})
+		res, err = load.Flood(load.FloodConfig{Server: addr, TCPWorkers: *tcp, UDPWorkers: *udp, Duration: *d, FirstPort: load.SourcePortFirst, LastPort: load.SourcePortLast, Once: *once})
 	case "latency":
 		res, err = load.Latency(addr, *n, 2*time.Millisecond)
 	case "short":

@@ -244,7 +244,6 @@ var newFlowShares = []profileShare{
 	{"conntrack_confirm", "nf_confirm", "conntrack confirmation (inserting the entry)"},
 	{"verdict", "nfqnl_recv_verdict_batch", "verdicts received (batched)"},
 	{"verdict_single", "nfqnl_recv_verdict", "verdicts received (one by one)"},
-	{"reinject", "nf_reinject", "the packet's way on after its verdict (verdict and setmark chains)"},
 }
 
 // profiles samples the kernel with perf: an iperf3 flow through picoseg,
@@ -254,23 +253,36 @@ func (e *env) profiles(ctx context.Context, rep *stats.Report) error {
 		_, err := e.devices[0].Iperf3(ctx, netip.AddrPortFrom(e.wan.Addr, load.PortIperf3), 4)
 		return err
 	}
-	if err := e.profile(ctx, rep, "flow", "Where an established flow's kernel time goes", iperf, "iperf3", flowShares); err != nil {
+	if err := e.profile(ctx, rep, profileRun{"flow", "Where an established flow's kernel time goes", iperf, "iperf3", flowShares, 1500 * time.Millisecond, 2 * time.Second}); err != nil {
 		return err
 	}
 	burst := func() error {
 		var r load.FloodResult
 		return e.runLoad(ctx, e.devices[0], &r, "flood", "-server", e.wan.Addr.String(), "-duration", "4s",
-			"-tcp", "0", "-udp", strconv.Itoa(burstWorkers))
+			"-tcp", "0", "-udp", strconv.Itoa(burstWorkers), "-once")
 	}
-	return e.profile(ctx, rep, "new_flow", "Where one device's new UDP flows spend kernel time", burst, "picoseg-bench,picoseg", newFlowShares)
+	// The burst ends when its clients have used their source ports once,
+	// in a second or two: the sample starts early and is short.
+	return e.profile(ctx, rep, profileRun{"new_flow", "Where one device's new UDP flows spend kernel time", burst, "picoseg-bench,picoseg", newFlowShares, 200 * time.Millisecond, time.Second})
 }
 
-// profile samples every CPU with perf for 2 s while work runs through
-// picoseg and adds, for each of shares, its inclusive share of the samples
-// of the processes comms and the softirq threads (whose contexts carry
-// the forwarding). A share is an upper bound of what taking the function
-// out could give a CPU-bound workload.
-func (e *env) profile(ctx context.Context, rep *stats.Report, key, title string, work func() error, comms string, shares []profileShare) error {
+// profileRun is one perf sample: work runs through picoseg; after warm, the
+// CPUs are sampled for length.
+type profileRun struct {
+	key, title   string
+	work         func() error
+	comms        string
+	shares       []profileShare
+	warm, length time.Duration
+}
+
+// profile samples every CPU with perf while pr.work runs through picoseg
+// and adds, for each of pr.shares, its inclusive share of the samples of the
+// processes pr.comms and the softirq threads (whose contexts carry the
+// forwarding). A share is an upper bound of what taking the function out
+// could give a CPU-bound workload.
+func (e *env) profile(ctx context.Context, rep *stats.Report, pr profileRun) error {
+	key, comms := pr.key, pr.comms
 	perf, err := exec.LookPath("perf")
 	if err != nil {
 		return fmt.Errorf("perf is not installed (Debian: linux-perf)")
@@ -283,9 +295,9 @@ func (e *env) profile(ctx context.Context, rep *stats.Report, key, title string,
 	}
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- work() }()
-	time.Sleep(1500 * time.Millisecond)
-	rec := exec.CommandContext(ctx, perf, "record", "-e", "cpu-clock", "-F", "2999", "-a", "-g", "-o", data, "--", "sleep", "2")
+	go func() { done <- pr.work() }()
+	time.Sleep(pr.warm)
+	rec := exec.CommandContext(ctx, perf, "record", "-e", "cpu-clock", "-F", "2999", "-a", "-g", "-o", data, "--", "sleep", strconv.FormatFloat(pr.length.Seconds(), 'f', -1, 64))
 	out, rerr := rec.CombinedOutput()
 	if err := <-done; err != nil {
 		return err
@@ -304,12 +316,12 @@ func (e *env) profile(ctx context.Context, rep *stats.Report, key, title string,
 	got := parsePerfChildren(string(out))
 	var b strings.Builder
 	fmt.Fprintf(&b, "Processes: %s.\n\n| kernel function | share of their CPU samples |\n|---|---:|\n", comms)
-	for _, p := range shares {
+	for _, p := range pr.shares {
 		v := got[p.sym] // absent: no sample
 		rep.Add(stats.New("profile_"+key+"_pct_"+p.key, "Kernel profile, "+key+": "+p.title, "% of samples", stats.Info, 0, []float64{v}))
 		fmt.Fprintf(&b, "| %s (`%s`) | %.2f %% |\n", p.title, p.sym, v)
 	}
-	rep.Extra = append(rep.Extra, stats.Section{Title: title + " (perf, cpu-clock, one 2 s sample)", Body: b.String()})
+	rep.Extra = append(rep.Extra, stats.Section{Title: fmt.Sprintf("%s (perf, cpu-clock, one %v sample)", pr.title, pr.length), Body: b.String()})
 	return nil
 }
 
