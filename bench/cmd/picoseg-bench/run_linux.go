@@ -81,6 +81,7 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.ThroughputSeconds, "pair-seconds", cfg.ThroughputSeconds, "seconds of each iperf3 run of a throughput pair")
 	fs.BoolVar(&cfg.Pin, "pin", cfg.Pin, "pin the iperf3 client and server to CPUs 0 and 1")
 	fs.IntVar(&cfg.AnatomyCycles, "anatomy", cfg.AnatomyCycles, "cycles of the kernel-path variants (0: none)")
+	fs.IntVar(&cfg.Reloads, "reloads", cfg.Reloads, "timed reloads (0: none)")
 	fs.IntVar(&cfg.BurstRounds, "bursts", cfg.BurstRounds, "rounds of the one-device UDP burst (0: none)")
 	fs.BoolVar(&cfg.Profile, "profile", cfg.Profile, "profile the kernel with perf during a picoseg flow")
 	compare := fs.String("compare", "", "a second picoseg binary to measure on new flows in the same rounds")

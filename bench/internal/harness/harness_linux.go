@@ -719,6 +719,9 @@ func vmHWM(pid int) (uint64, error) {
 // reloads starts picoseg with the large policy and times SIGHUP reloads
 // while a sequenced UDP stream crosses the gateway.
 func (e *env) reloads(ctx context.Context, s *samples) error {
+	if e.cfg.Reloads == 0 {
+		return nil
+	}
 	path := filepath.Join(e.dir, "reload.toml")
 	write := func(variant int) error {
 		text := policygen.Generate(e.spec(e.cfg.ReloadDevices, e.cfg.ReloadRules, fmt.Sprintf("reload variant %d", variant)))
