@@ -81,13 +81,17 @@ clean:
 	rm -rf bin
 
 # The lab benchmark, as root: picoseg against no firewall and against bare
-# Go and C NFQUEUE consumers in a namespace lab. Prints a markdown table and
-# writes the same figures to bench.json. A figure that misses its goal is
-# reported, not failed. Needs iperf3, conntrack, cc and libnetfilter-queue-dev.
+# Go and C NFQUEUE consumers in a namespace lab: throughput in interleaved
+# pairs, new flows of several devices and of one device, the kernel path's
+# parts side by side, a perf profile, reloads and the Go micro-benchmarks
+# (about 10 minutes). Prints a markdown table and writes the same figures to
+# bench.json. A figure that misses its goal is reported, not failed. Needs
+# iperf3, conntrack, cc and libnetfilter-queue-dev; perf (linux-perf) for
+# the profile, which is skipped without it.
 .PHONY: bench
 bench:
 	@if [ "$$(id -u)" != 0 ]; then echo "make bench needs root: it builds network namespaces and an nftables table. Try: sudo make bench"; exit 1; fi
-	$(MAKE) deps DEBIAN_PKGS="$(DEBIAN_PKGS) gcc libnetfilter-queue-dev"
+	$(MAKE) deps DEBIAN_PKGS="$(DEBIAN_PKGS) gcc libnetfilter-queue-dev linux-perf"
 	$(MAKE) build
 	$(GO) build -o bin/picoseg-bench ./bench/cmd/picoseg-bench
 	./bin/picoseg-bench -picoseg $(BIN) -json bench.json

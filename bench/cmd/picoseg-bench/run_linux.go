@@ -41,6 +41,7 @@ func runLoad(name string, args []string) error {
 	tcp := fs.Int("tcp", 6, "TCP flood workers")
 	udp := fs.Int("udp", 6, "UDP flood workers")
 	rate := fs.Int("rate", 1000, "stream datagrams per second")
+	once := fs.Bool("once", false, "flood: each worker goes through its share of the source ports once, so no tuple repeats")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -51,7 +52,7 @@ func runLoad(name string, args []string) error {
 	var res any
 	switch name {
 	case "flood":
-		res, err = load.Flood(load.FloodConfig{Server: addr, TCPWorkers: *tcp, UDPWorkers: *udp, Duration: *d, FirstPort: 10000, LastPort: 60999})
+		res, err = load.Flood(load.FloodConfig{Server: addr, TCPWorkers: *tcp, UDPWorkers: *udp, Duration: *d, FirstPort: load.SourcePortFirst, LastPort: load.SourcePortLast, Once: *once})
 	case "latency":
 		res, err = load.Latency(addr, *n, 2*time.Millisecond)
 	case "short":
@@ -76,6 +77,13 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "rounds of alternating measurements")
 	fs.IntVar(&cfg.Queues, "queues", cfg.Queues, "queues for picoseg and the baselines")
 	fs.BoolVar(&cfg.Micro, "micro", cfg.Micro, "run the Go micro-benchmarks too")
+	fs.IntVar(&cfg.ThroughputPairs, "pairs", cfg.ThroughputPairs, "interleaved picoseg / no firewall iperf3 pairs")
+	fs.IntVar(&cfg.ThroughputSeconds, "pair-seconds", cfg.ThroughputSeconds, "seconds of each iperf3 run of a throughput pair")
+	fs.BoolVar(&cfg.Pin, "pin", cfg.Pin, "pin the iperf3 client and server to CPUs 0 and 1")
+	fs.IntVar(&cfg.AnatomyCycles, "anatomy", cfg.AnatomyCycles, "cycles of the kernel-path variants (0: none)")
+	fs.IntVar(&cfg.Reloads, "reloads", cfg.Reloads, "timed reloads (0: none)")
+	fs.IntVar(&cfg.BurstRounds, "bursts", cfg.BurstRounds, "rounds of the one-device UDP burst (0: none)")
+	fs.BoolVar(&cfg.Profile, "profile", cfg.Profile, "profile the kernel with perf during a picoseg flow")
 	compare := fs.String("compare", "", "a second picoseg binary to measure on new flows in the same rounds")
 	quick := fs.Bool("quick", false, "one short round: check the harness, not the figures")
 	if err := fs.Parse(args); err != nil {
@@ -85,7 +93,8 @@ func bench(args []string) error {
 		return errors.New("needs root: it builds network namespaces and an nftables table (try: sudo make bench)")
 	}
 	if *quick {
-		cfg.Rounds, cfg.FloodTime, cfg.IperfSeconds, cfg.Reloads, cfg.Micro = 1, 2*time.Second, 1, 2, false
+		cfg.Rounds, cfg.FloodTime, cfg.Reloads, cfg.Micro = 1, 2*time.Second, 2, false
+		cfg.ThroughputPairs, cfg.ThroughputSeconds, cfg.AnatomyCycles, cfg.BurstRounds, cfg.BurstTime = 1, 1, 1, 1, time.Second
 	}
 	repo, err := os.Getwd()
 	if err != nil {

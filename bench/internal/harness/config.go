@@ -26,10 +26,24 @@ type Config struct {
 	ReloadDevices, ReloadRules int
 	// Reloads is how many SIGHUP reloads are timed.
 	Reloads int
-	// FloodTime is how long each new-flow flood runs; IperfSeconds each
-	// throughput run.
-	FloodTime    time.Duration
-	IperfSeconds int
+	// FloodTime is how long each new-flow flood runs.
+	FloodTime time.Duration
+	// ThroughputPairs is how many interleaved pairs of iperf3 runs, picoseg
+	// and no firewall, the throughput ratio is the median of; each run lasts
+	// ThroughputSeconds after one second of warm-up that is not counted.
+	ThroughputPairs, ThroughputSeconds int
+	// Pin pins the iperf3 client and server to CPUs 0 and 1.
+	Pin bool
+	// AnatomyCycles is how many times each kernel-path variant is measured
+	// against no firewall (0: not at all).
+	AnatomyCycles int
+	// BurstRounds is how many times the one-device UDP burst is measured
+	// per setup (0: not at all); each burst lasts BurstTime.
+	BurstRounds int
+	BurstTime   time.Duration
+	// Profile samples the kernel with perf during a picoseg throughput
+	// run, when perf is installed.
+	Profile bool
 	// Micro runs the Go micro-benchmarks of the engine packages.
 	Micro bool
 	// Log receives progress lines.
@@ -42,7 +56,9 @@ func Defaults() Config {
 		Rounds: 5, Queues: 2,
 		Devices: 1000, Rules: 1000,
 		ReloadDevices: 10000, ReloadRules: 10000, Reloads: 5,
-		FloodTime: 4 * time.Second, IperfSeconds: 5,
-		Micro: true,
+		FloodTime:       4 * time.Second,
+		ThroughputPairs: 12, ThroughputSeconds: 2, AnatomyCycles: 4,
+		BurstRounds: 5, BurstTime: 1500 * time.Millisecond,
+		Profile: true, Micro: true,
 	}
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -78,7 +80,14 @@ func (e *env) logf(format string, args ...any) {
 
 // samples collects the raw measurements of every round.
 type samples struct {
-	throughput                 []float64 // picoseg / none, per round
+	throughput                 []float64 // picoseg / none, per interleaved pair
+	throughputNone             []float64 // Gbit/s
+	throughputPicoseg          []float64 // Gbit/s
+	anatomy                    map[string][]float64
+	burst                      map[string][]float64 // one-device UDP flows/s by setup
+	burstRatio                 map[string][]float64 // by setup, over the bare C consumer's burst in the same round
+	burstQueues                string               // how one device's flows spread over the queues
+	burstCPU                   map[string][]float64 // consumer CPU µs per flow in the burst, by setup
 	tcpPerFlow, bulkPerFlow    []float64
 	newFlows                   map[setup][]float64
 	newFlowsTCP                map[setup][]float64
@@ -125,16 +134,37 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 		return nil, err
 	}
 
-	s := &samples{newFlows: map[setup][]float64{}, newFlowsTCP: map[setup][]float64{}, newFlowsUDP: map[setup][]float64{}, cpuPerFlow: map[setup][]float64{}}
+	s := &samples{newFlows: map[setup][]float64{}, newFlowsTCP: map[setup][]float64{}, newFlowsUDP: map[setup][]float64{}, cpuPerFlow: map[setup][]float64{},
+		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}, burstCPU: map[string][]float64{}}
+	if err := e.checkBaselineRuleset(ctx, s); err != nil {
+		return nil, fmt.Errorf("baseline ruleset: %w", err)
+	}
+	// A failure in one of these parts ends that part, not the run: the
+	// figures measured so far are reported, with the error in the notes.
+	partial := func(part string, err error) {
+		if err != nil {
+			e.logf("%s: %v", part, err)
+			s.notes = append(s.notes, fmt.Sprintf("%s stopped early: %v", part, firstLine(err.Error())))
+		}
+	}
+	partial("throughput pairs", e.throughputPairs(ctx, s))
 	for round := 1; round <= cfg.Rounds; round++ {
 		if err := e.round(ctx, round, s); err != nil {
 			return nil, fmt.Errorf("round %d: %w", round, err)
 		}
 	}
+	partial("one-device burst", e.bursts(ctx, s))
+	partial("kernel-path variants", e.anatomy(ctx, s))
 	if err := e.reloads(ctx, s); err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
 	rep := e.report(s)
+	if cfg.Profile {
+		e.logf("kernel profiles (perf): an iperf3 flow and a one-device burst through picoseg")
+		if err := e.profiles(ctx, rep); err != nil {
+			rep.Extra = append(rep.Extra, stats.Section{Title: "Kernel profile", Body: "skipped: " + err.Error()})
+		}
+	}
 	rep.Context["load_average_at_start"] = loadStart
 	rep.Context["load_average_at_end"] = loadAvg()
 	if cfg.Micro {
@@ -212,14 +242,14 @@ func (e *env) spec(devices, rules int, comment string) policygen.Spec {
 		TCPPorts: []string{strconv.Itoa(load.PortIperf3), fmt.Sprintf("%d-%d", load.PortFloodFirst, load.PortSink)},
 		UDPPorts: []string{fmt.Sprintf("%d-%d", load.PortUDPEcho, load.PortUDPStream)},
 		Queues:   e.cfg.Queues, QueueBase: queueBase, NewFlowRate: newFlowRate, FlowTableSize: flowTableSize,
-		Socket:  e.sock,
+		Socket: e.sock, Lock: filepath.Join(e.dir, "picoseg.lock"),
 		Comment: fmt.Sprintf("picoseg benchmark policy (%s): %d devices, %d rules, generated.\nnew_flow_rate is raised so that the per-source guard is not what is measured.", comment, devices, rules),
 	}
 }
 
 // round measures every setup once, in a fixed alternating order.
 func (e *env) round(ctx context.Context, n int, s *samples) error {
-	var noneBPS, noneP50, noneP99 float64
+	var noneP50, noneP99 float64
 	var rates = map[setup]float64{}
 	setups := []setup{setupNone, setupPicoseg, setupBareGo, setupBareC}
 	if e.cfg.Compare != "" {
@@ -234,22 +264,16 @@ func (e *env) round(ctx context.Context, n int, s *samples) error {
 		}
 		err = func() error {
 			if su == setupNone || su == setupPicoseg {
-				bps, err := e.iperf(ctx, d)
-				if err != nil {
-					return err
-				}
 				p50, p99, err := e.latency(ctx)
 				if err != nil {
 					return err
 				}
 				if su == setupNone {
-					noneBPS, noneP50, noneP99 = bps, p50, p99
+					noneP50, noneP99 = p50, p99
 				} else {
-					s.throughput = append(s.throughput, bps/noneBPS)
 					s.latP50 = append(s.latP50, p50-noneP50)
 					s.latP99 = append(s.latP99, p99-noneP99)
-					e.logf("  throughput %.2f / %.2f Gbit/s; connect p50 %.0f / %.0f µs, p99 %.0f / %.0f µs",
-						bps/1e9, noneBPS/1e9, p50, noneP50, p99, noneP99)
+					e.logf("  connect p50 %.0f / %.0f µs, p99 %.0f / %.0f µs", p50, noneP50, p99, noneP99)
 				}
 			}
 			if su == setupPicoseg {
@@ -331,13 +355,17 @@ func (e *env) start(ctx context.Context, su setup, policy string) (func() error,
 		e.consumer = p.PID()
 		return func() error { e.consumer = 0; return terminate(p) }, d, nil
 	}
-	// A baseline: picoseg's own ruleset, installed with pkg/nft exactly as
-	// the daemon installs it, then the consumer.
-	rs, err := e.installRuleset()
-	if err != nil {
+	return e.startBaseline(ctx, su, e.baselineOptions())
+}
+
+// startBaseline installs a ruleset built from opts with pkg/nft and starts
+// the bare consumer of su on its queues.
+func (e *env) startBaseline(ctx context.Context, su setup, opts nft.Options) (func() error, *picosegProc, error) {
+	if err := e.installRuleset(opts); err != nil {
 		return nil, nil, err
 	}
 	var p *lab.Process
+	var err error
 	mark := fmt.Sprintf("%#x", e.marks.Accepted(0))
 	if su == setupBareGo {
 		p, err = e.gw.Start(ctx, e.cfg.BareGo, "-queue-base", strconv.Itoa(queueBase), "-queues", strconv.Itoa(e.cfg.Queues), "-mark", mark)
@@ -351,20 +379,54 @@ func (e *env) start(ctx context.Context, su setup, policy string) (func() error,
 		if p != nil {
 			p.Stop()
 		}
-		e.removeRuleset(rs)
+		e.removeRuleset()
 		return nil, nil, err
 	}
 	e.consumer = p.PID()
 	return func() error {
 		e.consumer = 0
 		err := terminate(p)
-		return errors.Join(err, e.removeRuleset(rs))
+		return errors.Join(err, e.removeRuleset())
 	}, nil, nil
 }
 
-func (e *env) installRuleset() (*nft.Ruleset, error) {
-	var rs *nft.Ruleset
-	err := e.gw.Do(func() error {
+// baselineOptions are the ruleset options the daemon derives from the
+// benchmark policy (pkg/daemon's nftOptions), so that a baseline differs
+// from picoseg in its consumer only: the per-device guard and the global cap
+// from new_flow_rate, the reverse-path rule and the ARP and neighbour checks
+// on the local zones' interfaces (lan0 and br-iot; the wan zone holds the
+// default route), the devices' MAC bindings and the gateway's addresses.
+// The harness checks the installed tables against the daemon's (sameRuleset).
+func (e *env) baselineOptions() nft.Options {
+	const rate = 1000000 // newFlowRate
+	o := nft.Options{QueueBase: queueBase, Queues: e.cfg.Queues, Marks: e.marks,
+		NewFlowRate: rate, NewFlowBurst: 2 * rate, GlobalNewFlowRate: 10 * rate, GlobalNewFlowBurst: 20 * rate}
+	for _, name := range []string{lab.IfaceLAN, lab.IfaceIoT} {
+		o.ReversePathInterfaces = append(o.ReversePathInterfaces, name)
+		o.Bridges = append(o.Bridges, name)
+		o.GatewayAddrs = append(o.GatewayAddrs, e.gatewayAddr(name))
+	}
+	for _, h := range e.devices {
+		o.Bindings = append(o.Bindings, nft.Binding{MAC: h.MAC, Addrs: []netip.Addr{h.Addr}})
+	}
+	for i := 0; i < e.cfg.Devices; i++ {
+		mac := net.HardwareAddr{0x02, 0x10, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+		o.Bindings = append(o.Bindings, nft.Binding{MAC: mac, Addrs: []netip.Addr{netip.MustParseAddr(policygen.DeviceAddr(i))}})
+	}
+	return o
+}
+
+func (e *env) gatewayAddr(iface string) netip.Addr {
+	for _, side := range e.lab.Sides {
+		if side.Iface == iface {
+			return side.Addr.Addr()
+		}
+	}
+	return netip.Addr{}
+}
+
+func (e *env) installRuleset(opts nft.Options) error {
+	return e.gw.Do(func() error {
 		conn, err := nft.Dial(0)
 		if err != nil {
 			return err
@@ -373,15 +435,12 @@ func (e *env) installRuleset() (*nft.Ruleset, error) {
 		if err != nil {
 			return err
 		}
-		// The options the daemon derives from the benchmark policy.
-		rs, err = nft.Install(conn, nft.Options{QueueBase: queueBase, Queues: e.cfg.Queues, Marks: e.marks,
-			NewFlowRate: 1000000, NewFlowBurst: 2000000}, method)
+		_, err = nft.Install(conn, opts, method)
 		return err
 	})
-	return rs, err
 }
 
-func (e *env) removeRuleset(rs *nft.Ruleset) error {
+func (e *env) removeRuleset() error {
 	return e.gw.Do(func() error {
 		conn, err := nft.Dial(0)
 		if err != nil {
@@ -389,6 +448,74 @@ func (e *env) removeRuleset(rs *nft.Ruleset) error {
 		}
 		return nft.Remove(conn)
 	})
+}
+
+// rulesetText lists the gateway's tables without their counters.
+func (e *env) rulesetText(ctx context.Context) string {
+	out, _ := e.gw.Command(ctx, "nft", "list", "ruleset").Output()
+	var keep []string
+	for _, line := range strings.Split(string(out), "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "packets ") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return strings.Join(keep, "\n")
+}
+
+// checkBaselineRuleset compares the tables of a baseline with those the
+// daemon installed; a difference is a note in the report, since the
+// comparison then is not only of the consumers.
+func (e *env) checkBaselineRuleset(ctx context.Context, s *samples) error {
+	stop, _, err := e.start(ctx, setupPicoseg, e.policy)
+	if err != nil {
+		return err
+	}
+	daemonText := e.rulesetText(ctx)
+	if err := stop(); err != nil {
+		return err
+	}
+	stop, _, err = e.start(ctx, setupBareC, e.policy)
+	if err != nil {
+		return err
+	}
+	baseText := e.rulesetText(ctx)
+	if err := stop(); err != nil {
+		return err
+	}
+	if daemonText != baseText {
+		s.notes = append(s.notes, "the baselines' ruleset differs from the daemon's:\n\n```\n"+lineDiff(daemonText, baseText)+"\n```")
+		e.logf("baseline ruleset differs from the daemon's:\n%s", lineDiff(daemonText, baseText))
+	} else {
+		e.logf("baseline ruleset is the daemon's")
+	}
+	return nil
+}
+
+// lineDiff lists the lines only one of a and b has (daemon "-", baseline "+").
+func lineDiff(a, b string) string {
+	count := map[string]int{}
+	for _, l := range strings.Split(a, "\n") {
+		count[l]++
+	}
+	for _, l := range strings.Split(b, "\n") {
+		count[l]--
+	}
+	var out []string
+	for l, n := range count {
+		switch {
+		case n > 0:
+			out = append(out, "- "+strings.TrimSpace(l))
+		case n < 0:
+			out = append(out, "+ "+strings.TrimSpace(l))
+		}
+	}
+	sort.Strings(out)
+	if len(out) > 40 {
+		out = append(out[:40], "...")
+	}
+	return strings.Join(out, "\n")
 }
 
 // terminate asks a process to stop (SIGTERM, so picoseg removes its table)
@@ -420,6 +547,13 @@ func waitFor(ctx context.Context, p *lab.Process, limit time.Duration, ok func()
 	return nil
 }
 
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
 func tailOf(s string) string {
 	if len(s) > 2000 {
 		return "..." + s[len(s)-2000:]
@@ -431,14 +565,6 @@ func tailOf(s string) string {
 // the previous setup keeps a mark into the next.
 func flushConntrack(ctx context.Context, gw *lab.Host) {
 	gw.Run(ctx, "conntrack", "-F")
-}
-
-func (e *env) iperf(ctx context.Context, d *picosegProc) (float64, error) {
-	res, err := e.devices[0].Iperf3(ctx, netip.AddrPortFrom(e.wan.Addr, load.PortIperf3), e.cfg.IperfSeconds)
-	if err != nil {
-		return 0, err
-	}
-	return res.BitsPerSecond, nil
 }
 
 // runLoad runs a load subcommand in h and decodes its JSON answer into out.
@@ -593,6 +719,9 @@ func vmHWM(pid int) (uint64, error) {
 // reloads starts picoseg with the large policy and times SIGHUP reloads
 // while a sequenced UDP stream crosses the gateway.
 func (e *env) reloads(ctx context.Context, s *samples) error {
+	if e.cfg.Reloads == 0 {
+		return nil
+	}
 	path := filepath.Join(e.dir, "reload.toml")
 	write := func(variant int) error {
 		text := policygen.Generate(e.spec(e.cfg.ReloadDevices, e.cfg.ReloadRules, fmt.Sprintf("reload variant %d", variant)))
@@ -671,10 +800,11 @@ func (e *env) reloads(ctx context.Context, s *samples) error {
 func (e *env) report(s *samples) *stats.Report {
 	r := &stats.Report{Context: map[string]string{
 		"rounds":        strconv.Itoa(e.cfg.Rounds),
+		"throughput":    fmt.Sprintf("%d interleaved pairs of %d s iperf3 runs; kernel-path variants %d cycles, each against a no-firewall run of the same cycle", e.cfg.ThroughputPairs, e.cfg.ThroughputSeconds, e.cfg.AnatomyCycles),
 		"queues":        strconv.Itoa(e.cfg.Queues),
 		"policy":        fmt.Sprintf("%d devices, %d rules (generated); reload policy %d devices, %d rules", e.cfg.Devices, e.cfg.Rules, e.cfg.ReloadDevices, e.cfg.ReloadRules),
 		"new_flow_rate": newFlowRate + " (raised from the default 200/s so that the per-source guard is not what is measured)",
-		"baselines":     "bare consumers accept every queued packet with the ruleset's ACCEPTED mark, on picoseg's ruleset installed by pkg/nft",
+		"baselines":     "bare consumers accept every queued packet with the ruleset's ACCEPTED mark, on picoseg's ruleset installed by pkg/nft with the options the daemon derives from the policy (checked against the daemon's tables at start)",
 		"cpus":          strconv.Itoa(numCPU()),
 		"kernel":        kernel(),
 	}}
@@ -682,7 +812,19 @@ func (e *env) report(s *samples) *stats.Report {
 	for i := 0; i < e.cfg.Rounds; i++ {
 		bpf = append(bpf, flowmem.BytesPerFlow(trackedGoal))
 	}
-	r.Add(stats.New("throughput_ratio", "Established-flow throughput, picoseg / no firewall (iperf3 TCP)", "", stats.AtLeast, 0.97, s.throughput))
+	tr := stats.New("throughput_ratio", "Established-flow throughput, picoseg / no firewall (iperf3 TCP; median of interleaved pairs)", "", stats.AtLeast, 0.97, s.throughput)
+	pin := "not pinned"
+	if e.cfg.Pin {
+		pin = "client and server pinned to CPUs 0 and 1"
+	}
+	tr.Note = fmt.Sprintf("%d pairs, each a %d s iperf3 run (after 1 s uncounted) with no firewall and one with the picoseg daemon, back to back, the order swapped every pair; %s; one ratio per pair", e.cfg.ThroughputPairs, e.cfg.ThroughputSeconds, pin)
+	r.Add(tr)
+	r.Add(stats.New("throughput_gbps_none", "Established-flow throughput, no firewall", "Gbit/s", stats.Info, 0, s.throughputNone))
+	r.Add(stats.New("throughput_gbps_picoseg", "Established-flow throughput, picoseg", "Gbit/s", stats.Info, 0, s.throughputPicoseg))
+	for _, v := range kernelVariants() {
+		f := stats.New("throughput_ratio_"+v.key, "Throughput / no firewall, "+v.title, "", stats.Info, 0, s.anatomy[v.key])
+		r.Add(f)
+	}
 	r.Add(stats.New("userspace_packets_per_tcp_flow", "Packets to userspace per short HTTP-like TCP flow", "packets", stats.AtMost, 3, s.tcpPerFlow))
 	r.Add(stats.New("userspace_packets_per_bulk_flow", "Packets to userspace per 32 MB bulk TCP flow", "packets", stats.AtMost, 3, s.bulkPerFlow))
 	r.Add(stats.New("new_flows_per_s", "New flows judged, picoseg (TCP+UDP)", "flows/s", stats.Info, 0, s.newFlows[setupPicoseg]))
@@ -703,6 +845,20 @@ func (e *env) report(s *samples) *stats.Report {
 	}
 	r.Add(stats.New("new_flows_per_s_picoseg_tcp", "New flows/s, picoseg, TCP share", "flows/s", stats.Info, 0, s.newFlowsTCP[setupPicoseg]))
 	r.Add(stats.New("new_flows_per_s_picoseg_udp", "New flows/s, picoseg, UDP share", "flows/s", stats.Info, 0, s.newFlowsUDP[setupPicoseg]))
+	for _, bs := range burstSetups() {
+		r.Add(stats.New("one_device_udp_flows_per_s_"+bs.key, "One device, new UDP flows/s: "+bs.title, "flows/s", stats.Info, 0, s.burst[bs.key]))
+		if bs.key == "picoseg" {
+			f := stats.New("one_device_udp_ratio_vs_bare_c", "One device, new UDP flows/s, picoseg / bare C consumer (same ruleset, same round)", "", stats.AtLeast, 1.0, s.burstRatio[bs.key])
+			f.Note = fmt.Sprintf("%d rounds of a %v burst from one device, %d clients each sending one datagram from a fresh source port and waiting for its echo; %d queues; how the device's flows spread over picoseg's queues: %s",
+				e.cfg.BurstRounds, e.cfg.BurstTime, burstWorkers, e.cfg.Queues, s.burstQueues)
+			r.Add(f)
+		} else if bs.key != "bare_c" {
+			r.Add(stats.New("one_device_udp_ratio_"+bs.key, "One device, new UDP flows/s, "+bs.title+" / bare C on the full ruleset", "", stats.Info, 0, s.burstRatio[bs.key]))
+		}
+		if bs.key == "picoseg" || bs.key == "bare_c" {
+			r.Add(stats.New("one_device_consumer_cpu_us_per_flow_"+bs.key, "One device, consumer CPU per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstCPU[bs.key]))
+		}
+	}
 	r.Add(stats.New("added_latency_us_p50", "Added TCP connect time, p50", "µs", stats.Info, 0, s.latP50))
 	r.Add(stats.New("added_latency_us_p99", "Added TCP connect time, p99", "µs", stats.Info, 0, s.latP99))
 	r.Add(stats.New("bytes_per_flow", "Flow table heap per tracked flow (100 000 flows)", "B", stats.AtMost, 256, bpf))

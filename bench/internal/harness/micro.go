@@ -15,7 +15,9 @@ import (
 )
 
 // microPackages are the packages whose Go benchmarks the report summarises.
-var microPackages = []string{"./pkg/engine", "./pkg/flow", "./pkg/packet", "./pkg/capture", "./bench/internal/flowmem"}
+// pkg/daemon holds the benchmark of re-judging the conntrack table after a
+// reload (its allocations must not grow with the entries).
+var microPackages = []string{"./pkg/engine", "./pkg/flow", "./pkg/packet", "./pkg/capture", "./pkg/daemon", "./bench/internal/flowmem"}
 
 // benchResult is one line of `go test -bench` output.
 type benchResult struct {
@@ -96,6 +98,15 @@ func addMicro(rep *stats.Report, results []benchResult) {
 		title := strings.TrimPrefix(first.Pkg, "github.com/picoseg/picoseg/") + " " + first.Name
 		f := stats.New(k, "µbench "+title, "ns/op", stats.Info, 0, ns)
 		rep.Add(f)
+		if strings.Contains(first.Name, "Rejudge") && first.Allocs >= 0 {
+			var allocs []float64
+			for _, r := range rs {
+				allocs = append(allocs, r.Allocs)
+			}
+			a := stats.New(strings.TrimSuffix(k, "_ns_per_op")+"_allocs_per_op", "µbench "+title+", allocations per op", "allocs/op", stats.Info, 0, allocs)
+			a.Note = "issue 10: re-judging the conntrack table must allocate nothing per entry"
+			rep.Add(a)
+		}
 		var other []string
 		names := make([]string, 0, len(first.Metrics))
 		for n := range first.Metrics {

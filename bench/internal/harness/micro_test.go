@@ -14,16 +14,18 @@ cpu: AMD EPYC
 BenchmarkJudgeMiss/devices=10000/rules=1000-2   	   81324	      1294 ns/op	       0 B/op	       0 allocs/op
 BenchmarkJudgeMiss/devices=10000/rules=1000-2   	   78631	      1300 ns/op	       0 B/op	       0 allocs/op
 PASS
+pkg: github.com/picoseg/picoseg/pkg/daemon
+BenchmarkRejudge100k-2   	      12	  91000000 ns/op	       0 B/op	       3 allocs/op
 pkg: github.com/picoseg/picoseg/pkg/capture
 BenchmarkReplayIoT-2   	     654	    178257 ns/op	       109.3 ns/packet	      1631 packets/op	     416 B/op	       7 allocs/op
 `
 
 func TestParseBench(t *testing.T) {
 	rs := parseBench(sampleBench)
-	if len(rs) != 3 {
-		t.Fatalf("parsed %d results, want 3: %+v", len(rs), rs)
+	if len(rs) != 4 {
+		t.Fatalf("parsed %d results, want 4: %+v", len(rs), rs)
 	}
-	r := rs[2]
+	r := rs[3]
 	if r.Pkg != "github.com/picoseg/picoseg/pkg/capture" || r.Name != "BenchmarkReplayIoT" || r.NsPerOp != 178257 || r.Allocs != 7 || r.Metrics["ns/packet"] != 109.3 {
 		t.Errorf("ReplayIoT = %+v", r)
 	}
@@ -41,6 +43,13 @@ func TestAddMicro(t *testing.T) {
 	}
 	if len(rep.Extra) != 1 || !strings.Contains(rep.Extra[0].Body, "109.3 ns/packet") {
 		t.Errorf("section = %+v", rep.Extra)
+	}
+	// The re-judge benchmark's allocations are a figure of their own.
+	if a, ok := rep.Get("micro_daemon_Rejudge100k_allocs_per_op"); !ok || a.Median != 3 {
+		t.Errorf("Rejudge allocs figure = %+v, %v", a, ok)
+	}
+	if _, ok := rep.Get("micro_engine_JudgeMiss_devices10000_rules1000_allocs_per_op"); ok {
+		t.Error("allocs figure for a benchmark other than the re-judge one")
 	}
 }
 

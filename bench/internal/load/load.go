@@ -12,6 +12,13 @@ const (
 	PortIperf3     = 5201
 )
 
+// SourcePortFirst and SourcePortLast bound the source ports the new-flow
+// clients take, split evenly between their workers.
+const (
+	SourcePortFirst = 10000
+	SourcePortLast  = 60999
+)
+
 // FloodResult is what a new-flow client reports.
 type FloodResult struct {
 	// TCP and UDP count flows that got their answer: a TCP handshake, or

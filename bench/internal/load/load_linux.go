@@ -29,6 +29,11 @@ type FloodConfig struct {
 	// through, split evenly between them. A tuple comes back only after a
 	// whole cycle, long after the gateway's conntrack forgot it.
 	FirstPort, LastPort int
+	// Once stops each worker at the end of its share of the ports instead
+	// of cycling: a burst in which every flow is new to conntrack, however
+	// fast the flows go. The flood then ends when Duration is over or every
+	// worker is done, whichever comes first.
+	Once bool
 }
 
 // Flood opens new TCP and UDP flows to Server for Duration and counts those
@@ -54,7 +59,11 @@ func Flood(c FloodConfig) (FloodResult, error) {
 		lo := c.FirstPort + w*span
 		// A random start in the worker's port cycle: the next flood does
 		// not replay the tuples of the last one.
-		for i := rand.IntN(max(span, 1)); !stop.Load(); i++ {
+		first := rand.IntN(max(span, 1))
+		for i := first; !stop.Load(); i++ {
+			if c.Once && i == first+span {
+				return
+			}
 			var err error
 			if isUDP {
 				err = udpFlow(c.Server, PortUDPEcho, lo+i%span)
@@ -90,10 +99,15 @@ func Flood(c FloodConfig) (FloodResult, error) {
 		wg.Add(1)
 		go worker(c.TCPWorkers+w, true)
 	}
-	time.Sleep(c.Duration)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-time.After(c.Duration):
+	case <-done:
+	}
 	stop.Store(true)
 	elapsed := time.Since(start)
-	wg.Wait()
+	<-done
 	return FloodResult{TCP: tcp.Load(), UDP: udp.Load(), Failed: failed.Load(), Seconds: elapsed.Seconds(), Errors: errs}, firstErr
 }
 

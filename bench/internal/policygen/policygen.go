@@ -40,6 +40,10 @@ type Spec struct {
 	FlowTableSize int
 	// Socket is the daemon's status socket.
 	Socket string
+	// Lock is the daemon's lock file ("": the default). The lock is one
+	// per machine, not per namespace: a benchmark daemon takes its own, or
+	// any other picoseg running on the machine (a test's) stops it.
+	Lock string
 	// Comment is written at the top of the file.
 	Comment string
 }
@@ -78,6 +82,9 @@ func Generate(s Spec) string {
 	}
 	if s.Socket != "" {
 		w("socket = %q\n", s.Socket)
+	}
+	if s.Lock != "" {
+		w("lock = %q\n", s.Lock)
 	}
 	w(`
 [[zone]]

@@ -19,7 +19,7 @@ func labSpec(devices, rules int) Spec {
 		},
 		TCPPorts: []string{"5201", "9000-9007"}, UDPPorts: []string{"9100-9107"},
 		Queues: 2, QueueBase: 4200, NewFlowRate: "1000000/s", FlowTableSize: 262144,
-		Socket: "/run/picoseg-bench/x.sock", Comment: "generated\nby a test",
+		Socket: "/run/picoseg-bench/x.sock", Lock: "/run/picoseg-bench/x.lock", Comment: "generated\nby a test",
 	}
 }
 
@@ -51,6 +51,9 @@ func TestGenerateLoads(t *testing.T) {
 		}
 		if got, want := len(cfg.Allows), size.rules+1; got != want {
 			t.Errorf("%d allow rules generated, want %d", got, want)
+		}
+		if cfg.Daemon.Lock != "/run/picoseg-bench/x.lock" {
+			t.Errorf("lock = %q", cfg.Daemon.Lock)
 		}
 		if cfg.Daemon.NewFlowRate.Count != 1000000 || cfg.Daemon.Queues != 2 || cfg.Daemon.FlowTableSize != 262144 {
 			t.Errorf("daemon settings = %+v", cfg.Daemon)

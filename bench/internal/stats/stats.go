@@ -29,12 +29,17 @@ const (
 // Figure is one reported number: the median of its samples and their
 // spread, with the goal it is held against.
 type Figure struct {
-	Key     string    `json:"-"`
-	Title   string    `json:"title"`
-	Unit    string    `json:"unit,omitempty"`
-	Median  float64   `json:"median"`
-	Min     float64   `json:"min"`
-	Max     float64   `json:"max"`
+	Key    string  `json:"-"`
+	Title  string  `json:"title"`
+	Unit   string  `json:"unit,omitempty"`
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	// P25 and P75 bound the middle half of the samples (the interquartile
+	// range): with a few wild samples on a shared machine, min and max say
+	// little, the middle half says how far one run can be trusted.
+	P25     float64   `json:"p25"`
+	P75     float64   `json:"p75"`
 	Goal    *float64  `json:"goal"`
 	Dir     Direction `json:"direction"`
 	Samples []float64 `json:"samples"`
@@ -83,10 +88,36 @@ func Percentile(samples []float64, p float64) float64 {
 	return s[rank-1]
 }
 
+// Quartiles returns the 25th and 75th percentiles of samples, interpolated
+// between the nearest ranks (the median of an even count is interpolated
+// the same way); NaN for both when there are none. NaN samples are ignored.
+func Quartiles(samples []float64) (p25, p75 float64) {
+	s := make([]float64, 0, len(samples))
+	for _, v := range samples {
+		if !math.IsNaN(v) {
+			s = append(s, v)
+		}
+	}
+	if len(s) == 0 {
+		return math.NaN(), math.NaN()
+	}
+	sort.Float64s(s)
+	at := func(q float64) float64 {
+		pos := q * float64(len(s)-1)
+		i := int(pos)
+		if i+1 >= len(s) {
+			return s[len(s)-1]
+		}
+		return s[i] + (pos-float64(i))*(s[i+1]-s[i])
+	}
+	return at(0.25), at(0.75)
+}
+
 // New returns the figure for samples held against goal in direction dir.
 func New(key, title, unit string, dir Direction, goal float64, samples []float64) Figure {
 	f := Figure{Key: key, Title: title, Unit: unit, Dir: dir, Samples: append([]float64{}, samples...)}
 	f.Median, f.Min, f.Max = Summarize(samples)
+	f.P25, f.P75 = Quartiles(samples)
 	if dir != Info {
 		g := goal
 		f.Goal = &g
@@ -155,6 +186,8 @@ type jsonFigure struct {
 	Median  jsonFloat   `json:"median"`
 	Min     jsonFloat   `json:"min"`
 	Max     jsonFloat   `json:"max"`
+	P25     jsonFloat   `json:"p25"`
+	P75     jsonFloat   `json:"p75"`
 	Goal    *jsonFloat  `json:"goal"`
 	Dir     Direction   `json:"direction"`
 	Met     *bool       `json:"met"`
@@ -176,7 +209,7 @@ func (r *Report) MarshalJSON() ([]byte, error) {
 	b.Write(ctx)
 	for _, f := range r.Figures {
 		jf := jsonFigure{Title: f.Title, Unit: f.Unit, Median: jsonFloat(f.Median), Min: jsonFloat(f.Min),
-			Max: jsonFloat(f.Max), Dir: f.Dir, Met: f.Met, Note: f.Note, Samples: []jsonFloat{}}
+			Max: jsonFloat(f.Max), P25: jsonFloat(f.P25), P75: jsonFloat(f.P75), Dir: f.Dir, Met: f.Met, Note: f.Note, Samples: []jsonFloat{}}
 		if f.Goal != nil {
 			g := jsonFloat(*f.Goal)
 			jf.Goal = &g
@@ -217,8 +250,8 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // the extra sections.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	b.WriteString("| figure | median | min | max | goal | met |\n")
-	b.WriteString("|---|---:|---:|---:|---:|:---:|\n")
+	b.WriteString("| figure | median | middle half (p25–p75) | min | max | n | goal | met |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|:---:|\n")
 	for _, f := range r.Figures {
 		goal, met := "—", "—"
 		if f.Goal != nil {
@@ -238,7 +271,11 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		if f.Unit != "" {
 			title += " (" + f.Unit + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", title, format(f.Median), format(f.Min), format(f.Max), goal, met)
+		iqr := "n/a"
+		if !math.IsNaN(f.P25) {
+			iqr = format(f.P25) + "–" + format(f.P75)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %d | %s | %s |\n", title, format(f.Median), iqr, format(f.Min), format(f.Max), len(f.Samples), goal, met)
 	}
 	var notes []string
 	for _, f := range r.Figures {

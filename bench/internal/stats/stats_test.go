@@ -44,6 +44,26 @@ func TestPercentile(t *testing.T) {
 	}
 }
 
+func TestQuartiles(t *testing.T) {
+	tests := []struct {
+		in       []float64
+		p25, p75 float64
+	}{
+		{[]float64{1, 2, 3, 4, 5}, 2, 4},
+		{[]float64{4, 3, 2, 1}, 1.75, 3.25},
+		{[]float64{7}, 7, 7},
+		{[]float64{math.NaN(), 10, 0}, 2.5, 7.5},
+	}
+	for _, tt := range tests {
+		if p25, p75 := Quartiles(tt.in); p25 != tt.p25 || p75 != tt.p75 {
+			t.Errorf("Quartiles(%v) = %v, %v; want %v, %v", tt.in, p25, p75, tt.p25, tt.p75)
+		}
+	}
+	if p25, _ := Quartiles(nil); !math.IsNaN(p25) {
+		t.Errorf("Quartiles(nil) = %v, want NaN", p25)
+	}
+}
+
 func TestGoals(t *testing.T) {
 	if f := New("r", "ratio", "", AtLeast, 0.97, []float64{0.99, 0.98, 1.0}); f.Met == nil || !*f.Met {
 		t.Errorf("0.99 ≥ 0.97 not met: %+v", f)
@@ -102,7 +122,7 @@ func TestMarkdown(t *testing.T) {
 	if err := r.WriteMarkdown(&buf); err != nil {
 		t.Fatal(err)
 	}
-	want := "| Reload (ms) | 100 | 80 | 120 | ≤ 200 | yes |"
+	want := "| Reload (ms) | 100 | 90–110 | 80 | 120 | 3 | ≤ 200 | yes |"
 	if !strings.Contains(buf.String(), want) {
 		t.Errorf("markdown lacks %q:\n%s", want, buf.String())
 	}
