@@ -61,6 +61,19 @@ func DeviceAddr(i int) string {
 func Generate(s Spec) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	writeDaemon(w, s)
+	w("%s", zonesAndSegments)
+	writeDevices(w, s)
+	writeRules(w, s)
+	writeBenchRule(w, s)
+	return b.String()
+}
+
+// writer appends formatted text to the policy being generated.
+type writer func(format string, args ...any)
+
+// writeDaemon writes the comment and the [daemon] table.
+func writeDaemon(w writer, s Spec) {
 	if s.Comment != "" {
 		for _, line := range strings.Split(s.Comment, "\n") {
 			w("# %s\n", line)
@@ -86,7 +99,11 @@ func Generate(s Spec) string {
 	if s.Lock != "" {
 		w("lock = %q\n", s.Lock)
 	}
-	w(`
+}
+
+// zonesAndSegments are the lab's zones and segments, with the benchmark's
+// own group.
+const zonesAndSegments = `
 [[zone]]
 name = "wan"
 interfaces = ["wan0"]
@@ -129,7 +146,11 @@ action = "deny"
 
 [[group]]
 name = "bench"
-`)
+`
+
+// writeDevices writes the groups, the lab's own devices and the generated
+// ones.
+func writeDevices(w writer, s Spec) {
 	for g := 0; g < GroupCount; g++ {
 		w("\n[[group]]\nname = \"g%d\"\n", g)
 	}
@@ -140,6 +161,10 @@ name = "bench"
 		w("\n[[device]]\nname = \"d%d\"\nmac = \"02:10:%02x:%02x:%02x:%02x\"\nip = [%q]\ngroups = [\"g%d\", \"g%d\"]\n",
 			i, byte(i>>24), byte(i>>16), byte(i>>8), byte(i), DeviceAddr(i), i%GroupCount, (i/GroupCount)%GroupCount)
 	}
+}
+
+// writeRules writes the generated allow rules.
+func writeRules(w writer, s Spec) {
 	// The generated rules use the selector kinds in equal shares. Their
 	// ports (10000 and up) stay clear of the benchmark's own, and differ
 	// from rule to rule, so that no rule shadows another: a shadowed rule
@@ -159,6 +184,10 @@ name = "bench"
 		}
 		w("services = [\"tcp/%d-%d\", \"udp/%d\"]\n", port, port+i%3, port)
 	}
+}
+
+// writeBenchRule writes the rule that lets the benchmark's own traffic out.
+func writeBenchRule(w writer, s Spec) {
 	var svc []string
 	for _, p := range s.TCPPorts {
 		svc = append(svc, fmt.Sprintf("%q", "tcp/"+p))
@@ -169,5 +198,4 @@ name = "bench"
 	if len(svc) > 0 {
 		w("\n# The benchmark's own traffic: no new-flow limit on purpose.\n[[allow]]\nname = \"bench-to-wan\"\nfrom = \"group:bench\"\nto = \"zone:wan\"\nservices = [%s]\n", strings.Join(svc, ", "))
 	}
-	return b.String()
 }
