@@ -68,8 +68,27 @@ pkg() {
 	echo "package $target"
 	case $format in
 	deb) DEB_ARCH=$arch BIN=$bin "$NFPM" package --config "$config" --packager deb --target "$target" >/dev/null ;;
-	ipk) IPK_ARCH=$arch BIN=$bin "$NFPM" package --config "$config" --packager ipk --target "$target" >/dev/null ;;
+	ipk)
+		IPK_ARCH=$arch BIN=$bin "$NFPM" package --config "$config" --packager ipk --target "$target" >/dev/null
+		recompress_ipk "$target"
+		;;
 	esac
+}
+
+# recompress_ipk IPK: nfpm gzips an .ipk's members at the default level;
+# gzip -9 makes the MIPS packages some 70 kB smaller, which is what keeps
+# them within an 8 MB-flash router's budget (packagetest's maxIPK). The
+# members, their order (debian-binary, control.tar.gz, data.tar.gz), owners
+# and times stay as nfpm wrote them, so two builds still give the same bytes.
+recompress_ipk() {
+	work=$(mktemp -d)
+	tar -xzf "$1" -C "$work"
+	gzip -dc "$work/data.tar.gz" | gzip -9n >"$work/data.tar.gz.9"
+	mv "$work/data.tar.gz.9" "$work/data.tar.gz"
+	touch -d "@$SOURCE_DATE_EPOCH" "$work/data.tar.gz"
+	(cd "$work" && tar --format=ustar --owner=0 --group=0 --numeric-owner --mode=0644 \
+		--mtime="@$SOURCE_DATE_EPOCH" -cf - ./debian-binary ./control.tar.gz ./data.tar.gz) | gzip -9n >"$1"
+	rm -rf "$work"
 }
 
 pkg deb packaging/nfpm/deb.yaml amd64 dist/bin/picoseg-linux-amd64
