@@ -44,16 +44,22 @@ func BenchmarkHandlerNewUDPFlow(b *testing.B) {
 	if !accept || want == 0 || want == nft.DefaultMarks().Dropped() {
 		b.Fatalf("first datagram: accept=%v mark=%#x, want an accepting mark", accept, want)
 	}
+	news := h.eng.Stats().NewFlows.Load()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		// Source port and server both change, so that every datagram
+		// is a flow the table has not seen.
 		sport := uint16(1025 + i%60000)
 		dgram[20], dgram[21] = byte(sport>>8), byte(sport)
-		// A port seen 60000 packets ago is a new flow again only once the
-		// table has let it go; the answer is the same either way.
+		dgram[18] = byte(i / 60000)
 		if accept, mark := h.Judge(&queue.Packet{Queue: 4200, Payload: dgram, InIfindex: 3, OutIfindex: 4, HwAddr: mac}); !accept || mark != want {
 			b.Fatalf("datagram %d: accept=%v mark=%#x, want %#x", i, accept, mark, want)
 		}
+	}
+	b.StopTimer()
+	if got := h.eng.Stats().NewFlows.Load() - news; got != uint64(b.N) {
+		b.Fatalf("%d new flows in %d datagrams, want every datagram a new flow", got, b.N)
 	}
 }
 
