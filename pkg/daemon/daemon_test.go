@@ -120,7 +120,7 @@ func TestHandlerJudgesQueuedPackets(t *testing.T) {
 }
 
 // tcpSYN builds an IPv4 TCP SYN of the given IP length.
-func tcpSYN(t *testing.T, src, dst string, dport uint16, length int) []byte {
+func tcpSYN(t testing.TB, src, dst string, dport uint16, length int) []byte {
 	t.Helper()
 	b := make([]byte, length)
 	b[0] = 0x45

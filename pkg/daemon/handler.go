@@ -42,10 +42,11 @@ var _ queue.Handler = (*handler)(nil)
 
 // queueState is what the handler keeps for one queue.
 type queueState struct {
-	w   *engine.Worker
-	dec *packet.Decoder
-	pkt packet.Packet
-	_   [64]byte // keep the states of different queues on different cache lines
+	w     *engine.Worker
+	dec   *packet.Decoder
+	pkt   packet.Packet
+	zones zoneCache
+	_     [64]byte // keep the states of different queues on different cache lines
 }
 
 func newHandler(eng *engine.Engine, marks nft.Marks, queueBase uint16, queues int, zones *ifaceZones, now func() time.Time) *handler {
@@ -101,7 +102,7 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 	}
 	pol := h.eng.Policy()
 	tripped, _ := h.marks.Decode(qp.Mark)
-	m := engine.Meta{InZone: h.zones.zone(pol, qp.InIfindex), OutZone: h.zones.zone(pol, qp.OutIfindex),
+	m := engine.Meta{InZone: h.zones.cachedZone(&qs.zones.in, pol, qp.InIfindex), OutZone: h.zones.cachedZone(&qs.zones.out, pol, qp.OutIfindex),
 		Merged: qp.GSO, Tripped: tripped == nft.StateTripped, InPort: qp.PhysInIfindex}
 	if qp.OutIfindex == 0 {
 		// Only the input hook queues packets without an egress interface:
@@ -167,6 +168,42 @@ func newIfaceZones(lookup func() (map[uint32]string, error)) *ifaceZones {
 	}
 	z.names.Store(&m)
 	return z
+}
+
+// zoneCache is one queue's last answers of ifaceZones, for the in and
+// the out interface: a queue's packets mostly come in and go out on the
+// same few interfaces, and the answer costs two map lookups, one of them
+// hashing the interface name.
+type zoneCache struct{ in, out zoneAnswer }
+
+// zoneAnswer is the zone of interface index under pol, as the names map
+// names said. Holding the policy and the map keeps them alive, so a later
+// policy or map can never have the same address as the one remembered.
+type zoneAnswer struct {
+	pol   *policy.Policy
+	names *map[uint32]string
+	index uint32
+	zone  int32
+}
+
+// cachedZone is zone, remembered in c: it answers from c while the policy,
+// the names map and the interface are the ones c was filled for. An index
+// the map does not know is never remembered, so that it goes on asking for
+// the map to be reloaded.
+func (z *ifaceZones) cachedZone(c *zoneAnswer, pol *policy.Policy, index uint32) int32 {
+	names := z.names.Load()
+	if c.pol == pol && c.names == names && c.index == index && index != 0 {
+		return c.zone
+	}
+	if index == 0 {
+		return policy.None
+	}
+	name, ok := (*names)[index]
+	if !ok {
+		return z.zone(pol, index)
+	}
+	*c = zoneAnswer{pol: pol, names: names, index: index, zone: pol.ZoneOfInterface(name)}
+	return c.zone
 }
 
 func (z *ifaceZones) zone(pol *policy.Policy, index uint32) int32 {

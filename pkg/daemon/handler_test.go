@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/packet"
+	"github.com/picoseg/picoseg/pkg/policy"
 	"github.com/picoseg/picoseg/pkg/queue"
 )
 
@@ -138,5 +140,35 @@ func TestHandlerPassesTheBridgePort(t *testing.T) {
 	}
 	if mark := hubToPlug(40001, 5, 0x99); mark != nft.DefaultMarks().Dropped() {
 		t.Fatalf("the hub's address from another bridge port: mark %#x, want DROPPED", mark)
+	}
+}
+
+// A queue's remembered zone follows every change the slow path sees: a
+// new interface map (an interface renamed or moved to another zone), a new
+// policy, another interface, an index no map knows. Random changes and
+// questions, each answer compared with the uncached lookup.
+func TestCachedZoneFollowsChanges(t *testing.T) {
+	pols := []*policy.Policy{loadText(t, policyText).Policy,
+		loadText(t, strings.NewReplacer(`"wan0"`, `"br-iot"`, `"br-iot"`, `"wan0"`).Replace(policyText)).Policy}
+	maps := []map[uint32]string{{3: "br-iot", 4: "wan0"}, {3: "wan0", 4: "br-iot"}, {4: "wan0", 5: "br-iot"}, {}}
+	cur := maps[0]
+	z := newIfaceZones(func() (map[uint32]string, error) { return cur, nil })
+	rng := rand.New(rand.NewPCG(1, 2))
+	var c zoneAnswer
+	pol := pols[0]
+	for i := 0; i < 5000; i++ {
+		switch rng.IntN(10) {
+		case 0:
+			m := maps[rng.IntN(len(maps))]
+			cur = m
+			z.names.Store(&m)
+		case 1:
+			pol = pols[rng.IntN(len(pols))]
+		}
+		index := uint32(rng.IntN(7))
+		got := z.cachedZone(&c, pol, index)
+		if want := z.zone(pol, index); got != want {
+			t.Fatalf("step %d: interface %d in zone %d, want %d (names %v)", i, index, got, want, *z.names.Load())
+		}
 	}
 }
