@@ -112,6 +112,7 @@ func (b *builder) checkDevices(groups map[string]int) {
 			b.diag.warnf(d.Pos, "device %q has no mac: it can only be identified by its address, which any host in its zone can claim", d.Name)
 		}
 		if d.HasMAC {
+			b.warnNoIPv6(d)
 			if first, dup := macs[d.MAC]; dup {
 				b.diag.errorf(b.src.devMAC[i], "device %q has MAC %s, already used by device %q at %s",
 					d.Name, net.HardwareAddr(d.MAC[:]), first.device, first.pos)
@@ -131,6 +132,44 @@ func (b *builder) checkDevices(groups map[string]int) {
 			}
 		}
 	}
+}
+
+// warnNoIPv6 warns about a device known by its MAC that lists IPv4
+// addresses only while its zone has an IPv6 network: a known MAC sending
+// from an address that is not its own is spoofing, so the device's global
+// IPv6 traffic (SLAAC, DHCPv6) is dropped; only link-local addresses,
+// which name no one, pass.
+func (b *builder) warnNoIPv6(d Device) {
+	if len(d.IPs) == 0 {
+		return
+	}
+	for _, ip := range d.IPs {
+		if ip.Unmap().Is6() {
+			return
+		}
+	}
+	for _, z := range b.cfg.Zones {
+		if !zoneHolds(z, d.IPs[0]) {
+			continue
+		}
+		for _, n := range z.Networks {
+			if n.Addr().Is6() && !n.Addr().Is4In6() && n.Bits() > 0 {
+				b.diag.warnf(d.Pos, "device %q lists no IPv6 address, but its zone %q has the IPv6 network %s: its IPv6 traffic from any address but a link-local one is dropped as spoofing; list its IPv6 addresses", d.Name, z.Name, n)
+				return
+			}
+		}
+	}
+}
+
+// zoneHolds reports whether one of z's networks, other than a default
+// route, holds ip.
+func zoneHolds(z Zone, ip netip.Addr) bool {
+	for _, n := range z.Networks {
+		if n.Bits() > 0 && n.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 func (b *builder) inSomeZone(ip netip.Addr) bool {

@@ -91,7 +91,7 @@ func TestLoadHomePolicy(t *testing.T) {
 				Name:   "front-cam",
 				HasMAC: true,
 				MAC:    [6]byte{2, 0, 0, 0, 0, 0x11},
-				IPs:    []netip.Addr{netip.MustParseAddr("10.77.0.11")},
+				IPs:    []netip.Addr{netip.MustParseAddr("10.77.0.11"), netip.MustParseAddr("fd00:77::11")},
 				Groups: []string{"cameras"},
 				Pos:    at(devices, 1),
 			},

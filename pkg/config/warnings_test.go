@@ -47,6 +47,13 @@ networks = ["10.77.0.0/24"]
 			},
 		},
 		{
+			name: "a device with a MAC lists no IPv6 address in a zone with an IPv6 network",
+			src:  "[[zone]]\nname = \"iot\"\nnetworks = [\"10.77.0.0/24\", \"fd00:77::/64\"]\n[[device]]\nname = \"cam\"\nmac = \"02:00:00:00:00:11\"\nip = [\"10.77.0.5\"]\n[[device]]\nname = \"hub\"\nmac = \"02:00:00:00:00:12\"\nip = [\"10.77.0.6\", \"fd00:77::6\"]\n",
+			want: []string{
+				`policy.toml:4:1: warning: device "cam" lists no IPv6 address, but its zone "iot" has the IPv6 network fd00:77::/64: its IPv6 traffic from any address but a link-local one is dropped as spoofing; list its IPv6 addresses`,
+			},
+		},
+		{
 			name: "device IP in no zone",
 			src:  iot + "[[device]]\nname = \"cam\"\nip = [\"10.77.0.5\", \"10.99.0.5\"]\n",
 			want: []string{
