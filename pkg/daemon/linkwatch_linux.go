@@ -47,6 +47,9 @@ type eventSource interface {
 type linkWatch struct {
 	dial  func() (eventSource, error)
 	after func(time.Duration) <-chan time.Time
+	now   func() time.Time
+	// woke is when the watch last woke the main loop.
+	woke time.Time
 	// debounce, look, redialWait and redialMax: see the constants.
 	debounce, look, redialWait time.Duration
 	redialMax                  int
@@ -78,7 +81,7 @@ func (d *Daemon) watchLinks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w := &linkWatch{dial: dialLinkEvents, after: time.After, debounce: linkDebounce, look: linkLook,
+	w := &linkWatch{dial: dialLinkEvents, after: time.After, now: time.Now, debounce: linkDebounce, look: linkLook,
 		redialWait: linkRedialWait, redialMax: linkRedialMax, wake: d.ifaceEvents,
 		report: func(err error, fatal bool) { d.fail("interface watch", err, fatal) }}
 	d.goPart(func() { w.run(ctx, src) })
@@ -91,7 +94,11 @@ func (d *Daemon) watchLinks(ctx context.Context) error {
 // The debounce window opens at the first event and is not pushed back by
 // later ones: a device that makes a Wi-Fi port flap without end (each
 // association is a link event) cannot hold the update back, and gets at
-// most one reading per window.
+// most one reading per window. The first event after a quiet spell (no
+// wake for a window's length) also wakes the main loop at once: a port
+// that joins a bridge is checked as soon as the reading sees it, not a
+// window later, while a flapping port still gets at most two readings a
+// window.
 func (w *linkWatch) run(ctx context.Context, src eventSource) {
 	events := make(chan error)
 	var readers sync.WaitGroup
@@ -129,6 +136,9 @@ func (w *linkWatch) run(ctx context.Context, src eventSource) {
 			// An event, or an overrun that lost some: read the interfaces.
 			if window == nil {
 				window = w.after(w.debounce)
+				if w.now().Sub(w.woke) >= w.debounce {
+					w.poke()
+				}
 			}
 		case <-redial:
 			redial = nil
@@ -176,6 +186,7 @@ func (w *linkWatch) read(ctx context.Context, src eventSource, events chan<- err
 
 // poke wakes the main loop; a wake already pending covers this one.
 func (w *linkWatch) poke() {
+	w.woke = w.now()
 	select {
 	case w.wake <- struct{}{}:
 	default:

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,6 +81,9 @@ type watchHarness struct {
 	mu      sync.Mutex
 	reports []string
 	done    chan struct{}
+	// clock is the watch's time, in nanoseconds: it stands still unless
+	// a test moves it.
+	clock atomic.Int64
 }
 
 func startWatch(t *testing.T, src eventSource) *watchHarness {
@@ -99,6 +103,7 @@ func startWatch(t *testing.T, src eventSource) *watchHarness {
 			h.timers <- fakeTimer{d, ch}
 			return ch
 		},
+		now:      func() time.Time { return time.Unix(0, h.clock.Load()) },
 		debounce: 200 * time.Millisecond, look: 5 * time.Second, redialWait: 3 * time.Second, redialMax: 3,
 		wake: h.wake,
 		report: func(err error, fatal bool) {
@@ -202,6 +207,36 @@ func TestLinkWatchDebounces(t *testing.T) {
 	if len(h.reports) != 0 {
 		t.Errorf("reported %v", h.reports)
 	}
+}
+
+// The first event after a quiet spell wakes the main loop at once (a port
+// that joins a bridge is checked without waiting for the window), and the
+// window's end wakes it again for the rest of the burst; an event soon after
+// a wake waits for the window, so a flapping port gets at most two readings
+// a window.
+func TestLinkWatchWakesAtOnceAfterQuiet(t *testing.T) {
+	src := newFakeEvents()
+	h := startWatch(t, src)
+	h.timer(t, 5*time.Second)
+	h.woken(t)
+
+	h.clock.Add(int64(time.Second))
+	src.deliver(t, 1, nil)
+	h.woken(t) // at once, before the window ends
+	window := h.timer(t, 200*time.Millisecond)
+	src.deliver(t, 5, nil)
+	h.noTimer(t)
+	h.notWoken(t)
+	window.ch <- time.Time{}
+	h.woken(t)
+
+	// The port flaps: the next event comes within a window of the wake.
+	h.clock.Add(int64(50 * time.Millisecond))
+	src.deliver(t, 1, nil)
+	window = h.timer(t, 200*time.Millisecond)
+	h.notWoken(t)
+	window.ch <- time.Time{}
+	h.woken(t)
 }
 
 // A broken socket is reported as transient and opened again, after which
