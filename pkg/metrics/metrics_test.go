@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -329,13 +330,9 @@ func TestRegistrationPanics(t *testing.T) {
 func TestHandler(t *testing.T) {
 	r := NewRegistry()
 	r.CounterFunc("picoseg_packets_total", "Packets.", func() uint64 { return 42 })
-	srv := &http.Server{Handler: r.Handler()}
-	ln := listen(t)
-	go srv.Serve(ln)
-	defer srv.Close()
-	base := "http://" + ln.Addr().String()
+	base := serveTest(t, r)
 
-	resp, err := http.Get(base + "/anything")
+	resp, err := http.Get(base + Path + "?x=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,13 +341,16 @@ func TestHandler(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/plain; version=0.0.4; charset=utf-8" {
 		t.Fatalf("GET: %s, Content-Type %q", resp.Status, resp.Header.Get("Content-Type"))
 	}
+	if resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("Cache-Control %q", resp.Header.Get("Cache-Control"))
+	}
 	parse(t, body)
 	// The page's format is what Prometheus negotiates from the header.
 	if f := expfmt.ResponseFormat(resp.Header); f.FormatType() != expfmt.TypeTextPlain {
 		t.Errorf("Prometheus reads the Content-Type as %v", f)
 	}
 
-	resp, err = http.Head(base + "/")
+	resp, err = http.Head(base + Path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,14 +358,114 @@ func TestHandler(t *testing.T) {
 	if resp.StatusCode != 200 || resp.ContentLength != int64(len(body)) {
 		t.Errorf("HEAD: %s, length %d, want %d", resp.Status, resp.ContentLength, len(body))
 	}
-	resp, err = http.Post(base+"/", "text/plain", strings.NewReader("x"))
+	resp, err = http.Post(base+Path, "text/plain", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST: %s", resp.Status)
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST: %s, Allow %q", resp.Status, resp.Header.Get("Allow"))
 	}
+}
+
+// serveTest serves r on a loopback port until the test ends and returns
+// its base URL.
+func serveTest(t *testing.T, r *Registry) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ln := listen(t)
+	done := make(chan error, 1)
+	go func() { done <- ServeListener(ctx, ln, r) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ServeListener: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// TestServeHostile: malformed, oversized and stalled requests get an
+// answer or a closed connection, never the page, and do not stop the
+// server from answering the next scrape.
+func TestServeHostile(t *testing.T) {
+	r := NewRegistry()
+	r.GaugeFunc("picoseg_up", "1 while running.", func() float64 { return 1 })
+	base := serveTest(t, r)
+	addr := strings.TrimPrefix(base, "http://")
+	// A request too big to read whole may be answered by a reset instead
+	// (the server closes with unread bytes): want "" takes either.
+	for _, tc := range []struct{ name, req, want string }{
+		{"no version", "GET /metrics\r\n\r\n", "HTTP/1.1 400 "},
+		{"not http", "GET /metrics SPDY/3\r\n\r\n", "HTTP/1.1 400 "},
+		{"empty line", "\r\n\r\n", "HTTP/1.1 400 "},
+		{"bad length", "GET /metrics HTTP/1.1\r\nContent-Length: -1\r\n\r\n", "HTTP/1.1 400 "},
+		{"huge header", "GET /metrics HTTP/1.1\r\nX: " + strings.Repeat("a", maxRequest) + "\r\n\r\n", ""},
+		{"other path", "GET /metricsx HTTP/1.1\r\n\r\n", "HTTP/1.1 404 "},
+		{"method", "DELETE /metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 405 "},
+		{"page", "GET /metrics HTTP/1.0\r\n\r\n", "HTTP/1.1 200 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(c, tc.req); err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(c)
+			if tc.want == "" && len(got) == 0 {
+				return
+			}
+			if tc.want == "" {
+				tc.want = "HTTP/1.1 400 "
+			}
+			if !strings.HasPrefix(string(got), tc.want) {
+				t.Fatalf("answer %.60q, want %q", got, tc.want)
+			}
+			if page := strings.Contains(string(got), "picoseg_up"); page != (tc.want == "HTTP/1.1 200 ") {
+				t.Errorf("page sent: %v", page)
+			}
+		})
+	}
+
+	// Clients that connect and say nothing hold at most maxConns slots;
+	// the others are closed at once, and once the stalled ones are gone
+	// a scrape is answered again.
+	var stalled []net.Conn
+	for range maxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+	}
+	// The server accepts in order: the next connection is over the limit.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection beyond the limit: read %d, %v; want closed", n, err)
+	}
+	c.Close()
+	for _, c := range stalled {
+		c.Close()
+	}
+	var resp *http.Response
+	for range 100 {
+		if resp, err = http.Get(base + Path); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("scrape after the stalled clients left: %v, %v", resp, err)
+	}
+	resp.Body.Close()
 }
 
 func listen(t *testing.T) net.Listener {
