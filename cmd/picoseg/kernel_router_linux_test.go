@@ -227,6 +227,9 @@ func ndFrame(dstMAC, srcMAC net.HardwareAddr, src, dst netip.Addr, typ byte, tar
 	return icmp6Frame(dstMAC, srcMAC, src, dst, icmp)
 }
 
+// nonceOpt is a nonce option (RFC 3971), one unit long.
+var nonceOpt = []byte{14, 1, 1, 2, 3, 4, 5, 6}
+
 // lladdrOpt is a source (1) or target (2) link-layer address option.
 func lladdrOpt(kind byte, mac net.HardwareAddr) []byte {
 	return append([]byte{kind, 1}, mac...)
@@ -256,6 +259,8 @@ func TestKernelNDLinkLayerOption(t *testing.T) {
 		{"advertisement, option second", plug.Addr6, ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 136, plug.Addr6, lladdrOpt(1, plug.MAC), lladdrOpt(2, cam.MAC))},
 		{"solicitation", plug.Addr6, ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 135, gwAddr, lladdrOpt(1, cam.MAC))},
 		{"router solicitation", plugLL, ndFrame(gwMAC, plug.MAC, plugLL, netip.MustParseAddr("ff02::2"), 133, netip.Addr{}, lladdrOpt(1, cam.MAC))},
+		{"solicitation, option behind a nonce", plug.Addr6, ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 135, gwAddr, nonceOpt, lladdrOpt(1, cam.MAC))},
+		{"router solicitation, option behind a nonce", plugLL, ndFrame(gwMAC, plug.MAC, plugLL, netip.MustParseAddr("ff02::2"), 133, netip.Addr{}, nonceOpt, lladdrOpt(1, cam.MAC))},
 	}
 	learn := func(a netip.Addr) {
 		t.Helper()
@@ -288,10 +293,18 @@ func TestKernelNDLinkLayerOption(t *testing.T) {
 	if spoofs != uint64(len(attacks)) {
 		t.Errorf("nd_spoof counted %d, want %d", spoofs, len(attacks))
 	}
-	// plug1's honest advertisement passes (and is no spoof).
-	f.sendFrames("plug1", [][]byte{ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 136, plug.Addr6, lladdrOpt(2, plug.MAC))})
+	// plug1's honest advertisement and solicitation pass (and are no
+	// spoof), as does a solicitation for duplicate address detection
+	// carrying a nonce.
+	for _, honest := range [][]byte{
+		ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 136, plug.Addr6, lladdrOpt(2, plug.MAC)),
+		ndFrame(gwMAC, plug.MAC, plug.Addr6, gwAddr, 135, gwAddr, lladdrOpt(1, plug.MAC)),
+		ndFrame(gwMAC, plug.MAC, netip.IPv6Unspecified(), gwAddr, 135, gwAddr, nonceOpt),
+	} {
+		f.sendFrames("plug1", [][]byte{honest})
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := f.status().Kernel["nd_spoof"]; n != spoofs {
-		t.Errorf("plug1's honest advertisement was dropped as a spoof (nd_spoof %d -> %d)", spoofs, n)
+		t.Errorf("plug1's honest messages were dropped as spoofs (nd_spoof %d -> %d)", spoofs, n)
 	}
 }

@@ -390,11 +390,15 @@ func ndRules(o Options) [][]expr.Any {
 // carries one option, the target link-layer address, or none: one whose
 // first option is anything else, or that carries more than that one
 // option (a second one, which some stacks would take instead), is dropped.
-// A solicitation's (or router solicitation's) source link-layer option is
-// checked when it comes first, as RFC 4861 stacks send it; the options a
-// solicitation from the unspecified address may carry (a nonce) are left
-// alone. A message cut short inside its option is left to its receivers,
-// which refuse it. Drops count as nd_spoof.
+// A solicitation (or router solicitation) from a specified address
+// carries the source link-layer address option alone, as RFC 4861 stacks
+// send it, or no option: one whose first option is another (a stack reads
+// every option, so a source link-layer option behind a nonce would be
+// taken unchecked) or that carries a second option is dropped. The options
+// a solicitation from the unspecified address may carry (a nonce, for
+// duplicate address detection; never a link-layer option, which receivers
+// refuse from it) are left alone. A message cut short inside its option is
+// left to its receivers, which refuse it. Drops count as nd_spoof.
 func lladdrRules() [][]expr.Any {
 	own := func(icmpType byte, optAt uint32) []expr.Any {
 		return []expr.Any{
@@ -416,6 +420,11 @@ func lladdrRules() [][]expr.Any {
 		}
 	}
 	drop := []expr.Any{counterRef(counterNDSpoof), &expr.Verdict{Kind: expr.VerdictDrop}}
+	// The IPv6 source is not the unspecified address.
+	specified := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 16)},
+	}
 	return [][]expr.Any{
 		{
 			&expr.Payload{DestRegister: reg32x0, Base: expr.PayloadBaseLLHeader, Offset: 6, Len: 6},
@@ -425,18 +434,26 @@ func lladdrRules() [][]expr.Any {
 		// A payload beyond the packet's end ends the rule unmatched: an
 		// advertisement without options passes the first two.
 		concat(first(icmp6NeighbourAdvert, naOptions, ndOptTargetLLAddr, expr.CmpOpNeq), drop),
-		concat(
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmp6NeighbourAdvert}},
-			// Any byte past the one option (every byte is >= 0; the load
-			// alone decides).
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: naOptions + 8, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0}},
-			drop,
-		),
+		concat(beyond(icmp6NeighbourAdvert, naOptions+8), drop), // any byte past the one option
 		own(icmp6NeighbourAdvert, naOptions),
+		concat(specified, first(icmp6NeighbourSolicit, nsOptions, ndOptSourceLLAddr, expr.CmpOpNeq), drop),
+		concat(specified, beyond(icmp6NeighbourSolicit, nsOptions+8), drop),
+		concat(specified, first(icmp6RouterSolicit, rsOptions, ndOptSourceLLAddr, expr.CmpOpNeq), drop),
+		concat(specified, beyond(icmp6RouterSolicit, rsOptions+8), drop),
 		concat(first(icmp6NeighbourSolicit, nsOptions, ndOptSourceLLAddr, expr.CmpOpEq), own(icmp6NeighbourSolicit, nsOptions)[2:]),
 		concat(first(icmp6RouterSolicit, rsOptions, ndOptSourceLLAddr, expr.CmpOpEq), own(icmp6RouterSolicit, rsOptions)[2:]),
+	}
+}
+
+// beyond matches an ICMPv6 message of icmpType that has a byte at offset
+// (every byte is >= 0; the load alone decides: a load past the packet's
+// end ends the rule unmatched).
+func beyond(icmpType byte, offset uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{icmpType}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: offset, Len: 1},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0}},
 	}
 }
 

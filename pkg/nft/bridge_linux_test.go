@@ -79,8 +79,8 @@ func TestInstallBridgeMessages(t *testing.T) {
 		&expr.Verdict{Kind: expr.VerdictReturn},
 	}})
 	nd := rulesOf(msgs, "nd")
-	if len(nd) != 11 {
-		t.Fatalf("nd chain has %d rules, want 11 (two router messages, budget, two bindings, six link-layer option rules)", len(nd))
+	if len(nd) != 15 {
+		t.Fatalf("nd chain has %d rules, want 15 (two router messages, budget, two bindings, ten link-layer option rules)", len(nd))
 	}
 	// ip6 saddr @owned6 ip6 saddr . ether saddr != @bind6 counter drop
 	diffExprs(t, "nd solicitation", nd[4:5], [][]expr.Any{{
@@ -264,6 +264,16 @@ func TestInstallLinkLayerOptionRules(t *testing.T) {
 		}
 	}
 	drop := []expr.Any{&expr.Objref{Type: 1, Name: "nd_spoof"}, &expr.Verdict{Kind: expr.VerdictDrop}}
+	specified := []expr.Any{
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 8, Len: 16},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 16)},
+	}
+	byteAt := func(at uint32) []expr.Any {
+		return []expr.Any{
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: at, Len: 1},
+			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0}},
+		}
+	}
 	diffExprs(t, "nd", rulesOf(decode(t, rec.msgs), "nd")[5:], [][]expr.Any{
 		// update @own_lladdr { ether saddr . ether saddr }
 		{
@@ -274,11 +284,15 @@ func TestInstallLinkLayerOptionRules(t *testing.T) {
 		// icmpv6 type nd-neighbor-advert @th,192,16 != 0x0201 counter name "nd_spoof" drop
 		join(typeIs(136), firstOption(24, expr.CmpOpNeq, 2), drop),
 		// icmpv6 type nd-neighbor-advert @th,256,8 >= 0 (a byte past the option) counter name "nd_spoof" drop
-		join(typeIs(136), []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 32, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: []byte{0}},
-		}, drop),
+		join(typeIs(136), byteAt(32), drop),
 		join(typeIs(136), optionIsSender(24)),
+		// ip6 saddr != :: icmpv6 type nd-neighbor-solicit @th,192,16 != 0x0101 counter name "nd_spoof" drop
+		join(specified, typeIs(135), firstOption(24, expr.CmpOpNeq, 1), drop),
+		// ip6 saddr != :: icmpv6 type nd-neighbor-solicit @th,256,8 >= 0 counter name "nd_spoof" drop
+		join(specified, typeIs(135), byteAt(32), drop),
+		// the same for router solicitations, whose options start at 8
+		join(specified, typeIs(133), firstOption(8, expr.CmpOpNeq, 1), drop),
+		join(specified, typeIs(133), byteAt(16), drop),
 		// icmpv6 type nd-neighbor-solicit @th,192,16 == 0x0101 ether saddr . @th,208,48 != @own_lladdr drop
 		join(typeIs(135), firstOption(24, expr.CmpOpEq, 1), optionIsSender(24)),
 		// icmpv6 type nd-router-solicit @th,64,16 == 0x0101 ether saddr . @th,80,48 != @own_lladdr drop
