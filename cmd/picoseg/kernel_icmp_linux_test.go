@@ -7,6 +7,7 @@ package main
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -180,5 +181,77 @@ func (fam forgedErrors) run(t *testing.T) {
 	}
 	if got := errorsFrom("plug1"); len(got) != 0 {
 		t.Errorf("after a restart plug1's forged errors reached the admin:\n%v", got)
+	}
+}
+
+// portUnreachable is an ICMP "port unreachable" quoting a UDP packet from
+// qsrc to qdst: the IP header and the UDP header.
+func portUnreachable(qsrc, qdst netip.AddrPort) []byte {
+	inner := make([]byte, 28)
+	inner[0], inner[8], inner[9] = 0x45, 64, unix.IPPROTO_UDP
+	binary.BigEndian.PutUint16(inner[2:], 29)
+	copy(inner[12:16], qsrc.Addr().AsSlice())
+	copy(inner[16:20], qdst.Addr().AsSlice())
+	binary.BigEndian.PutUint16(inner[10:], inetChecksum(inner[:20]))
+	binary.BigEndian.PutUint16(inner[20:], qsrc.Port())
+	binary.BigEndian.PutUint16(inner[22:], qdst.Port())
+	binary.BigEndian.PutUint16(inner[24:], 9)
+	msg := append([]byte{3, 3, 0, 0, 0, 0, 0, 0}, inner...)
+	binary.BigEndian.PutUint16(msg[2:], inetChecksum(msg))
+	return msg
+}
+
+// TestKernelForgedICMPErrorOfGatewayConnection: the gateway's own
+// connections are not judged, and the kernel takes an error about one as a
+// reply. plug1 sends "port unreachable" about the gateway's UDP connection
+// to a WAN server: without picoseg the gateway's socket fails with
+// ECONNREFUSED (the control); with picoseg it does not, while the server's
+// own error still arrives, and so does plug1's error about the gateway's
+// connection to plug1 (but not the hub's).
+func TestKernelForgedICMPErrorOfGatewayConnection(t *testing.T) {
+	f := newFixture(t)
+	for _, h := range []string{"wan", "plug1"} {
+		// Listening, so that their kernels send no error of their own.
+		c, err := f.lab.Host(h).ListenPacket("udp", ":9999")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	// refused reports whether the gateway's connection to peer hears of
+	// the "port unreachable" that from sends about it.
+	refused := func(peer, from string) bool {
+		t.Helper()
+		server := netip.AddrPortFrom(f.lab.Host(peer).Addr, 9999)
+		c, err := f.lab.Gateway.Dial(f.ctx, "udp", server.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		local := netip.MustParseAddrPort(c.LocalAddr().String())
+		time.Sleep(50 * time.Millisecond)
+		f.sendICMP(from, local.Addr(), portUnreachable(local, server))
+		c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		_, err = c.Read(make([]byte, 16))
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}
+	if !refused("wan", "plug1") {
+		t.Fatal("control: without picoseg plug1's forged error did not reach the gateway's connection")
+	}
+	f.start(labPolicy(t, nil))
+	if refused("wan", "plug1") {
+		t.Error("with picoseg plug1's forged error cut the gateway's connection to the WAN server")
+	}
+	if !refused("wan", "wan") {
+		t.Error("the WAN server's own error about the gateway's connection was lost")
+	}
+	if !refused("plug1", "plug1") {
+		t.Error("plug1's error about the gateway's connection to plug1 was lost")
+	}
+	if refused("plug1", "hub") {
+		t.Error("the hub's forged error cut the gateway's connection to plug1")
 	}
 }

@@ -34,22 +34,54 @@ func (w *Worker) quotedFlow(g *generation, p *packet.Packet, now int64, m Meta) 
 	d := Decision{Verdict: Drop, Layer: LayerMicro, Reason: ReasonErrorNoFlow, Rule: policy.None,
 		SrcDevice: c.Src.Device, DstDevice: c.Dst.Device, Related: true}
 	q := &w.quoted
-	if !p.QuotedPacket(q) || q.Src != p.Dst || (q.Dst != p.Src && c.Src.Device != policy.None) {
+	if !p.QuotedPacket(q) || q.Src != p.Dst {
 		return w.finish(d, p, now, EventDeny)
 	}
+	if q.Dst == p.Src || c.Src.Device == policy.None {
+		if layer, rule, cached, ok := w.quotedAllowed(g, q, now, m); ok {
+			d.Verdict, d.Layer, d.Reason, d.Rule, d.Cached = Accept, layer, ReasonErrorOfFlow, rule, cached
+			return w.finish(d, p, now, noEvent)
+		}
+	}
+	if g.policy.IsGateway(q.Src) {
+		// The quoted packet is the gateway's: the error may be about one
+		// of the gateway's own connections, which no verdict covers.
+		return w.gatewayFlowError(d, p, q, now, m)
+	}
+	return w.finish(d, p, now, EventDeny)
+}
+
+// quotedAllowed reports whether the quoted packet's flow is accepted: by
+// its verdict in the table (cached), or, when the table does not hold it
+// from this policy, by a dry judgement of its opening.
+func (w *Worker) quotedAllowed(g *generation, q *packet.Packet, now int64, m Meta) (Layer, int32, bool, bool) {
 	key, _ := flow.KeyOf(q)
 	var st flow.State
 	if w.e.flows.Peek(key, now, &st) && st.Gen == g.id {
-		if st.Verdict == uint8(Drop) {
-			return w.finish(d, p, now, EventDeny)
-		}
-		d.Verdict, d.Layer, d.Reason, d.Rule, d.Cached = Accept, Layer(st.Layer), ReasonErrorOfFlow, st.Rule, true
+		return Layer(st.Layer), st.Rule, true, st.Verdict != uint8(Drop)
+	}
+	layer, rule, ok := w.openingAllowed(g, q, now, m)
+	return layer, rule, false, ok
+}
+
+// gatewayFlowError judges an error about one of the gateway's own
+// connections (the quoted packet is the gateway's). picoseg does not judge
+// what the gateway opens, and the kernel accepts such an error as a reply;
+// it is queued so that a device cannot cut the gateway's connections or
+// shrink their path MTU with forged errors. The error must come from the
+// connection's peer or from a zone that is not local (the internet's
+// routers on the way). Local zones hold devices, not routers of the
+// gateway's paths: there only the peer speaks for the connection. An error
+// arriving on an interface in no zone proves nothing either way and is
+// accepted, as the kernel would.
+func (w *Worker) gatewayFlowError(d Decision, p, q *packet.Packet, now int64, m Meta) Decision {
+	pol := w.ctx.Policy
+	in := m.InZone
+	if p.Src == q.Dst || in < 0 || !pol.Zones[in].Local {
+		d.Verdict, d.Layer, d.Reason = Accept, LayerIdentify, ReasonErrorOfFlow
 		return w.finish(d, p, now, noEvent)
 	}
-	if layer, rule, ok := w.openingAllowed(g, q, now, m); ok {
-		d.Verdict, d.Layer, d.Reason, d.Rule = Accept, layer, ReasonErrorOfFlow, rule
-		return w.finish(d, p, now, noEvent)
-	}
+	d.Reason = ReasonErrorOffPath
 	return w.finish(d, p, now, EventDeny)
 }
 

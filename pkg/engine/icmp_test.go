@@ -1,8 +1,12 @@
 package engine
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // An error about an accepted flow, judged after a reload: the flow was
@@ -113,8 +117,8 @@ func TestICMPErrorsOfUnknownFlowsDoNotAllocate(t *testing.T) {
 // On the input hook the error is for the gateway, and the quoted packet
 // came from it: the camera's "port unreachable" about the gateway's answer
 // to its DNS query speaks for the camera's flow to the gateway, which the
-// gateway's default services allow. The same error quoting an answer to
-// a query the camera may not send (SSH to the gateway) is dropped.
+// gateway's default services allow. The hub's error about the gateway's
+// packet to the camera speaks for no flow of the hub's, and is dropped.
 func TestICMPErrorToTheGatewayOfAnUnknownFlow(t *testing.T) {
 	pol := demoPolicy(t)
 	w := New(pol, Options{}).NewWorker()
@@ -124,8 +128,50 @@ func TestICMPErrorToTheGatewayOfAnUnknownFlow(t *testing.T) {
 	if d := w.Judge(dns, now, m); d.Verdict != Accept {
 		t.Errorf("the camera's error about the gateway's DNS answer: %s %s %q", d.Verdict, d.Layer, d.Reason)
 	}
-	ssh := pkt(t, "icmp 10.77.0.11 -> 10.77.0.1 type=3 mac=02:00:00:00:00:11 quote=tcp,10.77.0.1:22,10.77.0.11:40000")
+	ssh := pkt(t, "icmp 10.77.0.30 -> 10.77.0.1 type=3 mac=02:00:00:00:00:30 quote=tcp,10.77.0.1:22,10.77.0.11:40000")
 	if d := w.Judge(ssh, now, m); d.Verdict != Drop {
-		t.Errorf("the camera's error about an SSH answer it cannot have asked for: %s %s %q", d.Verdict, d.Layer, d.Reason)
+		t.Errorf("the hub's error about an SSH answer to the camera: %s %s %q", d.Verdict, d.Layer, d.Reason)
+	}
+}
+
+// The gateway's own connections are not judged, but errors about them
+// are: plug1 (a device on the IoT zone) may not cut the gateway's
+// connection to a WAN server, or shrink its path MTU, with a forged error;
+// the server itself, a router on the WAN, and plug1 about the gateway's
+// connection to plug1 may.
+func TestICMPErrorOfTheGatewaysOwnConnection(t *testing.T) {
+	cfg, _, err := config.Load("../../rules/demo.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := []netip.Addr{netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.88.0.1")}
+	pol, err := policy.Compile(cfg, policy.Options{GatewayAddrs: gw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := New(pol, Options{}).NewWorker()
+	now := monday10.UnixNano()
+	fromIoT, fromWAN := meta(pol, "br-iot", "gateway"), meta(pol, "wan0", "gateway")
+	toServer := "quote=udp,198.51.100.1:40000,198.51.100.2:9999"
+	for _, tc := range []struct {
+		name, pkt string
+		m         Meta
+		want      Verdict
+	}{
+		{"plug1 about the gateway's connection to a server", "icmp 10.77.0.21 -> 198.51.100.1 type=3 mac=02:00:00:00:00:21 " + toServer, fromIoT, Drop},
+		{"plug1's fragmentation needed about it", "icmp 10.77.0.21 -> 198.51.100.1 type=3 mac=02:00:00:00:00:21 " + toServer, fromIoT, Drop},
+		{"the server itself", "icmp 198.51.100.2 -> 198.51.100.1 type=3 " + toServer, fromWAN, Accept},
+		{"a router on the WAN", "icmp 203.0.113.9 -> 198.51.100.1 type=3 " + toServer, fromWAN, Accept},
+		{"plug1 about the gateway's connection to plug1", "icmp 10.77.0.21 -> 10.77.0.1 type=3 mac=02:00:00:00:00:21 quote=udp,10.77.0.1:40000,10.77.0.21:9999", fromIoT, Accept},
+		{"the hub about the gateway's connection to plug1", "icmp 10.77.0.30 -> 10.77.0.1 type=3 mac=02:00:00:00:00:30 quote=udp,10.77.0.1:40000,10.77.0.21:9999", fromIoT, Drop},
+		{"offline, no interface", "icmp 10.77.0.21 -> 198.51.100.1 type=3 " + toServer, NoMeta, Accept},
+	} {
+		d := w.Judge(pkt(t, tc.pkt), now, tc.m)
+		if d.Verdict != tc.want || !d.Related {
+			t.Errorf("%s: %s %s %q (related %v), want %s", tc.name, d.Verdict, d.Layer, d.Reason, d.Related, tc.want)
+		}
+		if d.Verdict == Drop && d.Reason != ReasonErrorOffPath {
+			t.Errorf("%s: dropped for %q", tc.name, d.Reason)
+		}
 	}
 }

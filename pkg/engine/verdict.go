@@ -92,6 +92,7 @@ const (
 	ReasonSpoofedPort
 	ReasonFanOutPeers
 	ReasonFanOutPorts
+	ReasonErrorOffPath
 	reasonCount
 )
 
@@ -128,6 +129,9 @@ var reasonText = [reasonCount]string{
 	// Fan-out bounds.
 	ReasonFanOutPeers: "device reached more distinct peers under the rule than its max_peers allows in fanout_window",
 	ReasonFanOutPorts: "device reached more distinct ports on one peer under the rule than its max_ports allows in fanout_window",
+
+	// Errors about the gateway's own connections.
+	ReasonErrorOffPath: "ICMP error about the gateway's own connection, sent from a local zone by neither its peer nor a router towards it",
 }
 
 // String returns the reason's text.

@@ -72,6 +72,7 @@ func inputRules(o Options, method QueueMethod) []rule {
 		&expr.Verdict{Kind: expr.VerdictAccept},
 	}}}
 	rules = append(rules, cleaningRules(o)...)
+	rules = append(rules, gatewayErrorRules(o, method)...)
 	rules = append(rules, repliesRule())
 	return append(rules, judgingRules(o, method)...)
 }
@@ -89,4 +90,21 @@ func repliesRule() rule {
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},
 		&expr.Verdict{Kind: expr.VerdictAccept},
 	}}
+}
+
+// gatewayErrorRules queue the ICMP and ICMPv6 errors about the gateway's
+// own connections, which repliesRule would accept unjudged: `meta l4proto
+// icmp ct direction reply ct state related queue` (and icmpv6). Conntrack
+// hands an error the entry of the connection it quotes, so a device could
+// otherwise cut the gateway's connections or shrink their path MTU with a
+// forged error, speaking for a connection it is no end of. The engine
+// accepts an error from the connection's peer or from a router towards it.
+// Errors are rare; with the guard on they count against their sender's
+// budget like openings.
+func gatewayErrorRules(o Options, method QueueMethod) []rule {
+	return errorRules(o, method, "error about the gateway's own connection: judge who sends it",
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}}, // IP_CT_DIR_REPLY
+		ctStateIs(expr.CtStateBitRELATED),
+	)
 }

@@ -30,13 +30,17 @@ func TestInstallInputChains(t *testing.T) {
 	if cleaning != 3 {
 		t.Fatalf("%d cleaning rules, want mark, invalid and reverse path", cleaning)
 	}
-	if len(input) != len(forward)+2 {
-		t.Fatalf("input chain has %d rules, want the forward chain's %d and 2 more", len(input), len(forward))
+	errs := len(gatewayErrorRules(opts, QueueNative))
+	if errs != 4 {
+		t.Fatalf("%d rules for errors about the gateway's connections, want a guard and a queue rule for ICMP and ICMPv6", errs)
+	}
+	if len(input) != len(forward)+2+errs {
+		t.Fatalf("input chain has %d rules, want the forward chain's %d and %d more", len(input), len(forward), 2+errs)
 	}
 	for i := range forward {
 		j := i + 1 // after loopback
 		if i >= cleaning {
-			j++ // after the replies
+			j += errs + 1 // after the gateway's errors and the replies
 		}
 		if !reflect.DeepEqual(input[j], forward[i]) {
 			t.Errorf("input rule %d differs from forward rule %d", j, i)

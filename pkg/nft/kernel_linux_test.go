@@ -170,6 +170,10 @@ const wantRuleset = `table inet picoseg {
 		meta iiftype loopback accept comment "loopback"
 		meta mark set meta mark & 0xff00ffff
 		ct state invalid counter name "invalid_dropped" drop
+		meta l4proto icmp ct direction reply ct state related jump newflow
+		meta l4proto icmp ct direction reply ct state related counter name "queued" <queue> comment "error about the gateway's own connection: judge who sends it"
+		meta l4proto ipv6-icmp ct direction reply ct state related jump newflow
+		meta l4proto ipv6-icmp ct direction reply ct state related counter name "queued" <queue> comment "error about the gateway's own connection: judge who sends it"
 		ct direction reply ct state established,related accept comment "replies to the gateway's own connections"
 		ct status expected / expected,confirmed ct mark set ct mark & 0xff00ffff
 		tcp flags syn / syn,ack ct mark & 0x00ff0000 >= 0x00020000 jump newflow

@@ -530,20 +530,28 @@ func synRules(o Options, method QueueMethod) []rule {
 // Errors of flows without a verdict, or with a dropped one, reach the
 // queue or the drop by the rules after these.
 func relatedErrorRules(o Options, method QueueMethod) []rule {
+	return errorRules(o, method, "error about an accepted flow: judge who sends it",
+		ctStateIs(expr.CtStateBitRELATED),
+		ctMarkField(o.Marks),
+		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(o.Marks.FirstAccepted())},
+	)
+}
+
+// errorRules queue the ICMP and ICMPv6 packets that match cond (through
+// the guard, when it is on), with comment on the queueing rule.
+func errorRules(o Options, method QueueMethod, comment string, cond ...any) []rule {
 	var rules []rule
 	for _, proto := range []byte{unix.IPPROTO_ICMP, unix.IPPROTO_ICMPV6} {
 		match := concat(
 			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{proto}},
-			ctStateIs(expr.CtStateBitRELATED),
-			ctMarkField(o.Marks),
-			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
-			&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(o.Marks.FirstAccepted())},
+			concat(cond...),
 		)
 		if guarded(o) {
 			rules = append(rules, rule{"", concat(match, &expr.Verdict{Kind: expr.VerdictJump, Chain: chainNewFlow})})
 		}
-		rules = append(rules, rule{"error about an accepted flow: judge who sends it", concat(
+		rules = append(rules, rule{comment, concat(
 			match,
 			counterRef(counterQueued),
 			queueExprs(method, o),
