@@ -5,10 +5,14 @@ package daemon
 import (
 	"context"
 	"net"
+	"net/netip"
 	"os"
+	"time"
 
+	"github.com/picoseg/picoseg/pkg/conntrack"
 	"github.com/picoseg/picoseg/pkg/inventory"
 	"github.com/picoseg/picoseg/pkg/metrics"
+	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/queue"
 )
 
@@ -24,6 +28,12 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 		}
 	})
 	d.devs = newDevices(d.inv, inventory.NewIdentifier(d.cur.Policy), d.alerts.Raise)
+	d.devs.counts.Sent = func(f *conntrack.Flow, addr netip.Addr, now time.Time) {
+		// Bytes of an accepted flow keep its sender's port binding fresh.
+		if state, _ := d.marks.Decode(f.Mark); state == nft.StateAccepted {
+			d.eng.KeepBinding(addr, now.UnixNano())
+		}
+	}
 	d.reg = metrics.NewRegistry()
 	h := newHandler(d.eng, d.marks, d.cfg.QueueBase, d.cfg.Queues, newIfaceZones(interfaceNames), d.opts.Now)
 	h.flowStarted = d.devs.flowStarted

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"net/netip"
 	"sync"
 	"time"
 
@@ -82,6 +83,32 @@ func (t *bindingTable) check(d int32, port uint32, p *packet.Packet, now int64, 
 		}
 	}
 	return true
+}
+
+// keep refreshes device d's binding if it is fresh: the device is still
+// sending, in flows the kernel fast-paths. A lapsed or missing binding is
+// left alone (only a judged packet binds).
+func (t *bindingTable) keep(d int32, now int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if d < 0 || int(d) >= len(t.slots) {
+		return
+	}
+	if b := &t.slots[d]; b.bound && now-b.last < int64(BindingIdle) && now > b.last {
+		b.last = now
+	}
+}
+
+// KeepBinding tells the engine that the device using addr sent bytes in
+// a flow it accepted, which the kernel fast-paths: its binding to its
+// bridge port, if fresh, is refreshed, so that a device whose only
+// traffic is one long connection keeps it. Devices with a MAC in the
+// policy have no binding.
+func (e *Engine) KeepBinding(addr netip.Addr, now int64) {
+	g := e.cur.Load()
+	if d := g.policy.DeviceByAddr(addr); d >= 0 && !g.policy.Devices[d].HasMAC {
+		g.bindings.keep(d, now)
+	}
 }
 
 // carryOver keeps the bindings of devices that are still in the new

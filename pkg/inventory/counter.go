@@ -24,6 +24,9 @@ type Counter struct {
 	// primed is set once a first dump gave the baseline.
 	primed bool
 	st     ApplyStats // of the dump under way
+	// Sent, when set, is told of each device (by the address it used)
+	// that sent bytes in flow f since the previous dump.
+	Sent func(f *conntrack.Flow, addr netip.Addr, now time.Time)
 }
 
 // ApplyStats says what one Apply did.
@@ -105,6 +108,9 @@ func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) 
 		return
 	}
 	o.Time, o.NewFlow = now, m.New
+	if o.Up > 0 && c.Sent != nil {
+		c.Sent(f, o.Addr, now)
+	}
 	c.inv.Observe(o)
 	st.Observed++
 	st.Up += o.Up

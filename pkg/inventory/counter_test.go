@@ -136,3 +136,36 @@ func TestCounterPortForward(t *testing.T) {
 		t.Fatalf("devices = %+v; want the camera, 90000 bytes up (its answers), 500 down", devs)
 	}
 }
+
+// TestCounterSent: Sent hears of the devices that sent bytes since the
+// previous dump, by the address they used, and not of those that only
+// received or stayed idle.
+func TestCounterSent(t *testing.T) {
+	inv, clk := newInv(t, Options{})
+	c := NewCounter(inv)
+	var sent []string
+	c.Sent = func(f *conntrack.Flow, a netip.Addr, now time.Time) {
+		sent = append(sent, a.String())
+		if !now.Equal(clk.Now()) {
+			t.Errorf("Sent at %v, want %v", now, clk.Now())
+		}
+	}
+	const cloud = "52.49.65.150"
+	c.Apply([]conntrack.Flow{
+		ctFlow(1, "10.77.0.20", 40000, cloud, 443, 1000, 5000),
+		ctFlow(2, "10.77.0.30", 40000, cloud, 443, 1000, 5000),
+		ctFlow(3, cloud, 50443, "10.77.0.40", 8080, 10, 10),
+	}, clk.Now(), lan)
+	if len(sent) != 0 {
+		t.Fatalf("the baseline dump reported %v", sent)
+	}
+	clk.Advance(10 * time.Second)
+	c.Apply([]conntrack.Flow{
+		ctFlow(1, "10.77.0.20", 40000, cloud, 443, 1300, 5000), // sent 300
+		ctFlow(2, "10.77.0.30", 40000, cloud, 443, 1000, 5200), // only received
+		ctFlow(3, cloud, 50443, "10.77.0.40", 8080, 10, 90),    // the plug (destination) answered 80
+	}, clk.Now(), lan)
+	if diff := cmp.Diff([]string{"10.77.0.20", "10.77.0.40"}, sent); diff != "" {
+		t.Errorf("Sent (-want +got):\n%s", diff)
+	}
+}
