@@ -31,7 +31,7 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 	d.devs.counts.Sent = func(f *conntrack.Flow, addr netip.Addr, now time.Time) {
 		// Bytes of an accepted flow keep its sender's port binding fresh.
 		if state, _ := d.marks.Decode(f.Mark); state == nft.StateAccepted {
-			d.eng.KeepBinding(addr, now.UnixNano())
+			d.eng.DeviceSent(addr, now.UnixNano())
 		}
 	}
 	d.reg = metrics.NewRegistry()

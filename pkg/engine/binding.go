@@ -99,12 +99,14 @@ func (t *bindingTable) keep(d int32, now int64) {
 	}
 }
 
-// KeepBinding tells the engine that the device using addr sent bytes in
-// a flow it accepted, which the kernel fast-paths: its binding to its
-// bridge port, if fresh, is refreshed, so that a device whose only
-// traffic is one long connection keeps it. Devices with a MAC in the
-// policy have no binding.
-func (e *Engine) KeepBinding(addr netip.Addr, now int64) {
+// DeviceSent tells the engine that the host using addr sent bytes in a
+// flow it accepted, which the kernel fast-paths: a device known only by
+// that address keeps its binding to its bridge port, if fresh (so that a
+// device whose only traffic is one long connection keeps it), and a
+// device known by its MAC keeps the address in the table that lets Judge
+// name it (senderTable).
+func (e *Engine) DeviceSent(addr netip.Addr, now int64) {
+	e.senders.touch(addr, now)
 	g := e.cur.Load()
 	if d := g.policy.DeviceByAddr(addr); d >= 0 && !g.policy.Devices[d].HasMAC {
 		g.bindings.keep(d, now)

@@ -136,11 +136,11 @@ func TestBindingTableBounded(t *testing.T) {
 }
 
 // A device whose only traffic is one long fast-pathed connection keeps its
-// binding: the conntrack pass reports the bytes it sends (KeepBinding),
+// binding: the conntrack pass reports the bytes it sends (DeviceSent),
 // so a host on another port still cannot take its address after
-// BindingIdle. KeepBinding does not bring a lapsed binding back, and does
+// BindingIdle. DeviceSent does not bring a lapsed binding back, and does
 // nothing for an address of no device.
-func TestKeepBindingWhileFastPathed(t *testing.T) {
+func TestDeviceSentWhileFastPathed(t *testing.T) {
 	for _, kept := range []bool{false, true} {
 		e := New(compile(t, phonePolicy), Options{})
 		w := e.NewWorker()
@@ -152,8 +152,8 @@ func TestKeepBindingWhileFastPathed(t *testing.T) {
 		for range 3 { // the connection runs, fast-pathed
 			now += int64(BindingIdle / 2)
 			if kept {
-				e.KeepBinding(pkt(t, phone).Src, now)
-				e.KeepBinding(pkt(t, "udp 10.77.0.51:1 -> 10.77.0.21:5683").Src, now)
+				e.DeviceSent(pkt(t, phone).Src, now)
+				e.DeviceSent(pkt(t, "udp 10.77.0.51:1 -> 10.77.0.21:5683").Src, now)
 			}
 		}
 		d := w.Judge(pkt(t, stranger), now+int64(time.Second), bridged(9))
@@ -167,8 +167,8 @@ func TestKeepBindingWhileFastPathed(t *testing.T) {
 	now := monday10.UnixNano()
 	w.Judge(pkt(t, "tcp 10.77.0.50:40000 -> 10.77.0.21:8080 mac=02:00:00:00:00:50"), now, bridged(7))
 	now += int64(BindingIdle + time.Second)
-	e.KeepBinding(pkt(t, "tcp 10.77.0.50:1 -> 10.77.0.21:8080").Src, now)
+	e.DeviceSent(pkt(t, "tcp 10.77.0.50:1 -> 10.77.0.21:8080").Src, now)
 	if d := w.Judge(pkt(t, "tcp 10.77.0.50:40001 -> 10.77.0.21:8080 mac=02:00:00:00:00:66"), now, bridged(9)); d.Verdict != Accept {
-		t.Errorf("KeepBinding revived a lapsed binding: %v (%v)", d.Verdict, d.Reason)
+		t.Errorf("DeviceSent revived a lapsed binding: %v (%v)", d.Verdict, d.Reason)
 	}
 }

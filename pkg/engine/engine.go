@@ -40,6 +40,8 @@ type Engine struct {
 	stats   Stats
 	// queries is the scratch of Judge.
 	queries queryScratch
+	// senders tells Judge the MAC of devices their address does not name.
+	senders senderTable
 }
 
 // generation is a policy together with the state that belongs to it.
@@ -118,6 +120,7 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		g.bindings.carryOver(old.bindings, old.policy, pol)
 	}
 	g.id = id
+	e.senders.fit(pol)
 	for i := range pol.Segments {
 		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
 	}
@@ -438,6 +441,7 @@ func (w *Worker) evaluate(g *generation, p *packet.Packet, now int64, m Meta, fr
 		}
 	}
 	w.record(g, d, p.Length, now, fromA != reversed)
+	w.recordSender(g, d, p, now, reversed)
 	d.NewFlow = true
 	e.stats.Flows[d.Layer][d.Verdict].Add(1)
 	ev := noEvent

@@ -66,6 +66,7 @@ func (e *Engine) judge(g *generation, q Query) Decision {
 // query judges q dry, with p as the scratch for its first packet.
 func (w *Worker) query(g *generation, q Query, p *packet.Packet) Decision {
 	q.firstPacket(p)
+	w.e.senderMAC(g.policy, p)
 	how := opening
 	if q.Existing {
 		how = existingFlow
