@@ -187,6 +187,7 @@ type half struct {
 	service     string
 	evidence    string
 	disabled    []string
+	problems    []Problem
 }
 
 func (im *importer) baseHas(kind, name string) bool {
@@ -229,10 +230,13 @@ func (im *importer) checkBase() error {
 	return nil
 }
 
-// problem records a problem with an entry.
-func (im *importer) problem(a *ACE, format string, args ...any) string {
+// problem records a problem with the entry h is read from. The problems
+// of a reply half are kept back: when the half joins the rule of the flow
+// it answers, that rule already lets its packets through, and nothing is
+// lost.
+func (h *half) problem(a *ACE, format string, args ...any) string {
 	msg := fmt.Sprintf(format, args...)
-	im.p.Problems = append(im.p.Problems, Problem{Path: a.Path, Entry: a.Name, Msg: msg})
+	h.problems = append(h.problems, Problem{Path: a.Path, Entry: a.Name, Msg: msg})
 	return msg
 }
 
@@ -240,14 +244,15 @@ func (im *importer) problem(a *ACE, format string, args ...any) string {
 func (im *importer) half(dir Direction, acl *ACL, a *ACE) (half, bool) {
 	h := half{evidence: fmt.Sprintf("%s list %q entry %q", dir, clip(acl.Name), clip(a.Name))}
 	if a.Action != "accept" {
-		im.problem(a, "action %q: picoseg denies what no rule allows, and a deny entry inside what others allow cannot be written as a rule; not imported", clip(a.Action))
+		h.problem(a, "action %q: picoseg denies what no rule allows, and a deny entry inside what others allow cannot be written as a rule; not imported", clip(a.Action))
+		im.p.Problems = append(im.p.Problems, h.problems...)
 		return h, false
 	}
 	if a.Proto == 0 {
-		h.disabled = append(h.disabled, im.problem(a, "protocol 0 (IPv6 hop-by-hop options) is not a protocol a rule can name"))
+		h.disabled = append(h.disabled, h.problem(a, "protocol 0 (IPv6 hop-by-hop options) is not a protocol a rule can name"))
 	}
 	if len(a.Unsupported) > 0 {
-		h.disabled = append(h.disabled, im.problem(a, "matches picoseg cannot express (%s); the rule without them would allow more", strings.Join(a.Unsupported, ", ")))
+		h.disabled = append(h.disabled, h.problem(a, "matches picoseg cannot express (%s); the rule without them would allow more", strings.Join(a.Unsupported, ", ")))
 	}
 	devPort, remPort := a.SrcPort, a.DstPort
 	devNet, devDNS, remNet, remDNS := a.SrcNet, a.SrcDNS, a.DstNet, a.DstDNS
@@ -256,13 +261,13 @@ func (im *importer) half(dir Direction, acl *ACL, a *ACE) (half, bool) {
 		devNet, devDNS, remNet, remDNS = remNet, remDNS, devNet, devDNS
 	}
 	if devNet.IsValid() || devDNS != "" {
-		h.disabled = append(h.disabled, im.problem(a, "constrains the device's own address or name; picoseg identifies the device itself"))
+		h.disabled = append(h.disabled, h.problem(a, "constrains the device's own address or name; picoseg identifies the device itself"))
 	}
 	h.deviceOpens = dir == FromDevice
 	switch {
 	case a.HasInitiated:
 		if a.Proto != protoTCP {
-			h.disabled = append(h.disabled, im.problem(a, "direction-initiated on %s: it is defined for TCP connections only", protoName(a.Proto)))
+			h.disabled = append(h.disabled, h.problem(a, "direction-initiated on %s: it is defined for TCP connections only", protoName(a.Proto)))
 		}
 		h.deviceOpens = a.Initiated == FromDevice
 	case remPort.Set && !devPort.Set:
@@ -276,12 +281,12 @@ func (im *importer) half(dir Direction, acl *ACL, a *ACE) (half, bool) {
 		svcPort, openerPort = remPort, devPort
 	}
 	if openerPort.Set {
-		h.disabled = append(h.disabled, im.problem(a, "matches the opening side's port %s; picoseg services match the port a flow is opened to", portString(openerPort)))
+		h.disabled = append(h.disabled, h.problem(a, "matches the opening side's port %s; picoseg services match the port a flow is opened to", portString(openerPort)))
 	}
 	h.service = service(a.Proto, svcPort)
 	h.peer = im.peer(a, remNet, remDNS, &h)
 	if !h.deviceOpens && strings.HasPrefix(h.peer, "dns:") && !h.reply {
-		h.disabled = append(h.disabled, im.problem(a, "a flow opened by %s: a DNS name is a destination, never a source", h.peer))
+		h.disabled = append(h.disabled, h.problem(a, "a flow opened by %s: a DNS name is a destination, never a source", h.peer))
 	}
 	if !h.deviceOpens && h.peer == "gateway" {
 		im.p.Notes = append(im.p.Notes, fmt.Sprintf("%s: flows the gateway opens are not judged by picoseg; nothing to allow", h.evidence))
@@ -300,7 +305,7 @@ func (im *importer) peer(a *ACE, remNet netip.Prefix, remDNS string, h *half) st
 		peers = append(peers, "dns:"+strings.TrimSuffix(remDNS, "."))
 		if !im.o.DNSNames {
 			h.disabled = append(h.disabled, dnsReason)
-			im.problem(a, "destination %s: %s", peers[len(peers)-1], dnsReason)
+			h.problem(a, "destination %s: %s", peers[len(peers)-1], dnsReason)
 		}
 	}
 	if remNet.IsValid() {
@@ -309,7 +314,7 @@ func (im *importer) peer(a *ACE, remNet netip.Prefix, remDNS string, h *half) st
 	for _, ab := range a.Abstractions {
 		ep, reason := im.resolve(ab)
 		if reason != "" {
-			h.disabled = append(h.disabled, im.problem(a, "%s", reason))
+			h.disabled = append(h.disabled, h.problem(a, "%s", reason))
 		}
 		peers = append(peers, ep)
 	}
@@ -319,7 +324,7 @@ func (im *importer) peer(a *ACE, remNet netip.Prefix, remDNS string, h *half) st
 	case 1:
 		return peers[0]
 	}
-	h.disabled = append(h.disabled, im.problem(a, "names several peers at once (%s); a rule has one", strings.Join(peers, ", ")))
+	h.disabled = append(h.disabled, h.problem(a, "names several peers at once (%s); a rule has one", strings.Join(peers, ", ")))
 	return peers[0]
 }
 
@@ -341,17 +346,26 @@ func (im *importer) resolve(ab Abstraction) (ep, reason string) {
 	case "manufacturer":
 		g, why = "mfr-"+slug(ab.Value), "devices of manufacturer "+clip(ab.Value)
 	case "model":
-		g, why = "model-"+slug(ab.Value), "devices of model "+clip(ab.Value)
+		g, why = "model-"+slug(trimScheme(ab.Value)), "devices of model "+clip(ab.Value)
 	case "my-controller":
 		g, why = im.p.Group+"-controller", "the controller of "+im.p.Group+" (my-controller)"
 	case "controller":
-		g, why = "controller-"+slug(ab.Value), "controllers of class "+clip(ab.Value)
+		g, why = "controller-"+slug(trimScheme(ab.Value)), "controllers of class "+clip(ab.Value)
 	}
 	if !validName(g) {
 		g = slug(ab.Kind)
 	}
 	im.addGroup(g, why+": empty until you add devices to it; map it instead with --map "+clip(ab.String())+"=ENDPOINT")
 	return "group:" + g, ""
+}
+
+// trimScheme shortens a URI for a group name: "https://x/y" is "x/y",
+// RFC 8520's "urn:ietf:params:mud:dns" is "mud:dns".
+func trimScheme(uri string) string {
+	for _, p := range []string{"https://", "http://", "urn:ietf:params:"} {
+		uri = strings.TrimPrefix(uri, p)
+	}
+	return uri
 }
 
 // authority is the MUD URL's host: RFC 8520 defines the manufacturer by
@@ -386,6 +400,7 @@ func (im *importer) endpoints(h half) (from, to string) {
 // add merges an opening half into the rule for its endpoints: one rule per
 // pair of endpoints, its services the union of the entries'.
 func (im *importer) add(h half) {
+	im.p.Problems = append(im.p.Problems, h.problems...)
 	from, to := im.endpoints(h)
 	reason := strings.Join(slices.Compact(h.disabled), "; ")
 	key := from + "\x00" + to + "\x00" + reason

@@ -80,7 +80,7 @@ func (p *Proposal) writeDevice(w *bufio.Writer) {
 func writeRule(w *bufio.Writer, r Rule) {
 	w.WriteByte('\n')
 	for _, e := range r.Evidence {
-		fmt.Fprintf(w, "# from %s\n", comment(e))
+		fmt.Fprintf(w, "# MUD %s\n", comment(e))
 	}
 	prefix := ""
 	if r.Disabled != "" {
