@@ -174,7 +174,7 @@ type importer struct {
 	groups map[string]bool  // groups added to the proposal
 	rules  map[string]*Rule // by from, to and disabled reason
 	order  []*Rule
-	next   int // the last rule number used
+	next   int  // the last rule number used
 	ipv4   bool // an IPv4-only entry became a rule that holds for IPv6 too
 }
 
