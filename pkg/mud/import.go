@@ -292,7 +292,7 @@ func (im *importer) half(dir Direction, acl *ACL, a *ACE) (half, bool) {
 		im.p.Notes = append(im.p.Notes, fmt.Sprintf("%s: flows the gateway opens are not judged by picoseg; nothing to allow", h.evidence))
 		return h, false
 	}
-	if a.Family == 4 && !remNet.IsValid() && !h.reply {
+	if a.Family == 4 && !remNet.IsValid() && !h.reply && a.Proto != protoICMP {
 		im.ipv4 = true
 	}
 	return h, true

@@ -203,6 +203,17 @@ func TestImportReplies(t *testing.T) {
 	}
 }
 
+// TestImportIPv6 reads IPv6 entries: networks, ICMPv6 by its container.
+func TestImportIPv6(t *testing.T) {
+	p, _ := importText(t, mudJSON(
+		entry{FromDevice, `{"ipv6": {"protocol": 6, "destination-ipv6-network": "2001:db8::1/64"}, "tcp": {"destination-port": {"operator": "gte", "port": 8000}}}`, ""},
+		entry{FromDevice, `{"ipv6": {}, "icmp": {}}`, ""}), nil)
+	want := "group:dev -> net:2001:db8::/64 tcp/8000-65535\ngroup:dev -> any icmpv6"
+	if got := strings.Join(ruleLines(p), "\n"); got != want || len(p.Problems) != 0 || len(p.Notes) != 0 {
+		t.Errorf("rules (-want +got):\n-%s\n+%s\nproblems %v notes %v", want, got, p.Problems, p.Notes)
+	}
+}
+
 // TestParseErrors feeds broken MUD files: each is refused with an error
 // that says where and what.
 func TestParseErrors(t *testing.T) {
