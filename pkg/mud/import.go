@@ -174,8 +174,10 @@ type importer struct {
 	groups map[string]bool  // groups added to the proposal
 	rules  map[string]*Rule // by from, to and disabled reason
 	order  []*Rule
-	next   int  // the last rule number used
-	ipv4   bool // an IPv4-only entry became a rule that holds for IPv6 too
+	next   int // the last rule number used
+	// oneFamily is set when an entry written for one IP version became a
+	// rule that holds for both.
+	oneFamily bool
 }
 
 // half is one entry read as a flow: who opens it, to or from which peer,
@@ -292,8 +294,8 @@ func (im *importer) half(dir Direction, acl *ACL, a *ACE) (half, bool) {
 		im.p.Notes = append(im.p.Notes, fmt.Sprintf("%s: flows the gateway opens are not judged by picoseg; nothing to allow", h.evidence))
 		return h, false
 	}
-	if a.Family == 4 && !remNet.IsValid() && !h.reply && a.Proto != protoICMP {
-		im.ipv4 = true
+	if a.Family != 0 && !remNet.IsValid() && !h.reply && a.Proto != protoICMP && a.Proto != protoICMPv6 {
+		im.oneFamily = true
 	}
 	return h, true
 }
@@ -445,8 +447,8 @@ func (im *importer) notes() {
 	for _, r := range im.order {
 		im.p.Rules = append(im.p.Rules, *r)
 	}
-	if im.ipv4 {
-		im.p.Notes = append(im.p.Notes, "picoseg rules hold for IPv4 and IPv6 alike: entries written for IPv4 to names, zones, groups or any allow IPv6 too")
+	if im.oneFamily {
+		im.p.Notes = append(im.p.Notes, "picoseg rules hold for IPv4 and IPv6 alike: entries written for one of them to names, zones, groups or any allow the other too")
 	}
 	for _, name := range im.f.Unused {
 		im.p.Notes = append(im.p.Notes, fmt.Sprintf("access list %q is defined but neither policy uses it: not imported", clip(name)))
