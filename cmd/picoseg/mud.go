@@ -115,30 +115,51 @@ func (m *mudImport) run(path string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	var out bytes.Buffer
-	if err := p.WriteTOML(&out, baseText); err != nil {
-		return fail(err)
-	}
-	if m.base != "" {
-		where := m.base
-		if m.out != "" {
-			where = m.out
-		}
-		if _, err := mud.Verify(where, out.Bytes()); err != nil {
-			return fail(fmt.Errorf("the proposal does not load (nothing written):\n%v", err))
-		}
-	} else {
+	if m.base == "" {
 		fmt.Fprintln(stderr, "picoseg mud import: no -c: the proposal is a fragment (groups, device, rules) to include in a policy; check it there")
 	}
+	out, err := m.render(p, baseText)
+	if err != nil {
+		return fail(err)
+	}
 	if m.out != "" {
-		err = os.WriteFile(m.out, out.Bytes(), 0o644)
+		err = os.WriteFile(m.out, out, 0o644)
 	} else {
-		_, err = stdout.Write(out.Bytes())
+		_, err = stdout.Write(out)
 	}
 	if err != nil {
 		return fail(err)
 	}
 	return reportMUD(p, m.partial, stderr)
+}
+
+// render writes the proposal. Merged into a base, it is loaded as `check`
+// would first, and what the base's segments do to its rules is added to
+// its notes.
+func (m *mudImport) render(p *mud.Proposal, baseText []byte) ([]byte, error) {
+	var out bytes.Buffer
+	if err := p.WriteTOML(&out, baseText); err != nil {
+		return nil, err
+	}
+	if m.base == "" {
+		return out.Bytes(), nil
+	}
+	where := m.base
+	if m.out != "" {
+		where = m.out
+	}
+	pol, _, err := mud.Verify(where, out.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("the proposal does not load (nothing written):\n%v", err)
+	}
+	notes := len(p.Notes)
+	if p.SegmentNotes(pol); len(p.Notes) > notes {
+		out.Reset()
+		if err := p.WriteTOML(&out, baseText); err != nil {
+			return nil, err
+		}
+	}
+	return out.Bytes(), nil
 }
 
 func openMUD(path string) (*mud.File, error) {

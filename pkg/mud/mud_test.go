@@ -62,7 +62,7 @@ func importText(t *testing.T, text string, m Mapping) (*Proposal, string) {
 	if err := p.WriteTOML(&out, base); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(basePath, out.Bytes()); err != nil {
+	if _, _, err := Verify(basePath, out.Bytes()); err != nil {
 		t.Fatalf("the proposal does not load: %v\n%s", err, out.String())
 	}
 	return p, out.String()
@@ -386,8 +386,63 @@ func FuzzParse(f *testing.F) {
 		if err := p.WriteTOML(&out, base); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Verify(basePath, out.Bytes()); err != nil {
+		if _, _, err := Verify(basePath, out.Bytes()); err != nil {
 			t.Fatalf("the proposal does not load: %v\n%s", err, out.String())
 		}
 	})
+}
+
+// TestSegmentNotes: a reviewer is told when the base's segments make the
+// imported rules moot: an "allow" segment lets everything through, a
+// "deny" one stops the rules' flows before they are judged.
+func TestSegmentNotes(t *testing.T) {
+	base, err := os.ReadFile(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Replace(string(base), "from = \"iot\"\nto = \"wan\"\naction = \"micro\"", "from = \"iot\"\nto = \"wan\"\naction = \"allow\"", 1)
+	text = strings.Replace(text, "from = \"iot\"\nto = \"lan\"\naction = \"micro\"", "from = \"iot\"\nto = \"lan\"\naction = \"deny\"", 1)
+	if text == string(base) {
+		t.Fatal("the base's segments were not edited")
+	}
+	data, err := os.ReadFile("testdata/rfc-camera.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := Mapping{"local-networks": "zone:lan", "my-controller": "device:hub"}
+	for _, ips := range [][]string{{camIP}, nil} {
+		p, err := Import(f, Options{IPs: ips, Map: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		if err := p.WriteTOML(&out, []byte(text)); err != nil {
+			t.Fatal(err)
+		}
+		pol, _, err := Verify(basePath, out.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		before := len(p.Notes)
+		p.SegmentNotes(pol)
+		notes := strings.Join(p.Notes[before:], "\n")
+		if ips == nil {
+			if notes != "" {
+				t.Errorf("without the device's address its zone is unknown, yet: %s", notes)
+			}
+			continue
+		}
+		for _, want := range []string{`segment iot->wan is "allow": everything passes there, so cam-100-mud-1`, "segment iot->lan denies (or there is none): cam-100-mud-3 never applies"} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("notes lack %q:\n%s", want, notes)
+			}
+		}
+		if strings.Contains(notes, "lan->iot") {
+			t.Errorf("the micro segment lan->iot is noted:\n%s", notes)
+		}
+	}
 }

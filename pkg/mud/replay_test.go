@@ -54,7 +54,7 @@ func importFile(t *testing.T, path string, o Options) (*Proposal, []byte) {
 	if err := p.WriteTOML(&out, base); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Verify(basePath, out.Bytes()); err != nil {
+	if _, _, err := Verify(basePath, out.Bytes()); err != nil {
 		t.Fatalf("the proposal does not load: %v\n%s", err, out.String())
 	}
 	return p, out.Bytes()

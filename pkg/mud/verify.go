@@ -43,14 +43,15 @@ func NamesOf(cfg *config.Config) *Names {
 }
 
 // Verify loads a written proposal as `picoseg check` would (name is where
-// it will live: includes are relative to it) and returns the first error.
-// An import whose output does not load is a bug or a mapping the base
-// cannot take; either way it must not reach a reviewer as a policy.
-func Verify(name string, text []byte) ([]config.Warning, error) {
+// it will live: includes are relative to it) and returns the compiled
+// policy, or the first error. An import whose output does not load is a
+// bug or a mapping the base cannot take; either way it must not reach a
+// reviewer as a policy.
+func Verify(name string, text []byte) (*policy.Policy, []config.Warning, error) {
 	cfg, warnings, err := config.Parse(name, text)
 	if err != nil {
-		return warnings, err
+		return nil, warnings, err
 	}
-	_, err = policy.Compile(cfg, policy.Options{Source: text})
-	return warnings, err
+	pol, err := policy.Compile(cfg, policy.Options{Source: text})
+	return pol, warnings, err
 }
