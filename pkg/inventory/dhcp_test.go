@@ -219,3 +219,24 @@ ip = ["10.77.0.20"]
 		t.Error("a message without a MAC was taken")
 	}
 }
+
+// FuzzParseDHCPv4IP: whatever a device sends, what is kept is a valid
+// https URL and a plain host name, and nothing panics.
+func FuzzParseDHCPv4IP(f *testing.F) {
+	msg := dhcpMsg(camera, opt(12, "cam-1"), opt(161, "https://mud.example.com/acme/cam-100.json"))
+	f.Add(udp4("0.0.0.0", "255.255.255.255", 68, 67, msg))
+	f.Add(udp4("10.77.0.50", "10.77.0.1", 68, 67, dhcpMsg(camera, opt(161, "https://a.example/"), opt(161, "x"))))
+	f.Add(udp4("10.77.0.50", "10.77.0.1", 68, 67, msg[:250]))
+	f.Fuzz(func(t *testing.T, ip []byte) {
+		req, ok := ParseDHCPv4IP(ip)
+		if !ok && req != (DHCPRequest{}) {
+			t.Fatalf("refused, yet %+v", req)
+		}
+		if req.MUDURL != "" && (!ValidMUDURL(req.MUDURL) || len(req.MUDURL) > MaxMUDURL) {
+			t.Fatalf("kept MUD URL %q", req.MUDURL)
+		}
+		if req.Hostname != "" && !validHostname(req.Hostname) {
+			t.Fatalf("kept hostname %q", req.Hostname)
+		}
+	})
+}
