@@ -29,6 +29,7 @@ func commands() []command {
 		{"replay", "replay -c FILE [--json] CAPTURE...: run pcap/pcapng captures through the policy", runReplay},
 		{"run", "run -c FILE [--monitor] [--socket PATH] [--inventory-state FILE] [--lock FILE]: the firewall daemon (root)", runDaemon},
 		{"status", "status [devices|flows [--device NAME]|alerts] [-c FILE | --socket PATH] [--json]: ask the running daemon", runStatus},
+		{"mud", "mud import [-c BASE] [-o FILE] [--name NAME] [--mac MAC] [--ip ADDR] [--local-zone ZONE] [--controller KEY=ENDPOINT] [--map KEY=ENDPOINT] [--partial] FILE.json: a MUD file (RFC 8520) as rules to review", runMUD},
 		{"demo", "demo [-c rules/demo.toml]: build a namespace lab, run the daemon in it, show it working (root)", runDemo},
 		{"version", "version: print the version", func(_ []string, stdout, _ io.Writer) int {
 			fmt.Fprintln(stdout, "picoseg", version)

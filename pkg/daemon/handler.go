@@ -27,6 +27,10 @@ type handler struct {
 	// flowStarted, when set, hears of every flow's first packet (the
 	// device inventory).
 	flowStarted func(p *packet.Packet, now time.Time)
+	// dhcpSeen, when set, hears of every DHCPv4 client message the engine
+	// let through (the inventory's MUD URLs); ip is the packet from its
+	// IP header.
+	dhcpSeen func(p *packet.Packet, ip []byte, inZone int32, now time.Time)
 	// latency, when set, times each verdict.
 	latency *metrics.Histogram
 	// failOpen is on_daemon_down = "open": the verdict for a packet the
@@ -118,6 +122,9 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 	// flow picked up from its reply is not its sender's.
 	if d.NewFlow && !d.Reply && h.flowStarted != nil {
 		h.flowStarted(&qs.pkt, now)
+	}
+	if h.dhcpSeen != nil && qs.pkt.DstPort == 67 && qs.pkt.SrcPort == 68 && qs.pkt.Proto == packet.ProtoUDP && d.Verdict == engine.Accept && !d.WouldDrop {
+		h.dhcpSeen(&qs.pkt, qp.Payload, m.InZone, now)
 	}
 	return h.verdict(d)
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,31 @@ func (d *devices) flowStarted(p *packet.Packet, now time.Time) {
 		name := o.Name
 		if name == "" {
 			name = o.Addr.String()
+		}
+		d.raise(alert.Alert{Type: alert.TypeNewDevice, Device: o.Name, Src: o.Addr,
+			Message: "new device " + name + " in zone " + o.Zone + groupNote(o.Groups)})
+	}
+}
+
+// dhcpSeen records what a DHCPv4 client message says of its sender (its
+// MUD URL, RFC 8520 option 161, and hostname), for a message the engine
+// let through: one it refused (spoofing) teaches nothing. Every such
+// message is looked at, not only a flow's first: a client without an
+// address sends from 0.0.0.0 to the broadcast address, one flow for every
+// client of the link.
+func (d *devices) dhcpSeen(p *packet.Packet, ip []byte, inZone int32, now time.Time) {
+	req, ok := inventory.ParseDHCPv4IP(ip)
+	if !ok {
+		return
+	}
+	o, ok := d.id.Load().DHCPObservation(p, inZone, now)
+	if !ok {
+		return
+	}
+	if d.inv.ObserveDHCP(o, req) {
+		name := o.Name
+		if name == "" {
+			name = net.HardwareAddr(o.MAC[:]).String()
 		}
 		d.raise(alert.Alert{Type: alert.TypeNewDevice, Device: o.Name, Src: o.Addr,
 			Message: "new device " + name + " in zone " + o.Zone + groupNote(o.Groups)})

@@ -183,10 +183,12 @@ func WriteAlerts(w io.Writer, alerts []alert.Alert) error {
 	return nil
 }
 
-// WriteDevices prints the device inventory in 80 columns.
+// WriteDevices prints the device inventory, one line a device; the MUD
+// column is the host and path of the MUD URL the device announced (the
+// whole URL is in --json).
 func WriteDevices(w io.Writer, devices []inventory.Device) error {
 	tw := tabwriter.NewWriter(w, 0, 2, 1, ' ', 0)
-	fmt.Fprintln(tw, "DEVICE\tADDRESS\tZONE\tHOSTNAME\tLAST SEEN\tUP\tDOWN")
+	fmt.Fprintln(tw, "DEVICE\tADDRESS\tZONE\tHOSTNAME\tLAST SEEN\tUP\tDOWN\tMUD")
 	for _, d := range devices {
 		name := d.Name
 		if name == "" {
@@ -196,8 +198,9 @@ func WriteDevices(w io.Writer, devices []inventory.Device) error {
 		if len(d.Addrs) > 0 {
 			addr = d.Addrs[len(d.Addrs)-1]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clip(name, 19), clip(addr, 15), clip(orDash(d.Zone), 6),
-			clip(orDash(d.Hostname), 12), d.LastSeen.Format("01-02 15:04"), human(d.BytesUp), human(d.BytesDown))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", clip(name, 19), clip(addr, 15), clip(orDash(d.Zone), 6),
+			clip(orDash(d.Hostname), 12), d.LastSeen.Format("01-02 15:04"), human(d.BytesUp), human(d.BytesDown),
+			clip(orDash(strings.TrimPrefix(d.MUDURL, "https://")), 32))
 	}
 	return tw.Flush()
 }

@@ -70,4 +70,17 @@
 // LeaseRecheck. A hostname is chosen by the device itself, so only names
 // made of letters, digits, '-', '_' and '.' are taken; the last one found
 // sticks to the device after its lease is gone.
+//
+// # MUD URLs
+//
+// A device may announce the URL of its Manufacturer Usage Description
+// (RFC 8520) in DHCPv4 option 161. dnsmasq's leases file does not keep it,
+// so it is read from the DHCP client messages themselves: ParseDHCPv4IP
+// reads one from the packet the queue hands over, and ObserveDHCP keeps
+// its MUD URL (and its option 12 hostname, for when the leases file has
+// none) for the device that sent it. Only https URLs of at most MaxMUDURL
+// printable bytes are kept (ValidMUDURL), and a message speaks only for
+// the MAC that sent the frame (its chaddr must be that MAC) and, through
+// Identifier.DHCPObservation, only inside that MAC's zone of the guarded
+// networks. The URL is the device's claim; nothing here fetches it.
 package inventory

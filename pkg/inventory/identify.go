@@ -93,3 +93,34 @@ func PacketObservation(p *packet.Packet, t time.Time) Observation {
 	}
 	return o
 }
+
+// DHCPObservation is the sighting of a DHCPv4 client message's sender: its
+// source MAC, and its source address when it has one (a renewal; a
+// client without a lease sends from 0.0.0.0). inZone is the zone of the
+// interface the message came in on (policy.None when unknown). ok is false
+// for a frame without a MAC, for a message from outside the guarded
+// networks (a zone holding a default route: the upstream link's hosts are
+// not devices, and no zone at all), and for one whose sender the policy
+// places in another zone than the interface it came in on: like an
+// address, a MAC proves identity only inside its own zone, so a host on
+// another link cannot speak for a device by copying its MAC.
+func (id *Identifier) DHCPObservation(p *packet.Packet, inZone int32, t time.Time) (Observation, bool) {
+	o := Observation{MAC: p.SrcMAC, HasMAC: p.HasMAC, Addr: usableAddr(p.Src), Time: t}
+	if !o.HasMAC {
+		return o, false
+	}
+	d, z := id.fill(&o)
+	if inZone >= 0 && int(inZone) < len(id.pol.Zones) {
+		if z != policy.None && z != inZone {
+			return o, false
+		}
+		if z == policy.None {
+			z = inZone
+			o.Zone = id.pol.ZoneName(z)
+			if d == policy.None && id.pol.Zones[z].Local {
+				o.Groups = id.unknown
+			}
+		}
+	}
+	return o, z != policy.None && id.pol.Zones[z].Local
+}

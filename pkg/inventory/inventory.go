@@ -55,6 +55,11 @@ type Device struct {
 	Groups []string `json:"groups,omitempty"`
 	// Hostname is the name the device gave DHCP, "" when unknown.
 	Hostname string `json:"hostname,omitempty"`
+	// MUDURL is the Manufacturer Usage Description URL (RFC 8520) the
+	// device announced in DHCPv4 option 161, "" when it announced none.
+	// The device chose it: it says what the device claims to be, nothing
+	// more.
+	MUDURL string `json:"mud_url,omitempty"`
 	// FirstSeen and LastSeen are the earliest and latest observation.
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
@@ -128,6 +133,7 @@ type entry struct {
 	zone     string
 	groups   []string
 	hostname string
+	mudURL   string
 	first    time.Time
 	last     time.Time
 	up, down uint64
@@ -249,6 +255,38 @@ func (inv *Inventory) Observe(o Observation) (newDevice bool) {
 	return newDevice
 }
 
+// ObserveDHCP records a DHCPv4 client message the device o saw sent: o is
+// the sighting of its sender (see Identifier.DHCPObservation), req what
+// the message said. The MUD URL (option 161) and the hostname (option 12)
+// it carries are kept for the device with o's MAC, the latest replacing
+// the one before; a message without them still counts as a sighting. It
+// reports whether the device is new, as Observe does.
+//
+// The client hardware address inside the message is the client's to
+// write. The message only speaks for the device whose MAC sent the frame:
+// one whose chaddr names another device (to give it a MUD URL, say) is
+// ignored whole.
+func (inv *Inventory) ObserveDHCP(o Observation, req DHCPRequest) (newDevice bool) {
+	if !o.HasMAC || req.ClientMAC != o.MAC || !usableMAC(o.MAC) {
+		return false
+	}
+	newDevice = inv.Observe(o)
+	if req.MUDURL == "" && req.Hostname == "" {
+		return newDevice
+	}
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	if e := inv.byMAC[o.MAC]; e != nil {
+		if req.MUDURL != "" {
+			e.mudURL = req.MUDURL
+		}
+		if req.Hostname != "" {
+			e.hostname = req.Hostname
+		}
+	}
+	return newDevice
+}
+
 // Devices returns a copy of every device: devices in the policy first, by
 // name, then the others by MAC, then by first address. Hostnames come from
 // the leases file, re-read first if it changed.
@@ -291,6 +329,7 @@ func (inv *Inventory) snapshot(names *leaseNames) []Device {
 			Zone:      e.zone,
 			Groups:    slices.Clone(e.groups),
 			Hostname:  e.hostname,
+			MUDURL:    e.mudURL,
 			FirstSeen: e.first,
 			LastSeen:  e.last,
 			BytesUp:   e.up,
@@ -374,6 +413,9 @@ func (inv *Inventory) merge(into, from *entry) {
 	into.flows += from.flows
 	if into.hostname == "" {
 		into.hostname = from.hostname
+	}
+	if into.mudURL == "" {
+		into.mudURL = from.mudURL
 	}
 	addrs := from.addrs
 	inv.remove(from)

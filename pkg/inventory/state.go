@@ -125,11 +125,15 @@ func entryFromDevice(d Device) (*entry, error) {
 		zone:     d.Zone,
 		groups:   d.Groups,
 		hostname: d.Hostname,
+		mudURL:   d.MUDURL,
 		first:    d.FirstSeen,
 		last:     d.LastSeen,
 		up:       d.BytesUp,
 		down:     d.BytesDown,
 		flows:    d.Flows,
+	}
+	if d.MUDURL != "" && !ValidMUDURL(d.MUDURL) {
+		return nil, fmt.Errorf("bad MUD URL %q", d.MUDURL)
 	}
 	if d.MAC != "" {
 		hw, err := net.ParseMAC(d.MAC)
