@@ -92,6 +92,15 @@ const (
 	ReasonSpoofedPort
 	ReasonFanOutPeers
 	ReasonFanOutPorts
+	ReasonSPAGranted
+	ReasonSPABadHMAC
+	ReasonSPAUnknownKey
+	ReasonSPAReplay
+	ReasonSPAStale
+	ReasonSPAMalformed
+	ReasonSPANotAllowed
+	ReasonSPARateLimited
+	ReasonSPANoGrant
 	reasonCount
 )
 
@@ -128,6 +137,17 @@ var reasonText = [reasonCount]string{
 	// Fan-out bounds.
 	ReasonFanOutPeers: "device reached more distinct peers under the rule than its max_peers allows in fanout_window",
 	ReasonFanOutPorts: "device reached more distinct ports on one peer under the rule than its max_ports allows in fanout_window",
+
+	// Single packet authorization (SPA packets are always dropped).
+	ReasonSPAGranted:     "SPA packet valid: the services it asked for that a rule with its key allows are open to its source",
+	ReasonSPABadHMAC:     "SPA packet refused: bad HMAC, no key this source may use made it",
+	ReasonSPAUnknownKey:  "SPA packet refused: unknown key, no spa_key may be used from this source",
+	ReasonSPAReplay:      "SPA packet refused: replay of a message already used",
+	ReasonSPAStale:       "SPA packet refused: stale, its timestamp is more than 120 s from the gateway's clock",
+	ReasonSPAMalformed:   "SPA packet refused: not an fwknop 3.0.0 access request (length, encoding, decryption or fields)",
+	ReasonSPANotAllowed:  "SPA packet refused: not allowed, it asks for another address than its source or for no service a rule with its key allows",
+	ReasonSPARateLimited: "SPA packet dropped undecoded: too many failed attempts from this source",
+	ReasonSPANoGrant:     "rule requires SPA and the source holds no open grant for this service",
 }
 
 // String returns the reason's text.
