@@ -80,6 +80,7 @@ func (d *Daemon) startStatus(ctx context.Context) error {
 		"flows":   func(device string) any { return flowViews(d.eng, d.opts.Now(), device, 500) },
 		"alerts":  func(string) any { return d.alerts.Recent(100) },
 		"devices": func(string) any { return d.inv.Devices() },
+		"grants":  func(string) any { return grantViews(d.eng, d.opts.Now()) },
 	}, func(err error) { d.fail("status socket", err, false) })
 	if err != nil {
 		return err
