@@ -102,6 +102,7 @@ func (d *Daemon) status() Status {
 		Alerts:  d.alerts.Stats(),
 		Reloads: d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(), RulesetRestores: d.restores.Load(),
 		IfaceChanges: d.ifaceChanges.Load(),
+		SPA:          spaCounts(d.eng),
 	}
 	st.Verdicts, st.Flows = statusOf(s)
 	st.Privileges = currentPrivileges()

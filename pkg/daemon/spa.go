@@ -73,3 +73,13 @@ func spaOptions(pol *policy.Policy, now time.Time) (engine.SPAOptions, error) {
 	}
 	return engine.SPAOptions{Replay: c}, nil
 }
+
+// spaCounts are the engine's SPA counters for the status, nil when the
+// policy has no SPA keys.
+func spaCounts(eng *engine.Engine) map[string]uint64 {
+	if !eng.Policy().SPA.Enabled() {
+		return nil
+	}
+	s := eng.SPAStats()
+	return map[string]uint64{"granted": s.Granted.Load(), "rejected": s.Rejected.Load(), "rate_limited": s.Limited.Load()}
+}

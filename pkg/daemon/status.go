@@ -60,6 +60,8 @@ type Status struct {
 	// Kernel counts what the ruleset saw: packets fast-pathed, queued,
 	// dropped by flow mark, by the new-flow guard, by verdict.
 	Kernel map[string]uint64 `json:"kernel"`
+	// SPA counts SPA packets by outcome: granted, rejected, rate_limited.
+	SPA map[string]uint64 `json:"spa,omitempty"`
 }
 
 // Privileges are the identity and capabilities of the daemon process.
