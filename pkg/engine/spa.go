@@ -113,10 +113,15 @@ func (w *Worker) knocked(g *generation, p *packet.Packet, now int64, d Decision,
 // returns the reason, and for a grant the first rule and service opened.
 func (w *Worker) authenticate(g *generation, c *Context, payload []byte, now int64) (Reason, int32, spa.Service) {
 	pol, st := g.policy, w.e.spa
-	ids := pol.SPAKeysFor(&c.Src, &c.scratch, nil)
-	keys := make([]*spa.Key, len(ids))
-	for i, id := range ids {
-		keys[i] = pol.SPA.Keys[id].Key
+	// Room for a few keys and rules on the stack: a flood of junk knocks
+	// costs no garbage.
+	var idBuf [8]int32
+	var keyBuf [8]*spa.Key
+	var ruleBuf [8]int32
+	ids := pol.SPAKeysFor(&c.Src, &c.scratch, idBuf[:0])
+	keys := keyBuf[:0]
+	for _, id := range ids {
+		keys = append(keys, pol.SPA.Keys[id].Key)
 	}
 	var msg spa.Message
 	ki, err := st.gate.Check(c.Src.Addr, payload, keys, now, &msg)
@@ -132,7 +137,7 @@ func (w *Worker) authenticate(g *generation, c *Context, payload []byte, now int
 	}
 	first, firstSvc := policy.None, spa.Service{}
 	for _, svc := range msg.Services {
-		for _, ri := range pol.SPARules(&c.Src, ids[ki], svc.Proto, svc.Port, &c.scratch, nil) {
+		for _, ri := range pol.SPARules(&c.Src, ids[ki], svc.Proto, svc.Port, &c.scratch, ruleBuf[:0]) {
 			r := &pol.Rules[ri]
 			window := r.Auth.Window
 			// The client may ask for less time, never for more.

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/picoseg/picoseg/internal/spatest"
 )
 
 // The fixtures were written by Debian's fwknop-client 2.6.10:
@@ -146,5 +148,38 @@ func TestDecodeWrongCipherKey(t *testing.T) {
 	var m Message
 	if err := d.Open(k, &m); err == nil {
 		t.Errorf("Open decoded %+v with the wrong cipher key", m)
+	}
+}
+
+// The packets the tests build decode like the ones fwknop wrote, and a
+// message whose fields are wrong is refused after decryption.
+func TestDecodeBuiltPackets(t *testing.T) {
+	k := readKeys(t, "keys.txt", "lab")
+	for _, tc := range []struct {
+		name string
+		msg  spatest.Message
+		want error
+	}{
+		{"access", spatest.Message{User: "carol", Timestamp: fixtureTime, Access: "10.0.0.7,tcp/8443"}, nil},
+		{"client timeout", spatest.Message{User: "carol", Timestamp: fixtureTime, Access: "10.0.0.7,udp/53", ClientTimeout: 9}, nil},
+		{"no service", spatest.Message{User: "carol", Timestamp: fixtureTime, Access: "10.0.0.7"}, ErrMalformed},
+		{"port 0", spatest.Message{User: "carol", Timestamp: fixtureTime, Access: "10.0.0.7,tcp/0"}, ErrMalformed},
+		{"icmp", spatest.Message{User: "carol", Timestamp: fixtureTime, Access: "10.0.0.7,icmp/0"}, ErrMalformed},
+		{"bad address", spatest.Message{User: "carol", Timestamp: fixtureTime, Access: "10.0.0.300,tcp/22"}, ErrMalformed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var d Decoder
+			if _, err := d.Verify(spatest.Encode(tc.msg, k.Cipher, k.HMAC), []*Key{k}); err != nil {
+				t.Fatal(err)
+			}
+			var m Message
+			err := d.Open(k, &m)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Open = %v, want %v", err, tc.want)
+			}
+			if err == nil && (m.User != tc.msg.User || m.ClientTimeout != tc.msg.ClientTimeout || m.Timestamp != tc.msg.Timestamp) {
+				t.Errorf("message %+v", m)
+			}
+		})
 	}
 }
