@@ -224,3 +224,50 @@ func TestKernelSPAFwknopKnock(t *testing.T) {
 		t.Errorf("no spa_rejected replay alert after the restart: %+v", f.spaAlerts())
 	}
 }
+
+// TestKernelSPAJunkFlood: three IoT devices flood the gateway's SPA port
+// with junk for floodSeconds, with the kernel's per-device guard raised
+// out of the way so that the daemon takes all it can. It measures (and
+// logs: the README reports it) how many junk SPA packets the daemon
+// absorbed per second, while the camera's allowed connections keep being
+// judged: at least 19 of 20 pass.
+func TestKernelSPAJunkFlood(t *testing.T) {
+	if _, err := exec.LookPath("hping3"); err != nil {
+		t.Skip("hping3 is not installed")
+	}
+	f := newFixture(t)
+	f.echo("wan", 8443)
+	f.start(strings.Replace(spaLabPolicy(t, f.dir), "[daemon]\n", "[daemon]\nnew_flow_rate = \"1000000/s\"\n", 1))
+	before := f.status()
+	var floods []interface{ Stop() error }
+	for _, host := range []string{"plug1", "plug2", "hub"} {
+		p, err := f.lab.Host(host).Start(f.ctx, "hping3", "--flood", "-2", "-p", "62201", "-d", "200", gatewayIoT.String())
+		if err != nil {
+			t.Skipf("hping3: %v", err)
+		}
+		floods = append(floods, p)
+	}
+	start := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	ok, times := f.connects("cam", netip.MustParseAddrPort("198.51.100.2:8443"), 20, 150*time.Millisecond)
+	time.Sleep(time.Until(start.Add(floodSeconds * time.Second)))
+	for _, p := range floods {
+		p.Stop()
+	}
+	elapsed := time.Since(start)
+	after := f.status()
+	junk := after.SPA["rejected"] + after.SPA["rate_limited"] - before.SPA["rejected"] - before.SPA["rate_limited"]
+	var enobufs uint64
+	for _, q := range after.Queues {
+		enobufs += q.ENOBUFS
+	}
+	t.Logf("junk SPA flood from 3 devices for %v: the daemon judged %d junk SPA packets (%.0f/s; %d decoded and refused, %d refused undecoded by the limiter), %d packets reached the queues (ENOBUFS %d); camera connections %d/20 passed, median connect %v",
+		elapsed.Round(time.Millisecond), junk, float64(junk)/elapsed.Seconds(), after.SPA["rejected"]-before.SPA["rejected"],
+		after.SPA["rate_limited"]-before.SPA["rate_limited"], queued(after)-queued(before), enobufs, ok, median(times))
+	if junk == 0 {
+		t.Fatal("no junk SPA packet reached the daemon: the flood was not delivered")
+	}
+	if ok < 19 {
+		t.Errorf("only %d of 20 camera connections passed during a junk SPA flood", ok)
+	}
+}
