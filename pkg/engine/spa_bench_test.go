@@ -11,15 +11,9 @@ import (
 )
 
 // benchKeys are the fixture keys of spaPolicySrc.
-func benchKeys(b *testing.B) (key, hmacKey []byte) {
-	key, err := base64.StdEncoding.DecodeString("/9ZO13HPywMwLbScll29vqAML6vJe6ta6FzRYWpHsbI=")
-	if err != nil {
-		b.Fatal(err)
-	}
-	hmacKey, err = base64.StdEncoding.DecodeString("UfVBk7Lvib+3aRGodWxnn0Q1kiccG+5sPXg1rtbfyfsI/07JFi+LRow9sadtz/6N5U8MIK7D4RbJxo22hgG4GA==")
-	if err != nil {
-		b.Fatal(err)
-	}
+func benchKeys(testing.TB) (key, hmacKey []byte) {
+	key, _ = base64.StdEncoding.DecodeString("/9ZO13HPywMwLbScll29vqAML6vJe6ta6FzRYWpHsbI=")
+	hmacKey, _ = base64.StdEncoding.DecodeString("UfVBk7Lvib+3aRGodWxnn0Q1kiccG+5sPXg1rtbfyfsI/07JFi+LRow9sadtz/6N5U8MIK7D4RbJxo22hgG4GA==")
 	return key, hmacKey
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/picoseg/picoseg/internal/spatest"
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
@@ -348,4 +349,62 @@ func TestSPAJudgingAllocatesNothing(t *testing.T) {
 	if allocs > 0 {
 		t.Errorf("%.1f allocations per granted opening", allocs)
 	}
+}
+
+// Knocks the tests build: "0.0.0.0" (fwknop -s) stands for the packet's
+// source; a service no rule with the key allows opens nothing; a client
+// timeout shortens the window, never lengthens it.
+func TestSPABuiltKnocks(t *testing.T) {
+	key, hmacKey := benchKeys(nil)
+	now := int64(spaFixtureTime)
+	knock := func(access string, timeout int) []byte {
+		return spatest.Encode(spatest.Message{User: "carol", Timestamp: now, Access: access, ClientTimeout: timeout}, key, hmacKey)
+	}
+	t.Run("source address", func(t *testing.T) {
+		r := newSPARig(t, `"group:admins"`)
+		if d := r.knock("10.0.0.2", knock("0.0.0.0,tcp/22", 0), now); d.Reason != ReasonSPAGranted {
+			t.Fatalf("knock: %q", d.Reason)
+		}
+		if d := r.syn("10.0.0.2", "10.0.0.1", 50000, now); d.Verdict != Accept {
+			t.Errorf("SYN: %v %q", d.Verdict, d.Reason)
+		}
+	})
+	t.Run("service no rule allows", func(t *testing.T) {
+		r := newSPARig(t, `"group:admins"`)
+		if d := r.knock("10.0.0.2", knock("10.0.0.2,tcp/23", 0), now); d.Reason != ReasonSPANotAllowed {
+			t.Errorf("knock: %q", d.Reason)
+		}
+		if g := r.e.SPAGrants(now * int64(time.Second)); len(g) != 0 {
+			t.Errorf("grants %v", g)
+		}
+	})
+	t.Run("only what the rule allows", func(t *testing.T) {
+		r := newSPARig(t, `"group:admins"`)
+		if d := r.knock("10.0.0.2", knock("10.0.0.2,tcp/23,tcp/8443", 0), now); d.Reason != ReasonSPAGranted {
+			t.Fatalf("knock: %q", d.Reason)
+		}
+		g := r.e.SPAGrants(now * int64(time.Second))
+		if len(g) != 1 || g[0].Rule != "hub-admin" || g[0].Port != 8443 {
+			t.Errorf("grants %+v, want hub-admin tcp/8443 alone", g)
+		}
+	})
+	t.Run("client timeout", func(t *testing.T) {
+		r := newSPARig(t, `"group:admins"`)
+		r.knock("10.0.0.2", knock("10.0.0.2,tcp/22", 5), now)
+		r.knock("10.0.0.3", knock("10.0.0.3,tcp/22", 3600), now)
+		seen := 0
+		for _, g := range r.e.SPAGrants(now * int64(time.Second)) {
+			want := map[string]int64{"10.0.0.2": 5, "10.0.0.3": 30}[g.Src.String()]
+			if g.Rule != "gateway-ssh" {
+				continue
+			}
+			seen++
+			if g.Until != (now+want)*int64(time.Second) {
+				t.Errorf("%v: window ends %ds after the knock, want %d", g.Src, g.Until/int64(time.Second)-now, want)
+			}
+		}
+		if seen != 2 {
+			t.Errorf("%d gateway-ssh grants, want 2", seen)
+		}
+	})
 }
