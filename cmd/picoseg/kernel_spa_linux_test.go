@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,6 +89,28 @@ func (f *fixture) closed(host string, dst netip.AddrPort) bool {
 	return errors.Is(err, os.ErrDeadlineExceeded)
 }
 
+// nmapState is the state nmap's TCP connect scan from host reports for
+// dst's port ("open", "closed", "filtered"), "" when nmap is missing.
+func (f *fixture) nmapState(host string, dst netip.AddrPort) string {
+	f.t.Helper()
+	if _, err := exec.LookPath("nmap"); err != nil {
+		f.t.Log("nmap is not installed: no scan")
+		return ""
+	}
+	port := strconv.Itoa(int(dst.Port()))
+	out, err := f.lab.Host(host).Run(f.ctx, "nmap", "-Pn", "-n", "-sT", "-p", port, "--max-retries", "1", dst.Addr().String())
+	if err != nil {
+		f.t.Fatalf("nmap: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if fields := strings.Fields(line); len(fields) >= 2 && fields[0] == port+"/tcp" {
+			return fields[1]
+		}
+	}
+	f.t.Fatalf("nmap named no state for %s:\n%s", port, out)
+	return ""
+}
+
 // knock runs the fwknop client in host's namespace, which sends the SPA
 // packet and also saves it in file.
 func (f *fixture) knock(host, allow, server, file string) {
@@ -147,9 +170,16 @@ func TestKernelSPAFwknopKnock(t *testing.T) {
 		t.Fatalf("control: probe of the SPA port without picoseg: %v, want refused", err)
 	}
 
+	if state := f.nmapState("lan", ssh); state != "open" && state != "" {
+		t.Fatalf("control: nmap from the LAN host sees port 22 %q without picoseg", state)
+	}
+
 	f.start(spaLabPolicy(t, f.dir))
 	if !f.closed("lan", ssh) {
 		t.Fatal("the SPA service is reachable (or refused) before the knock: want it dropped")
+	}
+	if state := f.nmapState("lan", ssh); state != "filtered" && state != "" {
+		t.Errorf("nmap from the LAN host sees port 22 %q before the knock, want filtered", state)
 	}
 	// A port scan learns nothing of the SPA port either: no answer, not
 	// even a port unreachable.
