@@ -408,3 +408,35 @@ func TestSPABuiltKnocks(t *testing.T) {
 		}
 	})
 }
+
+// A knock is a knock whatever the policy allows on the SPA port: a rule
+// opening udp/62201 to the gateway does not let SPA packets through to a
+// socket (or to a port unreachable that shows the port to a scan), and a
+// knock caches nothing: the next one from the same port is judged too.
+func TestSPAPortIsNeverAllowedThrough(t *testing.T) {
+	src := spaPolicySrc(`"group:admins"`) + `
+[[allow]]
+name = "anything-to-gateway"
+from = "zone:lan"
+to = "gateway"
+services = ["udp"]
+`
+	r := &spaRig{t: t, pol: compile(t, src)}
+	r.e = New(r.pol, Options{})
+	r.w = r.e.NewWorker()
+	now := int64(spaFixtureTime)
+	junk := spaFixture(t, "otherkey.spa")
+	for i := 0; i < 2; i++ {
+		if d := r.knock("10.0.0.2", junk, now); d.Verdict != Drop || d.Reason != ReasonSPABadHMAC || d.Cached {
+			t.Errorf("knock %d: %v %q cached=%v", i, d.Verdict, d.Reason, d.Cached)
+		}
+	}
+	if r.e.Flows().Len() != 0 {
+		t.Errorf("knocks left %d flows in the flow table", r.e.Flows().Len())
+	}
+	// Control: the rule does allow another UDP port to the gateway.
+	p := gwPacket(t, "udp", "10.0.0.2", "10.0.0.1", 5000, "")
+	if d := r.w.Judge(p, now*int64(time.Second), meta(r.pol, "lan0", "gateway")); d.Verdict != Accept {
+		t.Errorf("control udp/5000: %v %q", d.Verdict, d.Reason)
+	}
+}
