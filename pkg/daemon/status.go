@@ -211,6 +211,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	if s.IfaceChanges > 0 {
 		fmt.Fprintf(tw, "interfaces\t%d changes applied (bridge ports, bridges, addresses)\n", s.IfaceChanges)
 	}
+	if s.SPA != nil {
+		fmt.Fprintf(tw, "spa knocks\t%d granted, %d refused, %d rate limited (status grants lists the open grants)\n", s.SPA["granted"], s.SPA["rejected"], s.SPA["rate_limited"])
+	}
 	if p := s.Privileges; p != nil {
 		caps := strings.Join(p.Capabilities, " ")
 		if len(p.Capabilities) > 3 {

@@ -179,17 +179,28 @@ func spaReason(err error, keys int) Reason {
 // again (a reload, a conntrack entry) was opened earlier: it passes if the
 // grant was given, even if its window has closed since, because a
 // connection opened in the window lives on. Without a grant the flow is
-// dropped: the service looks closed, not refused.
+// dropped: the service looks closed, not refused. A grant counts only
+// while the rule still accepts the key that won it: a reload that takes a
+// key off a rule revokes what it opened.
 func checkAuth(c *Context, r *policy.Rule) Result {
 	if r.Auth == nil {
 		return Result{}
 	}
-	grants := c.spa.grants
-	if grants.Live(c.Src.Addr, r.Name, c.Packet.Proto, c.DPort, c.Now) ||
-		c.Existing && grants.Given(c.Src.Addr, r.Name, c.Packet.Proto, c.DPort) {
+	g, ok := c.spa.grants.Lookup(c.Src.Addr, r.Name, c.Packet.Proto, c.DPort)
+	if ok && (c.Now < g.Until || c.Existing) && acceptsKey(c.Policy, r, g.Key) {
 		return Result{}
 	}
 	return Result{Verdict: Drop, Rule: c.Rule, Reason: ReasonSPANoGrant}
+}
+
+// acceptsKey reports whether rule r accepts the key named name.
+func acceptsKey(pol *policy.Policy, r *policy.Rule, name string) bool {
+	for _, id := range r.Auth.Keys {
+		if pol.SPA.Keys[id].Key.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // awaitsGrant reports whether a flow's cached verdict is a drop for want

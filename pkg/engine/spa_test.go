@@ -440,3 +440,35 @@ services = ["udp"]
 		t.Errorf("control udp/5000: %v %q", d.Verdict, d.Reason)
 	}
 }
+
+// A reload that takes the key off the rule revokes the grants it won,
+// open window or not.
+func TestSPAReloadRevokesKeyTakenOff(t *testing.T) {
+	r := newSPARig(t, `"group:admins"`)
+	now := int64(spaFixtureTime)
+	if d := r.knock("10.0.0.2", spaFixture(t, "access.spa"), now); d.Reason != ReasonSPAGranted {
+		t.Fatalf("knock: %q", d.Reason)
+	}
+	src := strings.Replace(spaPolicySrc(`"group:admins"`), `to = "gateway"
+services = ["tcp/22"]
+auth = "spa"
+spa_keys = ["lab"]`, `to = "gateway"
+services = ["tcp/22"]
+auth = "spa"
+spa_keys = ["other"]`, 1) + `
+[[spa_key]]
+name = "other"
+key_base64 = "0b8H0kCZFcpNaZ/wigMaxxxkhYFLyYjTL/kOXZ3CLDw="
+hmac_key_base64 = "bdGO4OMyC4By6mcTIaNR0UAlPu/4HmY41yOB2hFaIfbrRh8dv3ntefEa1SerGjqij/HpKEcHsrwJaZSjGUGb1A=="
+from = ["any"]
+`
+	r.pol = compile(t, src)
+	r.e.Swap(r.pol, 0)
+	if d := r.syn("10.0.0.2", "10.0.0.1", 50000, now+1); d.Verdict != Drop || d.Reason != ReasonSPANoGrant {
+		t.Errorf("SYN after the key was taken off the rule: %v %q", d.Verdict, d.Reason)
+	}
+	// The hub's rule still takes the key: its grant stands.
+	if d := r.syn("10.0.0.2", "10.0.0.9", 50001, now+1); d.Verdict != Accept {
+		t.Errorf("SYN to the hub: %v %q", d.Verdict, d.Reason)
+	}
+}

@@ -73,21 +73,26 @@ func (t *Grants) Open(g Grant, now int64) bool {
 	return true
 }
 
-// Live reports whether src holds an open grant for the service under rule
-// at now. It takes a read lock and allocates nothing.
-func (t *Grants) Live(src netip.Addr, rule string, proto uint8, port uint16, now int64) bool {
+// Lookup returns src's grant of the service under rule, open or closed
+// within the last day. It takes a read lock and allocates nothing.
+func (t *Grants) Lookup(src netip.Addr, rule string, proto uint8, port uint16) (Grant, bool) {
 	t.mu.RLock()
 	g, ok := t.m[grantKey{src.Unmap(), rule, proto, port}]
 	t.mu.RUnlock()
+	return g, ok
+}
+
+// Live reports whether src holds an open grant for the service under rule
+// at now.
+func (t *Grants) Live(src netip.Addr, rule string, proto uint8, port uint16, now int64) bool {
+	g, ok := t.Lookup(src, rule, proto, port)
 	return ok && now < g.Until
 }
 
 // Given reports whether src was granted the service under rule, open or
 // closed within the last day.
 func (t *Grants) Given(src netip.Addr, rule string, proto uint8, port uint16) bool {
-	t.mu.RLock()
-	_, ok := t.m[grantKey{src.Unmap(), rule, proto, port}]
-	t.mu.RUnlock()
+	_, ok := t.Lookup(src, rule, proto, port)
 	return ok
 }
 
