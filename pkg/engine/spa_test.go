@@ -472,3 +472,26 @@ from = ["any"]
 		t.Errorf("SYN to the hub: %v %q", d.Verdict, d.Reason)
 	}
 }
+
+// FuzzSPAKnock sends arbitrary IP packets to the gateway as knocks under a
+// policy with SPA: nothing panics, every one is dropped alone, and only a
+// valid message for its source (never the fuzzer's, without the key)
+// opens anything.
+func FuzzSPAKnock(f *testing.F) {
+	f.Add(udp4("10.0.0.2", "10.0.0.1", 41000, spa.DefaultPort, spaFixture(f, "access.spa")))
+	f.Add(udp4("10.0.0.2", "10.0.0.1", 41000, spa.DefaultPort, spaFixture(f, "otherkey.spa")))
+	f.Add(udp4("10.0.0.2", "10.0.0.1", 41000, spa.DefaultPort, nil))
+	pol := compile(f, spaPolicySrc(`"any"`))
+	f.Fuzz(func(t *testing.T, ip []byte) {
+		e := New(pol, Options{FlowCapacity: 64, BudgetCapacity: 64})
+		w := e.NewWorker()
+		var p packet.Packet
+		packet.NewDecoder().DecodeIP(ip, &p)
+		m := meta(pol, "lan0", "gateway")
+		m.IP = ip
+		d := w.Judge(&p, spaFixtureTime*int64(time.Second), m)
+		if p.Kind == packet.KindOK && p.Proto == packet.ProtoUDP && p.DstPort == spa.DefaultPort && (d.Verdict != Drop || !d.PacketOnly) {
+			t.Errorf("knock %v %q, want dropped alone", d.Verdict, d.Reason)
+		}
+	})
+}
