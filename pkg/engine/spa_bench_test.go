@@ -22,7 +22,7 @@ func benchKeys(testing.TB) (key, hmacKey []byte) {
 func spaBenchRig(b *testing.B, n int, limited bool) (*Worker, Meta) {
 	pol := compile(b, spaPolicySrc(`"group:admins"`))
 	replay, _ := spa.OpenReplayCache("", n+1, 0)
-	lim := spa.NewLimiter(spa.LimiterOptions{Rate: 1e9, Burst: 1e9, GlobalRate: 1e9, GlobalBurst: 1e9})
+	lim := spa.NewLimiter(spa.LimiterOptions{Interval: 1, Burst: 1 << 30, GlobalInterval: 1, GlobalBurst: 1 << 30})
 	if limited {
 		lim = spa.NewLimiter(spa.DefaultLimiterOptions)
 	}

@@ -31,7 +31,7 @@ func BenchmarkGate(b *testing.B) {
 	})
 	b.Run("bad-hmac", func(b *testing.B) {
 		junk := spatest.Encode(spatest.Message{User: "alice", Timestamp: fixtureTime, Access: "10.0.0.2,tcp/22"}, k.Cipher, k.Cipher)
-		g := NewGate(nil, NewLimiter(LimiterOptions{Rate: 1e9, Burst: 1e9, GlobalRate: 1e9, GlobalBurst: 1e9}))
+		g := NewGate(nil, NewLimiter(LimiterOptions{Interval: 1, Burst: 1 << 30, GlobalInterval: 1, GlobalBurst: 1 << 30}))
 		var m Message
 		b.ReportAllocs()
 		b.ResetTimer()

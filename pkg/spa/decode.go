@@ -309,16 +309,21 @@ func parseFields(f [][]byte, m *Message) error {
 
 // parseAccess reads "ADDR,proto/port[,proto/port...]".
 func parseAccess(s []byte, m *Message) error {
-	parts := bytes.Split(s, []byte(","))
-	if len(parts) < 2 || len(parts) > 17 {
+	addr, rest, ok := bytes.Cut(s, []byte(","))
+	if !ok {
 		return ErrMalformed
 	}
-	a, err := netip.ParseAddr(string(parts[0]))
+	a, err := netip.ParseAddr(string(addr))
 	if err != nil {
 		return ErrMalformed
 	}
 	m.Addr = a.Unmap()
-	for _, p := range parts[1:] {
+	for more := true; more; {
+		var p []byte
+		p, rest, more = bytes.Cut(rest, []byte(","))
+		if len(m.Services) == 16 {
+			return ErrMalformed
+		}
 		proto, port, ok := bytes.Cut(p, []byte("/"))
 		if !ok || !digits(port) || len(port) > 5 {
 			return ErrMalformed

@@ -3,7 +3,9 @@ package spa
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -103,7 +105,7 @@ func TestReplayCacheBounded(t *testing.T) {
 func TestGateRateLimitsFailures(t *testing.T) {
 	k := readKeys(t, "keys.txt", "lab")
 	other := readKeys(t, "other.txt", "other")
-	g := NewGate(nil, NewLimiter(LimiterOptions{Rate: 0.1, Burst: 3, GlobalRate: 1000, GlobalBurst: 1000}))
+	g := NewGate(nil, NewLimiter(LimiterOptions{Interval: 10 * time.Second, Burst: 3, GlobalInterval: time.Millisecond, GlobalBurst: 1000}))
 	junk := readPacket(t, "otherkey.spa")
 	var m Message
 	now := at(fixtureTime)
@@ -150,5 +152,29 @@ func TestGrants(t *testing.T) {
 	g.Sweep(now + at(30) + int64(keepAfter))
 	if g.Given(lanHost, "hub-admin", 6, 22) {
 		t.Error("grant kept past a day after its window")
+	}
+}
+
+// A replay file with torn or foreign lines loses those lines only.
+func TestReplayCacheSkipsBadLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "spa-replay")
+	c, _ := OpenReplayCache(path, 0, 0)
+	if err := c.Add([32]byte{1}, at(100), 0); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	f, _ := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("not a line\n" + strings.Repeat("A", 200) + " 5\nAAAA 99999999999999999\n")
+	f.Close()
+	c, err := OpenReplayCache(path, 0, at(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Len() != 1 {
+		t.Errorf("cache holds %d digests, want the one good line", c.Len())
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("replay file mode %v, %v; want 0600", fi.Mode().Perm(), err)
 	}
 }

@@ -2,8 +2,7 @@ package spa
 
 import (
 	"net/netip"
-	"slices"
-	"strings"
+	"sort"
 	"sync"
 	"time"
 )
@@ -106,14 +105,17 @@ func (t *Grants) List(now int64) []Grant {
 		}
 	}
 	t.mu.RUnlock()
-	slices.SortFunc(out, func(a, b Grant) int {
+	// sort.Slice, not slices.SortFunc: the binary already holds it, and a
+	// generic sort of Grant would add its own copy of the sort.
+	sort.Slice(out, func(i, j int) bool {
+		a, b := &out[i], &out[j]
 		if c := a.Src.Compare(b.Src); c != 0 {
-			return c
+			return c < 0
 		}
-		if c := strings.Compare(a.Rule, b.Rule); c != 0 {
-			return c
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
 		}
-		return int(a.Port) - int(b.Port)
+		return a.Port < b.Port
 	})
 	return out
 }

@@ -2,7 +2,6 @@ package spa
 
 import (
 	"bufio"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -57,7 +56,7 @@ func OpenReplayCache(path string, capacity int, now int64) (*ReplayCache, error)
 	return c, nil
 }
 
-// load reads the file's lines "HEXDIGEST EXPIRY". A line it cannot read
+// load reads the file's lines "DIGEST EXPIRY" (base64, unix nanoseconds). A line it cannot read
 // is skipped: a torn last line after a crash loses one entry, not all.
 func (c *ReplayCache) load(now int64) error {
 	f, err := os.Open(c.path)
@@ -70,12 +69,12 @@ func (c *ReplayCache) load(now int64) error {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		hexDigest, exp, ok := strings.Cut(sc.Text(), " ")
+		digest, exp, ok := strings.Cut(sc.Text(), " ")
 		var d [32]byte
-		if !ok || hex.DecodedLen(len(hexDigest)) != 32 {
+		if !ok || len(digest) != digestLen {
 			continue
 		}
-		if _, err := hex.Decode(d[:], []byte(hexDigest)); err != nil {
+		if n, err := b64.Decode(d[:], []byte(digest)); err != nil || n != len(d) {
 			continue
 		}
 		e, err := strconv.ParseInt(exp, 10, 64)
@@ -100,7 +99,7 @@ func (c *ReplayCache) rewrite() error {
 	}
 	w := bufio.NewWriter(tmp)
 	for d, e := range c.seen {
-		fmt.Fprintf(w, "%x %d\n", d, e)
+		fmt.Fprintf(w, "%s %d\n", b64.EncodeToString(d[:]), e)
 	}
 	err = errors.Join(w.Flush(), tmp.Sync(), tmp.Close())
 	if err == nil {
@@ -136,7 +135,7 @@ func (c *ReplayCache) Add(digest [32]byte, expires, now int64) error {
 	if c.f == nil {
 		return nil
 	}
-	if _, err := fmt.Fprintf(c.f, "%x %d\n", digest, expires); err != nil {
+	if _, err := fmt.Fprintf(c.f, "%s %d\n", b64.EncodeToString(digest[:]), expires); err != nil {
 		return err
 	}
 	if err := c.f.Sync(); err != nil {
