@@ -161,18 +161,7 @@ func TestKernelSPAFwknopKnock(t *testing.T) {
 	ssh := netip.AddrPortFrom(gatewayLAN, 22)
 	hubSSH := netip.AddrPortFrom(gatewayIoT, 22)
 	spaPort := netip.AddrPortFrom(gatewayLAN, 62201)
-	// Control: without picoseg the lab delivers both, and the SPA port
-	// answers with a port unreachable (nothing listens).
-	if !f.reaches("lan", ssh) || !f.reaches("hub", hubSSH) {
-		t.Fatal("control: the lab does not carry the connections to the gateway's port 22")
-	}
-	if _, err := f.lab.Host("lan").UDPProbe(f.ctx, spaPort, []byte("x"), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Fatalf("control: probe of the SPA port without picoseg: %v, want refused", err)
-	}
-
-	if state := f.nmapState("lan", ssh); state != "open" && state != "" {
-		t.Fatalf("control: nmap from the LAN host sees port 22 %q without picoseg", state)
-	}
+	f.spaControls(ssh, hubSSH, spaPort)
 
 	f.start(spaLabPolicy(t, f.dir))
 	if !f.closed("lan", ssh) {
@@ -223,8 +212,15 @@ func TestKernelSPAFwknopKnock(t *testing.T) {
 		t.Error("a new connection after the window reaches the service")
 	}
 
-	// The same SPA packet again, from the admin's address and port, through
-	// a raw socket: refused as a replay, the service stays closed.
+	f.replayKnock(saved, ssh)
+}
+
+// replayKnock sends the SPA packet saved in file again, from the admin's
+// address and port, through a raw socket: it must be refused as a replay
+// and open nothing, before and after a restart of the daemon.
+func (f *fixture) replayKnock(saved string, ssh netip.AddrPort) {
+	t := f.t
+	t.Helper()
 	packet, err := os.ReadFile(saved)
 	if err != nil {
 		t.Fatal(err)
@@ -252,6 +248,23 @@ func TestKernelSPAFwknopKnock(t *testing.T) {
 	}
 	if !eventually(func() bool { return hasAlert(f.spaAlerts(), alert.TypeSPARejected, "replay") }) {
 		t.Errorf("no spa_rejected replay alert after the restart: %+v", f.spaAlerts())
+	}
+}
+
+// spaControls show, before the daemon starts, that the lab delivers both
+// devices' connections to the gateway's port 22, and that the SPA port
+// answers with a port unreachable (nothing listens).
+func (f *fixture) spaControls(ssh, hubSSH, spaPort netip.AddrPort) {
+	t := f.t
+	t.Helper()
+	if !f.reaches("lan", ssh) || !f.reaches("hub", hubSSH) {
+		t.Fatal("control: the lab does not carry the connections to the gateway's port 22")
+	}
+	if _, err := f.lab.Host("lan").UDPProbe(f.ctx, spaPort, []byte("x"), time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("control: probe of the SPA port without picoseg: %v, want refused", err)
+	}
+	if state := f.nmapState("lan", ssh); state != "open" && state != "" {
+		t.Fatalf("control: nmap from the LAN host sees port 22 %q without picoseg", state)
 	}
 }
 
