@@ -157,6 +157,10 @@ func (w *Worker) authenticate(g *generation, c *Context, payload []byte, now int
 	return ReasonSPAGranted, first, firstSvc
 }
 
+// malformed are the decoder's errors of a packet that is no valid knock.
+var malformed = []error{spa.ErrTooShort, spa.ErrTooLong, spa.ErrNotBase64, spa.ErrSaltPrefix, spa.ErrDecrypt,
+	spa.ErrDigest, spa.ErrMalformed, spa.ErrVersion, spa.ErrMessageType}
+
 // spaReason is the reason of a knock the gate refused.
 func spaReason(err error, keys int) Reason {
 	switch {
@@ -166,12 +170,18 @@ func spaReason(err error, keys int) Reason {
 		return ReasonSPAUnknownKey
 	case errors.Is(err, spa.ErrBadHMAC):
 		return ReasonSPABadHMAC
-	case errors.Is(err, spa.ErrReplay), errors.Is(err, spa.ErrReplayFull):
+	case errors.Is(err, spa.ErrReplay):
 		return ReasonSPAReplay
 	case errors.Is(err, spa.ErrStale), errors.Is(err, spa.ErrFuture):
 		return ReasonSPAStale
 	}
-	return ReasonSPAMalformed
+	for _, e := range malformed {
+		if errors.Is(err, e) {
+			return ReasonSPAMalformed
+		}
+	}
+	// Not the packet's fault: a full replay cache, or its file failing.
+	return ReasonSPAReplayCache
 }
 
 // checkAuth admits a flow under a rule with auth only from a source that

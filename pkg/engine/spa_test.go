@@ -495,3 +495,19 @@ func FuzzSPAKnock(f *testing.F) {
 		}
 	})
 }
+
+// A valid knock the replay cache cannot keep is refused, and says why.
+func TestSPAReplayCacheFull(t *testing.T) {
+	pol := compile(t, spaPolicySrc(`"group:admins"`))
+	replay, _ := spa.OpenReplayCache("", 1, 0)
+	e := New(pol, Options{SPA: SPAOptions{Replay: replay}})
+	r := &spaRig{t: t, pol: pol, e: e, w: e.NewWorker()}
+	key, hmacKey := benchKeys(t)
+	now := int64(spaFixtureTime)
+	for i, want := range []Reason{ReasonSPAGranted, ReasonSPAReplayCache} {
+		knock := spatest.Encode(spatest.Message{User: "carol", Timestamp: now, Access: "10.0.0.2,tcp/22"}, key, hmacKey)
+		if d := r.knock("10.0.0.2", knock, now); d.Reason != want {
+			t.Errorf("knock %d: %q, want %q", i, d.Reason, want)
+		}
+	}
+}

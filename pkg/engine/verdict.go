@@ -101,6 +101,7 @@ const (
 	ReasonSPANotAllowed
 	ReasonSPARateLimited
 	ReasonSPANoGrant
+	ReasonSPAReplayCache
 	reasonCount
 )
 
@@ -148,6 +149,7 @@ var reasonText = [reasonCount]string{
 	ReasonSPANotAllowed:  "SPA packet refused: not allowed, it asks for another address than its source or for no service a rule with its key allows",
 	ReasonSPARateLimited: "SPA packet dropped undecoded: too many failed attempts from this source",
 	ReasonSPANoGrant:     "rule requires SPA and the source holds no open grant for this service",
+	ReasonSPAReplayCache: "SPA packet refused: valid, but the replay cache could not keep it (full, or its file not writable)",
 }
 
 // String returns the reason's text.
