@@ -62,6 +62,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	}
 	printPortRouters(stdout, pol)
 	writePico(stdout, pol)
+	printSPA(stdout, pol, cfg)
 	return 0
 }
 

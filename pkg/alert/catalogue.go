@@ -79,6 +79,11 @@ const (
 	// server message from a bridge port: a device impersonating the
 	// gateway (unless the zone lists it in port_routers).
 	TypeRogueRouter
+	// TypeSPAGranted is a valid SPA packet that opened services for its
+	// source.
+	TypeSPAGranted
+	// TypeSPARejected is an SPA packet refused, with the reason.
+	TypeSPARejected
 
 	typeCount
 )
@@ -128,6 +133,8 @@ var catalogue = [typeCount]entry{
 	TypeARPFlood:            named("arp_flood", SeverityWarning, "ARP or neighbour discovery flood"),
 	TypeRulesetRestored:     named("ruleset_restored", SeverityError, "picoseg's table was lost and installed again"),
 	TypeRogueRouter:         named("rogue_router", SeverityCritical, "a device on a bridge port acting as the router or DHCP server"),
+	TypeSPAGranted:          raisedBy(engine.EventSPAGranted, SeverityNotice, "SPA grant"),
+	TypeSPARejected:         raisedBy(engine.EventSPARejected, SeverityWarning, "SPA packet refused"),
 }
 
 // Types returns every alert type in catalogue order.

@@ -39,6 +39,7 @@ func TestCatalogue(t *testing.T) {
 		"undecodable_packet": SeverityNotice, "alerts_suppressed": SeverityError, "alerts_resumed": SeverityNotice,
 		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,
 		"rogue_router": SeverityCritical,
+		"spa_granted":  SeverityNotice, "spa_rejected": SeverityWarning,
 	}
 	types := Types()
 	if len(types) != len(want) {

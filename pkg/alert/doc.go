@@ -66,6 +66,9 @@
 //	|                        |          | program (nft flush ruleset) and installed again               |
 //	| rogue_router           | crit     | a router advertisement, redirect or DHCP server message from  |
 //	|                        |          | a bridge port not listed in port_routers (dropped)            |
+//	| spa_granted            | notice   | a valid SPA packet opened services for its source             |
+//	| spa_rejected           | warning  | an SPA packet was refused: bad HMAC, unknown key, replay,     |
+//	|                        |          | stale, malformed, not allowed or rate limited (the reason)    |
 //
 // # Sinks
 //

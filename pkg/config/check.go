@@ -26,6 +26,7 @@ func (b *builder) check() {
 		b.resolve(a.From, zones, groups, devices)
 		b.resolve(a.To, zones, groups, devices)
 	}
+	b.checkSPA(zones, groups, devices)
 	b.warnOverlappingRules()
 	b.warnUnseenBridges()
 }

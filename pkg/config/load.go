@@ -69,6 +69,9 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 		if t, ok := root.table("gateway"); ok {
 			b.gateway(t)
 		}
+		if t, ok := root.table("spa"); ok {
+			b.spaTable(t)
+		}
 		includes := b.includes(root, f, name)
 		b.sections(root)
 		for _, inc := range includes {
@@ -211,7 +214,7 @@ func (b *builder) includes(root table, f files, main string) []include {
 // so that what the daemon does is read in one place and includes cannot
 // loop.
 func topLevelKeys() []string {
-	return []string{"include", "daemon", "alert", "inventory", "metrics", "gateway", "zone", "segment", "group", "device", "allow"}
+	return []string{"include", "daemon", "alert", "inventory", "metrics", "gateway", "zone", "segment", "group", "device", "allow", "spa", "spa_key"}
 }
 
 // included checks the top level of an included file and reads its parts.
@@ -220,7 +223,7 @@ func (b *builder) included(root table) {
 	if root.has("include") {
 		root.errorf(root.keyPos("include"), "include is only allowed in the main file")
 	}
-	for _, k := range []string{"daemon", "alert", "inventory", "metrics", "gateway"} {
+	for _, k := range []string{"daemon", "alert", "inventory", "metrics", "gateway", "spa"} {
 		if root.has(k) {
 			root.errorf(root.keyPos(k), "[%s] is only allowed in the main file", k)
 		}
@@ -249,6 +252,9 @@ func (b *builder) sections(root table) {
 	b.src.devGroups = slices.Grow(b.src.devGroups, len(devices))
 	for _, t := range devices {
 		b.device(t)
+	}
+	for _, t := range root.tables("spa_key") {
+		b.spaKey(t)
 	}
 	allows := root.tables("allow")
 	b.cfg.Allows = slices.Grow(b.cfg.Allows, len(allows))

@@ -21,6 +21,7 @@ type sources struct {
 	devGroups  [][]Pos
 	// unknownGroup is where [inventory] unknown_group is written.
 	unknownGroup Pos
+	spaKeyName   []Pos
 }
 
 // maxInterfaceName is IFNAMSIZ less the terminating NUL: Linux refuses

@@ -54,6 +54,8 @@ type Config struct {
 	// Gateway is the main file's [gateway] table: the gateway's addresses
 	// and the services it allows by default.
 	Gateway Gateway
+	// SPA is the main file's [spa] table and every [[spa_key]].
+	SPA SPA
 }
 
 // Daemon holds the [daemon] table. Zero values are replaced by the
@@ -256,7 +258,9 @@ type Allow struct {
 	// FanOut bounds how many distinct peers, and distinct ports on one
 	// peer, one device reaches under the rule within a window.
 	FanOut FanOut
-	Pos    Pos
+	// Auth, when set, requires single packet authorization (auth = "spa").
+	Auth *Auth
+	Pos  Pos
 }
 
 // FanOut is a rule's bound on one device's fan-out: at most MaxPeers

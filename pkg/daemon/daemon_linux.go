@@ -165,7 +165,11 @@ func (d *Daemon) startKernel(ifs ifaces) (err error) {
 		return err
 	}
 	d.atStop(func() { d.alerts.Close() })
-	d.eng = engine.New(d.cur.Policy, engine.Options{FlowCapacity: d.cfg.FlowTableSize, Sink: d.alerts})
+	spaOpts, err := spaOptions(d.cur.Policy, d.opts.Now())
+	if err != nil {
+		return err
+	}
+	d.eng = engine.New(d.cur.Policy, engine.Options{FlowCapacity: d.cfg.FlowTableSize, Sink: d.alerts, SPA: spaOpts})
 	if d.conn, err = nft.Dial(0); err != nil {
 		return err
 	}

@@ -107,7 +107,7 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 	pol := h.eng.Policy()
 	tripped, _ := h.marks.Decode(qp.Mark)
 	m := engine.Meta{InZone: h.zones.cachedZone(&qs.zones.in, pol, qp.InIfindex), OutZone: h.zones.cachedZone(&qs.zones.out, pol, qp.OutIfindex),
-		Merged: qp.GSO, Tripped: tripped == nft.StateTripped, InPort: qp.PhysInIfindex}
+		Merged: qp.GSO, Tripped: tripped == nft.StateTripped, InPort: qp.PhysInIfindex, IP: qp.Payload}
 	if qp.OutIfindex == 0 {
 		// Only the input hook queues packets without an egress interface:
 		// the packet is for the gateway itself.

@@ -91,6 +91,7 @@ func (d *Daemon) startStatus(ctx context.Context) error {
 		"flows":   func(device string) any { return flowViews(d.eng, d.opts.Now(), device, 500) },
 		"alerts":  func(string) any { return d.alerts.Recent(100) },
 		"devices": func(string) any { return d.inv.Devices() },
+		"grants":  func(string) any { return grantViews(d.eng, d.opts.Now()) },
 	}, func(err error) { d.fail("status socket", err, false) })
 	if err != nil {
 		return err
@@ -112,6 +113,7 @@ func (d *Daemon) status() Status {
 		Alerts:  d.alerts.Stats(),
 		Reloads: d.reloads.Load(), ReloadFailures: d.reloadFailures.Load(), RulesetRestores: d.restores.Load(),
 		IfaceChanges: d.ifaceChanges.Load(),
+		SPA:          spaCounts(d.eng),
 	}
 	st.Verdicts, st.Flows = statusOf(s)
 	st.Privileges = currentPrivileges()

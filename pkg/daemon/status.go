@@ -60,6 +60,8 @@ type Status struct {
 	// Kernel counts what the ruleset saw: packets fast-pathed, queued,
 	// dropped by flow mark, by the new-flow guard, by verdict.
 	Kernel map[string]uint64 `json:"kernel"`
+	// SPA counts SPA packets by outcome: granted, rejected, rate_limited.
+	SPA map[string]uint64 `json:"spa,omitempty"`
 }
 
 // Privileges are the identity and capabilities of the daemon process.
@@ -208,6 +210,9 @@ func (s *Status) WriteText(w io.Writer) error {
 	}
 	if s.IfaceChanges > 0 {
 		fmt.Fprintf(tw, "interfaces\t%d changes applied (bridge ports, bridges, addresses)\n", s.IfaceChanges)
+	}
+	if s.SPA != nil {
+		fmt.Fprintf(tw, "spa knocks\t%d granted, %d refused, %d rate limited (status grants lists the open grants)\n", s.SPA["granted"], s.SPA["rejected"], s.SPA["rate_limited"])
 	}
 	if p := s.Privileges; p != nil {
 		caps := strings.Join(p.Capabilities, " ")

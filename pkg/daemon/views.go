@@ -43,6 +43,7 @@ func Views() []View {
 		viewOf("flows", func(device string) string { return strings.TrimSpace("flows " + device) }, WriteFlows),
 		viewOf("alerts", requestOnly("alerts"), WriteAlerts),
 		viewOf("devices", requestOnly("devices"), WriteDevices),
+		viewOf("grants", requestOnly("grants"), WriteGrants),
 	}
 }
 

@@ -27,12 +27,15 @@ func TestViewsFetchAndPrint(t *testing.T) {
 			return []alert.Alert{{Type: alert.TypeNewDevice, Device: "cam", Message: "new device cam"}}
 		},
 		"devices": func(string) any { return []inventory.Device{{Name: "cam", Addrs: []string{"10.77.0.11"}}} },
+		"grants": func(string) any {
+			return []GrantView{{Src: "10.77.0.20", Rule: "hub-admin", Service: "tcp/22", Remaining: 12}}
+		},
 	}, func(err error) { t.Error(err) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
-	want := map[string]string{"status": "v-test", "flows": "front-cam", "alerts": "new device cam", "devices": "10.77.0.11"}
+	want := map[string]string{"status": "v-test", "flows": "front-cam", "alerts": "new device cam", "devices": "10.77.0.11", "grants": "hub-admin"}
 	for _, v := range Views() {
 		ans, err := v.Fetch(path, "front-cam")
 		if err != nil {
@@ -49,7 +52,7 @@ func TestViewsFetchAndPrint(t *testing.T) {
 	if len(asked) != 1 || asked[0] != "front-cam" {
 		t.Errorf("flows asked for %q, want the device", asked)
 	}
-	if _, err := ViewNamed("flow"); err == nil || !strings.Contains(err.Error(), "status, flows, alerts or devices") {
+	if _, err := ViewNamed("flow"); err == nil || !strings.Contains(err.Error(), "status, flows, alerts, devices or grants") {
 		t.Errorf("ViewNamed(flow): %v", err)
 	}
 }

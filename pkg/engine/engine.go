@@ -25,6 +25,8 @@ type Options struct {
 	Inspect uint32
 	// Sink receives events (default: discarded).
 	Sink Sink
+	// SPA configures single packet authorization.
+	SPA SPAOptions
 }
 
 // Engine judges packets against the current policy. It is safe for
@@ -42,6 +44,7 @@ type Engine struct {
 	queries queryScratch
 	// senders tells Judge the MAC of devices their address does not name.
 	senders senderTable
+	spa     *spaState
 }
 
 // generation is a policy together with the state that belongs to it.
@@ -100,6 +103,7 @@ func New(pol *policy.Policy, opts Options) *Engine {
 		stages:  pipeline(),
 		inspect: opts.Inspect,
 		budgets: opts.BudgetCapacity,
+		spa:     newSPAState(opts.SPA),
 	}
 	e.queries.w.e = e
 	e.Swap(pol, 0)
@@ -237,6 +241,9 @@ type Meta struct {
 	// on, when the kernel tells it (bridged with br_netfilter); 0 when
 	// unknown. Devices known only by address are bound to it.
 	InPort uint32
+	// IP is the packet's bytes from its IP header, when the caller has
+	// them (the queue): an SPA packet's payload is read from it.
+	IP []byte
 }
 
 // NoMeta is the Meta of a packet whose interfaces are unknown (captures,
@@ -270,6 +277,9 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 	if role, _ := packet.ICMPRoleOf(p.Proto, p.ICMPType); role == packet.ICMPError {
 		return w.quotedFlow(g, p, now, m)
 	}
+	if d, ok := w.knock(g, p, now, m); ok {
+		return d
+	}
 	key, fromA := flow.KeyOf(p)
 	st := &w.st
 	var d Decision
@@ -278,6 +288,8 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 		d = w.open(g, key, fromA, p, now, m)
 	case opensAnew(p, fromA, st):
 		d = w.reopen(g, key, fromA, p, now, m)
+	case awaitsGrant(st):
+		d = w.open(g, key, fromA, p, now, m)
 	case st.Gen == g.id:
 		e.stats.CacheHits.Add(1)
 		d = w.cached(g, key, p, now, m)
@@ -505,6 +517,7 @@ func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, how j
 	c.DPort = transportPort(p, c.Reversed)
 	c.Rule = policy.None
 	c.Flow = &w.st
+	c.spa = w.e.spa
 	return c
 }
 
@@ -607,6 +620,7 @@ func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, e
 func (e *Engine) Sweep(now int64) {
 	g := e.cur.Load()
 	g.budgets.reclaim(now)
+	e.spa.grants.Sweep(now)
 	for ri := range g.mins {
 		r := &g.policy.Rules[ri]
 		per := int64(r.MinPer)

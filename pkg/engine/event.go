@@ -31,10 +31,15 @@ const (
 	// allows in the window: the shape of a scan or a worm. It raises the
 	// same possible_scan as the heuristic, now as a rule's decision.
 	EventFanOut
+	// EventSPAGranted is a valid SPA packet that opened services for its
+	// source.
+	EventSPAGranted
+	// EventSPARejected is an SPA packet refused (the reason says why).
+	EventSPARejected
 )
 
 var eventNames = [...]string{"", "flow_denied", "spoofed_address", "outside_time_window", "volume_exceeded", "new_flow_rate_exceeded", "device_silent", "undecodable_packet",
-	"possible_scan"}
+	"possible_scan", "spa_granted", "spa_rejected"}
 
 // denial is the event a drop raises: ev, or EventDeny when the stage
 // named none.

@@ -76,6 +76,7 @@ type Context struct {
 	scratch policy.Scratch
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner
+	spa   *spaState
 }
 
 // judging says how a packet is judged besides the packet itself. The

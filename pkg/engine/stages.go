@@ -281,6 +281,9 @@ func (picoStage) Layer() Layer { return LayerPico }
 
 func (picoStage) Evaluate(c *Context) Result {
 	r := &c.Policy.Rules[c.Rule]
+	if res := checkAuth(c, r); res.Verdict != Continue {
+		return res
+	}
 	if !r.Pico {
 		return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonAllowRule}
 	}

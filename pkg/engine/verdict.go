@@ -93,6 +93,16 @@ const (
 	ReasonFanOutPeers
 	ReasonFanOutPorts
 	ReasonErrorOffPath
+	ReasonSPAGranted
+	ReasonSPABadHMAC
+	ReasonSPAUnknownKey
+	ReasonSPAReplay
+	ReasonSPAStale
+	ReasonSPAMalformed
+	ReasonSPANotAllowed
+	ReasonSPARateLimited
+	ReasonSPANoGrant
+	ReasonSPAReplayCache
 	reasonCount
 )
 
@@ -132,6 +142,18 @@ var reasonText = [reasonCount]string{
 
 	// Errors about the gateway's own connections.
 	ReasonErrorOffPath: "ICMP error about the gateway's own connection, sent from a local zone by neither its peer nor a router towards it",
+
+	// Single packet authorization (SPA packets are always dropped).
+	ReasonSPAGranted:     "SPA packet valid: the services it asked for that a rule with its key allows are open to its source",
+	ReasonSPABadHMAC:     "SPA packet refused: bad HMAC, no key this source may use made it",
+	ReasonSPAUnknownKey:  "SPA packet refused: unknown key, no spa_key may be used from this source",
+	ReasonSPAReplay:      "SPA packet refused: replay of a message already used",
+	ReasonSPAStale:       "SPA packet refused: stale, its timestamp is more than 120 s from the gateway's clock",
+	ReasonSPAMalformed:   "SPA packet refused: not an fwknop 3.0.0 access request (length, encoding, decryption or fields)",
+	ReasonSPANotAllowed:  "SPA packet refused: not allowed, it asks for another address than its source or for no service a rule with its key allows",
+	ReasonSPARateLimited: "SPA packet dropped undecoded: too many failed attempts from this source",
+	ReasonSPANoGrant:     "rule requires SPA and the source holds no open grant for this service",
+	ReasonSPAReplayCache: "SPA packet refused: valid, but the replay cache could not keep it (full, or its file not writable)",
 }
 
 // String returns the reason's text.

@@ -35,6 +35,8 @@ type Policy struct {
 	// their fast-pathed flows are held to. Class 0 has no checks; rules
 	// with the same checks share a class.
 	Classes []Class
+	// SPA is single packet authorization: keys, port, rules with auth.
+	SPA SPA
 
 	zoneByIface map[string]int32
 	zoneNets    prefixSet
@@ -136,6 +138,8 @@ type Rule struct {
 	// Class is the pico class its accepted flows are marked with, for the
 	// kernel's checks on the fast path.
 	Class uint16
+	// Auth, when set, admits only flows from a source holding a grant.
+	Auth *Auth
 }
 
 // Options carries facts about the gateway that the policy file does not
@@ -186,6 +190,9 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		return nil, err
 	}
 	names := resolver{zone: zoneID, group: groupID, device: deviceID}
+	if err := p.compileSPAKeys(&cfg.SPA, names); err != nil {
+		return nil, err
+	}
 	if err := p.compileRules(cfg.Allows, names); err != nil {
 		return nil, err
 	}
