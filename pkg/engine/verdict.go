@@ -141,7 +141,7 @@ var reasonText = [reasonCount]string{
 	ReasonFanOutPorts: "device reached more distinct ports on one peer under the rule than its max_ports allows in fanout_window",
 
 	// Errors about the gateway's own connections.
-	ReasonErrorOffPath: "ICMP error about the gateway's own connection, sent from a local zone by neither its peer nor a router towards it",
+	ReasonErrorOffPath: "ICMP error about the gateway's own connection, sent from a local zone by another host than the connection's peer",
 
 	// Single packet authorization (SPA packets are always dropped).
 	ReasonSPAGranted:     "SPA packet valid: the services it asked for that a rule with its key allows are open to its source",
