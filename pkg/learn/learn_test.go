@@ -159,7 +159,9 @@ func TestLearnSharedCaptures(t *testing.T) {
 	}
 }
 
-func packetProto(p uint8) string { return config.FormatService(config.Service{Proto: p, PortHi: 65535}) }
+func packetProto(p uint8) string {
+	return config.FormatService(config.Service{Proto: p, PortHi: 65535})
+}
 
 // explainRules asks explain about one flow of every learned rule from a
 // device to a device or an address: the learned rule decides it.
