@@ -76,16 +76,16 @@ func (l *Learner) bound(a *config.Allow, e *edge) (left []string) {
 	} else if e.maxPerMinute > 0 {
 		a.MaxNewFlows = config.Rate{Count: int(math.Ceil(float64(e.maxPerMinute) * (1 + m))), Per: time.Minute}
 	}
-	span := time.Duration(l.last - l.first)
+	span := l.covered
 	if span >= spanForDeviceBytes {
 		a.MaxDeviceBytes = &config.Budget{Bytes: roundUp125(uint64(math.Ceil(float64(e.maxHourPair) * (1 + m)))), Per: time.Hour}
 	} else {
-		left = append(left, fmt.Sprintf("max_device_bytes: the captures span %v, under %v", span.Round(time.Second), spanForDeviceBytes))
+		left = append(left, fmt.Sprintf("max_device_bytes: the captures cover %v, under %v", span.Round(time.Second), spanForDeviceBytes))
 	}
 	if span >= spanForHours {
 		a.Hours = hoursOf(e.hours)
 	} else {
-		left = append(left, fmt.Sprintf("hours: the captures span %v, under %v", span.Round(time.Second), spanForHours))
+		left = append(left, fmt.Sprintf("hours: the captures cover %v, under %v", span.Round(time.Second), spanForHours))
 	}
 	if span >= spanForDays && e.days != 0x7f {
 		a.Days = config.Weekdays(e.days)

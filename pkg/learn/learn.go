@@ -146,6 +146,11 @@ type Learner struct {
 	capture  int
 	first    int64
 	last     int64
+	// covered is how long the captures watched: the sum of each one's
+	// span, which is what bounds over time need (not the years between
+	// two captures).
+	covered           time.Duration
+	capFirst, capLast int64
 	// What is not learned, by reason, for the summary.
 	fromOutside   uint64 // flows opened from outside the local zones
 	notFollowed   uint64 // flows of devices past MaxDevices
@@ -178,7 +183,10 @@ func New(l *policy.Loaded, opts Options) (*Learner, error) {
 func (l *Learner) File(path string) error {
 	l.capture = len(l.captures)
 	l.captures = append(l.captures, path)
-	return l.runner.File(path)
+	l.capFirst, l.capLast = 0, 0
+	err := l.runner.File(path)
+	l.covered += time.Duration(l.capLast - l.capFirst)
+	return err
 }
 
 // Report is the replay report of everything learned from, against the
@@ -198,6 +206,10 @@ func (l *Learner) packet(p *packet.Packet, d engine.Decision, now int64) {
 		l.first = now
 	}
 	l.last = max(l.last, now)
+	if l.capFirst == 0 || now < l.capFirst {
+		l.capFirst = now
+	}
+	l.capLast = max(l.capLast, now)
 	l.sighting(p, now)
 	k, fromA, ok := keyOf(p)
 	if !ok || d.Related {

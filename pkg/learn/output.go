@@ -133,7 +133,7 @@ func (l *Learner) summary(p *Proposal, cands []*candidate, leftOut []string) []s
 	rep := l.runner.Report()
 	out := []string{
 		"---- proposed by picoseg learn: review before use ----",
-		fmt.Sprintf("learned from %d captures (%s): %d packets, %d flows, from %s to %s", len(l.captures), strings.Join(names, ", "), rep.Packets, rep.Flows, l.stamp(l.first), l.stamp(l.last)),
+		fmt.Sprintf("learned from %d captures (%s): %d packets, %d flows, from %s to %s, covering %v", len(l.captures), strings.Join(names, ", "), rep.Packets, rep.Flows, l.stamp(l.first), l.stamp(l.last), l.covered.Round(time.Second)),
 		fmt.Sprintf("adds %d devices, %d groups and %d rules after the base policy's own; bounds are what was observed with a %g%% margin", len(p.Devices), len(p.Groups), len(p.Rules), l.opts.Margin*100),
 		"in the traffic it learned from, this proposal denies none of the flows it learned (check with picoseg diff)",
 		"peers are written as devices, the gateway, the sender's zone (broadcast, multicast) or addresses, not by DNS name",

@@ -1,0 +1,277 @@
+package learn
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/gopacket/layers"
+	"github.com/picoseg/picoseg/internal/testpcaps"
+	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// outcomeOf replays capture against pol and returns the outcome of the
+// flow opened from src to dst:dport.
+func outcomesOf(t *testing.T, pol *policy.Policy, capture string) map[string]Outcome {
+	t.Helper()
+	pass, err := runPass(pol, []string{capture})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]Outcome{}
+	for _, f := range pass.flows {
+		out[fmt.Sprintf("%s %s>%s:%d", packetProto(f.ends.proto), f.ends.opener, f.ends.responder, f.ends.rport)] = f.out
+	}
+	return out
+}
+
+// TestLearnShiftedTraffic learns from ten minutes of a home's traffic,
+// then replays traffic the devices never sent: a port the plug never used,
+// a peer it never used, an NTP packet far larger than any it sent, the
+// camera reaching a plug. Each is dropped at micro or pico, while the
+// same device's usual traffic in the same capture still passes.
+func TestLearnShiftedTraffic(t *testing.T) {
+	dir := t.TempDir()
+	normal := filepath.Join(dir, "home.pcap")
+	writeCapture(t, normal, homeTraffic())
+	p, text := learnFrom(t, basePolicy, Options{}, normal)
+	pol, _ := loadProposal(t, text)
+	if len(p.Groups) != 1 || !strings.Contains(string(text), `groups = ["like-dev-020000000021"]`) {
+		t.Errorf("the two plugs that did the same things are not one group:\n%s", text)
+	}
+
+	shifted := filepath.Join(dir, "shifted.pcap")
+	var frames []frame
+	frames = append(frames, tcpConn(0, plugAMAC, routerMAC, plugA, cloud, 41000, 8883, 300, 500)...)       // usual
+	frames = append(frames, tcpConn(time.Second, plugAMAC, routerMAC, plugA, cloud, 41001, 23, 10, 10)...) // new port
+	frames = append(frames, tcpConn(2*time.Second, plugAMAC, routerMAC, plugA, "198.51.100.7", 41002, 8883, 300, 500)...)
+	frames = append(frames, udpExchange(3*time.Second, plugAMAC, routerMAC, plugA, ntp, 41003, 123, 200)...) // larger than any
+	frames = append(frames, tcpConn(4*time.Second, camMAC, plugAMAC, cam, plugA, 41004, 554, 200, 200)...)
+	writeCapture(t, shifted, frames)
+	got := outcomesOf(t, pol, shifted)
+	for flow, want := range map[string]string{
+		"tcp 10.77.0.21>203.0.113.5:8883":  "accept",
+		"tcp 10.77.0.21>203.0.113.5:23":    "micro",
+		"tcp 10.77.0.21>198.51.100.7:8883": "micro",
+		"udp 10.77.0.21>203.0.113.9:123":   "pico",
+		"tcp 10.77.0.31>10.77.0.21:554":    "micro",
+	} {
+		o, ok := got[flow]
+		switch {
+		case !ok:
+			t.Errorf("%s: not in the replay (%v)", flow, got)
+		case want == "accept" && !o.Accepted:
+			t.Errorf("%s: %s, want accepted", flow, o)
+		case want != "accept" && (o.Accepted || !strings.HasPrefix(want, o.Layer) || !strings.Contains(o.Layer+": "+o.Reason, want)):
+			t.Errorf("%s: %s, want dropped at %s", flow, o, want)
+		}
+	}
+}
+
+// TestLearnFlagsScans: a device that opened flows to 150 ports of one
+// peer is flagged as a scan and gets no rule, while the others are
+// learned; replayed against the proposal, its probes are dropped.
+func TestLearnFlagsScans(t *testing.T) {
+	dir := t.TempDir()
+	frames := homeTraffic()
+	for port := uint16(1); port <= 150; port++ {
+		frames = append(frames, frame{at: time.Duration(port) * 100 * time.Millisecond, srcMAC: scanMAC, dstMAC: nvrMAC, src: scanner, dst: nvr,
+			proto: layers.IPProtocolTCP, sport: 60000, dport: port, syn: true})
+	}
+	capture := filepath.Join(dir, "scan.pcap")
+	writeCapture(t, capture, frames)
+	p, text := learnFrom(t, basePolicy, Options{}, capture)
+	pol, _ := loadProposal(t, text)
+	if len(p.Scans) != 1 || p.Scans[0] != "dev-020000000066" {
+		t.Fatalf("scans %v, want the scanner:\n%s", p.Scans, text)
+	}
+	for _, r := range p.Rules {
+		if r.Allow.From.Name == "dev-020000000066" {
+			t.Errorf("the scanner got rule %s", r.Allow.Name)
+		}
+	}
+	if !strings.Contains(string(text), "FLAGGED AS A SCAN") || !strings.Contains(string(text), "is flagged as a scan") {
+		t.Errorf("the proposal does not say it left the scanner out:\n%s", text)
+	}
+	dropped := 0
+	for flow, o := range outcomesOf(t, pol, capture) {
+		if strings.HasPrefix(flow, "tcp 10.77.0.66>") && !o.Accepted {
+			dropped++
+		}
+	}
+	if dropped != 150 {
+		t.Errorf("%d of the scanner's 150 probes dropped by the proposal", dropped)
+	}
+}
+
+// TestLearnNeverWidensAnExistingRule: the base policy already has a rule
+// for the plug's cloud traffic, with a packet size bound its SYNs break.
+// The proposal says so in a comment, adds no rule that would let those
+// flows through, and a diff of the two policies shows none newly allowed.
+func TestLearnNeverWidensAnExistingRule(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "home.pcap")
+	writeCapture(t, capture, homeTraffic())
+	text, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = append(text, []byte(`
+[[device]]
+name = "plug-a"
+mac = "02:00:00:00:00:21"
+ip = ["10.77.0.21"]
+
+[[allow]]
+name = "plug-a-cloud"
+from = "device:plug-a"
+to = "net:203.0.113.5/32"
+services = ["tcp/8883"]
+packet_size = "100-1500"
+`)...)
+	base := filepath.Join(dir, "base.toml")
+	if err := os.WriteFile(base, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, out := learnFrom(t, base, Options{}, capture)
+	if !strings.Contains(string(out), "outside existing rule plug-a-cloud: packet size outside the rule's bounds") {
+		t.Errorf("the proposal does not say the plug's flows break plug-a-cloud:\n%s", out)
+	}
+	for _, r := range p.Rules {
+		if r.Allow.From.Name == "plug-a" && r.Allow.To.String() == "net:203.0.113.5/32" {
+			t.Errorf("rule %s widens plug-a-cloud", r.Allow.Name)
+		}
+	}
+	pol, _ := loadProposal(t, out)
+	d, err := Diff(loadBase(t, base), pol, []string{capture})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range d.NewlyAllowed {
+		if c.Src == plugA && c.Dst == cloud {
+			t.Errorf("newly allowed: %+v", c)
+		}
+	}
+	if len(d.NewlyAllowed) == 0 {
+		t.Errorf("the proposal allows nothing new (the NTP flows and the other devices should be)")
+	}
+}
+
+// TestLearnTimeBounds: captures that cover a whole day give the rules
+// active hours and an hourly device budget; the day's traffic replays
+// through them.
+func TestLearnTimeBounds(t *testing.T) {
+	dir := t.TempDir()
+	var frames []frame
+	for h := 0; h < 26; h++ {
+		at := time.Duration(h) * time.Hour
+		// The plug talks to the cloud from 14:00 to 18:00 only.
+		if hour := (14 + h) % 24; hour >= 14 && hour < 18 {
+			frames = append(frames, tcpConn(at, plugAMAC, routerMAC, plugA, cloud, uint16(42000+h), 8883, 300, 500)...)
+		}
+		frames = append(frames, udpExchange(at+time.Minute, plugAMAC, routerMAC, plugA, ntp, uint16(43000+h), 123, 48)...)
+	}
+	capture := filepath.Join(dir, "day.pcap")
+	writeCapture(t, capture, frames)
+	p, text := learnFrom(t, basePolicy, Options{}, capture)
+	pol, _ := loadProposal(t, text)
+	var cloudRule *config.Allow
+	for i := range p.Rules {
+		if p.Rules[i].Allow.To.String() == "net:203.0.113.5/32" {
+			cloudRule = &p.Rules[i].Allow
+		}
+	}
+	if cloudRule == nil || len(cloudRule.Hours) != 1 || config.FormatTimeRange(cloudRule.Hours[0]) != "13:00-19:00" || cloudRule.MaxDeviceBytes == nil {
+		t.Fatalf("cloud rule %+v, want hours 13:00-19:00 (14-18 and an hour each side) and a device budget:\n%s", cloudRule, text)
+	}
+	for flow, o := range outcomesOf(t, pol, capture) {
+		if !o.Accepted {
+			t.Errorf("%s: %s", flow, o)
+		}
+	}
+}
+
+// TestLearnHueShifted does the shifted-traffic check on the Hue bridge's
+// real setup capture: its portal on another port, and another portal
+// address, are dropped at micro.
+func TestLearnHueShifted(t *testing.T) {
+	hue := filepath.Join(testpcaps.Dir(t), "iot/iotsentinel_hue-bridge_setup.pcap")
+	if _, err := os.Stat(hue); err != nil {
+		t.Skip(err)
+	}
+	_, text := learnFrom(t, basePolicy, Options{}, hue)
+	pol, _ := loadProposal(t, text)
+	const hueMAC, hueIP, hueRouter = "00:17:88:24:76:ff", "10.10.10.6", "00:b5:6d:06:08:ba"
+	shifted := filepath.Join(t.TempDir(), "hue-shifted.pcap")
+	var frames []frame
+	frames = append(frames, tcpConn(0, hueMAC, hueRouter, hueIP, "130.211.93.93", 50000, 80, 300, 500)...)
+	frames = append(frames, tcpConn(time.Second, hueMAC, hueRouter, hueIP, "130.211.93.93", 50001, 8080, 300, 500)...)
+	frames = append(frames, tcpConn(2*time.Second, hueMAC, hueRouter, hueIP, "130.211.93.94", 50002, 80, 300, 500)...)
+	writeCapture(t, shifted, frames)
+	got := outcomesOf(t, pol, shifted)
+	if o := got["tcp 10.10.10.6>130.211.93.93:80"]; !o.Accepted {
+		t.Errorf("the portal as learned: %s", o)
+	}
+	for _, flow := range []string{"tcp 10.10.10.6>130.211.93.93:8080", "tcp 10.10.10.6>130.211.93.94:80"} {
+		if o, ok := got[flow]; !ok || o.Accepted || o.Layer != "micro" && o.Layer != "pico" {
+			t.Errorf("%s: %s, want dropped at micro or pico", flow, o)
+		}
+	}
+}
+
+// TestDiff compares two policies over the home capture: the flows one
+// allows and the other denies, in capture order, and nothing for a policy
+// against itself.
+func TestDiff(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "home.pcap")
+	writeCapture(t, capture, homeTraffic())
+	base, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, rules string) *policy.Policy {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, append(bytes.Clone(base), rules...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return loadBase(t, path)
+	}
+	old := write("old.toml", "\n[[allow]]\nname = \"cloud\"\nfrom = \"zone:iot\"\nto = \"net:203.0.113.5/32\"\nservices = [\"tcp/8883\"]\n")
+	new := write("new.toml", "\n[[allow]]\nname = \"ntp\"\nfrom = \"zone:iot\"\nto = \"net:203.0.113.9/32\"\nservices = [\"udp/123\"]\n")
+	d, err := Diff(old, new, []string{capture})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.NewlyAllowed) != 20 || len(d.NewlyDenied) != 20 || !d.Changed() {
+		t.Fatalf("%d newly allowed, %d newly denied; want 20 and 20", len(d.NewlyAllowed), len(d.NewlyDenied))
+	}
+	for i, c := range d.NewlyAllowed {
+		if c.Proto != "udp" || c.Dst != ntp || c.DPort != 123 || c.New.Rule != "ntp" || c.Old.Layer != "micro" {
+			t.Errorf("newly allowed %d: %+v", i, c)
+		}
+		if i > 0 && c.First.Before(d.NewlyAllowed[i-1].First) {
+			t.Errorf("newly allowed out of order at %d", i)
+		}
+	}
+	for _, c := range d.NewlyDenied {
+		if c.Proto != "tcp" || c.Dst != cloud || c.Old.Rule != "cloud" || c.New.Accepted {
+			t.Errorf("newly denied: %+v", c)
+		}
+	}
+	var a, b bytes.Buffer
+	d.WriteText(&a)
+	again, _ := Diff(old, new, []string{capture})
+	again.WriteText(&b)
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Errorf("two diffs differ:\n%s\n----\n%s", a.String(), b.String())
+	}
+	if same, _ := Diff(old, old, []string{capture}); same.Changed() {
+		t.Errorf("a policy differs from itself: %+v", same)
+	}
+}
