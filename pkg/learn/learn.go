@@ -158,18 +158,19 @@ type Learner struct {
 	packetsJudged uint64
 }
 
-// New returns a Learner over the base policy l. The policy is judged in
-// monitor mode whatever it says: learning drops nothing.
-func New(l *policy.Loaded, opts Options) (*Learner, error) {
+// New returns a Learner over the base policy base, compiled from cfg. The
+// policy is judged in monitor mode whatever it says: learning drops
+// nothing.
+func New(base *policy.Policy, cfg *config.Config, opts Options) (*Learner, error) {
 	opts.defaults()
-	pol := *l.Policy
+	pol := *base
 	pol.Mode = config.ModeMonitor
 	inv, err := inventory.New(inventory.Options{Leases: opts.Leases, MaxDevices: opts.MaxDevices, Now: func() time.Time { return time.Unix(0, 0) }})
 	if err != nil {
 		return nil, fmt.Errorf("learn: %w", err)
 	}
 	lr := &Learner{
-		opts: opts, base: &pol, cfg: l.Config, runner: replay.New(&pol),
+		opts: opts, base: &pol, cfg: cfg, runner: replay.New(&pol),
 		id: inventory.NewIdentifier(&pol), inv: inv,
 		flows: lru.NewMap[flowKey, *flowRec](opts.MaxFlows), devices: map[string]*device{}, routers: map[[6]byte]bool{},
 	}

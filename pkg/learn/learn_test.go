@@ -27,7 +27,7 @@ func learnFrom(t *testing.T, base string, opts Options, captures ...string) (*Pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	lr, err := New(l, opts)
+	lr, err := New(l.Policy, l.Config, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

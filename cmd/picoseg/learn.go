@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/picoseg/picoseg/pkg/learn"
+)
+
+// parseInterleaved parses flags written before, between and after the
+// positional arguments (`learn -c BASE a.pcap b.pcap -o out.toml`), and
+// returns the positional ones in order. "--" ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func runLearn(args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("learn", stderr)
+	out := fs.String("o", "", "write the proposal to `file` (default: standard output)")
+	margin := fs.Float64("margin", learn.DefaultMargin*100, "widen every observed bound by `percent`")
+	leases := fs.String("leases", "", "dnsmasq DHCP leases `file`, for device names from their hostnames")
+	captures, err := parseInterleaved(fs, args)
+	if err != nil {
+		return 2
+	}
+	if len(captures) == 0 {
+		fmt.Fprintln(stderr, "learn: name at least one capture file")
+		return 2
+	}
+	if *margin < 0 || *margin > 1000 {
+		fmt.Fprintln(stderr, "learn: --margin: want a percentage from 0 to 1000")
+		return 2
+	}
+	base, err := os.ReadFile(*path)
+	if err != nil {
+		fmt.Fprintln(stderr, "learn:", err)
+		return 1
+	}
+	pol, cfg, ok := loadPolicy(*path, stderr)
+	if !ok {
+		return 1
+	}
+	l, err := learn.New(pol, cfg, learn.Options{Margin: *margin / 100, Leases: *leases})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	status := 0
+	for _, c := range captures {
+		if err := l.File(c); err != nil {
+			fmt.Fprintf(stderr, "learn: %s: %v\n", c, err)
+			status = 1
+		}
+	}
+	for _, c := range l.Report().Captures {
+		if c.Error != "" {
+			fmt.Fprintf(stderr, "learn: %s: %d packets read, then: %s\n", c.File, c.Packets, c.Error)
+		}
+	}
+	p := l.Propose()
+	var b bytes.Buffer
+	if err := p.Write(&b, base); err != nil {
+		fmt.Fprintln(stderr, "learn:", err)
+		return 1
+	}
+	if *out == "" {
+		stdout.Write(b.Bytes())
+	} else if err := os.WriteFile(*out, b.Bytes(), 0o644); err != nil {
+		fmt.Fprintln(stderr, "learn:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "learn: proposed %d devices, %d groups, %d rules; %d devices flagged as scans\n", len(p.Devices), len(p.Groups), len(p.Rules), len(p.Scans))
+	return status
+}

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/picoseg/picoseg/internal/testpcaps"
+)
+
+const learnBase = `[daemon]
+timezone = "UTC"
+
+[[zone]]
+name = "iot"
+networks = ["10.0.0.0/8", "192.168.0.0/16"]
+
+[[zone]]
+name = "wan"
+networks = ["0.0.0.0/0", "::/0"]
+
+[[segment]]
+from = "iot"
+to = "wan"
+action = "micro"
+
+[[segment]]
+from = "iot"
+to = "iot"
+action = "micro"
+`
+
+// TestLearnCheckExplainDiff runs the walk-through on the Hue bridge's
+// setup capture: learn writes a proposal (flags after the captures too),
+// check accepts it, explain names the learned rule for the bridge's
+// portal flow, diff lists what it newly allows and exits 1, and a policy
+// against itself exits 0. Learning twice writes the same bytes.
+func TestLearnCheckExplainDiff(t *testing.T) {
+	hue := filepath.Join(testpcaps.Dir(t), "iot/iotsentinel_hue-bridge_setup.pcap")
+	if _, err := os.Stat(hue); err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	base, out := filepath.Join(dir, "base.toml"), filepath.Join(dir, "proposal.toml")
+	if err := os.WriteFile(base, []byte(learnBase), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCmd(t, "learn", "-c", base, hue, "-o", out, "--margin", "30"); code != 0 {
+		t.Fatalf("learn: exit %d\n%s", code, errs)
+	}
+	code, stdout, errs := runCmd(t, "learn", "--margin", "30", "-c", base, hue)
+	first, _ := os.ReadFile(out)
+	if code != 0 || stdout != string(first) {
+		t.Fatalf("learn to stdout: exit %d, differs from -o:\n%s\n%s", code, stdout, errs)
+	}
+	if !strings.Contains(stdout, "a 30% margin") {
+		t.Errorf("the margin is not the one asked for")
+	}
+	if code, stdout, errs := runCmd(t, "check", "-c", out); code != 0 || !strings.Contains(stdout, ": ok: ") {
+		t.Fatalf("check: exit %d\n%s%s", code, stdout, errs)
+	}
+	code, stdout, errs = runCmd(t, "explain", "-c", out, "--from", "10.10.10.6", "--from-mac", "00:17:88:24:76:ff", "--to", "130.211.93.93", "--proto", "tcp", "--dport", "80")
+	if code != 0 || !strings.HasPrefix(stdout, "accept") || !strings.Contains(stdout, "rule dev-0017882476ff-to-130.211.93.93 at "+out) {
+		t.Errorf("explain: exit %d\n%s%s", code, stdout, errs)
+	}
+	code, stdout, errs = runCmd(t, "diff", base, out, hue)
+	if code != 1 || !strings.Contains(stdout, " 0 newly denied") || !strings.Contains(stdout, "newly allowed  2016-09-07") {
+		t.Errorf("diff base proposal: exit %d\n%s%s", code, stdout, errs)
+	}
+	if code, stdout, errs := runCmd(t, "diff", out, out, hue, "--json"); code != 0 || !strings.Contains(stdout, `"newly_allowed": null`) {
+		t.Errorf("diff proposal proposal: exit %d\n%s%s", code, stdout, errs)
+	}
+}
+
+func TestLearnAndDiffUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"learn", "-c", "x.toml"},
+		{"learn", "-c", "x.toml", "--margin", "-5", "a.pcap"},
+		{"diff", "a.toml", "b.toml"},
+		{"diff", "--bogus"},
+	} {
+		if code, _, _ := runCmd(t, args...); code != 2 {
+			t.Errorf("%v: exit %d, want 2", args, code)
+		}
+	}
+	if code, _, errs := runCmd(t, "diff", "/nonexistent/a.toml", "/nonexistent/b.toml", "c.pcap"); code != 2 || errs == "" {
+		t.Errorf("diff of missing policies: exit %d %q, want 2", code, errs)
+	}
+}
