@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Writer writes policy tables ([[group]], [[device]], [[allow]]) as TOML
@@ -36,17 +37,29 @@ func (w *Writer) printf(format string, args ...any) {
 }
 
 // Comment writes each line as a TOML comment ("# line"). A line holding
-// newlines is split, so that no text given as a comment can become a key.
+// newlines is split, so that no text given as a comment can become a key,
+// and what TOML refuses in a comment (control characters, invalid UTF-8)
+// is written as '?': a hostname a device chose cannot make the proposal
+// unreadable.
 func (w *Writer) Comment(lines ...string) {
 	for _, l := range lines {
 		for _, part := range strings.Split(l, "\n") {
-			if part = strings.TrimRight(strings.ReplaceAll(part, "\r", ""), " "); part == "" {
+			if part = strings.TrimRight(commentSafe(part), " "); part == "" {
 				w.printf("#\n")
 			} else {
 				w.printf("# %s\n", part)
 			}
 		}
 	}
+}
+
+func commentSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(s, "?"))
 }
 
 // Blank writes an empty line.

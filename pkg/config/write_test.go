@@ -111,3 +111,29 @@ func TestFormatValues(t *testing.T) {
 		}
 	}
 }
+
+// FuzzWriterComment writes a rule whose name and comment are arbitrary:
+// the text always parses, a comment never becomes a key or a table, and
+// a valid name reads back as written.
+func FuzzWriterComment(f *testing.F) {
+	f.Add("cams-to-nvr", "learned from 3 flows")
+	f.Add("x", "line\n[[allow]]\nname = \"evil\"\nfrom = \"any\"\nto = \"any\"")
+	f.Add("a.b_c", "\r\n# \x00\u2028 services = [\"any\"]")
+	f.Fuzz(func(t *testing.T, name, comment string) {
+		if !validName(name) {
+			return
+		}
+		var b bytes.Buffer
+		b.WriteString(writeBase)
+		w := NewWriter(&b)
+		w.Allow(Allow{Name: name, From: Endpoint{Kind: EndpointZone, Name: "iot"}, To: Endpoint{Kind: EndpointZone, Name: "wan"},
+			Services: []Service{{Proto: 6, PortLo: 443, PortHi: 443}}}, comment)
+		cfg, _, err := Parse("fuzz.toml", b.Bytes())
+		if err != nil {
+			t.Fatalf("%v\n%s", err, b.String())
+		}
+		if len(cfg.Allows) != 1 || cfg.Allows[0].Name != name || len(cfg.Allows[0].Services) != 1 {
+			t.Fatalf("read back %+v\n%s", cfg.Allows, b.String())
+		}
+	})
+}

@@ -275,3 +275,30 @@ func TestDiff(t *testing.T) {
 		t.Errorf("a policy differs from itself: %+v", same)
 	}
 }
+
+// TestLearnNamesDevicesByHostname: devices are named by the hostname
+// they gave DHCP (a dnsmasq leases file), made unique, and a hostname
+// that is no policy name is made one.
+func TestLearnNamesDevicesByHostname(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "home.pcap")
+	writeCapture(t, capture, homeTraffic())
+	leases := filepath.Join(dir, "dhcp.leases")
+	if err := os.WriteFile(leases, []byte("1740830400 02:00:00:00:00:21 10.77.0.21 kitchen-plug *\n"+
+		"1740830400 02:00:00:00:00:22 10.77.0.22 kitchen-plug *\n1740830400 02:00:00:00:00:31 10.77.0.31 _cam *\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, text := learnFrom(t, basePolicy, Options{Leases: leases}, capture)
+	loadProposal(t, text)
+	var names []string
+	for _, d := range p.Devices {
+		names = append(names, d.Device.Name)
+	}
+	want := []string{"kitchen-plug", "kitchen-plug-2", "cam", "dev-020000000040"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("devices %v, want %v", names, want)
+	}
+	if !strings.Contains(string(text), "DHCP hostname kitchen-plug") || len(p.Groups) != 1 || p.Groups[0].Group.Name != "like-kitchen-plug" {
+		t.Errorf("hostnames or group missing:\n%s", text)
+	}
+}
