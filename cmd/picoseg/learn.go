@@ -57,7 +57,11 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return 1
 	}
-	l, err := learn.New(pol, cfg, learn.Options{Margin: *margin / 100, Leases: *leases})
+	m := *margin / 100
+	if m == 0 {
+		m = learn.NoMargin
+	}
+	l, err := learn.New(pol, cfg, learn.Options{Margin: m, Leases: *leases})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -18,6 +18,7 @@ import (
 // Defaults and bounds of Options.
 const (
 	DefaultMargin     = 0.25
+	NoMargin          = -1.0
 	DefaultScanPeers  = 100
 	DefaultScanPorts  = 100
 	DefaultMaxFlows   = 65536
@@ -34,7 +35,8 @@ const (
 // Options configures a Learner. Zero values take the defaults.
 type Options struct {
 	// Margin widens every observed bound: 0.25 proposes 25% more than was
-	// seen (a larger maximum, a smaller minimum).
+	// seen (a larger maximum, a smaller minimum). Zero takes
+	// DefaultMargin; NoMargin proposes exactly what was seen.
 	Margin float64
 	// Leases is a dnsmasq leases file for hostnames (device names).
 	Leases string
@@ -48,8 +50,11 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
-	if o.Margin <= 0 {
+	switch {
+	case o.Margin == 0:
 		o.Margin = DefaultMargin
+	case o.Margin < 0:
+		o.Margin = 0
 	}
 	if o.ScanPeers <= 0 {
 		o.ScanPeers = DefaultScanPeers
