@@ -170,5 +170,39 @@ func (l *Learner) summary(p *Proposal, cands []*candidate, leftOut []string) []s
 	for _, n := range notes {
 		out = append(out, "  - "+n)
 	}
+	if hints := poolHints(p.Rules); len(hints) > 0 {
+		out = append(out, "worth a look:")
+		for _, h := range hints {
+			out = append(out, "  - "+h)
+		}
+	}
+	return out
+}
+
+// poolHints points at a subject that reached one service at several
+// addresses (an NTP pool, a CDN): those addresses change, and the rules
+// written for them will not follow.
+func poolHints(rules []ProposedRule) []string {
+	count := map[string]int{}
+	var keys []string
+	for _, r := range rules {
+		if r.Allow.To.Kind != config.EndpointNet {
+			continue
+		}
+		for _, svc := range r.Allow.Services {
+			k := r.Allow.From.String() + " " + config.FormatService(svc)
+			if count[k] == 0 {
+				keys = append(keys, k)
+			}
+			count[k]++
+		}
+	}
+	var out []string
+	for _, k := range keys {
+		if count[k] >= 3 {
+			from, svc, _ := strings.Cut(k, " ")
+			out = append(out, fmt.Sprintf("%s reached %s at %d addresses, likely a pool of servers whose addresses change; its rules list only those seen", from, svc, count[k]))
+		}
+	}
 	return out
 }

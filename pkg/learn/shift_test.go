@@ -302,3 +302,35 @@ func TestLearnNamesDevicesByHostname(t *testing.T) {
 		t.Errorf("hostnames or group missing:\n%s", text)
 	}
 }
+
+// TestLearnStateIsBounded learns with tiny bounds: no more devices, live
+// flows or (device, peer) pairs are kept than the options allow, and the
+// proposal says what it did not follow.
+func TestLearnStateIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "home.pcap")
+	writeCapture(t, capture, homeTraffic())
+	l, _, err := policy.Load(basePolicy, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := New(l.Policy, l.Config, Options{MaxDevices: 2, MaxFlows: 4, MaxEdges: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lr.File(capture); err != nil {
+		t.Fatal(err)
+	}
+	if len(lr.devices) > 2 || lr.flows.Len() > 4 || lr.edges > 3 {
+		t.Errorf("%d devices, %d live flows, %d pairs kept; bounds 2, 4, 3", len(lr.devices), lr.flows.Len(), lr.edges)
+	}
+	p := lr.Propose()
+	summary := strings.Join(p.Summary, "\n")
+	if lr.notFollowed == 0 || lr.flowsEvicted == 0 || !strings.Contains(summary, "learning bounds:") {
+		t.Errorf("not followed %d, evicted %d; summary:\n%s", lr.notFollowed, lr.flowsEvicted, summary)
+	}
+	var b bytes.Buffer
+	if err := p.Write(&b, nil); err != nil {
+		t.Fatal(err)
+	}
+}
