@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/picoseg/picoseg/pkg/learn"
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // parseInterleaved parses flags written before, between and after the
@@ -91,5 +92,20 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stderr, "learn: proposed %d devices, %d groups, %d rules; %d devices flagged as scans\n", len(p.Devices), len(p.Groups), len(p.Rules), len(p.Scans))
+	name := *out
+	if name == "" {
+		name = *path
+	}
+	d, err := learn.Verify(pol, name, b.Bytes(), policy.Options{GatewayAddrs: policy.HostAddrs()}, captures)
+	if err != nil {
+		fmt.Fprintln(stderr, "learn:", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "learn: the captures replayed against the proposal: %d flows newly allowed, %d newly denied\n", len(d.NewlyAllowed), len(d.NewlyDenied))
+	if len(d.NewlyDenied) > 0 {
+		d.NewlyAllowed = nil
+		d.WriteText(stderr)
+		return 1
+	}
 	return status
 }

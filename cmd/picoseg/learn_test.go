@@ -46,7 +46,7 @@ func TestLearnCheckExplainDiff(t *testing.T) {
 	if err := os.WriteFile(base, []byte(learnBase), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := runCmd(t, "learn", "-c", base, hue, "-o", out, "--margin", "30"); code != 0 {
+	if code, _, errs := runCmd(t, "learn", "-c", base, hue, "-o", out, "--margin", "30"); code != 0 || !strings.Contains(errs, "newly allowed, 0 newly denied") {
 		t.Fatalf("learn: exit %d\n%s", code, errs)
 	}
 	code, stdout, errs := runCmd(t, "learn", "--margin", "30", "-c", base, hue)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/internal/lru"
+	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/inventory"
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -216,4 +217,21 @@ func (c *FlowChange) flowText() string {
 		dev = " (device " + c.Old.Device + ")"
 	}
 	return fmt.Sprintf("%s %s%s -> %s", c.Proto, c.Src, dev, dst)
+}
+
+// Verify compiles a proposal's text (name places it, so that the base's
+// includes resolve as they will when it is loaded from there) and replays
+// the captures against the base policy and against it: a proposal that
+// only adds what was learned newly denies nothing.
+func Verify(base *policy.Policy, name string, text []byte, opts policy.Options, captures []string) (*DiffResult, error) {
+	cfg, _, err := config.Parse(name, text)
+	if err != nil {
+		return nil, fmt.Errorf("the proposal does not load: %w", err)
+	}
+	opts.Source = text
+	pol, err := policy.Compile(cfg, opts)
+	if err != nil {
+		return nil, fmt.Errorf("the proposal does not compile: %w", err)
+	}
+	return Diff(base, pol, captures)
 }
