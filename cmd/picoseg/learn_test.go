@@ -68,8 +68,15 @@ func TestLearnCheckExplainDiff(t *testing.T) {
 	if code != 1 || !strings.Contains(stdout, " 0 newly denied") || !strings.Contains(stdout, "newly allowed  2016-09-07") {
 		t.Errorf("diff base proposal: exit %d\n%s%s", code, stdout, errs)
 	}
-	if code, stdout, errs := runCmd(t, "diff", out, out, hue, "--json"); code != 0 || !strings.Contains(stdout, `"newly_allowed": null`) {
+	if code, stdout, errs := runCmd(t, "diff", out, out, hue, "--json"); code != 0 || !strings.Contains(stdout, `"newly_allowed": []`) {
 		t.Errorf("diff proposal proposal: exit %d\n%s%s", code, stdout, errs)
+	}
+	// CI that only minds what a change breaks: newly allowed is fine.
+	if code, _, errs := runCmd(t, "diff", "--fail-on", "denied", base, out, hue); code != 0 {
+		t.Errorf("diff --fail-on denied base proposal: exit %d\n%s", code, errs)
+	}
+	if code, _, errs := runCmd(t, "diff", "--fail-on", "denied", out, base, hue); code != 1 {
+		t.Errorf("diff --fail-on denied proposal base: exit %d\n%s", code, errs)
 	}
 }
 
@@ -79,6 +86,7 @@ func TestLearnAndDiffUsage(t *testing.T) {
 		{"learn", "-c", "x.toml", "--margin", "-5", "a.pcap"},
 		{"diff", "a.toml", "b.toml"},
 		{"diff", "--bogus"},
+		{"diff", "--fail-on", "maybe", "a.toml", "b.toml", "c.pcap"},
 	} {
 		if code, _, _ := runCmd(t, args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)

@@ -31,6 +31,7 @@ type Outcome struct {
 	Device   string `json:"device,omitempty"`
 }
 
+// String says the outcome in one line: "drop at micro, rule (default): ...".
 func (o Outcome) String() string {
 	verdict := "drop"
 	if o.Accepted {
@@ -146,7 +147,7 @@ func Diff(old, new *policy.Policy, captures []string) (*DiffResult, error) {
 		}
 		passes[i] = d
 	}
-	res := &DiffResult{Flows: len(passes[0].flows), NotCompared: passes[0].over}
+	res := &DiffResult{Flows: len(passes[0].flows), NotCompared: passes[0].over, NewlyAllowed: []FlowChange{}, NewlyDenied: []FlowChange{}}
 	for id, o := range passes[0].flows {
 		n := passes[1].flows[id]
 		if n == nil || n.out.Accepted == o.out.Accepted {
