@@ -314,19 +314,20 @@ func (l *Learner) newFlow(p *packet.Packet, k flowKey, fromA bool, d engine.Deci
 func usableMAC(m [6]byte) bool { return m != [6]byte{} && m[0]&1 == 0 }
 
 // classify reads the base policy's decision on a flow's first packet. A
-// decision taken on a reply (the flow's opener was not in the capture's
-// first packet) names the responder's view, so it is no evidence of what
-// the opener's flow would meet: such flows are learned.
+// flow it accepts is the base's, whichever way it was picked up. A denial
+// taken on a reply (the flow's opener was not in the capture's first
+// packet) names the responder's view, so it is no evidence of what the
+// opener's flow would meet: such flows are learned.
 func classify(pol *policy.Policy, d engine.Decision, bySender bool) (category, string) {
 	name := d.RuleName(pol)
 	switch {
-	case !bySender:
-		return catLearn, ""
 	case !d.WouldDrop:
 		if name == "" {
 			name = "the " + d.Layer.String() + " layer's default"
 		}
 		return catAllowed, "already allowed by " + name
+	case !bySender:
+		return catLearn, ""
 	case d.Layer == engine.LayerIdentify:
 		return catIdentity, "spoofed source per the base policy: " + d.Reason.String()
 	case d.Layer == engine.LayerSegment:

@@ -334,3 +334,45 @@ func TestLearnStateIsBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLearnPickupAlreadyAllowed: a capture that begins in the middle of
+// a connection the base policy already allows (its first packet is the
+// server's) adds no rule for it; one the base does not allow is learned
+// for its client, not for the server.
+func TestLearnPickupAlreadyAllowed(t *testing.T) {
+	dir := t.TempDir()
+	mid := func(at time.Duration, server string, sport uint16) []frame {
+		return []frame{
+			{at: at, srcMAC: routerMAC, dstMAC: plugAMAC, src: server, dst: plugA, proto: layers.IPProtocolTCP, sport: 8883, dport: sport, ack: true, payload: 100},
+			{at: at + time.Millisecond, srcMAC: plugAMAC, dstMAC: routerMAC, src: plugA, dst: server, proto: layers.IPProtocolTCP, sport: sport, dport: 8883, ack: true},
+		}
+	}
+	capture := filepath.Join(dir, "mid.pcap")
+	writeCapture(t, capture, append(mid(0, cloud, 45000), mid(time.Second, "198.51.100.7", 45001)...))
+	text, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = append(text, "\n[[allow]]\nname = \"cloud\"\nfrom = \"zone:iot\"\nto = \"net:203.0.113.5/32\"\nservices = [\"tcp/8883\"]\n"...)
+	base := filepath.Join(dir, "base.toml")
+	if err := os.WriteFile(base, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, out := learnFrom(t, base, Options{}, capture)
+	var to []string
+	for _, r := range p.Rules {
+		to = append(to, r.Allow.From.String()+" "+r.Allow.To.String()+" "+config.FormatService(r.Allow.Services[0]))
+	}
+	if want := "device:dev-020000000021 net:198.51.100.7/32 tcp/8883"; len(to) != 1 || to[0] != want {
+		t.Errorf("rules %v, want only %q:\n%s", to, want, out)
+	}
+	if !strings.Contains(string(out), "1 flows already allowed by cloud") {
+		t.Errorf("the allowed pickup is not reported:\n%s", out)
+	}
+	pol, _ := loadProposal(t, out)
+	for flow, o := range outcomesOf(t, pol, capture) {
+		if !o.Accepted {
+			t.Errorf("%s: %s", flow, o)
+		}
+	}
+}
