@@ -56,7 +56,13 @@ func serializeFrame(t *testing.T, fr frame) []byte {
 	smac, _ := net.ParseMAC(fr.srcMAC)
 	dmac, _ := net.ParseMAC(fr.dstMAC)
 	eth := &layers.Ethernet{SrcMAC: smac, DstMAC: dmac, EthernetType: layers.EthernetTypeIPv4}
-	ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: fr.proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	var ip gopacket.NetworkLayer
+	if src.Is6() {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		ip = &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: fr.proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	} else {
+		ip = &layers.IPv4{Version: 4, TTL: 64, Protocol: fr.proto, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	}
 	var tl []gopacket.SerializableLayer
 	switch fr.proto {
 	case layers.IPProtocolTCP:
@@ -70,7 +76,7 @@ func serializeFrame(t *testing.T, fr frame) []byte {
 	}
 	tl = append(tl, gopacket.Payload(make([]byte, fr.payload)))
 	buf := gopacket.NewSerializeBuffer()
-	all := append([]gopacket.SerializableLayer{eth, ip}, tl...)
+	all := append([]gopacket.SerializableLayer{eth, ip.(gopacket.SerializableLayer)}, tl...)
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, all...); err != nil {
 		t.Fatal(err)
 	}

@@ -156,6 +156,11 @@ type Learner struct {
 	// two captures).
 	covered           time.Duration
 	capFirst, capLast int64
+	// owners is the MAC each local address was first sent from;
+	// contested holds the addresses more than one MAC sent from.
+	owners     map[netip.Addr][6]byte
+	contested  map[netip.Addr]bool
+	ownersFull bool
 	// What is not learned, by reason, for the summary.
 	fromOutside   uint64 // flows opened from outside the local zones
 	notFollowed   uint64 // flows of devices past MaxDevices
@@ -178,6 +183,7 @@ func New(base *policy.Policy, cfg *config.Config, opts Options) (*Learner, error
 		opts: opts, base: &pol, cfg: cfg, runner: replay.New(&pol),
 		id: inventory.NewIdentifier(&pol), inv: inv,
 		flows: lru.NewMap[flowKey, *flowRec](opts.MaxFlows), devices: map[string]*device{}, routers: map[[6]byte]bool{},
+		owners: map[netip.Addr][6]byte{}, contested: map[netip.Addr]bool{},
 	}
 	lr.runner.ObservePackets(lr.packet)
 	return lr, nil
@@ -256,10 +262,31 @@ func (l *Learner) sighting(p *packet.Packet, now int64) {
 		o := inventory.PacketObservation(p, time.Unix(0, now).UTC())
 		l.id.Fill(&o)
 		l.inv.Observe(o)
+		if p.HasMAC {
+			// Any hardware address counts, a placeholder too: the
+			// engine holds a device's address to its MAC exactly.
+			l.claim(src, p.SrcMAC)
+		}
 	case p.HasMAC && src.IsValid() && !src.IsUnspecified() && !src.IsLinkLocalUnicast() && !src.IsMulticast():
 		// Outside the local zones, or the gateway: whoever sends
 		// that from its own MAC forwards traffic, or is the gateway.
 		l.routers[p.SrcMAC] = true
+	}
+}
+
+// claim records that mac sent from addr. An address two MACs sent from
+// is contested: DHCP gave it to another device, or one of them took it.
+// The proposal gives it to neither, since whichever it chose, the other's
+// flows would be judged spoofed.
+func (l *Learner) claim(addr netip.Addr, mac [6]byte) {
+	owner, ok := l.owners[addr]
+	switch {
+	case !ok && len(l.owners) < l.opts.MaxDevices*inventory.MaxAddrs:
+		l.owners[addr] = mac
+	case !ok:
+		l.ownersFull = true
+	case owner != mac:
+		l.contested[addr] = true
 	}
 }
 

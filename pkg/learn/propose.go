@@ -25,6 +25,9 @@ type Proposal struct {
 	Learned []string
 	// Scans names the devices flagged as scans.
 	Scans []string
+	// Contested lists the addresses more than one MAC sent from: no
+	// device has them, and their flows are left out.
+	Contested []netip.Addr
 }
 
 // ProposedGroup is a [[group]] with its comment.
@@ -92,6 +95,7 @@ func (l *Learner) Propose() *Proposal {
 		}
 	}
 	p.Rules = l.rules(subjects)
+	p.Contested = sortedAddrs(l.contested)
 	for _, s := range subjects {
 		p.Learned = append(p.Learned, s.name)
 	}
@@ -132,7 +136,7 @@ func (l *Learner) candidates() ([]*candidate, map[netip.Addr]*candidate, []strin
 				}
 			}
 		} else if !l.newDevice(c, iv, mac, used) {
-			leftOut = append(leftOut, fmt.Sprintf("%s %s: no address of a local zone that is not already another device's", iv.MAC, strings.Join(iv.Addrs, ", ")))
+			leftOut = append(leftOut, fmt.Sprintf("%s: no address of a local zone that is not already another device's or contested", strings.TrimSpace(iv.MAC+" "+strings.Join(iv.Addrs, ", "))))
 			continue
 		}
 		out = append(out, c)
@@ -147,6 +151,12 @@ func (l *Learner) candidates() ([]*candidate, map[netip.Addr]*candidate, []strin
 				byKey["addr:"+a] = c
 			}
 		}
+	}
+	for _, a := range sortedAddrs(l.contested) {
+		leftOut = append(leftOut, fmt.Sprintf("%s was sent from by more than one MAC: given to no device (decide who owns it, and give that device a MAC)", a))
+	}
+	if l.ownersFull {
+		leftOut = append(leftOut, "learning bounds: some addresses were not checked for a second MAC")
 	}
 	for _, k := range sortedKeys(l.devices) {
 		d := l.devices[k]
@@ -173,7 +183,7 @@ func (l *Learner) candidates() ([]*candidate, map[netip.Addr]*candidate, []strin
 func (l *Learner) newDevice(c *candidate, iv *inventory.Device, mac [6]byte, used map[string]bool) bool {
 	for _, s := range iv.Addrs {
 		a, err := netip.ParseAddr(s)
-		if err != nil || a.IsLinkLocalUnicast() || !l.local(a) || l.base.DeviceByAddr(a) != policy.None {
+		if err != nil || a.IsLinkLocalUnicast() || !l.local(a) || l.base.DeviceByAddr(a) != policy.None || l.contested[a] {
 			continue
 		}
 		z := l.base.LocalZoneOf(a)
@@ -225,6 +235,15 @@ func unique(name string, used map[string]bool) string {
 	}
 	used[n] = true
 	return n
+}
+
+func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
+	out := make([]netip.Addr, 0, len(m))
+	for a := range m {
+		out = append(out, a)
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
