@@ -165,7 +165,6 @@ type Learner struct {
 	fromOutside   uint64 // flows opened from outside the local zones
 	notFollowed   uint64 // flows of devices past MaxDevices
 	flowsEvicted  uint64 // live flows forgotten to stay in MaxFlows
-	packetsJudged uint64
 }
 
 // New returns a Learner over the base policy base, compiled from cfg. The
@@ -213,7 +212,6 @@ func (l *Learner) local(a netip.Addr) bool {
 }
 
 func (l *Learner) packet(p *packet.Packet, d engine.Decision, now int64) {
-	l.packetsJudged++
 	if l.first == 0 || now < l.first {
 		l.first = now
 	}

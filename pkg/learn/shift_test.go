@@ -376,3 +376,52 @@ func TestLearnPickupAlreadyAllowed(t *testing.T) {
 		}
 	}
 }
+
+// TestLearnFitsMarkMask learns under a mark_mask with room for four pico
+// classes: the rules learned from the most flows keep their kernel
+// checks, the others lose their rate and then their kernel bounds, say
+// so, and the proposal is one `check` accepts.
+func TestLearnFitsMarkMask(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "home.pcap")
+	frames := homeTraffic()
+	// The camera and the NVR have three more peers between them: six
+	// rules with a rate each, for four classes.
+	frames = append(frames, udpExchange(time.Second, camMAC, routerMAC, cam, ntp, 1000, 123, 48)...)
+	frames = append(frames, tcpConn(2*time.Second, nvrMAC, routerMAC, nvr, cloud, 1001, 443, 100, 100)...)
+	frames = append(frames, udpExchange(3*time.Second, nvrMAC, routerMAC, nvr, ntp, 1002, 123, 48)...)
+	writeCapture(t, capture, frames)
+	text, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text = bytes.Replace(text, []byte(`timezone = "UTC"`), []byte("timezone = \"UTC\"\nmark_mask = 0x38"), 1)
+	base := filepath.Join(dir, "base.toml")
+	if err := os.WriteFile(base, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, out := learnFrom(t, base, Options{}, capture)
+	pol, _ := loadProposal(t, out)
+	if len(pol.Classes) != 5 {
+		t.Errorf("%d classes, want the 5 mark_mask 0x38 holds", len(pol.Classes))
+	}
+	if !strings.Contains(string(out), "left out: max_new_flows (mark_mask 0x38 holds 5 pico classes") {
+		t.Errorf("no rule says it lost its rate:\n%s", out)
+	}
+	kept := 0
+	for _, r := range p.Rules {
+		// Four rules keep their rate, the three learned from ten flows
+		// or more among them; two of those learned from one lose it.
+		if r.Allow.MaxNewFlows.Count > 0 {
+			kept++
+		} else if r.Flows >= 10 {
+			t.Errorf("rule %s learned from %d flows lost its rate", r.Allow.Name, r.Flows)
+		}
+	}
+	if len(p.Rules) != 6 || kept != 4 {
+		t.Errorf("%d of %d rules kept their rate, want 4 of 6", kept, len(p.Rules))
+	}
+	if learnedAccepted(t, loadBase(t, base), pol, p, capture) == 0 {
+		t.Errorf("nothing learned")
+	}
+}
