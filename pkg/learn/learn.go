@@ -162,9 +162,9 @@ type Learner struct {
 	contested  map[netip.Addr]bool
 	ownersFull bool
 	// What is not learned, by reason, for the summary.
-	fromOutside   uint64 // flows opened from outside the local zones
-	notFollowed   uint64 // flows of devices past MaxDevices
-	flowsEvicted  uint64 // live flows forgotten to stay in MaxFlows
+	fromOutside  uint64 // flows opened from outside the local zones
+	notFollowed  uint64 // flows of devices past MaxDevices
+	flowsEvicted uint64 // live flows forgotten to stay in MaxFlows
 }
 
 // New returns a Learner over the base policy base, compiled from cfg. The
