@@ -96,7 +96,10 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = *path
 	}
-	d, err := learn.Verify(pol, name, b.Bytes(), policy.Options{GatewayAddrs: policy.HostAddrs()}, captures)
+	d, warnings, err := learn.Verify(pol, name, b.Bytes(), policy.Options{GatewayAddrs: policy.HostAddrs()}, captures)
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "learn: the proposal:", w.String())
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "learn:", err)
 		return 1

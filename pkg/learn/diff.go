@@ -223,16 +223,18 @@ func (c *FlowChange) flowText() string {
 // Verify compiles a proposal's text (name places it, so that the base's
 // includes resolve as they will when it is loaded from there) and replays
 // the captures against the base policy and against it: a proposal that
-// only adds what was learned newly denies nothing.
-func Verify(base *policy.Policy, name string, text []byte, opts policy.Options, captures []string) (*DiffResult, error) {
-	cfg, _, err := config.Parse(name, text)
+// only adds what was learned newly denies nothing. The proposal's
+// warnings (what `check` would say of it) come back too.
+func Verify(base *policy.Policy, name string, text []byte, opts policy.Options, captures []string) (*DiffResult, []config.Warning, error) {
+	cfg, warnings, err := config.Parse(name, text)
 	if err != nil {
-		return nil, fmt.Errorf("the proposal does not load: %w", err)
+		return nil, warnings, fmt.Errorf("the proposal does not load: %w", err)
 	}
 	opts.Source = text
 	pol, err := policy.Compile(cfg, opts)
 	if err != nil {
-		return nil, fmt.Errorf("the proposal does not compile: %w", err)
+		return nil, warnings, fmt.Errorf("the proposal does not compile: %w", err)
 	}
-	return Diff(base, pol, captures)
+	d, err := Diff(base, pol, captures)
+	return d, warnings, err
 }
