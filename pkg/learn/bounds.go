@@ -56,6 +56,12 @@ func (l *Learner) rules(subjects []subject) []ProposedRule {
 // bound sets a's pico bounds from e and says which bounds it left out.
 func (l *Learner) bound(a *config.Allow, e *edge) (left []string) {
 	m := l.opts.Margin
+	if e.sizesUnknown {
+		left = append(left, "packet_size, max_flow_bytes and max_device_bytes: learned from the daemon's record, which holds each flow's first packet only")
+		l.boundRate(a, e, &left)
+		l.boundTime(a, e, &left)
+		return left
+	}
 	lo := max(20, int(math.Floor(float64(e.minSize)*(1-m)))/20*20)
 	hi := int(math.Ceil(float64(e.maxSize) * (1 + m)))
 	for _, s := range packetSizeSteps {
@@ -71,26 +77,39 @@ func (l *Learner) bound(a *config.Allow, e *edge) (left []string) {
 	}
 	a.PacketSize = &config.SizeRange{Min: lo, Max: min(hi, 65535)}
 	a.MaxFlowBytes = roundUp125(uint64(math.Ceil(float64(e.maxFlowBytes) * (1 + m))))
-	if e.rateUnbounded {
-		left = append(left, fmt.Sprintf("max_new_flows: more than %d new flows in a minute", rateWindowCap))
-	} else if e.maxPerMinute > 0 {
-		a.MaxNewFlows = config.Rate{Count: int(math.Ceil(float64(e.maxPerMinute) * (1 + m))), Per: time.Minute}
-	}
+	l.boundRate(a, e, &left)
 	span := l.covered
 	if span >= spanForDeviceBytes {
 		a.MaxDeviceBytes = &config.Budget{Bytes: roundUp125(uint64(math.Ceil(float64(e.maxHourPair) * (1 + m)))), Per: time.Hour}
 	} else {
 		left = append(left, fmt.Sprintf("max_device_bytes: the captures cover %v, under %v", span.Round(time.Second), spanForDeviceBytes))
 	}
+	l.boundTime(a, e, &left)
+	return left
+}
+
+// boundRate sets the rule's new-flow rate from the most openings seen in
+// a minute.
+func (l *Learner) boundRate(a *config.Allow, e *edge, left *[]string) {
+	if e.rateUnbounded {
+		*left = append(*left, fmt.Sprintf("max_new_flows: more than %d new flows in a minute", rateWindowCap))
+	} else if e.maxPerMinute > 0 {
+		a.MaxNewFlows = config.Rate{Count: int(math.Ceil(float64(e.maxPerMinute) * (1 + l.opts.Margin))), Per: time.Minute}
+	}
+}
+
+// boundTime sets the rule's hours and days when what was learned from
+// covers a day (a week).
+func (l *Learner) boundTime(a *config.Allow, e *edge, left *[]string) {
+	span := l.covered
 	if span >= spanForHours {
 		a.Hours = hoursOf(e.hours)
 	} else {
-		left = append(left, fmt.Sprintf("hours: the captures cover %v, under %v", span.Round(time.Second), spanForHours))
+		*left = append(*left, fmt.Sprintf("hours: the captures cover %v, under %v", span.Round(time.Second), spanForHours))
 	}
 	if span >= spanForDays && e.days != 0x7f {
 		a.Days = config.Weekdays(e.days)
 	}
-	return left
 }
 
 // roundUp125 rounds n up to 1, 2 or 5 times a power of ten, at least 1000:

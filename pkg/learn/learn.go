@@ -132,6 +132,10 @@ type edge struct {
 	opens         []int64 // opening times within the last minute
 	maxPerMinute  int
 	rateUnbounded bool
+	// sizesUnknown is set for flows learned from the daemon's record,
+	// which holds no sizes or volumes; fromRecord names the record as a
+	// source.
+	sizesUnknown, fromRecord bool
 }
 
 // Learner collects what devices did from captures replayed against a
@@ -162,6 +166,8 @@ type Learner struct {
 	contested  map[netip.Addr]bool
 	ownersFull bool
 	// What is not learned, by reason, for the summary.
+	fromRecord    bool   // learned from the daemon's record too
+	recordRefused uint64 // flows the daemon's record had no room for
 	fromOutside  uint64 // flows opened from outside the local zones
 	notFollowed  uint64 // flows of devices past MaxDevices
 	flowsEvicted uint64 // live flows forgotten to stay in MaxFlows

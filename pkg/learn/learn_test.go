@@ -67,6 +67,30 @@ func loadProposal(t *testing.T, text []byte) (*policy.Policy, string) {
 	return l.Policy, path
 }
 
+func loadConfig(t *testing.T) *config.Config {
+	t.Helper()
+	l, _, err := policy.Load(basePolicy, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Config
+}
+
+func writeProposal(t *testing.T, p *Proposal) []byte {
+	t.Helper()
+	text, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := p.Write(&b, text); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
 func loadBase(t *testing.T, path string) *policy.Policy {
 	t.Helper()
 	l, _, err := policy.Load(path, policy.Options{})
@@ -77,7 +101,7 @@ func loadBase(t *testing.T, path string) *policy.Policy {
 }
 
 // proposedDevices names the devices the proposal adds and the base
-// devices it gives rules.
+// devices it gives rules, but not those it flags as scans.
 func proposedDevices(p *Proposal) map[string]bool {
 	out := map[string]bool{}
 	for _, d := range p.Devices {
@@ -87,6 +111,9 @@ func proposedDevices(p *Proposal) map[string]bool {
 		if r.Allow.From.Kind == config.EndpointDevice {
 			out[r.Allow.From.Name] = true
 		}
+	}
+	for _, s := range p.Scans {
+		delete(out, s) // left out on purpose
 	}
 	return out
 }

@@ -44,8 +44,11 @@ func (l *Learner) stamp(ns int64) string {
 }
 
 // captureNames lists the captures of bit set set by file name.
-func (l *Learner) captureNames(set uint64, more bool) string {
+func (l *Learner) captureNames(set uint64, more, record bool) string {
 	var names []string
+	if record {
+		names = append(names, "the daemon's record")
+	}
 	for i, c := range l.captures {
 		if i < maxCaptures && set&(1<<uint(i)) != 0 {
 			names = append(names, filepath.Base(c))
@@ -62,16 +65,22 @@ func (l *Learner) captureNames(set uint64, more bool) string {
 func (l *Learner) evidence(s subject, r *ruleStats, left []string) []string {
 	out := []string{
 		fmt.Sprintf("learned from %d flows, %d packets, %d bytes; first seen %s, last seen %s", r.flows, r.packets, r.bytes, l.stamp(r.first), l.stamp(r.last)),
-		"captures: " + l.captureNames(r.captures, r.moreCaptures),
+		"captures: " + l.captureNames(r.captures, r.moreCaptures, r.fromRecord),
 	}
 	if len(s.members) > 1 {
 		out = append(out, "devices: "+strings.Join(s.members, ", "))
 	}
 	obs := fmt.Sprintf("observed: packets of %d-%d bytes, at most %d bytes in a flow", r.minSize, r.maxSize, r.maxFlowBytes)
+	if r.sizesUnknown {
+		obs = "observed: the flows' first packets only (sizes and volumes unknown)"
+	}
 	if !r.rateUnbounded {
 		obs += fmt.Sprintf(", at most %d new flows in a minute per device", r.maxPerMinute)
 	}
-	obs += fmt.Sprintf(", at most %d bytes in an hour per device, active hours %s", r.maxHourPair, hourList(r.hours))
+	if !r.sizesUnknown {
+		obs += fmt.Sprintf(", at most %d bytes in an hour per device", r.maxHourPair)
+	}
+	obs += ", active hours " + hourList(r.hours)
 	out = append(out, obs, fmt.Sprintf("bounds: what was observed with a %g%% margin (packet sizes and byte bounds rounded out to shared steps)", l.opts.Margin*100))
 	for _, x := range left {
 		out = append(out, "not bounded: "+x)
@@ -131,6 +140,9 @@ func (l *Learner) summary(p *Proposal, cands []*candidate, leftOut []string) []s
 		names = append(names, filepath.Base(c))
 	}
 	rep := l.runner.Report()
+	if l.fromRecord {
+		names = append(names, "and the daemon's record")
+	}
 	out := []string{
 		"---- proposed by picoseg learn: review before use ----",
 		fmt.Sprintf("learned from %d captures (%s): %d packets, %d flows, from %s to %s, covering %v", len(l.captures), strings.Join(names, ", "), rep.Packets, rep.Flows, l.stamp(l.first), l.stamp(l.last), l.covered.Round(time.Second)),
@@ -157,6 +169,9 @@ func (l *Learner) summary(p *Proposal, cands []*candidate, leftOut []string) []s
 				notes = append(notes, fmt.Sprintf("device %s: %d flows %s (not widened: change the base policy if they are legitimate)", c.name, d.notes[n], n))
 			}
 		}
+	}
+	if l.recordRefused > 0 {
+		notes = append(notes, fmt.Sprintf("%d flows the daemon's record had no room for (its bounds): not learned", l.recordRefused))
 	}
 	if l.notFollowed > 0 || l.flowsEvicted > 0 {
 		notes = append(notes, fmt.Sprintf("learning bounds: %d flows of devices past %d devices not followed; %d live flows forgotten past %d", l.notFollowed, l.opts.MaxDevices, l.flowsEvicted, l.opts.MaxFlows))

@@ -294,9 +294,11 @@ func (e *edge) merge(o *edge) {
 	e.flows += o.flows
 	e.bytes += o.bytes
 	e.packets += o.packets
-	if o.packets > 0 && (e.packets == o.packets || o.first < e.first) {
+	if o.first != 0 && (e.first == 0 || o.first < e.first) {
 		e.first = o.first
 	}
+	e.sizesUnknown = e.sizesUnknown || o.sizesUnknown
+	e.fromRecord = e.fromRecord || o.fromRecord
 	e.last = max(e.last, o.last)
 	e.minSize, e.maxSize = min(e.minSize, o.minSize), max(e.maxSize, o.maxSize)
 	e.maxFlowBytes = max(e.maxFlowBytes, o.maxFlowBytes)
