@@ -168,9 +168,9 @@ type Learner struct {
 	// What is not learned, by reason, for the summary.
 	fromRecord    bool   // learned from the daemon's record too
 	recordRefused uint64 // flows the daemon's record had no room for
-	fromOutside  uint64 // flows opened from outside the local zones
-	notFollowed  uint64 // flows of devices past MaxDevices
-	flowsEvicted uint64 // live flows forgotten to stay in MaxFlows
+	fromOutside   uint64 // flows opened from outside the local zones
+	notFollowed   uint64 // flows of devices past MaxDevices
+	flowsEvicted  uint64 // live flows forgotten to stay in MaxFlows
 }
 
 // New returns a Learner over the base policy base, compiled from cfg. The
