@@ -37,12 +37,13 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("o", "", "write the proposal to `file` (default: standard output)")
 	margin := fs.Float64("margin", learn.DefaultMargin*100, "widen every observed bound by `percent`")
 	leases := fs.String("leases", "", "dnsmasq DHCP leases `file`, for device names from their hostnames")
+	record := fs.String("from-daemon", "", "learn from the record the daemon keeps (run --learn-record `file`) too")
 	captures, err := parseInterleaved(fs, args)
 	if err != nil {
 		return 2
 	}
-	if len(captures) == 0 {
-		fmt.Fprintln(stderr, "learn: name at least one capture file")
+	if len(captures) == 0 && *record == "" {
+		fmt.Fprintln(stderr, "learn: name at least one capture file, or --from-daemon")
 		return 2
 	}
 	if *margin < 0 || *margin > 1000 {
@@ -67,17 +68,9 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	status := 0
-	for _, c := range captures {
-		if err := l.File(c); err != nil {
-			fmt.Fprintf(stderr, "learn: %s: %v\n", c, err)
-			status = 1
-		}
-	}
-	for _, c := range l.Report().Captures {
-		if c.Error != "" {
-			fmt.Fprintf(stderr, "learn: %s: %d packets read, then: %s\n", c.File, c.Packets, c.Error)
-		}
+	status := feedLearner(l, *record, captures, stderr)
+	if status > 1 {
+		return 1
 	}
 	p := l.Propose()
 	var b bytes.Buffer
@@ -96,19 +89,58 @@ func runLearn(args []string, stdout, stderr io.Writer) int {
 	if name == "" {
 		name = *path
 	}
-	d, warnings, err := learn.Verify(pol, name, b.Bytes(), policy.Options{GatewayAddrs: policy.HostAddrs()}, captures)
+	if !verifyProposal(pol, name, b.Bytes(), captures, stderr) {
+		return 1
+	}
+	return status
+}
+
+// feedLearner reads the daemon's record and the captures into l. It
+// returns 0, 1 when a capture could not be read (the others still count),
+// or 2 when the record could not be.
+func feedLearner(l *learn.Learner, record string, captures []string, stderr io.Writer) int {
+	if record != "" {
+		rf, err := learn.LoadRecord(record)
+		if err == nil {
+			err = l.Record(rf)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "learn:", err)
+			return 2
+		}
+	}
+	status := 0
+	for _, c := range captures {
+		if err := l.File(c); err != nil {
+			fmt.Fprintf(stderr, "learn: %s: %v\n", c, err)
+			status = 1
+		}
+	}
+	for _, c := range l.Report().Captures {
+		if c.Error != "" {
+			fmt.Fprintf(stderr, "learn: %s: %d packets read, then: %s\n", c.File, c.Packets, c.Error)
+		}
+	}
+	return status
+}
+
+// verifyProposal loads the proposal as check would and replays the
+// captures against the base and it; it reports false when the proposal
+// does not load or would deny a flow the base policy allowed.
+func verifyProposal(base *policy.Policy, name string, text []byte, captures []string, stderr io.Writer) bool {
+	d, warnings, err := learn.Verify(base, name, text, policy.Options{GatewayAddrs: policy.HostAddrs()}, captures)
 	for _, w := range warnings {
 		fmt.Fprintln(stderr, "learn: the proposal:", w.String())
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "learn:", err)
-		return 1
+		return false
 	}
 	fmt.Fprintf(stderr, "learn: the captures replayed against the proposal: %d flows newly allowed, %d newly denied\n", len(d.NewlyAllowed), len(d.NewlyDenied))
 	if len(d.NewlyDenied) > 0 {
 		d.NewlyAllowed = nil
 		d.WriteText(stderr)
-		return 1
+		return false
 	}
-	return status
+	return true
 }

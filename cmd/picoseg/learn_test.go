@@ -1,12 +1,16 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/picoseg/picoseg/internal/testpcaps"
+	"github.com/picoseg/picoseg/pkg/learn"
+	"github.com/picoseg/picoseg/pkg/packet"
 )
 
 const learnBase = `[daemon]
@@ -94,5 +98,39 @@ func TestLearnAndDiffUsage(t *testing.T) {
 	}
 	if code, _, errs := runCmd(t, "diff", "/nonexistent/a.toml", "/nonexistent/b.toml", "c.pcap"); code != 2 || errs == "" {
 		t.Errorf("diff of missing policies: exit %d %q, want 2", code, errs)
+	}
+}
+
+// TestLearnFromDaemonRecordFile learns from a record as the daemon saves
+// it (run --learn-record), with no capture: check accepts the proposal
+// and explain names the learned rule.
+func TestLearnFromDaemonRecordFile(t *testing.T) {
+	dir := t.TempDir()
+	base, rec, out := filepath.Join(dir, "base.toml"), filepath.Join(dir, "learn.json"), filepath.Join(dir, "proposal.toml")
+	if err := os.WriteFile(base, []byte(learnBase), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := learn.NewRecorder(0, time.UTC)
+	var p packet.Packet
+	p.Kind, p.Proto, p.HasMAC, p.SrcMAC = packet.KindOK, packet.ProtoTCP, true, [6]byte{2, 0, 0, 0, 0, 0x21}
+	p.Src, p.Dst, p.DstPort = netip.MustParseAddr("10.77.0.21"), netip.MustParseAddr("203.0.113.5"), 8883
+	for i := 0; i < 5; i++ {
+		r.FlowStarted(&p, time.Date(2026, 11, 23, 14, i, 0, 0, time.UTC))
+	}
+	if err := r.Save(rec); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := runCmd(t, "learn", "-c", base, "--from-daemon", rec, "-o", out); code != 0 {
+		t.Fatalf("learn: exit %d\n%s", code, errs)
+	}
+	if code, stdout, errs := runCmd(t, "check", "-c", out); code != 0 {
+		t.Fatalf("check: exit %d\n%s%s", code, stdout, errs)
+	}
+	code, stdout, errs := runCmd(t, "explain", "-c", out, "--from", "10.77.0.21", "--from-mac", "02:00:00:00:00:21", "--to", "203.0.113.5", "--proto", "tcp", "--dport", "8883")
+	if code != 0 || !strings.HasPrefix(stdout, "accept") || !strings.Contains(stdout, "rule dev-020000000021-to-203.0.113.5") {
+		t.Errorf("explain: exit %d\n%s%s", code, stdout, errs)
+	}
+	if code, _, _ := runCmd(t, "learn", "-c", base, "--from-daemon", filepath.Join(dir, "none.json")); code != 1 {
+		t.Errorf("a missing record: exit %d, want 1", code)
 	}
 }

@@ -27,9 +27,9 @@ func commands() []command {
 		{"check", "check -c FILE: validate a policy", runCheck},
 		{"explain", "explain -c FILE --from ADDR --to ADDR --proto tcp --dport 22 [--at TIME] [--json]: judge one hypothetical flow", runExplain},
 		{"replay", "replay -c FILE [--json] CAPTURE...: run pcap/pcapng captures through the policy", runReplay},
-		{"learn", "learn -c BASE CAPTURE... [-o FILE] [--margin PCT] [--leases FILE]: propose devices and rules from what captures show, on top of BASE", runLearn},
+		{"learn", "learn -c BASE [--from-daemon FILE] CAPTURE... [-o FILE] [--margin PCT] [--leases FILE]: propose devices and rules from what captures show, on top of BASE", runLearn},
 		{"diff", "diff OLD NEW CAPTURE... [--json] [--fail-on any|allowed|denied]: flows the NEW policy allows or denies unlike OLD (exit 1 when any)", runDiff},
-		{"run", "run -c FILE [--monitor] [--socket PATH] [--inventory-state FILE] [--lock FILE]: the firewall daemon (root)", runDaemon},
+		{"run", "run -c FILE [--monitor] [--socket PATH] [--inventory-state FILE] [--learn-record FILE] [--lock FILE]: the firewall daemon (root)", runDaemon},
 		{"status", "status [devices|flows [--device NAME]|alerts] [-c FILE | --socket PATH] [--json]: ask the running daemon", runStatus},
 		{"demo", "demo [-c rules/demo.toml]: build a namespace lab, run the daemon in it, show it working (root)", runDemo},
 		{"version", "version: print the version", func(_ []string, stdout, _ io.Writer) int {

@@ -24,6 +24,7 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 		}
 	})
 	d.devs = newDevices(d.inv, inventory.NewIdentifier(d.cur.Policy), d.alerts.Raise)
+	d.startRecord()
 	d.reg = metrics.NewRegistry()
 	h := newHandler(d.eng, d.marks, d.cfg.QueueBase, d.cfg.Queues, newIfaceZones(interfaceNames), d.opts.Now)
 	h.flowStarted = d.devs.flowStarted
