@@ -63,8 +63,12 @@ func (l *Learner) captureNames(set uint64, more, record bool) string {
 // evidence is a rule's comment: what it was learned from, what was
 // observed, and the bounds it leaves out.
 func (l *Learner) evidence(s subject, r *ruleStats, left []string) []string {
+	volume := fmt.Sprintf(", %d packets, %d bytes", r.packets, r.bytes)
+	if r.sizesUnknown {
+		volume = ""
+	}
 	out := []string{
-		fmt.Sprintf("learned from %d flows, %d packets, %d bytes; first seen %s, last seen %s", r.flows, r.packets, r.bytes, l.stamp(r.first), l.stamp(r.last)),
+		fmt.Sprintf("learned from %d flows%s; first seen %s, last seen %s", r.flows, volume, l.stamp(r.first), l.stamp(r.last)),
 		"captures: " + l.captureNames(r.captures, r.moreCaptures, r.fromRecord),
 	}
 	if len(s.members) > 1 {
