@@ -27,9 +27,9 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 	d.reg = metrics.NewRegistry()
 	h := newHandler(d.eng, d.marks, d.cfg.QueueBase, d.cfg.Queues, newIfaceZones(interfaceNames), d.opts.Now)
 	h.flowStarted = d.devs.flowStarted
-	d.startRecord()
 	h.failOpen, h.raise = d.cfg.OnDaemonDown != "closed", d.alerts.Raise
 	h.latency = d.reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
+	d.startRecord()
 	if err := d.startQueue(ctx, h); err != nil {
 		return err
 	}
