@@ -40,6 +40,16 @@
 // a pair for the new-flow rate. What does not fit is counted and said in
 // the proposal, never silently dropped.
 //
+// # From the daemon
+//
+// A Recorder is what the daemon keeps for learning (`run --learn-record`):
+// for each local sender, peer, protocol and port, the flows opened, when,
+// and the most openings in a minute, bounded (DefaultRecordEntries, and
+// 256 entries a sender), saved atomically. Learner.Record judges each
+// entry with the base policy as explain does and learns as from captures,
+// without packet sizes or volumes: the daemon's userspace sees each flow's
+// first packet only.
+//
 // # Diff
 //
 // Diff replays captures against two policies and lists the flows the new

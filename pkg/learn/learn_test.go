@@ -290,16 +290,3 @@ func TestLearnEveryRuleHasEvidence(t *testing.T) {
 		t.Errorf("the capture's router is not named as one:\n%s", text)
 	}
 }
-
-func TestLearnPrint(t *testing.T) {
-	if os.Getenv("CAP") == "" {
-		t.Skip()
-	}
-	dir := testpcaps.Dir(t)
-	var caps []string
-	for _, c := range strings.Fields(os.Getenv("CAP")) {
-		caps = append(caps, filepath.Join(dir, c))
-	}
-	_, text := learnFrom(t, basePolicy, Options{}, caps...)
-	t.Logf("\n%s", text)
-}
