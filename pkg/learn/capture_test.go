@@ -28,7 +28,7 @@ type frame struct {
 var captureStart = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
 
 // writeCapture writes frames as a classic Ethernet pcap at path.
-func writeCapture(t *testing.T, path string, frames []frame) {
+func writeCapture(t testing.TB, path string, frames []frame) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
@@ -50,7 +50,7 @@ func writeCapture(t *testing.T, path string, frames []frame) {
 	}
 }
 
-func serializeFrame(t *testing.T, fr frame) []byte {
+func serializeFrame(t testing.TB, fr frame) []byte {
 	t.Helper()
 	src, dst := netip.MustParseAddr(fr.src), netip.MustParseAddr(fr.dst)
 	smac, _ := net.ParseMAC(fr.srcMAC)

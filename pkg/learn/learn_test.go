@@ -67,7 +67,7 @@ func loadProposal(t *testing.T, text []byte) (*policy.Policy, string) {
 	return l.Policy, path
 }
 
-func loadConfig(t *testing.T) *config.Config {
+func loadConfig(t testing.TB) *config.Config {
 	t.Helper()
 	l, _, err := policy.Load(basePolicy, policy.Options{})
 	if err != nil {
@@ -91,7 +91,7 @@ func writeProposal(t *testing.T, p *Proposal) []byte {
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
-func loadBase(t *testing.T, path string) *policy.Policy {
+func loadBase(t testing.TB, path string) *policy.Policy {
 	t.Helper()
 	l, _, err := policy.Load(path, policy.Options{})
 	if err != nil {

@@ -114,3 +114,35 @@ func TestRecorderBounds(t *testing.T) {
 		t.Errorf("%v allocations recording a flow already recorded", n)
 	}
 }
+
+// BenchmarkLearnCapture learns from a capture of ten minutes of the home
+// traffic repeated: the cost per packet of learning, replay included.
+func BenchmarkLearnCapture(b *testing.B) {
+	var frames []frame
+	for i := 0; i < 50; i++ {
+		for _, f := range homeTraffic() {
+			f.at += time.Duration(i) * 10 * time.Minute
+			f.sport += uint16(i)
+			frames = append(frames, f)
+		}
+	}
+	capture := filepath.Join(b.TempDir(), "home.pcap")
+	writeCapture(b, capture, frames)
+	l := loadBase(b, basePolicy)
+	cfg := loadConfig(b)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		lr, err := New(l, cfg, Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := lr.File(capture); err != nil {
+			b.Fatal(err)
+		}
+		if p := lr.Propose(); len(p.Rules) < 3 {
+			b.Fatalf("%d rules", len(p.Rules))
+		}
+	}
+	b.ReportMetric(float64(len(frames))*float64(b.N)/b.Elapsed().Seconds(), "packets/s")
+}
