@@ -212,16 +212,28 @@ func explainRules(t *testing.T, p *Proposal, pol *policy.Policy) (asked int) {
 	eng := engine.New(pol, engine.Options{FlowCapacity: 16})
 	for _, r := range p.Rules {
 		a := r.Allow
-		if a.From.Kind != config.EndpointDevice || len(a.Services) == 0 {
+		if len(a.Services) == 0 {
 			continue
 		}
-		from := deviceAddr(pol, a.From.Name)
+		var from netip.Addr
+		switch a.From.Kind {
+		case config.EndpointDevice:
+			from = deviceAddr(pol, a.From.Name)
+		case config.EndpointGroup:
+			from = memberAddr(pol, a.From.Name)
+		}
 		var to netip.Addr
 		switch a.To.Kind {
 		case config.EndpointNet:
 			to = a.To.Prefix.Addr()
 		case config.EndpointDevice:
 			to = deviceAddr(pol, a.To.Name)
+		case config.EndpointZone:
+			// Multicast goes to the sender's own zone.
+			to = netip.MustParseAddr("224.0.0.251")
+			if from.Is6() {
+				to = netip.MustParseAddr("ff02::fb")
+			}
 		default:
 			continue
 		}
@@ -240,6 +252,18 @@ func explainRules(t *testing.T, p *Proposal, pol *policy.Policy) (asked int) {
 		}
 	}
 	return asked
+}
+
+// memberAddr is an address of the first device of group name.
+func memberAddr(pol *policy.Policy, name string) netip.Addr {
+	for _, d := range pol.Devices {
+		for _, g := range d.Groups {
+			if pol.Groups[g] == name && len(d.Addrs) > 0 {
+				return d.Addrs[0]
+			}
+		}
+	}
+	return netip.Addr{}
 }
 
 func deviceAddr(pol *policy.Policy, name string) netip.Addr {

@@ -45,6 +45,10 @@ func TestLearnShiftedTraffic(t *testing.T) {
 		t.Errorf("the two plugs that did the same things are not one group:\n%s", text)
 	}
 
+	if n := explainRules(t, p, pol); n != len(p.Rules) {
+		t.Errorf("explain asked about %d of %d rules", n, len(p.Rules))
+	}
+
 	shifted := filepath.Join(dir, "shifted.pcap")
 	var frames []frame
 	frames = append(frames, tcpConn(0, plugAMAC, routerMAC, plugA, cloud, 41000, 8883, 300, 500)...)       // usual
