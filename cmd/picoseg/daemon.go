@@ -22,6 +22,7 @@ func runDaemon(args []string, _, stderr io.Writer) int {
 	monitor := fs.Bool("monitor", false, "decide and alert, never drop (overrides the policy's mode)")
 	socket := fs.String("socket", "", "status socket `path` (default: the policy's [daemon] socket)")
 	state := fs.String("inventory-state", "", "device inventory state `file` (default: the policy's [inventory] state)")
+	record := fs.String("learn-record", "", "keep a record of the flows devices open in `file`, for learn --from-daemon (monitor mode)")
 	lock := fs.String("lock", "", "lock `file` held while running (default: the policy's [daemon] lock, else "+config.DefaultLock+")")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -37,7 +38,7 @@ func runDaemon(args []string, _, stderr io.Writer) int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	err := daemon.Run(context.Background(), daemon.Options{ConfigPath: *path, Monitor: *monitor, Socket: *socket,
-		InventoryState: *state, Lock: *lock, Version: version, Logger: log, Signals: sigs})
+		InventoryState: *state, LearnRecord: *record, Lock: *lock, Version: version, Logger: log, Signals: sigs})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

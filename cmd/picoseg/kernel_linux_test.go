@@ -49,6 +49,8 @@ type fixture struct {
 	daemon *lab.Process
 	// binary is the picoseg binary to run; "" means this test binary.
 	binary string
+	// args are more arguments for `run`.
+	args []string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -92,8 +94,9 @@ func (f *fixture) start(policy string) {
 	}
 	os.Setenv(runMainEnv, "1")
 	defer os.Unsetenv(runMainEnv)
-	p, err := f.lab.Gateway.Start(f.ctx, self, "run", "-c", f.policy, "--socket", f.sock,
-		"--inventory-state", filepath.Join(f.dir, "devices.json"), "--lock", f.lock())
+	args := append([]string{"run", "-c", f.policy, "--socket", f.sock,
+		"--inventory-state", filepath.Join(f.dir, "devices.json"), "--lock", f.lock()}, f.args...)
+	p, err := f.lab.Gateway.Start(f.ctx, self, args...)
 	if err != nil {
 		f.t.Fatal(err)
 	}

@@ -23,6 +23,10 @@ type Options struct {
 	Socket string
 	// InventoryState overrides the policy's [inventory] state file.
 	InventoryState string
+	// LearnRecord is where the daemon keeps its record of the flows
+	// devices open, for `learn --from-daemon` (saved every minute and at
+	// stop; "" keeps none). Meant for monitor mode.
+	LearnRecord string
 	// Version is reported by status.
 	Version string
 	// Logger receives the daemon's structured log (default: text to

@@ -18,6 +18,7 @@ import (
 	"github.com/picoseg/picoseg/pkg/conntrack"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/inventory"
+	"github.com/picoseg/picoseg/pkg/learn"
 	"github.com/picoseg/picoseg/pkg/metrics"
 	"github.com/picoseg/picoseg/pkg/nft"
 	"github.com/picoseg/picoseg/pkg/queue"
@@ -55,6 +56,7 @@ type Daemon struct {
 	ct      *conntrack.Conn
 	inv     *inventory.Inventory
 	devs    *devices
+	record  *learn.Recorder
 	reg     *metrics.Registry
 	adapter *queue.Adapter
 	// queueDrops holds the kernel's queue.Drops, refreshed every second.

@@ -22,6 +22,8 @@ type devices struct {
 	id     atomic.Pointer[inventory.Identifier]
 	raise  func(alert.Alert)
 	counts *inventory.Counter
+	// record, when set, keeps the flows devices open for learning.
+	record func(p *packet.Packet, now time.Time)
 }
 
 func newDevices(inv *inventory.Inventory, id *inventory.Identifier, raise func(alert.Alert)) *devices {
@@ -36,6 +38,9 @@ func (d *devices) flowStarted(p *packet.Packet, now time.Time) {
 	o, ok := d.id.Load().Identify(p.Src)
 	if !ok {
 		return
+	}
+	if d.record != nil {
+		d.record(p, now)
 	}
 	o.MAC, o.HasMAC, o.Time, o.NewFlow = p.SrcMAC, p.HasMAC, now, true
 	if d.inv.Observe(o) {

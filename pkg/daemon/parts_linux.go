@@ -40,6 +40,7 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 	h.dhcpSeen = d.devs.dhcpSeen
 	h.failOpen, h.raise = d.cfg.OnDaemonDown != "closed", d.alerts.Raise
 	h.latency = d.reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
+	d.startRecord()
 	if err := d.startQueue(ctx, h); err != nil {
 		return err
 	}

@@ -132,6 +132,7 @@ func (d *Daemon) sweep(ctx context.Context, now time.Time) {
 		if err := d.inv.Save(); err != nil {
 			d.log.Warn("saving the device inventory", "err", err)
 		}
+		d.saveRecord()
 	}
 }
 

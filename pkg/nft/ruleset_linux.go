@@ -28,7 +28,7 @@ type Conn struct {
 // the caller's namespace when netnsFD is 0. Every operation opens and closes
 // its own netlink socket.
 func Dial(netnsFD int) (*Conn, error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(largeSendBuffer)}
+	opts := []nftables.ConnOption{nftables.WithSockOptions(largeBuffers)}
 	if netnsFD != 0 {
 		opts = append(opts, nftables.WithNetNSFd(netnsFD))
 	}
@@ -45,10 +45,13 @@ func Dial(netnsFD int) (*Conn, error) {
 // 1 MB, past the usual wmem_max (208 kB).
 const sendBuffer = 32 << 20
 
-// largeSendBuffer raises the socket's send buffer to sendBuffer, past
+// largeBuffers raises the socket's send buffer to sendBuffer, past
 // wmem_max when the process may (CAP_NET_ADMIN), else as far as wmem_max.
+// The receive buffer too: the kernel answers a transaction with a message
+// per set it creates, and a policy with four classes with a rate (sixteen
+// sets) overflowed the default one (ENOBUFS: the daemon did not start).
 // A failure is not fatal: small transactions still fit.
-func largeSendBuffer(c *netlink.Conn) error {
+func largeBuffers(c *netlink.Conn) error {
 	rc, err := c.SyscallConn()
 	if err != nil {
 		return nil
@@ -56,6 +59,9 @@ func largeSendBuffer(c *netlink.Conn) error {
 	_ = rc.Control(func(fd uintptr) {
 		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer) != nil {
 			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, sendBuffer)
+		}
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sendBuffer) != nil {
+			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, sendBuffer)
 		}
 	})
 	return nil

@@ -90,6 +90,9 @@ type Runner struct {
 	pkt    packet.Packet
 	sweep  int64
 	last   int64 // the latest capture timestamp seen
+	// observe, when set, sees every packet read from a capture with its
+	// decision (ObservePackets).
+	observe func(p *packet.Packet, d engine.Decision, now int64)
 }
 
 // New returns a Runner judging with pol in a fresh engine.
@@ -106,6 +109,16 @@ func newReport() *Report {
 		rep.ByLayer[l.String()] = &LayerCount{}
 	}
 	return rep
+}
+
+// ObservePackets makes f see every packet the runner reads from a
+// capture, with the engine's decision and the capture time (unix
+// nanoseconds), after the report has counted it: what tools built on
+// replay (learn, diff) read, so that they judge with the same reader,
+// clock and sweeps as replay itself. The packet is reused after f
+// returns.
+func (r *Runner) ObservePackets(f func(p *packet.Packet, d engine.Decision, now int64)) {
+	r.observe = f
 }
 
 // Engine returns the runner's engine.
@@ -159,7 +172,10 @@ func (r *Runner) read(name string, rd *capture.Reader) error {
 		if !ts.IsZero() {
 			r.last = ts.UnixNano()
 		}
-		r.Packet(&r.pkt, r.last)
+		d := r.Packet(&r.pkt, r.last)
+		if r.observe != nil {
+			r.observe(&r.pkt, d, r.last)
+		}
 	}
 	r.report.Captures = append(r.report.Captures, sum)
 	return nil
