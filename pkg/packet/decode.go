@@ -285,6 +285,8 @@ func (d *Decoder) decide(err error, p *Packet) {
 		readICMP(p, d.icmp4.msg, true)
 	case ProtoICMPv6:
 		readICMP(p, d.icmp6.msg, false)
+	case ProtoUDP:
+		p.Payload = d.udp.Payload
 	}
 }
 

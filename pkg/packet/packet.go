@@ -109,6 +109,10 @@ type Packet struct {
 	// Quoted is what an ICMP or ICMPv6 error quotes; an error is judged
 	// by the flow of the packet it quotes.
 	Quoted Quote
+	// Payload is a UDP datagram's payload (clipped to the UDP length),
+	// pointing into the decoded input: valid until the next decode. Nil
+	// for other protocols.
+	Payload []byte
 }
 
 // IsIPv4 reports whether the outer header is IPv4.
