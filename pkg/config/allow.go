@@ -8,7 +8,7 @@ import (
 
 const (
 	errEndpointFrom = `want "any", "device:NAME", "group:NAME", "zone:NAME" or "net:CIDR"`
-	errEndpointTo   = `want "any", "gateway", "device:NAME", "group:NAME", "zone:NAME" or "net:CIDR"`
+	errEndpointTo   = `want "any", "gateway", "device:NAME", "group:NAME", "zone:NAME", "net:CIDR", "dns:NAME" or "dns:*.SUFFIX"`
 )
 
 // parseEndpoint parses one side of an allow rule. The gateway is only a
@@ -49,6 +49,8 @@ func parseEndpoint(s string, isFrom bool) (Endpoint, error) {
 			return Endpoint{}, err
 		}
 		return Endpoint{Kind: EndpointNet, Prefix: p}, err
+	case "dns":
+		return parseDNSEndpoint(name, isFrom)
 	}
 	return Endpoint{}, fmt.Errorf("bad endpoint %q: %s", s, syntax)
 }

@@ -28,6 +28,7 @@ func (b *builder) check() {
 	}
 	b.warnOverlappingRules()
 	b.warnUnseenBridges()
+	b.warnUnseenResolvers()
 }
 
 func names[T any](list []T, name func(T) string) []string {

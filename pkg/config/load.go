@@ -69,6 +69,7 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 		if t, ok := root.table("gateway"); ok {
 			b.gateway(t)
 		}
+		b.dns(root)
 		includes := b.includes(root, f, name)
 		b.sections(root)
 		for _, inc := range includes {
@@ -211,7 +212,7 @@ func (b *builder) includes(root table, f files, main string) []include {
 // so that what the daemon does is read in one place and includes cannot
 // loop.
 func topLevelKeys() []string {
-	return []string{"include", "daemon", "alert", "inventory", "metrics", "gateway", "zone", "segment", "group", "device", "allow"}
+	return []string{"include", "daemon", "alert", "inventory", "metrics", "gateway", "dns", "zone", "segment", "group", "device", "allow"}
 }
 
 // included checks the top level of an included file and reads its parts.
@@ -220,7 +221,7 @@ func (b *builder) included(root table) {
 	if root.has("include") {
 		root.errorf(root.keyPos("include"), "include is only allowed in the main file")
 	}
-	for _, k := range []string{"daemon", "alert", "inventory", "metrics", "gateway"} {
+	for _, k := range []string{"daemon", "alert", "inventory", "metrics", "gateway", "dns"} {
 		if root.has(k) {
 			root.errorf(root.keyPos(k), "[%s] is only allowed in the main file", k)
 		}

@@ -54,6 +54,9 @@ type Config struct {
 	// Gateway is the main file's [gateway] table: the gateway's addresses
 	// and the services it allows by default.
 	Gateway Gateway
+	// DNS is the main file's [dns] table: how long names given by DNS
+	// answers stay usable (dns.go).
+	DNS DNS
 }
 
 // Daemon holds the [daemon] table. Zero values are replaced by the
@@ -172,6 +175,9 @@ const (
 	EndpointNet
 	// EndpointGateway is "gateway": the gateway's own addresses (to only).
 	EndpointGateway
+	// EndpointDNS is "dns:NAME" or "dns:*.SUFFIX" (to only): the addresses
+	// DNS answers gave the flow's source device for the name (dns.go).
+	EndpointDNS
 )
 
 // Endpoint is one side of an allow rule.
@@ -195,6 +201,8 @@ func (e Endpoint) String() string {
 		return "net:" + e.Prefix.String()
 	case EndpointGateway:
 		return "gateway"
+	case EndpointDNS:
+		return "dns:" + e.Name
 	}
 	return "any"
 }
