@@ -10,8 +10,8 @@ import (
 // "dns:" destinations.
 type DNS struct {
 	// Grace is how long past its TTL an answer's address stays usable for
-	// new flows (default DefaultDNSGrace). It is also the floor: an answer
-	// with TTL 0 still opens its address for Grace.
+	// new flows; zero (unset) means DefaultDNSGrace. It is also the floor:
+	// an answer with TTL 0 still opens its address for Grace.
 	Grace time.Duration
 	Pos   Pos
 }
@@ -30,7 +30,6 @@ const MaxDNSGrace = time.Hour
 const MaxDNSSuffixLabels = 6
 
 func (b *builder) dns(root table) {
-	b.cfg.DNS.Grace = DefaultDNSGrace
 	t, ok := root.table("dns")
 	if !ok {
 		return

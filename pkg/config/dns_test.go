@@ -81,7 +81,7 @@ func TestDNSGrace(t *testing.T) {
 		want time.Duration
 		err  string
 	}{
-		{"", DefaultDNSGrace, ""},
+		{"", 0, ""},
 		{"[dns]\ngrace = \"10s\"\n", 10 * time.Second, ""},
 		{"[dns]\ngrace = \"0s\"\n", 0, "more than zero"},
 		{"[dns]\ngrace = \"2h\"\n", 0, "more than"},
