@@ -56,6 +56,8 @@ type Policy struct {
 	// unknownGroup is the group an unknown device in a local zone belongs
 	// to ([inventory] unknown_group), None for none.
 	unknownGroup int32
+	// dns indexes the "dns:" destinations (dns.go).
+	dns dnsIndex
 }
 
 // Zone is a compiled zone.
@@ -185,6 +187,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
 		return nil, err
 	}
+	p.compileDNS(cfg)
 	names := resolver{zone: zoneID, group: groupID, device: deviceID}
 	if err := p.compileRules(cfg.Allows, names); err != nil {
 		return nil, err
