@@ -4,7 +4,9 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/picoseg/picoseg/pkg/appid"
 	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/dnsnames"
 	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
@@ -25,6 +27,8 @@ type Options struct {
 	Inspect uint32
 	// Sink receives events (default: discarded).
 	Sink Sink
+	// Names bounds the table of names DNS answers gave devices.
+	Names dnsnames.Sizes
 }
 
 // Engine judges packets against the current policy. It is safe for
@@ -40,6 +44,9 @@ type Engine struct {
 	stats   Stats
 	// queries is the scratch of Judge.
 	queries queryScratch
+	// names are the addresses DNS answers gave each device (dns.go); they
+	// outlive policies.
+	names *dnsnames.Table
 }
 
 // generation is a policy together with the state that belongs to it.
@@ -56,6 +63,8 @@ type generation struct {
 	// segmentNames are the segments' names, made once: an event of a
 	// segment denial must not build its rule name per packet.
 	segmentNames []string
+	// names is the engine's names table, for "dns:" destinations.
+	names *dnsnames.Table
 }
 
 // Stats are the engine's counters. Every field is safe to read while the
@@ -98,6 +107,7 @@ func New(pol *policy.Policy, opts Options) *Engine {
 		stages:  pipeline(),
 		inspect: opts.Inspect,
 		budgets: opts.BudgetCapacity,
+		names:   dnsnames.New(opts.Names),
 	}
 	e.queries.w.e = e
 	e.Swap(pol, 0)
@@ -118,6 +128,7 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		g.bindings.carryOver(old.bindings, old.policy, pol)
 	}
 	g.id = id
+	g.names = e.names
 	for i := range pol.Segments {
 		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
 	}
@@ -251,6 +262,8 @@ type Worker struct {
 	quoted packet.Packet
 	// trace, when set, receives every stage's answer (explain).
 	trace *[]Step
+	// dns is the DNS message being read (dns.go).
+	dns appid.DNSMessage
 }
 
 // NewWorker returns a Worker of e.
@@ -289,7 +302,7 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 		e.flows.Update(key, st)
 	}
 	d.Reply = fromA != st.FromA
-	return d
+	return w.observeDNS(g, p, now, d)
 }
 
 // undecodable answers a packet that cannot be judged on its headers.
@@ -603,6 +616,7 @@ func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, e
 func (e *Engine) Sweep(now int64) {
 	g := e.cur.Load()
 	g.budgets.reclaim(now)
+	e.names.Sweep(now, g.policy.DNSGrace())
 	for ri := range g.mins {
 		r := &g.policy.Rules[ri]
 		per := int64(r.MinPer)

@@ -92,6 +92,7 @@ const (
 	ReasonSpoofedPort
 	ReasonFanOutPeers
 	ReasonFanOutPorts
+	ReasonDNSUnsolicited
 	reasonCount
 )
 
@@ -128,6 +129,8 @@ var reasonText = [reasonCount]string{
 	// Fan-out bounds.
 	ReasonFanOutPeers: "device reached more distinct peers under the rule than its max_peers allows in fanout_window",
 	ReasonFanOutPorts: "device reached more distinct ports on one peer under the rule than its max_ports allows in fanout_window",
+
+	ReasonDNSUnsolicited: "DNS answer to no outstanding query of the device (identifier, name, resolver and ports), or not a DNS answer",
 }
 
 // String returns the reason's text.
