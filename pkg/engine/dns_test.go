@@ -114,7 +114,6 @@ func (d *dnsTest) connect(src string, sport int, dst string) Verdict {
 	return d.send("tcp "+src+":"+strconv.Itoa(sport)+" -> "+dst+":443", nil).Verdict
 }
 
-
 func TestDNSNameOpensOnlyTheAnsweredAddress(t *testing.T) {
 	d := newDNSTest(t)
 	// Control: before any answer, the cloud is closed.
