@@ -1,0 +1,180 @@
+package main
+
+// Kernel tests of destinations by DNS name: Debian's dnsmasq answers in the
+// lab (as the gateway's own resolver, and as a resolver on the WAN behind
+// the gateway) with short TTLs, and a device resolves then connects.
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/picoseg/picoseg/internal/lab"
+)
+
+// dnsTTL is the TTL dnsmasq gives its records, dnsGrace the policy's grace.
+const (
+	dnsTTL   = 2
+	dnsGrace = 3 * time.Second
+)
+
+// dnsPolicy is the lab's policy with the cameras' cloud named by DNS, and
+// every IoT device allowed to ask the WAN resolver.
+func dnsPolicy(t *testing.T) string {
+	return labPolicy(t, func(s string) string {
+		s = strings.Replace(s, "[gateway]\n", "[dns]\ngrace = \""+dnsGrace.String()+"\"\n\n[gateway]\n", 1)
+		s = strings.Replace(s, "name = \"cam-upload\"\nfrom = \"group:cameras\"\nto = \"zone:wan\"",
+			"name = \"cam-upload\"\nfrom = \"zone:iot\"\nto = \"dns:*.cloud.example\"", 1)
+		return s + `
+[[allow]]
+name = "wan-resolver"
+from = "zone:iot"
+to = "net:198.51.100.2/32"
+services = ["udp/53"]
+`
+	})
+}
+
+// startDNSMasq runs dnsmasq in host's namespace on addr:53 with records
+// "name,address" and TTL dnsTTL.
+func startDNSMasq(t *testing.T, ctx context.Context, h *lab.Host, addr string, records ...string) {
+	t.Helper()
+	if _, err := exec.LookPath("dnsmasq"); err != nil {
+		t.Skip("dnsmasq not installed (Debian: dnsmasq-base)")
+	}
+	args := []string{"--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--bind-interfaces",
+		"--listen-address=" + addr, "--port=53", "--local-ttl=" + strconv.Itoa(dnsTTL), "--user=root", "--group=root",
+		"--pid-file=" + filepath.Join(t.TempDir(), "dnsmasq.pid"), "--log-facility=-"}
+	for _, r := range records {
+		args = append(args, "--host-record="+r)
+	}
+	p, err := h.Start(ctx, "dnsmasq", args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("dnsmasq on %s:\n%s", addr, p.Output())
+		}
+	})
+	// Ready when it answers (the gateway's policy is not running yet).
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := h.Dial(ctx, "udp", addr+":53"); err == nil {
+			c.Close()
+			time.Sleep(200 * time.Millisecond)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// resolve has host ask server (ADDR:53) for name's IPv4 addresses.
+func (f *fixture) resolve(host, server, name string) ([]netip.Addr, error) {
+	h := f.lab.Host(host)
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return h.Dial(ctx, "udp", server+":53")
+	}}
+	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
+	defer cancel()
+	return r.LookupNetIP(ctx, "ip4", name)
+}
+
+func (f *fixture) mustResolve(host, server, name, want string) {
+	f.t.Helper()
+	got, err := f.resolve(host, server, name)
+	if err != nil || len(got) != 1 || got[0].String() != want {
+		f.t.Fatalf("%s resolving %s at %s: %v %v, want %s", host, name, server, got, err, want)
+	}
+}
+
+// dnsLab is a lab with the WAN host on three more addresses, echo servers
+// on 8443 (the cameras' cloud) and 8883 (the plugs' broker), dnsmasq on
+// the gateway (10.77.0.1) and on the WAN host, and picoseg running.
+func dnsLab(t *testing.T) *fixture {
+	f := newFixture(t)
+	wan := f.lab.Host("wan")
+	for _, a := range []string{"198.51.100.10", "198.51.100.11", "198.51.100.12"} {
+		if out, err := wan.Run(f.ctx, "ip", "addr", "add", a+"/24", "dev", "eth0"); err != nil {
+			t.Fatalf("adding %s: %v\n%s", a, err, out)
+		}
+	}
+	f.echo("wan", 8443)
+	f.echo("wan", 8883)
+	startDNSMasq(t, f.ctx, f.lab.Gateway, "10.77.0.1", "eu.cloud.example,198.51.100.10")
+	startDNSMasq(t, f.ctx, wan, "198.51.100.2", "us.cloud.example,198.51.100.12")
+	f.start(dnsPolicy(t))
+	return f
+}
+
+// TestKernelDNSNameDestination: a camera reaches its cloud's address once
+// the gateway's resolver gave it, and no other address on the same port;
+// the address another device was given opens nothing for the camera; an
+// answer of a resolver on the WAN, forwarded by the gateway, is seen too.
+func TestKernelDNSNameDestination(t *testing.T) {
+	f := dnsLab(t)
+	// Control: the lab delivers to every WAN address (the plugs' rule
+	// allows their broker port anywhere on the WAN).
+	for _, a := range []string{"198.51.100.10", "198.51.100.11", "198.51.100.12"} {
+		if !f.canAddr("plug1", a, 8883) {
+			t.Fatalf("control: plug1 cannot reach %s:8883: the lab is broken", a)
+		}
+	}
+	if f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Fatal("cam reaches its cloud before resolving it")
+	}
+	// Another device's answer is its own.
+	f.mustResolve("hub", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	if !f.canAddr("hub", "198.51.100.10", 8443) {
+		t.Error("hub cannot reach the address it was given")
+	}
+	if f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Error("cam reaches the address the hub was given")
+	}
+	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	if !f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Error("cam cannot reach the address the gateway's resolver gave it")
+	}
+	if f.canAddr("cam", "198.51.100.11", 8443) {
+		t.Error("cam reaches an address no answer gave it")
+	}
+	// A resolver behind the gateway: its answer is forwarded, and seen.
+	if f.canAddr("cam", "198.51.100.12", 8443) {
+		t.Fatal("cam reaches the WAN resolver's address before asking it")
+	}
+	f.mustResolve("cam", "198.51.100.2", "us.cloud.example", "198.51.100.12")
+	if !f.canAddr("cam", "198.51.100.12", 8443) {
+		t.Error("cam cannot reach the address the WAN resolver gave it")
+	}
+}
+
+// TestKernelDNSExpiry: a flow opened within the answer's TTL lives on past
+// TTL and grace; a new flow after them is refused until the device asks
+// again.
+func TestKernelDNSExpiry(t *testing.T) {
+	f := dnsLab(t)
+	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	resolved := time.Now()
+	ch := f.chat("cam", netip.MustParseAddrPort("198.51.100.10:8443"))
+	ch.waitEchoes(t, 5)
+	if !f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Fatal("a second flow within the TTL is refused")
+	}
+	time.Sleep(time.Until(resolved.Add(dnsTTL*time.Second + dnsGrace + time.Second)))
+	ch.waitEchoes(t, 5)
+	if f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Error("a new flow after TTL and grace was let through")
+	}
+	ch.waitEchoes(t, 5)
+	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	if !f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Error("a new answer does not open the address again")
+	}
+}
