@@ -67,9 +67,9 @@ const DefaultCopyRange = 4096
 
 // DefaultMaxQueueLen is the kernel queue length unless Options.MaxQueueLen
 // says otherwise. The kernel's own default, 1024, overflows within a
-// fraction of a second of a burst of new flows; 4096 packets of at most
-// DefaultCopyRange bytes is 2 MiB of kernel memory per queue, and beyond it
-// on_queue_full decides.
+// fraction of a second of a burst of new flows; 4096 queued packets (mostly
+// SYNs of a few dozen bytes) is a few MiB of kernel memory per queue at
+// worst, and beyond it on_queue_full decides.
 const DefaultMaxQueueLen = 4096
 
 // DefaultReadBuffer is the socket receive buffer unless Options.ReadBuffer
