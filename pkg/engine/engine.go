@@ -27,6 +27,11 @@ type Options struct {
 	Inspect uint32
 	// Sink receives events (default: discarded).
 	Sink Sink
+	// InspectFlows bounds the flows whose application is being identified
+	// at once (default DefaultInspectFlows); AppPackets is how many
+	// packets one may take (default DefaultAppPackets).
+	InspectFlows int
+	AppPackets   uint32
 	// Names bounds the table of names DNS answers gave devices.
 	Names dnsnames.Sizes
 }
@@ -44,6 +49,8 @@ type Engine struct {
 	stats   Stats
 	// queries is the scratch of Judge.
 	queries queryScratch
+	// apps holds the flows under application inspection.
+	apps *appState
 	// names are the addresses DNS answers gave each device (dns.go); they
 	// outlive policies.
 	names *dnsnames.Table
@@ -63,6 +70,8 @@ type generation struct {
 	// segmentNames are the segments' names, made once: an event of a
 	// segment denial must not build its rule name per packet.
 	segmentNames []string
+	// apps is the engine's application state (app.go).
+	apps *appState
 	// names is the engine's names table, for "dns:" destinations.
 	names *dnsnames.Table
 }
@@ -107,6 +116,7 @@ func New(pol *policy.Policy, opts Options) *Engine {
 		stages:  pipeline(),
 		inspect: opts.Inspect,
 		budgets: opts.BudgetCapacity,
+		apps:    newAppState(&opts),
 		names:   dnsnames.New(opts.Names),
 	}
 	e.queries.w.e = e
@@ -128,6 +138,7 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		g.bindings.carryOver(old.bindings, old.policy, pol)
 	}
 	g.id = id
+	g.apps = e.apps
 	g.names = e.names
 	for i := range pol.Segments {
 		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
@@ -542,6 +553,9 @@ func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64
 		w.setSides(st, key)
 		return w.finish(d, p, now, event)
 	}
+	if d.Verdict == NeedMore && r.App != nil {
+		return w.inspectCached(g, key, r, p, now, d)
+	}
 	if d.Verdict == NeedMore && st.Packets >= w.e.inspect {
 		d.Verdict, d.Reason = Accept, ReasonWithinLimits
 		st.Verdict, st.Reason = uint8(Accept), uint8(ReasonWithinLimits)
@@ -607,6 +621,9 @@ func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, e
 	event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
 	event.Device = g.policy.DeviceName(d.SrcDevice)
 	event.Rule = g.ruleName(d.Layer, d.Rule)
+	if ev == EventAppMismatch || ev == EventAppDenied || ev == EventAppUnidentified {
+		event.App = w.ctx.app
+	}
 	return event
 }
 
