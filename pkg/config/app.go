@@ -21,6 +21,7 @@ type AppRule struct {
 	// MQTT and CoAP rules (pkg/config/app_mqtt.go, app_coap.go).
 
 	// DNS rules (pkg/config/app_dns.go).
+	DNS *DNSRule
 
 	Pos Pos
 }
@@ -51,7 +52,7 @@ var appDecoders = [...]appDecoder{
 	// mqtt, coap
 
 	// dns
-
+	{"dns", decodeDNSRule},
 }
 
 // withAppKeys adds the application keys to an [[allow]] table's known keys.

@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"net/netip"
+
+	"github.com/picoseg/picoseg/pkg/appid"
 	"github.com/picoseg/picoseg/pkg/config"
 	"github.com/picoseg/picoseg/pkg/dnsnames"
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -32,7 +35,8 @@ func (e *Engine) Names() *dnsnames.Table { return e.names }
 // the gateway's own are not recorded: an answer that points a cloud name
 // at a LAN host (DNS rebinding) opens nothing.
 func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decision) Decision {
-	if p.Proto != packet.ProtoUDP || (p.DstPort != dnsPort && p.SrcPort != dnsPort) || !g.policy.UsesDNS() {
+	pol := g.policy
+	if p.Proto != packet.ProtoUDP || (p.DstPort != dnsPort && p.SrcPort != dnsPort) || !(pol.UsesDNS() || pol.HasDNSChecks()) {
 		return d
 	}
 	if d.Verdict == Drop || (d.Verdict == Accept && d.WouldDrop) {
@@ -41,15 +45,21 @@ func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decisi
 	m := &w.dns
 	err := m.Parse(p.Payload)
 	if p.DstPort == dnsPort {
-		if err == nil && !m.Header.Response() && m.Header.Opcode() == 0 {
+		if !d.Reply && !w.admitQuery(g, p, now, d) {
+			return w.dropDNS(g, p, now, d, ReasonDNSQueryRate)
+		}
+		if pol.UsesDNS() && err == nil && !m.Header.Response() && m.Header.Opcode() == 0 {
 			g.names.Query(dnsnames.Query{Client: p.Src.Unmap(), Resolver: p.Dst.Unmap(), ClientPort: p.SrcPort, ResolverPort: p.DstPort, ID: m.Header.ID},
 				dnsnames.Hash(m.Question.Bytes()), now)
 		}
 		return d
 	}
+	if !pol.UsesDNS() {
+		return d
+	}
 	q := dnsnames.Query{Client: p.Dst.Unmap(), Resolver: p.Src.Unmap(), ClientPort: p.DstPort, ResolverPort: p.SrcPort, ID: m.Header.ID}
 	if err != nil || !m.Header.Response() || !g.names.Answer(q, dnsnames.Hash(m.Question.Bytes()), now) {
-		return w.unsolicitedDNS(g, p, now, d)
+		return w.dropDNS(g, p, now, d, ReasonDNSUnsolicited)
 	}
 	if m.NAddrs == 0 {
 		return d
@@ -65,19 +75,43 @@ func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decisi
 	return d
 }
 
-// unsolicitedDNS drops a message from port 53 that answers no outstanding
-// query. The drop is the packet's alone (PacketOnly): a forged answer on
-// the tuple of a real query must not cut the real one.
-func (w *Worker) unsolicitedDNS(g *generation, p *packet.Packet, now int64, d Decision) Decision {
-	d.Verdict, d.Reason, d.PacketOnly = Drop, ReasonDNSUnsolicited, true
+// admitQuery counts a query against its rule's per-device query rate
+// ([allow.dns] rate), when the rule has one. The device is the policy's
+// device when known, else the sender's address.
+func (w *Worker) admitQuery(g *generation, p *packet.Packet, now int64, d Decision) bool {
+	if d.Layer != LayerPico && d.Layer != LayerMicro {
+		return true
+	}
+	chk := g.policy.DNSChecker(d.Rule)
+	if chk == nil {
+		return true
+	}
+	k := appid.DeviceKey{Device: d.SrcDevice, Addr: p.Src.Unmap()}
+	if d.SrcDevice >= 0 {
+		k.Addr = netip.Addr{}
+	}
+	return chk.AdmitQuery(k, now)
+}
+
+// dropDNS drops a DNS message: an answer to no outstanding query, or a
+// query over its device's rate. The drop is the packet's alone
+// (PacketOnly): a forged answer on the tuple of a real query must not cut
+// the real one, and a query over the rate does not end the device's
+// resolver socket.
+func (w *Worker) dropDNS(g *generation, p *packet.Packet, now int64, d Decision, reason Reason) Decision {
+	d.Verdict, d.Reason, d.PacketOnly = Drop, reason, true
 	layer := d.Layer
 	if layer < LayerMicro {
 		layer = LayerMicro
 	}
 	d.Layer = layer
 	w.e.stats.Verdicts[d.Layer][Drop].Add(1)
-	w.e.raise(Event{Type: EventDeny, Time: now, Layer: d.Layer, Reason: d.Reason, Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort,
-		Device: g.policy.DeviceName(g.policy.DeviceByAddr(p.Dst.Unmap()))})
+	ev := EventDeny
+	if reason == ReasonDNSQueryRate {
+		ev = EventAppDenied
+	}
+	w.e.raise(Event{Type: ev, Time: now, Layer: d.Layer, Reason: d.Reason, Src: p.Src, Dst: p.Dst, Proto: p.Proto, SPort: p.SrcPort, DPort: p.DstPort,
+		Device: g.policy.DeviceName(d.SrcDevice)})
 	if g.policy.Mode == config.ModeMonitor {
 		d.Verdict, d.WouldDrop = Accept, true
 	}

@@ -99,6 +99,7 @@ const (
 	ReasonAppUnidentified
 	ReasonAppOutOfOrder
 	ReasonDNSUnsolicited
+	ReasonDNSQueryRate
 	reasonCount
 )
 
@@ -144,6 +145,7 @@ var reasonText = [reasonCount]string{
 	ReasonAppUnidentified: "the flow's application was not identified within the inspection budget",
 	ReasonAppOutOfOrder:   "segment ahead of the bytes inspected so far: dropped until the gap is filled",
 	ReasonDNSUnsolicited:  "DNS answer to no outstanding query of the device (identifier, name, resolver and ports), or not a DNS answer",
+	ReasonDNSQueryRate:    "device sent DNS queries faster than the rule's rate",
 }
 
 // String returns the reason's text.

@@ -30,6 +30,8 @@ func compileApp(r *Rule, a *config.AppRule) error {
 		// mqtt, coap
 
 		// dns
+	case appid.DNS:
+		c = compileDNSCheck(a.DNS)
 
 	}
 	if c == nil {

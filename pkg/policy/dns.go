@@ -30,6 +30,8 @@ type dnsIndex struct {
 	// destination: only their flows need the names table.
 	sources map[selector]bool
 	grace   time.Duration
+	// checks is set when a rule has a DNS checker (app = "dns").
+	checks bool
 }
 
 // dnsScratch is the names table's part of a Scratch.
@@ -48,6 +50,18 @@ func (s *Scratch) SetNames(l NameLookup, now int64) { s.dns.lookup, s.dns.now = 
 // UsesDNS reports whether a rule has a "dns:" destination: the names
 // table must then see DNS answers.
 func (p *Policy) UsesDNS() bool { return len(p.dns.ids) > 0 }
+
+// HasDNSChecks reports whether a rule checks DNS queries (app = "dns").
+func (p *Policy) HasDNSChecks() bool { return p.dns.checks }
+
+func (p *Policy) anyDNSCheck() bool {
+	for i := range p.Rules {
+		if p.DNSChecker(int32(i)) != nil {
+			return true
+		}
+	}
+	return false
+}
 
 // DNSGrace is how long past its TTL an answer's address stays usable.
 func (p *Policy) DNSGrace() time.Duration { return p.dns.grace }

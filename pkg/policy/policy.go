@@ -199,6 +199,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		return nil, err
 	}
 	p.UserRules = len(p.Rules)
+	p.dns.checks = p.anyDNSCheck()
 	if err := p.compileGateway(cfg, opts, names); err != nil {
 		return nil, err
 	}
