@@ -9,14 +9,14 @@ import (
 // Sizes bounds a Table. Zero fields take the defaults.
 type Sizes struct {
 	// Devices is how many devices (answer destinations) have entries
-	// (default 1024). A new device past it evicts the device whose entries
+	// (default 512). A new device past it evicts the device whose entries
 	// were first made longest ago.
 	Devices int
-	// PerDevice is how many addresses one device keeps (default 64). A new
+	// PerDevice is how many addresses one device keeps (default 32). A new
 	// address past it evicts that device's entry that expires first: a
 	// device flooding itself with names only loses its own.
 	PerDevice int
-	// Pending is how many outstanding queries are kept (default 8192), at
+	// Pending is how many outstanding queries are kept (default 4096), at
 	// most PendingPerDevice (default 32) of one device: a device sending
 	// queries faster than they are answered cannot crowd out another's.
 	Pending, PendingPerDevice int
@@ -33,9 +33,9 @@ const NamesPerAddr = 2
 
 // Defaults of Sizes.
 const (
-	DefaultDevices          = 1024
-	DefaultPerDevice        = 64
-	DefaultPending          = 8192
+	DefaultDevices          = 512
+	DefaultPerDevice        = 32
+	DefaultPending          = 4096
 	DefaultPendingPerDevice = 32
 	DefaultQueryTimeout     = 10 * time.Second
 	DefaultMaxTTL           = 24 * time.Hour

@@ -3,6 +3,7 @@ package dnsnames
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -193,4 +194,39 @@ func BenchmarkLookup(b *testing.B) {
 			b.Fatal("miss")
 		}
 	}
+}
+
+// TestMemoryBound fills a table to its bounds and reports the heap it
+// holds (the figure the documentation gives); it checks the bounds, not
+// the bytes.
+func TestMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fills a full table")
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tab := New(Sizes{})
+	s := tab.Sizes()
+	for d := 0; d < s.Devices; d++ {
+		owner := netip.AddrFrom4([4]byte{10, 1, byte(d >> 8), byte(d)})
+		for a := 0; a < s.PerDevice; a++ {
+			for k := 0; k < NamesPerAddr; k++ {
+				n := MakeName([]byte(fmt.Sprintf("n%d.example", k)))
+				tab.Record(owner, netip.AddrFrom4([4]byte{52, byte(a), byte(d >> 8), byte(d)}), &n, 300, 0)
+			}
+		}
+		for q := 0; q < s.PendingPerDevice && d*s.PendingPerDevice+q < s.Pending; q++ {
+			tab.Query(Query{Client: owner, Resolver: resolver, ClientPort: uint16(q), ResolverPort: 53, ID: uint16(q)}, 1, 0)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	devices, addrs, queries := tab.Len()
+	if devices != s.Devices || addrs != s.Devices*s.PerDevice || queries != s.Pending {
+		t.Errorf("full table holds %d devices, %d addresses, %d queries", devices, addrs, queries)
+	}
+	t.Logf("full table at the default sizes (%d devices × %d addresses, %d queries): %.1f MB of heap",
+		devices, s.PerDevice, queries, float64(after.HeapAlloc-before.HeapAlloc)/1e6)
+	runtime.KeepAlive(tab)
 }
