@@ -95,6 +95,7 @@ func checkDomain(d string) error {
 // are names the device picked its own answers for; DNS over HTTPS (tcp/443)
 // cannot be told from other HTTPS.
 func (b *builder) warnUnseenResolvers() {
+	b.warnShadowedDNSChecks()
 	var dnsRules []*Allow
 	for i := range b.cfg.Allows {
 		if b.cfg.Allows[i].To.Kind == EndpointDNS {
@@ -165,4 +166,21 @@ func (b *builder) mayShareDevices(x, y Endpoint) bool {
 		}
 	}
 	return false
+}
+
+// warnShadowedDNSChecks warns about a rule that checks DNS queries to the
+// gateway (app = "dns", to = "gateway") while the gateway's default DNS
+// service is on for every local zone: the default accepts the queries
+// before any rule is asked, so the checks never run.
+func (b *builder) warnShadowedDNSChecks() {
+	def := b.cfg.Gateway.Defaults[GatewayDNS]
+	if def.Off || len(def.From) > 0 {
+		return
+	}
+	for i := range b.cfg.Allows {
+		a := &b.cfg.Allows[i]
+		if a.App != nil && a.App.Proto == "dns" && a.To.Kind == EndpointGateway {
+			b.diag.warnf(a.Pos, "allow rule %q checks DNS queries to the gateway, but the gateway's default DNS service accepts them first: write dns = false in [gateway] (or narrow it to the sources no rule checks)", a.Name)
+		}
+	}
 }

@@ -171,3 +171,37 @@ services = ["tcp/853"]
 		})
 	}
 }
+
+func TestDNSWarnsAboutShadowedChecks(t *testing.T) {
+	rule := `
+[[allow]]
+name = "plug-dns"
+from = "device:plug"
+to = "gateway"
+services = ["udp/53"]
+app = "dns"
+[allow.dns]
+max_name = 60
+`
+	for _, tc := range []struct {
+		name, gateway string
+		warn          bool
+	}{
+		{"the default on", "", true},
+		{"the default off (control)", "[gateway]\ndns = false\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, warns, err := Parse("p.toml", []byte(tc.gateway+dnsBase+rule))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := false
+			for _, w := range warns {
+				got = got || strings.Contains(w.Msg, "default DNS service accepts them first")
+			}
+			if got != tc.warn {
+				t.Errorf("warned %v, want %v: %v", got, tc.warn, warns)
+			}
+		})
+	}
+}
