@@ -178,3 +178,51 @@ func TestKernelDNSExpiry(t *testing.T) {
 		t.Error("a new answer does not open the address again")
 	}
 }
+
+// TestKernelDNSChecks: under app = "dns" every query a device sends the
+// gateway's resolver is judged: an allowed name is answered, another name
+// is not (the hub, under a rule without a name list, gets its answer: the
+// resolver would have answered), and past the rate a device's queries go
+// unanswered while the hub's are still answered.
+func TestKernelDNSChecks(t *testing.T) {
+	f := newFixture(t)
+	startDNSMasq(t, f.ctx, f.lab.Gateway, "10.77.0.1", "eu.cloud.example,198.51.100.10", "other.example,198.51.100.11")
+	f.start(labPolicy(t, func(s string) string {
+		s = strings.Replace(s, "[gateway]\n", "[gateway]\ndns = false\n", 1)
+		return s + `
+[[segment]]
+from = "iot"
+to = "gateway"
+action = "micro"
+
+[[allow]]
+name = "hub-dns"
+from = "device:hub"
+to = "gateway"
+services = ["udp/53"]
+app = "dns"
+
+[[allow]]
+name = "iot-dns"
+from = "zone:iot"
+to = "gateway"
+services = ["udp/53"]
+app = "dns"
+[allow.dns]
+names = ["*.cloud.example"]
+max_entropy = 4.2
+rate = "3/min"
+`
+	}))
+	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	f.mustResolve("hub", "10.77.0.1", "other.example", "198.51.100.11") // control
+	if got, err := f.resolve("cam", "10.77.0.1", "other.example"); err == nil {
+		t.Errorf("cam resolved a name off its list: %v", got)
+	}
+	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+	if got, err := f.resolve("cam", "10.77.0.1", "eu.cloud.example"); err == nil {
+		t.Errorf("cam's fourth query within a minute was answered: %v", got)
+	}
+	f.mustResolve("hub", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+}
