@@ -76,7 +76,11 @@ func FuzzDNSParse(f *testing.F) {
 		f.Add(msg)
 	}
 	f.Add([]byte{0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 1, 2, 3, 4})
+	check := NewDNS(DNSConfig{Names: NewNameSet([]string{"*.tplinkcloud.com", "bridge.meethue.com"}), MaxName: 60, MaxEntropy: 4.2})
 	f.Fuzz(func(t *testing.T, msg []byte) {
+		if v := check.Check(msg); v.Outcome != Pass && v.Outcome != Deny && v.Outcome != Mismatch {
+			t.Fatalf("a datagram checker answered %v", v.Outcome)
+		}
 		var m DNSMessage
 		if err := m.Parse(msg); err != nil {
 			return
