@@ -117,3 +117,14 @@ func (w *Worker) dropDNS(g *generation, p *packet.Packet, now int64, d Decision,
 	}
 	return d
 }
+
+// nameWindow is how long past their TTL the names a flow is judged by
+// stay valid: for a new flow the policy's grace; for a flow judged again
+// (a reload, its conntrack entry) the running-flow horizon, so that a
+// flow opened under a valid answer lives on.
+func nameWindow(c *Context) policy.NameWindow {
+	if c.Existing {
+		return policy.RunningFlowNames
+	}
+	return policy.NewFlowNames
+}

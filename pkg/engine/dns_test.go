@@ -81,6 +81,7 @@ func dnsMsg(t testing.TB, id uint16, name string, ttl uint32, answer bool, addrs
 // dnsTest is an engine under dnsPolicy with a clock.
 type dnsTest struct {
 	t          *testing.T
+	e          *Engine
 	w          *Worker
 	now        time.Time
 	lastForged Verdict
@@ -88,7 +89,7 @@ type dnsTest struct {
 
 func newDNSTest(t *testing.T) *dnsTest {
 	e := New(compile(t, dnsPolicy), Options{})
-	return &dnsTest{t: t, w: e.NewWorker(), now: monday10}
+	return &dnsTest{t: t, e: e, w: e.NewWorker(), now: monday10}
 }
 
 func (d *dnsTest) send(spec string, payload []byte) Decision {
@@ -219,6 +220,15 @@ func TestDNSExpiry(t *testing.T) {
 	// The flow opened within the TTL lives on (it was kept busy).
 	if v := d.send("tcp 10.77.0.5:50000 -> 52.49.65.150:443 flags=A", nil).Verdict; v != Accept {
 		t.Errorf("the running flow after expiry: %v", v)
+	}
+	// A reload judges the running flow again: opened under a valid
+	// answer, it lives on; a new flow is still refused.
+	d.e.Swap(compile(t, dnsPolicy), d.now.UnixNano())
+	if v := d.send("tcp 10.77.0.5:50000 -> 52.49.65.150:443 flags=A", nil); v.Verdict != Accept || v.Cached {
+		t.Errorf("the running flow judged again after a reload: %+v", v)
+	}
+	if v := d.connect("10.77.0.5", 50004, "52.49.65.150"); v != Drop {
+		t.Errorf("a new flow after TTL and grace, after a reload: %v", v)
 	}
 	// A fresh answer opens it again.
 	d.resolve("10.77.0.5", "10.77.0.1", "40001", 8, "devs.tplinkcloud.com", 30, "52.49.65.150")

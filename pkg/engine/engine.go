@@ -633,7 +633,7 @@ func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, e
 func (e *Engine) Sweep(now int64) {
 	g := e.cur.Load()
 	g.budgets.reclaim(now)
-	e.names.Sweep(now, g.policy.DNSGrace())
+	e.names.Sweep(now, max(g.policy.DNSGrace(), policy.RunningFlowHorizon))
 	for ri := range g.mins {
 		r := &g.policy.Rules[ri]
 		per := int64(r.MinPer)

@@ -38,14 +38,37 @@ type dnsIndex struct {
 type dnsScratch struct {
 	lookup NameLookup
 	now    int64
+	window NameWindow
 	owners [8]netip.Addr
 	found  [8]dnsnames.Name
 	n      int
 }
 
-// SetNames gives Match the names table and the time to judge "dns:"
-// destinations at. Without it (nil) no "dns:" rule matches.
-func (s *Scratch) SetNames(l NameLookup, now int64) { s.dns.lookup, s.dns.now = l, now }
+// NameWindow says how long past its TTL an answer's address is matched.
+type NameWindow uint8
+
+const (
+	// NewFlowNames matches addresses within TTL plus the policy's grace:
+	// a new flow after that is refused.
+	NewFlowNames NameWindow = iota
+	// RunningFlowNames matches addresses within TTL plus
+	// RunningFlowHorizon: a flow judged again (after a reload, or from its
+	// conntrack entry) was opened when its name was valid, and lives on.
+	RunningFlowNames
+)
+
+// RunningFlowHorizon is how long past its TTL an answer still vouches for
+// a flow opened under it, when the flow is judged again. The table keeps
+// entries that long (within its bounds): a reload must not cut a running
+// flow because its device has not asked for the name again since.
+const RunningFlowHorizon = 24 * time.Hour
+
+// SetNames gives Match the names table, the time to judge "dns:"
+// destinations at, and which window applies. Without it (nil) no "dns:"
+// rule matches.
+func (s *Scratch) SetNames(l NameLookup, now int64, w NameWindow) {
+	s.dns.lookup, s.dns.now, s.dns.window = l, now, w
+}
 
 // UsesDNS reports whether a rule has a "dns:" destination: the names
 // table must then see DNS answers.
@@ -122,7 +145,11 @@ func (p *Policy) lookupDNS(srcSel []selector, src, dst *Side, s *Scratch) {
 			}
 		}
 	}
-	s.dns.n = s.dns.lookup.Lookup(owners, dst.Addr, s.dns.now, p.dns.grace, &s.dns.found)
+	grace := p.dns.grace
+	if s.dns.window == RunningFlowNames {
+		grace = max(grace, RunningFlowHorizon)
+	}
+	s.dns.n = s.dns.lookup.Lookup(owners, dst.Addr, s.dns.now, grace, &s.dns.found)
 }
 
 // matchDNS returns the better of best and the first rule of byDst whose

@@ -93,9 +93,9 @@ func TestMatchDNS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.table {
-				s.SetNames(tab, now+int64(tc.at))
+				s.SetNames(tab, now+int64(tc.at), NewFlowNames)
 			} else {
-				s.SetNames(nil, 0)
+				s.SetNames(nil, 0, NewFlowNames)
 			}
 			got := ""
 			if r := p.Match(side(tc.src), side(tc.dst), 6, tc.port, &s); r >= 0 {
@@ -117,7 +117,7 @@ func TestMatchDNSNoAllocs(t *testing.T) {
 	src := &Side{Addr: plug, Device: p.DeviceByAddr(plug), Zone: p.ZoneOfAddr(plug)}
 	dst := &Side{Addr: cloud, Device: None, Zone: p.ZoneOfAddr(cloud)}
 	var s Scratch
-	s.SetNames(tab, 1)
+	s.SetNames(tab, 1, NewFlowNames)
 	if a := testing.AllocsPerRun(100, func() {
 		if p.Match(src, dst, 6, 443, &s) < 0 {
 			t.Fatal("no match")
