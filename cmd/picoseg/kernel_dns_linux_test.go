@@ -8,10 +8,12 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,6 +175,25 @@ func TestKernelDNSExpiry(t *testing.T) {
 		t.Error("a new flow after TTL and grace was let through")
 	}
 	ch.waitEchoes(t, 5)
+	// A reload judges the running flow again: opened under a valid
+	// answer, it lives on (the policy changed, so every flow is judged).
+	reloaded := dnsPolicy(t) + "\n# reloaded\n[[group]]\nname = \"spare\"\n"
+	if err := os.WriteFile(f.policy, []byte(reloaded), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gen := f.status().Generation
+	f.signal(syscall.SIGHUP)
+	for deadline := time.Now().Add(3 * time.Second); f.status().Generation == gen && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if f.status().Generation == gen {
+		t.Fatal("the policy was not reloaded")
+	}
+	time.Sleep(500 * time.Millisecond)
+	ch.waitEchoes(t, 5)
+	if f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Error("a new flow after TTL and grace was let through after the reload")
+	}
 	f.mustResolve("cam", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
 	if !f.canAddr("cam", "198.51.100.10", 8443) {
 		t.Error("a new answer does not open the address again")
