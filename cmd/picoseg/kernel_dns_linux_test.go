@@ -80,13 +80,19 @@ func startDNSMasq(t *testing.T, ctx context.Context, h *lab.Host, addr string, r
 
 // resolve has host ask server (ADDR:53) for name's IPv4 addresses.
 func (f *fixture) resolve(host, server, name string) ([]netip.Addr, error) {
+	return f.resolveNet(host, server, name, "ip4")
+}
+
+// resolveNet has host ask server for name's addresses of network ("ip4":
+// A, "ip6": AAAA).
+func (f *fixture) resolveNet(host, server, name, network string) ([]netip.Addr, error) {
 	h := f.lab.Host(host)
 	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return h.Dial(ctx, "udp", server+":53")
 	}}
 	ctx, cancel := context.WithTimeout(f.ctx, 3*time.Second)
 	defer cancel()
-	return r.LookupNetIP(ctx, "ip4", name)
+	return r.LookupNetIP(ctx, network, name)
 }
 
 func (f *fixture) mustResolve(host, server, name, want string) {
@@ -246,4 +252,43 @@ rate = "3/min"
 		t.Errorf("cam's fourth query within a minute was answered: %v", got)
 	}
 	f.mustResolve("hub", "10.77.0.1", "eu.cloud.example", "198.51.100.10")
+}
+
+// TestKernelDNSAAAA: a name's AAAA record, asked over IPv4 from the
+// gateway's resolver, opens its IPv6 address to the same device's IPv6
+// flow (the device is listed with both addresses), and no other.
+func TestKernelDNSAAAA(t *testing.T) {
+	f := newFixtureIPv6(t, true)
+	wan := f.lab.Host("wan")
+	for _, a := range []string{"2001:db8:100::10", "2001:db8:100::11"} {
+		if out, err := wan.Run(f.ctx, "ip", "-6", "addr", "add", a+"/64", "dev", "eth0", "nodad"); err != nil {
+			t.Fatalf("adding %s: %v\n%s", a, err, out)
+		}
+	}
+	f.echo("wan", 8443)
+	f.echo("wan", 8883)
+	startDNSMasq(t, f.ctx, f.lab.Gateway, "10.77.0.1", "v6.cloud.example,2001:db8:100::10")
+	f.start(strings.NewReplacer(
+		`networks = ["0.0.0.0/0"]`, `networks = ["0.0.0.0/0", "::/0"]`,
+		`networks = ["10.88.0.0/24"]`, `networks = ["10.88.0.0/24", "fd00:88::/64"]`,
+		`networks = ["10.77.0.0/24"]`, `networks = ["10.77.0.0/24", "fd00:77::/64"]`,
+		`ip = ["10.77.0.11"]`, `ip = ["10.77.0.11", "fd00:77::11"]`,
+		`ip = ["10.77.0.21"]`, `ip = ["10.77.0.21", "fd00:77::21"]`,
+	).Replace(dnsPolicy(t)))
+	if !f.canAddr("plug1", "2001:db8:100::11", 8883) {
+		t.Fatal("control: plug1 cannot reach the WAN over IPv6: the lab is broken")
+	}
+	if f.canAddr("cam", "2001:db8:100::10", 8443) {
+		t.Fatal("cam reaches the AAAA address before resolving it")
+	}
+	got, err := f.resolveNet("cam", "10.77.0.1", "v6.cloud.example", "ip6")
+	if err != nil || len(got) != 1 || got[0] != netip.MustParseAddr("2001:db8:100::10") {
+		t.Fatalf("AAAA: %v %v", got, err)
+	}
+	if !f.canAddr("cam", "2001:db8:100::10", 8443) {
+		t.Error("cam cannot reach the IPv6 address its AAAA answer gave")
+	}
+	if f.canAddr("cam", "2001:db8:100::11", 8443) {
+		t.Error("cam reaches an IPv6 address no answer gave")
+	}
 }
