@@ -1,9 +1,6 @@
 package dnsnames
 
-import (
-	"hash/maphash"
-	"strings"
-)
+import "hash/maphash"
 
 // MaxParents is how many parent domains of a name are kept: the shortest
 // ones (the top-level domain first). A "*.SUFFIX" pattern may have at most
@@ -44,6 +41,3 @@ func MakeName(name []byte) Name {
 	}
 	return n
 }
-
-// Labels counts the labels of a name.
-func Labels(name string) int { return strings.Count(name, ".") + 1 }

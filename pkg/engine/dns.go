@@ -13,9 +13,6 @@ import (
 // dnsPort is where resolvers listen.
 const dnsPort = 53
 
-// Names returns the table of names DNS answers gave each device.
-func (e *Engine) Names() *dnsnames.Table { return e.names }
-
 // observeDNS reads the DNS messages of a policy with "dns:" destinations,
 // after the packet's own verdict d:
 //
