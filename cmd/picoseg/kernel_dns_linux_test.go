@@ -13,9 +13,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/picoseg/picoseg/internal/lab"
 )
@@ -290,5 +293,100 @@ func TestKernelDNSAAAA(t *testing.T) {
 	}
 	if f.canAddr("cam", "2001:db8:100::11", 8443) {
 		t.Error("cam reaches an IPv6 address no answer gave")
+	}
+}
+
+// forger answers every query it gets on a WAN address as told: with
+// another question name than asked, another identifier, or (the control)
+// honestly; each answer gives forgedAddr.
+type forger struct {
+	conn net.PacketConn
+	mode atomic.Value // "name", "id" or "honest"
+}
+
+const forgedAddr = "198.51.100.11"
+
+func startForger(t *testing.T, h *lab.Host, addr string) *forger {
+	t.Helper()
+	var conn net.PacketConn
+	if err := h.Do(func() error {
+		var err error
+		conn, err = net.ListenPacket("udp", addr+":53")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	fg := &forger{conn: conn}
+	fg.mode.Store("honest")
+	done := make(chan struct{})
+	t.Cleanup(func() { conn.Close(); <-done })
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var p dnsmessage.Parser
+			h, err := p.Start(buf[:n])
+			if err != nil {
+				continue
+			}
+			q, err := p.Question()
+			if err != nil {
+				continue
+			}
+			switch fg.mode.Load() {
+			case "name":
+				q.Name = dnsmessage.MustNewName("x.cloud.example.")
+			case "id":
+				h.ID++
+			}
+			b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: h.ID, Response: true, RecursionAvailable: true})
+			b.StartQuestions()
+			b.Question(q)
+			b.StartAnswers()
+			b.AResource(dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}, dnsmessage.AResource{A: netip.MustParseAddr(forgedAddr).As4()})
+			if msg, err := b.Finish(); err == nil {
+				conn.WriteTo(msg, from)
+			}
+		}
+	}()
+	return fg
+}
+
+// TestKernelDNSForgedAnswers: a resolver on the WAN answers the camera's
+// query for another name than asked, or with another identifier: the
+// answer is dropped and the address it gives stays closed. The control:
+// the same resolver answering honestly for a name the rule covers opens
+// the address, so the lab delivers its answers.
+func TestKernelDNSForgedAnswers(t *testing.T) {
+	f := newFixture(t)
+	wan := f.lab.Host("wan")
+	for _, a := range []string{"198.51.100.11", "198.51.100.13"} {
+		if out, err := wan.Run(f.ctx, "ip", "addr", "add", a+"/24", "dev", "eth0"); err != nil {
+			t.Fatalf("adding %s: %v\n%s", a, err, out)
+		}
+	}
+	f.echo("wan", 8443)
+	fg := startForger(t, wan, "198.51.100.13")
+	f.start(strings.Replace(dnsPolicy(t), `to = "net:198.51.100.2/32"`, `to = "net:198.51.100.13/32"`, 1))
+	for _, tc := range []struct{ mode, name string }{
+		{"name", "innocent.example"},
+		{"id", "z.cloud.example"},
+	} {
+		fg.mode.Store(tc.mode)
+		if got, err := f.resolve("cam", "198.51.100.13", tc.name); err == nil {
+			t.Errorf("forged answer (%s) reached the camera: %v", tc.mode, got)
+		}
+		if f.canAddr("cam", forgedAddr, 8443) {
+			t.Errorf("forged answer (%s) opened %s", tc.mode, forgedAddr)
+		}
+	}
+	fg.mode.Store("honest")
+	f.mustResolve("cam", "198.51.100.13", "y.cloud.example", forgedAddr)
+	if !f.canAddr("cam", forgedAddr, 8443) {
+		t.Error("control: an honest answer from the same resolver did not open its address")
 	}
 }
