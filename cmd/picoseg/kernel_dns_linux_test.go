@@ -156,6 +156,9 @@ func TestKernelDNSNameDestination(t *testing.T) {
 	if f.canAddr("cam", "198.51.100.11", 8443) {
 		t.Error("cam reaches an address no answer gave it")
 	}
+	if n := f.status().DNSNames; n == nil || n.Devices != 2 || n.Addresses != 2 {
+		t.Errorf("status dns_names %+v, want the hub's and the cam's one address each", n)
+	}
 	// A resolver behind the gateway: its answer is forwarded, and seen.
 	if f.canAddr("cam", "198.51.100.12", 8443) {
 		t.Fatal("cam reaches the WAN resolver's address before asking it")

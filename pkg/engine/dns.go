@@ -13,6 +13,10 @@ import (
 // dnsPort is where resolvers listen.
 const dnsPort = 53
 
+// NamesLen returns how many devices, addresses and outstanding queries
+// the table of names DNS answers gave devices holds.
+func (e *Engine) NamesLen() (devices, addrs, queries int) { return e.names.Len() }
+
 // observeDNS reads the DNS messages of a policy with "dns:" destinations,
 // after the packet's own verdict d:
 //
