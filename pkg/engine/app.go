@@ -151,6 +151,14 @@ func appSegment(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *
 // into the flow's verdict. Call with the table locked.
 func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *flow.Key) Result {
 	chk := r.App
+	if s.off == s.n && !s.lost {
+		// Nothing new to judge (a SYN, a bare ACK): the budget alone.
+		if !s.passed && c.Flow.Packets >= apps.packets {
+			apps.streams.release(s)
+			return unidentified(c, r)
+		}
+		return Result{Verdict: NeedMore, Rule: c.Rule, Reason: inspecting(s)}
+	}
 	v, identified := runChecker(chk, s)
 	switch {
 	case v.Outcome == appid.Pass:
@@ -168,10 +176,16 @@ func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *f
 		apps.streams.release(s)
 		return unidentified(c, r)
 	}
+	return Result{Verdict: NeedMore, Rule: c.Rule, Reason: inspecting(s)}
+}
+
+// inspecting is the reason of a flow kept under inspection: identified (a
+// lifelong flow whose messages so far passed) or not yet.
+func inspecting(s *streamSlot) Reason {
 	if s.passed {
-		return Result{Verdict: NeedMore, Rule: c.Rule, Reason: ReasonAppIdentified}
+		return ReasonAppIdentified
 	}
-	return Result{Verdict: NeedMore, Rule: c.Rule, Reason: ReasonAppInspecting}
+	return ReasonAppInspecting
 }
 
 // runChecker judges the slot's bytes. A checker that decides once reads

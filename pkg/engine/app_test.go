@@ -347,3 +347,18 @@ func TestAppModbusMidStream(t *testing.T) {
 	c = newConv("10.77.0.5:40104", "10.77.0.9:502")
 	r.judge(c.data(mbap(1, 3, 0, 0, 0, 2)[3:]), Drop, ReasonAppMismatch)
 }
+
+// Flows under inspection are bounded: a flow whose slot was taken by newer
+// ones is unidentified on its next packet, and never judged from bytes it
+// did not have.
+func TestAppInspectTableEvicts(t *testing.T) {
+	r := newAppRun(t, Options{InspectFlows: 8})
+	old := newConv("10.77.0.5:41000", "198.51.100.7:80")
+	handshake(r, old)
+	r.judge(old.data([]byte("GET / HTTP/1.1\r\n")), NeedMore, ReasonAppInspecting)
+	for i := range 8 {
+		c := newConv(netip.AddrPortFrom(netip.MustParseAddr("10.77.0.6"), uint16(42000+i)).String(), "198.51.100.7:80")
+		handshake(r, c)
+	}
+	r.judge(old.data([]byte("Host: hue.example\r\n\r\n")), Drop, ReasonAppUnidentified)
+}
