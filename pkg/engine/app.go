@@ -23,6 +23,9 @@ import (
 // mid-stream, or from its reply, has no start to read from: unidentified.
 // The server's packets pass while the client's are read.
 
+// tcpUrg is the TCP URG flag.
+const tcpUrg = 0x20
+
 // EventApp describes the application behind an event: the protocol, the
 // name the checker found (server name, host), the number it reported (a
 // Modbus function code, -1 for none) and its reason.
@@ -114,9 +117,16 @@ func appStage(c *Context, r *policy.Rule) Result {
 		s.base = p.Seq
 		return appSegment(c, r, apps, s, &key)
 	}
+	if p.PayloadLen > 0 {
+		// Data on a SYN (TCP Fast Open) is read by a server that takes
+		// the client's cookie and dropped by one that does not, which
+		// then reads whatever the client sends at those numbers next:
+		// the checker cannot know which bytes the server has.
+		v := appid.Verdict{Outcome: appid.Mismatch, Reason: "data on a SYN", Code: -1}
+		return appResult(c, r, &v)
+	}
 	s = apps.streams.take(&key)
 	s.base = p.Seq + 1
-	// A SYN may carry data (TCP Fast Open): it starts at Seq+1.
 	return appSegment(c, r, apps, s, &key)
 }
 
@@ -127,6 +137,14 @@ func appSegment(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *
 	seq := p.Seq
 	if p.TCPFlags&packet.TCPSyn != 0 {
 		seq++
+	}
+	if p.PayloadLen > 0 && p.TCPFlags&tcpUrg != 0 {
+		// The urgent byte leaves the stream the server reads (unless it
+		// set SO_OOBINLINE): the checker and the server would read two
+		// streams. No protocol judged here uses urgent data.
+		apps.streams.release(s)
+		v := appid.Verdict{Outcome: appid.Mismatch, Reason: "urgent data", Code: -1}
+		return appResult(c, r, &v)
 	}
 	if p.PayloadLen > 0 {
 		switch s.add(seq, p.Payload, p.PayloadLen) {

@@ -362,3 +362,23 @@ func TestAppInspectTableEvicts(t *testing.T) {
 	}
 	r.judge(old.data([]byte("Host: hue.example\r\n\r\n")), Drop, ReasonAppUnidentified)
 }
+
+// Data on a SYN and urgent data are bytes the server may read otherwise
+// than the checker: the flow is refused.
+func TestAppSYNDataAndUrgent(t *testing.T) {
+	r := newAppRun(t, Options{})
+	c := newConv("10.77.0.5:40200", "198.51.100.7:80")
+	syn := c.syn()
+	syn.Payload = []byte("GET / HTTP/1.1\r\nHost: hue.example\r\n\r\n")
+	syn.PayloadLen = len(syn.Payload)
+	r.judge(syn, Drop, ReasonAppMismatch)
+
+	c = newConv("10.77.0.5:40201", "198.51.100.7:80")
+	handshake(r, c)
+	p := c.data([]byte("GET / HTTP/1.1\r\nHost: hue.example\r\n\r\n"))
+	p.TCPFlags |= 0x20
+	r.judge(p, Drop, ReasonAppMismatch)
+	if ev := r.lastEvent(); ev.App.Detail != "urgent data" {
+		t.Errorf("detail %q", ev.App.Detail)
+	}
+}
