@@ -97,7 +97,7 @@ func appStage(c *Context, r *policy.Rule) Result {
 		if s != nil {
 			return appSegment(c, r, apps, s, &key)
 		}
-		if proto, _, ok := apps.names.get(key); ok && proto == chk.Proto() && !chk.Lifelong() {
+		if c.Flow.App == uint8(chk.Proto()) && !chk.Lifelong() {
 			return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonAppIdentified}
 		}
 		return unidentified(c, r)
@@ -180,6 +180,7 @@ func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *f
 	v, identified := runChecker(chk, s)
 	switch {
 	case v.Outcome == appid.Pass:
+		c.Flow.App = uint8(chk.Proto())
 		apps.names.put(key, chk.Proto(), v.Name)
 		apps.streams.release(s)
 		return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonAppIdentified}
@@ -188,6 +189,7 @@ func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *f
 		return appResult(c, r, &v)
 	case identified:
 		// A lifelong flow's first message passed: it is identified.
+		c.Flow.App = uint8(chk.Proto())
 		apps.names.put(key, chk.Proto(), v.Name)
 	}
 	if s.lost || (!s.passed && (s.n >= len(s.buf) || c.Flow.Packets >= apps.packets)) {
@@ -252,6 +254,7 @@ func appDatagram(c *Context, r *policy.Rule, apps *appState) Result {
 	key, _ := flow.KeyOf(p)
 	switch v.Outcome {
 	case appid.Pass:
+		c.Flow.App = uint8(chk.Proto())
 		if c.Flow.Verdict != uint8(NeedMore) || !chk.Lifelong() {
 			apps.names.put(&key, chk.Proto(), v.Name)
 		}

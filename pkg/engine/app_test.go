@@ -382,3 +382,20 @@ func TestAppSYNDataAndUrgent(t *testing.T) {
 		t.Errorf("detail %q", ev.App.Detail)
 	}
 }
+
+// A reload judges flows again: an identified flow keeps its identity, a
+// lifelong one goes on being read where it was.
+func TestAppReload(t *testing.T) {
+	r := newAppRun(t, Options{})
+	c := newConv("10.77.0.5:40300", "198.51.100.7:443")
+	handshake(r, c)
+	r.judge(c.data(tlsHello("api.example.com")), Accept, ReasonAppIdentified)
+	m := newConv("10.77.0.5:40301", "10.77.0.9:502")
+	handshake(r, m)
+	r.judge(m.data(mbap(1, 3, 0, 0, 0, 2)), NeedMore, ReasonAppIdentified)
+
+	r.w.e.Swap(compile(t, appPolicy), r.now)
+	r.judge(c.data([]byte("application data")), Accept, ReasonAppIdentified)
+	r.judge(m.data(mbap(2, 3, 0, 0, 0, 2)), NeedMore, ReasonAppIdentified)
+	r.judge(m.data(mbap(3, 16, 0, 0, 0, 1, 2, 0, 0)), Drop, ReasonAppDenied)
+}
