@@ -265,3 +265,39 @@ func TestDNSUnsolicitedAnswerControl(t *testing.T) {
 		})
 	}
 }
+
+// TestDNSAnswerBeforeConnectAcrossWorkers: an answer judged on one queue's
+// worker is in the table when its verdict returns, so the device's next
+// flow, judged on another worker, finds it: the kernel delivers the answer
+// only after the verdict.
+func TestDNSAnswerBeforeConnectAcrossWorkers(t *testing.T) {
+	e := New(compile(t, dnsPolicy), Options{})
+	answers, flows := e.NewWorker(), e.NewWorker()
+	now := monday10.UnixNano()
+	given := make(chan netip.Addr)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for a := range given {
+			p := pkt(t, "tcp 10.77.0.5:50000 -> "+a.String()+":443")
+			if d := flows.Judge(p, now, NoMeta); d.Verdict != Accept {
+				t.Errorf("flow to %v right after its answer: %v %v", a, d.Verdict, d.Reason)
+			}
+		}
+	}()
+	for i := 0; i < 200; i++ {
+		a := netip.AddrFrom4([4]byte{52, 50, byte(i >> 8), byte(i)})
+		port := strconv.Itoa(40000 + i)
+		q := pkt(t, "udp 10.77.0.5:"+port+" -> 10.77.0.1:53")
+		q.Payload = dnsMsg(t, uint16(i), "devs.tplinkcloud.com", 0, false)
+		answers.Judge(q, now, NoMeta)
+		r := pkt(t, "udp 10.77.0.1:53 -> 10.77.0.5:"+port)
+		r.Payload = dnsMsg(t, uint16(i), "devs.tplinkcloud.com", 300, true, a.String())
+		if d := answers.Judge(r, now, NoMeta); d.Verdict != Accept {
+			t.Fatalf("answer %d: %v", i, d.Reason)
+		}
+		given <- a
+	}
+	close(given)
+	<-done
+}
