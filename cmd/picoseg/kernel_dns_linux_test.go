@@ -393,3 +393,54 @@ func TestKernelDNSForgedAnswers(t *testing.T) {
 		t.Error("control: an honest answer from the same resolver did not open its address")
 	}
 }
+
+// TestKernelDNSQueriesOnOneSocket: a resolver library that sends its
+// queries on one socket (glibc: A and AAAA, retries) sends the second on
+// a flow already accepted, which the fast path would take unseen; its
+// answer must still open its address. The first query's address is the
+// control.
+func TestKernelDNSQueriesOnOneSocket(t *testing.T) {
+	f := newFixture(t)
+	wan := f.lab.Host("wan")
+	for _, a := range []string{"198.51.100.10", "198.51.100.12"} {
+		if out, err := wan.Run(f.ctx, "ip", "addr", "add", a+"/24", "dev", "eth0"); err != nil {
+			t.Fatalf("adding %s: %v\n%s", a, err, out)
+		}
+	}
+	f.echo("wan", 8443)
+	startDNSMasq(t, f.ctx, f.lab.Gateway, "10.77.0.1", "eu.cloud.example,198.51.100.10", "eu2.cloud.example,198.51.100.12")
+	f.start(dnsPolicy(t))
+	conn, err := f.lab.Host("cam").Dial(f.ctx, "udp", "10.77.0.1:53")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ask := func(id uint16, name string) {
+		t.Helper()
+		b := dnsmessage.NewBuilder(nil, dnsmessage.Header{ID: id, RecursionDesired: true})
+		b.StartQuestions()
+		b.Question(dnsmessage.Question{Name: dnsmessage.MustNewName(name + "."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET})
+		msg, _ := b.Finish()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 512)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("no answer for %s on the shared socket: %v", name, err)
+		}
+		var p dnsmessage.Parser
+		if h, err := p.Start(buf[:n]); err != nil || h.ID != id {
+			t.Fatalf("answer for %s: %v id %d", name, err, h.ID)
+		}
+	}
+	ask(1, "eu.cloud.example")
+	if !f.canAddr("cam", "198.51.100.10", 8443) {
+		t.Fatal("control: the first query's answer does not open its address")
+	}
+	ask(2, "eu2.cloud.example")
+	if !f.canAddr("cam", "198.51.100.12", 8443) {
+		t.Error("the second query on the same socket: its answer does not open its address")
+	}
+}
