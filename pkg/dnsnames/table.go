@@ -102,6 +102,10 @@ type Table struct {
 	devices map[netip.Addr]*device
 	order   []netip.Addr // devices in the order they were added, for eviction
 	queries map[Query]pending
+	// expired is when outstanding queries were last expired: a device
+	// past its bound sending query after query must not make every one
+	// of them walk all the outstanding queries.
+	expired int64
 }
 
 // New returns an empty table bounded by sizes.
@@ -134,6 +138,9 @@ func (t *Table) Query(q Query, name uint64, now int64) bool {
 	}
 	d := t.device(q.Client)
 	if d.pending >= t.sizes.PendingPerDevice || len(t.queries) >= t.sizes.Pending {
+		if now-t.expired < int64(time.Second) {
+			return false
+		}
 		t.expireQueries(now)
 		if d.pending >= t.sizes.PendingPerDevice || len(t.queries) >= t.sizes.Pending {
 			return false
@@ -322,6 +329,7 @@ func (t *Table) dropQuery(q Query) {
 }
 
 func (t *Table) expireQueries(now int64) {
+	t.expired = now
 	for q, p := range t.queries {
 		if p.expires < now {
 			t.dropQuery(q)

@@ -129,6 +129,10 @@ func TestBounds(t *testing.T) {
 	if !tab.Query(q(devA, 3, 3), 1, now) {
 		t.Errorf("device B's queries crowd out A's")
 	}
+	// Unanswered queries time out and free the device's bound.
+	if !tab.Query(q(devB, 4, 4), 1, now+int64(DefaultQueryTimeout)+sec) {
+		t.Errorf("device B's bound is not freed after its queries timed out")
+	}
 }
 
 func TestManyNamesOnOneAddress(t *testing.T) {
