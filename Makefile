@@ -64,6 +64,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./pkg/capture
 	$(GO) test -run XXX -fuzz '^FuzzReadLeases$$' -fuzztime $(FUZZTIME) ./pkg/inventory
 	$(GO) test -run XXX -fuzz '^FuzzEscaping$$' -fuzztime $(FUZZTIME) ./pkg/metrics
+	$(GO) test -run XXX -fuzz '^FuzzDNSParse$$' -fuzztime $(FUZZTIME) ./pkg/appid
 
 # Installs what the lab needs on Debian when missing, builds, and runs the
 # demo as root.
