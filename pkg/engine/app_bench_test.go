@@ -10,8 +10,8 @@ import (
 
 // benchFlows judges b.N new TCP flows (distinct keys: up to 16 million) to
 // port, each its handshake and its client's first segment (payload), and
-// reports new flows per second and
-// the packets each flow needed judged in userspace before it was decided.
+// reports new flows per second and the packets each flow needed judged in
+// userspace before it was decided.
 func benchFlows(b *testing.B, port uint16, payload []byte) {
 	b.Helper()
 	w := New(compile(b, appPolicy), Options{FlowCapacity: 1 << 16}).NewWorker()
