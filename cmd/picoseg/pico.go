@@ -46,6 +46,26 @@ func writePico(w io.Writer, pol *policy.Policy) {
 		}
 		fmt.Fprintf(w, "fan-out bound of %s: %s per device per %v; past it, flows are refused (possible_scan)\n", r.Name, fanText(&r), r.FanWindow)
 	}
+	for _, r := range pol.Rules[:pol.UserRules] {
+		if r.App == nil {
+			continue
+		}
+		how := "its first packets are read in userspace until identified, then it is fast-pathed"
+		if r.App.Lifelong() {
+			how = "every packet is judged in userspace for the flow's life"
+		}
+		fmt.Fprintf(w, "application of %s: %s; %s\n", r.Name, r.App.Proto(), how)
+	}
+	writeDNSNames(w, pol)
+}
+
+// writeDNSNames says what "dns:" destinations cost and how long an
+// answer's address is usable.
+func writeDNSNames(w io.Writer, pol *policy.Policy) {
+	if !pol.UsesDNS() {
+		return
+	}
+	fmt.Fprintf(w, "dns: destinations: every DNS query and answer of the devices is judged in userspace; an answer's addresses open new flows for its TTL + %v, running flows live on\n", pol.DNSGrace())
 }
 
 // classText describes a class's kernel checks.

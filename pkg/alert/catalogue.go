@@ -84,6 +84,16 @@ const (
 	TypeSPAGranted
 	// TypeSPARejected is an SPA packet refused, with the reason.
 	TypeSPARejected
+	// TypeAppMismatch is a flow that does not speak its rule's
+	// application protocol (a tunnel on an open port).
+	TypeAppMismatch
+	// TypeAppDenied is a flow whose application carries what its rule
+	// forbids: a server name, a host, a Modbus write (the alert names the
+	// function code).
+	TypeAppDenied
+	// TypeAppUnidentified is a flow whose application was not identified
+	// within the inspection budget, denied by its rule.
+	TypeAppUnidentified
 
 	typeCount
 )
@@ -135,6 +145,9 @@ var catalogue = [typeCount]entry{
 	TypeRogueRouter:         named("rogue_router", SeverityCritical, "a device on a bridge port acting as the router or DHCP server"),
 	TypeSPAGranted:          raisedBy(engine.EventSPAGranted, SeverityNotice, "SPA grant"),
 	TypeSPARejected:         raisedBy(engine.EventSPARejected, SeverityWarning, "SPA packet refused"),
+	TypeAppMismatch:         raisedBy(engine.EventAppMismatch, SeverityWarning, "flow is not its rule's application"),
+	TypeAppDenied:           raisedBy(engine.EventAppDenied, SeverityWarning, "application denied"),
+	TypeAppUnidentified:     raisedBy(engine.EventAppUnidentified, SeverityNotice, "application not identified"),
 }
 
 // Types returns every alert type in catalogue order.

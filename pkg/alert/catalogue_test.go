@@ -40,6 +40,7 @@ func TestCatalogue(t *testing.T) {
 		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,
 		"rogue_router": SeverityCritical,
 		"spa_granted":  SeverityNotice, "spa_rejected": SeverityWarning,
+		"app_mismatch": SeverityWarning, "app_denied": SeverityWarning, "app_unidentified": SeverityNotice,
 	}
 	types := Types()
 	if len(types) != len(want) {

@@ -69,6 +69,11 @@
 //	| spa_granted            | notice   | a valid SPA packet opened services for its source             |
 //	| spa_rejected           | warning  | an SPA packet was refused: bad HMAC, unknown key, replay,     |
 //	|                        |          | stale, malformed, not allowed or rate limited (the reason)    |
+//	| app_mismatch           | warning  | a flow under a rule with app did not speak that protocol      |
+//	| app_denied             | warning  | a flow's application carried what its rule forbids (a server  |
+//	|                        |          | name, a host, a Modbus write: names the function code)        |
+//	| app_unidentified       | notice   | a flow's application was not identified within the budget and |
+//	|                        |          | its rule says unidentified = "deny"                           |
 //
 // # Sinks
 //

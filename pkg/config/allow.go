@@ -8,7 +8,7 @@ import (
 
 const (
 	errEndpointFrom = `want "any", "device:NAME", "group:NAME", "zone:NAME" or "net:CIDR"`
-	errEndpointTo   = `want "any", "gateway", "device:NAME", "group:NAME", "zone:NAME" or "net:CIDR"`
+	errEndpointTo   = `want "any", "gateway", "device:NAME", "group:NAME", "zone:NAME", "net:CIDR", "dns:NAME" or "dns:*.SUFFIX"`
 )
 
 // parseEndpoint parses one side of an allow rule. The gateway is only a
@@ -49,6 +49,8 @@ func parseEndpoint(s string, isFrom bool) (Endpoint, error) {
 			return Endpoint{}, err
 		}
 		return Endpoint{Kind: EndpointNet, Prefix: p}, err
+	case "dns":
+		return parseDNSEndpoint(name, isFrom)
 	}
 	return Endpoint{}, fmt.Errorf("bad endpoint %q: %s", s, syntax)
 }
@@ -125,9 +127,9 @@ func (t table) nonEmpty(key string, list []positioned, ok bool) {
 }
 
 func (b *builder) allow(t table) {
-	t.checkKeys("name", "from", "to", "services", "hours", "days", "packet_size",
+	t.checkKeys(withAppKeys("name", "from", "to", "services", "hours", "days", "packet_size",
 		"max_flow_bytes", "max_device_bytes", "min_device_bytes", "max_new_flows",
-		"max_peers", "max_ports", "fanout_window", "auth", "spa_keys", "spa_window")
+		"max_peers", "max_ports", "fanout_window", "auth", "spa_keys", "spa_window")...)
 	a := Allow{Pos: t.Pos()}
 	var namePos Pos
 	a.Name, namePos = t.nameOf("allow rule")
@@ -185,6 +187,7 @@ func (b *builder) allow(t table) {
 	}
 	a.FanOut = t.fanOut()
 	a.Auth = t.auth()
+	a.App = t.app()
 	b.cfg.Allows = append(b.cfg.Allows, a)
 	b.src.allowName = append(b.src.allowName, namePos)
 }

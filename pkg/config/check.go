@@ -29,6 +29,7 @@ func (b *builder) check() {
 	b.checkSPA(zones, groups, devices)
 	b.warnOverlappingRules()
 	b.warnUnseenBridges()
+	b.warnUnseenResolvers()
 }
 
 func names[T any](list []T, name func(T) string) []string {

@@ -56,6 +56,9 @@
 //	ipv6_nd = true                # neighbour discovery, router solicitation, MLD
 //	dhcpv6 = true
 //
+//	[dns]                         # optional, main file only (dns.go)
+//	grace = "60s"                 # an answer's address stays usable TTL + grace
+//
 //	[[zone]]
 //	name = "iot"
 //	interfaces = ["br-iot"]       # Linux names, at most 15 bytes
@@ -80,7 +83,7 @@
 //	[[allow]]
 //	name = "cams-to-nvr"
 //	from = "group:cameras"        # "any", "device:N", "group:N", "zone:N", "net:CIDR"
-//	to = "device:nvr"             # the same, or "gateway"
+//	to = "device:nvr"             # the same, "gateway", "dns:NAME" or "dns:*.SUFFIX"
 //	services = ["tcp/554", "udp/5000-5010"]  # default: any
 //	hours = ["06:00-23:00"]       # HH:MM-HH:MM; may wrap midnight; 24:00 may end one
 //	days = ["mon-fri", "sun"]     # mon..sun; ranges may wrap ("fri-mon")
@@ -92,6 +95,14 @@
 //	max_peers = 20                # distinct peers per device per window
 //	max_ports = 5                 # distinct ports on one peer per window
 //	fanout_window = "1m"          # default 1m
+//	app = "tls"                   # the protocol the flows must speak (app.go)
+//	unidentified = "deny"         # or "allow": not identified within the budget
+//	[allow.tls]                   # or [allow.http], [allow.modbus]: the protocol's constraint
+//	server_names = ["*.example.com"]
+//
+// A rule with app = "dns" takes [allow.dns] (app_dns.go): names = [...],
+// max_name = N, max_entropy = X (bits per character), rate = "N/min" per
+// device.
 //
 // Services are "any", "tcp", "udp" (any port), "tcp/PORT", "tcp/LO-HI",
 // "udp/..." likewise, "icmp", "icmpv6" and "proto/N" for any other IP

@@ -72,6 +72,7 @@ func (f files) parse(name string, data []byte) (*Config, []Warning, error) {
 		if t, ok := root.table("spa"); ok {
 			b.spaTable(t)
 		}
+		b.dns(root)
 		includes := b.includes(root, f, name)
 		b.sections(root)
 		for _, inc := range includes {
@@ -214,7 +215,7 @@ func (b *builder) includes(root table, f files, main string) []include {
 // so that what the daemon does is read in one place and includes cannot
 // loop.
 func topLevelKeys() []string {
-	return []string{"include", "daemon", "alert", "inventory", "metrics", "gateway", "zone", "segment", "group", "device", "allow", "spa", "spa_key"}
+	return []string{"include", "daemon", "alert", "inventory", "metrics", "gateway", "dns", "zone", "segment", "group", "device", "allow", "spa", "spa_key"}
 }
 
 // included checks the top level of an included file and reads its parts.
@@ -223,7 +224,7 @@ func (b *builder) included(root table) {
 	if root.has("include") {
 		root.errorf(root.keyPos("include"), "include is only allowed in the main file")
 	}
-	for _, k := range []string{"daemon", "alert", "inventory", "metrics", "gateway", "spa"} {
+	for _, k := range []string{"daemon", "alert", "inventory", "metrics", "gateway", "spa", "dns"} {
 		if root.has(k) {
 			root.errorf(root.keyPos(k), "[%s] is only allowed in the main file", k)
 		}

@@ -56,6 +56,9 @@ type Config struct {
 	Gateway Gateway
 	// SPA is the main file's [spa] table and every [[spa_key]].
 	SPA SPA
+	// DNS is the main file's [dns] table: how long names given by DNS
+	// answers stay usable (dns.go).
+	DNS DNS
 }
 
 // Daemon holds the [daemon] table. Zero values are replaced by the
@@ -174,6 +177,9 @@ const (
 	EndpointNet
 	// EndpointGateway is "gateway": the gateway's own addresses (to only).
 	EndpointGateway
+	// EndpointDNS is "dns:NAME" or "dns:*.SUFFIX" (to only): the addresses
+	// DNS answers gave the flow's source device for the name (dns.go).
+	EndpointDNS
 )
 
 // Endpoint is one side of an allow rule.
@@ -197,6 +203,8 @@ func (e Endpoint) String() string {
 		return "net:" + e.Prefix.String()
 	case EndpointGateway:
 		return "gateway"
+	case EndpointDNS:
+		return "dns:" + e.Name
 	}
 	return "any"
 }
@@ -260,7 +268,9 @@ type Allow struct {
 	FanOut FanOut
 	// Auth, when set, requires single packet authorization (auth = "spa").
 	Auth *Auth
-	Pos  Pos
+	// App is the rule's application constraint, nil for none.
+	App *AppRule
+	Pos Pos
 }
 
 // FanOut is a rule's bound on one device's fan-out: at most MaxPeers
@@ -292,5 +302,6 @@ const (
 // HasPico reports whether the rule carries any pico constraint.
 func (a *Allow) HasPico() bool {
 	return len(a.Hours) > 0 || a.Days != 0 || a.PacketSize != nil || a.MaxFlowBytes > 0 ||
-		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0 || a.FanOut.Set()
+		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0 || a.FanOut.Set() ||
+		a.App != nil
 }

@@ -63,6 +63,7 @@ func kernelPath(o *nft.Options, pol *policy.Policy, ifs ifaces) {
 // off before its admin has chosen to enforce.
 func withPolicy(o nft.Options, pol *policy.Policy, ifs ifaces, now time.Time) nft.Options {
 	o.Classes = kernelClasses(pol, now)
+	o.DNS = pol.UsesDNS()
 	o.ReversePathInterfaces, o.Bridges, o.Bindings, o.GatewayAddrs, o.PortRouters = nil, nil, nil, nil, nil
 	if pol.Mode == config.ModeMonitor {
 		o.NewFlowRate, o.NewFlowBurst, o.GlobalNewFlowRate, o.GlobalNewFlowBurst = 0, 0, 0, 0

@@ -118,6 +118,10 @@ func (d *Daemon) status() Status {
 	}
 	st.Verdicts, st.Flows = statusOf(s)
 	st.Privileges = currentPrivileges()
+	if pol.UsesDNS() {
+		devices, addrs, queries := d.eng.NamesLen()
+		st.DNSNames = &DNSNamesStatus{Devices: devices, Addresses: addrs, Queries: queries}
+	}
 	for _, q := range d.adapter.Stats() {
 		st.Queues = append(st.Queues, QueueStatus{Queue: q.Queue, Received: q.Received, Accepted: q.Accepted, Dropped: q.Dropped, ENOBUFS: q.ENOBUFS, Reopens: q.Reopens})
 	}

@@ -55,6 +55,9 @@ type Status struct {
 	IfaceChanges uint64 `json:"interface_changes"`
 	// Privileges are the user and capabilities the daemon runs with.
 	Privileges *Privileges `json:"privileges,omitempty"`
+	// DNSNames is how full the table of names DNS answers gave devices
+	// is, when the policy has "dns:" destinations.
+	DNSNames *DNSNamesStatus `json:"dns_names,omitempty"`
 	// Alerts are the alert dispatcher's counters, per sink too.
 	Alerts alert.Stats `json:"alerts"`
 	// Kernel counts what the ruleset saw: packets fast-pathed, queued,
@@ -244,4 +247,12 @@ func (s *Status) WriteText(w io.Writer) error {
 		fmt.Fprintf(tw, "\tnot handed over: queue full %d, socket full %d\n", s.Kernel["queue_full_dropped"], s.Kernel["queue_undelivered"])
 	}
 	return tw.Flush()
+}
+
+// DNSNamesStatus counts the names table's devices, addresses and
+// outstanding queries.
+type DNSNamesStatus struct {
+	Devices   int `json:"devices"`
+	Addresses int `json:"addresses"`
+	Queries   int `json:"outstanding_queries"`
 }

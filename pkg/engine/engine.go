@@ -4,7 +4,9 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/picoseg/picoseg/pkg/appid"
 	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/dnsnames"
 	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
@@ -27,6 +29,13 @@ type Options struct {
 	Sink Sink
 	// SPA configures single packet authorization.
 	SPA SPAOptions
+	// InspectFlows bounds the flows whose application is being identified
+	// at once (default DefaultInspectFlows); AppPackets is how many
+	// packets one may take (default DefaultAppPackets).
+	InspectFlows int
+	AppPackets   uint32
+	// Names bounds the table of names DNS answers gave devices.
+	Names dnsnames.Sizes
 }
 
 // Engine judges packets against the current policy. It is safe for
@@ -45,6 +54,11 @@ type Engine struct {
 	// senders tells Judge the MAC of devices their address does not name.
 	senders senderTable
 	spa     *spaState
+	// apps holds the flows under application inspection.
+	apps *appState
+	// names are the addresses DNS answers gave each device (dns.go); they
+	// outlive policies.
+	names *dnsnames.Table
 }
 
 // generation is a policy together with the state that belongs to it.
@@ -61,6 +75,10 @@ type generation struct {
 	// segmentNames are the segments' names, made once: an event of a
 	// segment denial must not build its rule name per packet.
 	segmentNames []string
+	// apps is the engine's application state (app.go).
+	apps *appState
+	// names is the engine's names table, for "dns:" destinations.
+	names *dnsnames.Table
 }
 
 // Stats are the engine's counters. Every field is safe to read while the
@@ -104,6 +122,8 @@ func New(pol *policy.Policy, opts Options) *Engine {
 		inspect: opts.Inspect,
 		budgets: opts.BudgetCapacity,
 		spa:     newSPAState(opts.SPA),
+		apps:    newAppState(&opts),
+		names:   dnsnames.New(opts.Names),
 	}
 	e.queries.w.e = e
 	e.Swap(pol, 0)
@@ -125,6 +145,8 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 	}
 	g.id = id
 	e.senders.fit(pol)
+	g.apps = e.apps
+	g.names = e.names
 	for i := range pol.Segments {
 		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
 	}
@@ -261,6 +283,8 @@ type Worker struct {
 	quoted packet.Packet
 	// trace, when set, receives every stage's answer (explain).
 	trace *[]Step
+	// dns is the DNS message being read (dns.go).
+	dns appid.DNSMessage
 }
 
 // NewWorker returns a Worker of e.
@@ -304,7 +328,7 @@ func (w *Worker) Judge(p *packet.Packet, now int64, m Meta) Decision {
 		e.flows.Update(key, st)
 	}
 	d.Reply = fromA != st.FromA
-	return d
+	return w.observeDNS(g, p, now, d)
 }
 
 // undecodable answers a packet that cannot be judged on its headers.
@@ -546,6 +570,9 @@ func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64
 		w.setSides(st, key)
 		return w.finish(d, p, now, event)
 	}
+	if d.Verdict == NeedMore && r.App != nil {
+		return w.inspectCached(g, key, r, p, now, d)
+	}
 	if d.Verdict == NeedMore && st.Packets >= w.e.inspect {
 		d.Verdict, d.Reason = Accept, ReasonWithinLimits
 		st.Verdict, st.Reason = uint8(Accept), uint8(ReasonWithinLimits)
@@ -611,6 +638,9 @@ func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, e
 	event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
 	event.Device = g.policy.DeviceName(d.SrcDevice)
 	event.Rule = g.ruleName(d.Layer, d.Rule)
+	if ev == EventAppMismatch || ev == EventAppDenied || ev == EventAppUnidentified {
+		event.App = w.ctx.app
+	}
 	return event
 }
 
@@ -621,6 +651,7 @@ func (e *Engine) Sweep(now int64) {
 	g := e.cur.Load()
 	g.budgets.reclaim(now)
 	e.spa.grants.Sweep(now)
+	e.names.Sweep(now, max(g.policy.DNSGrace(), policy.RunningFlowHorizon))
 	for ri := range g.mins {
 		r := &g.policy.Rules[ri]
 		per := int64(r.MinPer)

@@ -77,6 +77,8 @@ type Context struct {
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner
 	spa   *spaState
+	// app describes the application of an app_* event.
+	app EventApp
 }
 
 // judging says how a packet is judged besides the packet itself. The

@@ -263,6 +263,7 @@ func (microStage) Name() string { return "micro" }
 func (microStage) Layer() Layer { return LayerMicro }
 
 func (microStage) Evaluate(c *Context) Result {
+	c.scratch.SetNames(c.gen.names, c.Now, nameWindow(c))
 	r := c.Policy.Match(&c.Src, &c.Dst, c.Packet.Proto, c.DPort, &c.scratch)
 	if r == policy.None {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonNoAllowRule}
@@ -305,6 +306,9 @@ func (picoStage) Evaluate(c *Context) Result {
 	}
 	if res := checkFanOut(c, r); res.Verdict != Continue {
 		return res
+	}
+	if r.App != nil {
+		return appStage(c, r)
 	}
 	// Size bounds are checked on the flow's first packets here, and on
 	// the fast path by the kernel's class check (the upper bound on

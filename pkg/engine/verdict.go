@@ -103,6 +103,14 @@ const (
 	ReasonSPARateLimited
 	ReasonSPANoGrant
 	ReasonSPAReplayCache
+	ReasonAppInspecting
+	ReasonAppIdentified
+	ReasonAppMismatch
+	ReasonAppDenied
+	ReasonAppUnidentified
+	ReasonAppOutOfOrder
+	ReasonDNSUnsolicited
+	ReasonDNSQueryRate
 	reasonCount
 )
 
@@ -154,6 +162,15 @@ var reasonText = [reasonCount]string{
 	ReasonSPARateLimited: "SPA packet dropped undecoded: too many failed attempts from this source",
 	ReasonSPANoGrant:     "rule requires SPA and the source holds no open grant for this service",
 	ReasonSPAReplayCache: "SPA packet refused: valid, but the replay cache could not keep it (full, or its file not writable)",
+	// Application identity (app.go).
+	ReasonAppInspecting:   "allowed so far; the flow's application is being identified",
+	ReasonAppIdentified:   "the flow speaks the rule's application, within its constraints",
+	ReasonAppMismatch:     "the flow does not speak the rule's application",
+	ReasonAppDenied:       "the flow's application carries what the rule forbids",
+	ReasonAppUnidentified: "the flow's application was not identified within the inspection budget",
+	ReasonAppOutOfOrder:   "segment ahead of the bytes inspected so far: dropped until the gap is filled",
+	ReasonDNSUnsolicited:  "DNS answer to no outstanding query of the device (identifier, name, resolver and ports), or not a DNS answer",
+	ReasonDNSQueryRate:    "device sent DNS queries faster than the rule's rate",
 }
 
 // String returns the reason's text.

@@ -39,6 +39,10 @@ func (q QueueMethod) String() string {
 type Options struct {
 	// QueueBase is the first NFQUEUE number.
 	QueueBase uint16
+	// DNS queues the DNS queries and answers of accepted flows, and the
+	// gateway's own resolver's answers (dns_linux.go): the policy has
+	// "dns:" destinations.
+	DNS bool
 	// Queues is how many queues, starting at QueueBase, share the load. The
 	// kernel picks the queue from a hash of the addresses that is the same
 	// for both directions, so one flow always lands in one queue.

@@ -296,6 +296,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 		add(verdict, r.comment, r.exprs...)
 	}
 	addInputChains(nl, t, o, method)
+	addDNSOutputChains(nl, t, o, method)
 	return t
 }
 
@@ -360,6 +361,7 @@ func judgingRules(o Options, method QueueMethod) []rule {
 	rules = append(rules, expectedRule(m))
 	rules = append(rules, synRules(o, method)...)
 	rules = append(rules, relatedErrorRules(o, method)...)
+	rules = append(rules, dnsRules(o, method)...)
 	rules = append(rules,
 		rule{"", concat(
 			ctMarkField(m),

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/appid"
 	"github.com/picoseg/picoseg/pkg/config"
 )
 
@@ -58,6 +59,8 @@ type Policy struct {
 	// unknownGroup is the group an unknown device in a local zone belongs
 	// to ([inventory] unknown_group), None for none.
 	unknownGroup int32
+	// dns indexes the "dns:" destinations (dns.go).
+	dns dnsIndex
 }
 
 // Zone is a compiled zone.
@@ -140,6 +143,11 @@ type Rule struct {
 	Class uint16
 	// Auth, when set, admits only flows from a source holding a grant.
 	Auth *Auth
+	// App checks the application the rule's flows carry (nil: no
+	// application constraint); AppAllowUnidentified accepts a flow it
+	// could not identify within the inspection budget.
+	App                  appid.Checker
+	AppAllowUnidentified bool
 }
 
 // Options carries facts about the gateway that the policy file does not
@@ -189,6 +197,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 	if err := p.compileSegments(cfg.Segments, zoneID); err != nil {
 		return nil, err
 	}
+	p.compileDNS(cfg)
 	names := resolver{zone: zoneID, group: groupID, device: deviceID}
 	if err := p.compileSPAKeys(&cfg.SPA, names); err != nil {
 		return nil, err
@@ -197,6 +206,7 @@ func Compile(cfg *config.Config, opts Options) (*Policy, error) {
 		return nil, err
 	}
 	p.UserRules = len(p.Rules)
+	p.dns.checks = p.anyDNSCheck()
 	if err := p.compileGateway(cfg, opts, names); err != nil {
 		return nil, err
 	}

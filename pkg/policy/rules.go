@@ -64,7 +64,15 @@ type resolver struct {
 }
 
 func (p *Policy) selectorOf(e config.Endpoint, names resolver, netIDs map[netip.Prefix]int32) (selector, error) {
+	return p.selectorFrom(e, names, netIDs, selAny)
+}
+
+// selectorFrom is selectorOf for the destination of a rule whose source is
+// from ("dns:" destinations remember it).
+func (p *Policy) selectorFrom(e config.Endpoint, names resolver, netIDs map[netip.Prefix]int32, from selector) (selector, error) {
 	switch e.Kind {
+	case config.EndpointDNS:
+		return p.dnsSelector(e, from), nil
 	case config.EndpointAny:
 		return selAny, nil
 	case config.EndpointGateway:
@@ -104,7 +112,7 @@ func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 		if err != nil {
 			return err
 		}
-		to, err := p.selectorOf(a.To, names, netIDs)
+		to, err := p.selectorFrom(a.To, names, netIDs, from)
 		if err != nil {
 			return err
 		}
@@ -140,6 +148,9 @@ func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 		}
 		r := p.compileRule(a, from)
 		if r.Auth, err = p.compileAuth(a, ri, from); err != nil {
+			return err
+		}
+		if err := compileApp(&r, a.App); err != nil {
 			return err
 		}
 		p.Rules = append(p.Rules, r)
@@ -228,6 +239,7 @@ type Side struct {
 type Scratch struct {
 	src, dst [48]selector
 	nets     [48]int32
+	dns      dnsScratch
 }
 
 // Match returns the first allow rule (lowest index) that permits a flow
@@ -236,6 +248,7 @@ type Scratch struct {
 // whatever the number of rules.
 func (p *Policy) Match(src, dst *Side, proto uint8, port uint16, s *Scratch) int32 {
 	srcSel := p.selectors(src, s.src[:0], s.nets[:0], false)
+	p.lookupDNS(srcSel, src, dst, s)
 	best := None
 	for _, a := range srcSel {
 		byDst := p.pairs[a]
@@ -252,6 +265,7 @@ func (p *Policy) Match(src, dst *Side, proto uint8, port uint16, s *Scratch) int
 				best = r
 			}
 		}
+		best = p.matchDNS(byDst, proto, port, s, best)
 	}
 	return best
 }
