@@ -56,3 +56,42 @@ func TestReadmeExamples(t *testing.T) {
 		t.Errorf("the README's explain session is not what explain prints (-want +got):\n-%s\n+%s", want, out)
 	}
 }
+
+// TestReadmeMUDImport: the README's mud import session is what the
+// command prints after the base policy, which the session shows as one
+// line.
+func TestReadmeMUDImport(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := regexp.MustCompile("(?s)\\$ picoseg mud import (.*?)\n\\.\\.\\.(\\S+), unchanged\\.\\.\\.\n(.*?)```").FindStringSubmatch(string(b))
+	if session == nil {
+		t.Fatal("the README has no mud import session")
+	}
+	args := []string{"mud", "import"}
+	for _, a := range strings.Fields(session[1]) {
+		switch a {
+		case session[2]:
+			a = "../../" + a
+		case "plug.json":
+			a = mudPlug
+		}
+		args = append(args, a)
+	}
+	code, out, errs := runCmd(t, args...)
+	if code != 0 {
+		t.Fatalf("mud import: exit %d: %s", code, errs)
+	}
+	base, err := os.ReadFile("../../" + session[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest, ok := strings.CutPrefix(out, string(base))
+	if !ok {
+		t.Fatalf("the output does not start with %s:\n%s", session[2], out)
+	}
+	if got := strings.TrimLeft(rest, "\n"); got != session[3] {
+		t.Errorf("the README's mud import session is not what the command prints (-want +got):\n-%s\n+%s", session[3], got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -20,42 +21,71 @@ import (
 // The first write error is kept and returned by Err; later writes do
 // nothing.
 type Writer struct {
+	out *output
+	// commentedOut writes every line as a comment (CommentedOut).
+	commentedOut bool
+}
+
+// output is what a Writer and the Writers CommentedOut returns share.
+type output struct {
 	w   io.Writer
 	err error
 }
 
 // NewWriter returns a Writer on w.
-func NewWriter(w io.Writer) *Writer { return &Writer{w: w} }
+func NewWriter(w io.Writer) *Writer { return &Writer{out: &output{w: w}} }
 
 // Err returns the first write error.
-func (w *Writer) Err() error { return w.err }
+func (w *Writer) Err() error { return w.out.err }
+
+// CommentedOut returns a Writer on the same output, and with the same
+// error, that writes every line as a comment: a table for a reviewer to
+// complete, or to turn on by uncommenting it. Values are quoted as ever,
+// so none can end its line: uncommented, each line is the key it was
+// written as and nothing more.
+func (w *Writer) CommentedOut() *Writer { return &Writer{out: w.out, commentedOut: true} }
 
 func (w *Writer) printf(format string, args ...any) {
-	if w.err == nil {
-		_, w.err = fmt.Fprintf(w.w, format, args...)
+	if w.out.err != nil {
+		return
+	}
+	s := fmt.Sprintf(format, args...)
+	if w.commentedOut {
+		lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
+		for i, l := range lines {
+			lines[i] = commentLine(l)
+		}
+		s = strings.Join(lines, "\n") + "\n"
+	}
+	_, w.out.err = io.WriteString(w.out.w, s)
+}
+
+// Comment writes each line as one TOML comment line ("# line"). What
+// TOML refuses in a comment, what would end the line or reorder it on a
+// reviewer's screen, and what a terminal would act on is written as '?':
+// newlines and other control characters (C1's CSI included), Unicode line
+// and paragraph separators, format characters such as bidirectional
+// overrides, and invalid UTF-8. Text a device or a MUD file chose (a
+// hostname, a systeminfo) cannot make the proposal unreadable, become a
+// key, or forge a line of its own: a commented-out table a reviewer would
+// be tempted to uncomment, say.
+func (w *Writer) Comment(lines ...string) {
+	for _, l := range lines {
+		w.printf("%s\n", commentLine(strings.TrimRight(commentSafe(l), " ")))
 	}
 }
 
-// Comment writes each line as a TOML comment ("# line"). A line holding
-// newlines is split, so that no text given as a comment can become a key,
-// and what TOML refuses in a comment (control characters, invalid UTF-8)
-// is written as '?': a hostname a device chose cannot make the proposal
-// unreadable.
-func (w *Writer) Comment(lines ...string) {
-	for _, l := range lines {
-		for _, part := range strings.Split(l, "\n") {
-			if part = strings.TrimRight(commentSafe(part), " "); part == "" {
-				w.printf("#\n")
-			} else {
-				w.printf("# %s\n", part)
-			}
-		}
+// commentLine makes one line a comment.
+func commentLine(l string) string {
+	if l == "" {
+		return "#"
 	}
+	return "# " + l
 }
 
 func commentSafe(s string) string {
 	return strings.Map(func(r rune) rune {
-		if r < 0x20 && r != '\t' || r == 0x7f || r == utf8.RuneError {
+		if r != '\t' && (unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)) || r == utf8.RuneError {
 			return '?'
 		}
 		return r
@@ -93,15 +123,11 @@ func (w *Writer) Device(d Device, comment ...string) {
 // Allow writes one [[allow]] table with its pico constraints, after its
 // comment lines. Unset constraints are left out, as a person would.
 func (w *Writer) Allow(a Allow, comment ...string) {
-	w.Comment(comment...)
-	w.printf("[[allow]]\nname = %s\nfrom = %s\nto = %s\n", Quote(a.Name), Quote(a.From.String()), Quote(a.To.String()))
-	if len(a.Services) > 0 {
-		s := make([]string, len(a.Services))
-		for i, svc := range a.Services {
-			s[i] = FormatService(svc)
-		}
-		w.printf("services = %s\n", quoteList(s))
+	s := make([]string, len(a.Services))
+	for i, svc := range a.Services {
+		s[i] = FormatService(svc)
 	}
+	w.AllowText(AllowText{Name: a.Name, From: a.From.String(), To: a.To.String(), Services: s}, comment...)
 	if len(a.Hours) > 0 {
 		h := make([]string, len(a.Hours))
 		for i, r := range a.Hours {
@@ -135,6 +161,29 @@ func (w *Writer) Allow(a Allow, comment ...string) {
 	}
 	if a.FanOut.Set() && a.FanOut.Window != DefaultFanOutWindow && a.FanOut.Window > 0 {
 		w.printf("fanout_window = %s\n", Quote(FormatDuration(a.FanOut.Window)))
+	}
+}
+
+// AllowText is an [[allow]] rule's name, endpoints and services as a
+// policy file spells them ("group:cams", "dns:api.example.com",
+// "tcp/443"): a rule from elsewhere, a MUD file's, whose endpoints this
+// build's policy language may not have yet. Whether they are valid is for
+// Load to say; the Writer only quotes them, so that none leaves its
+// string.
+type AllowText struct {
+	Name, From, To string
+	// Services lists the rule's services; empty is any service, and
+	// writes no services key.
+	Services []string
+}
+
+// AllowText writes one [[allow]] table from its text, after its comment
+// lines.
+func (w *Writer) AllowText(a AllowText, comment ...string) {
+	w.Comment(comment...)
+	w.printf("[[allow]]\nname = %s\nfrom = %s\nto = %s\n", Quote(a.Name), Quote(a.From), Quote(a.To))
+	if len(a.Services) > 0 {
+		w.printf("services = %s\n", quoteList(a.Services))
 	}
 }
 

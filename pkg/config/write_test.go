@@ -112,22 +112,102 @@ func TestFormatValues(t *testing.T) {
 	}
 }
 
-// FuzzWriterComment writes a rule whose name and comment are arbitrary:
-// the text always parses, a comment never becomes a key or a table, and
-// a valid name reads back as written.
+// TestWriterComment: each line given is one comment line, whatever it
+// holds; what could end it, reorder it on screen or drive a terminal is
+// written as '?', and other text is kept.
+func TestWriterComment(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"newline", "x\n[[allow]]", "# x?[[allow]]\n"},
+		{"carriage return", "x\r[[allow]]", "# x?[[allow]]\n"},
+		{"escape sequence", "x\x1b[2Jy", "# x?[2Jy\n"},
+		{"C1 CSI", "x\u009b2Jy", "# x?2Jy\n"},
+		{"bidirectional override", "x\u202eyz", "# x?yz\n"},
+		{"line separator", "x\u2028[[allow]]", "# x?[[allow]]\n"},
+		{"paragraph separator", "x\u2029y", "# x?y\n"},
+		{"zero width space", "x\u200by", "# x?y\n"},
+		{"invalid UTF-8", "x\xffy", "# x?y\n"},
+		{"tab and text", "Bücher GmbH\tplug", "# Bücher GmbH\tplug\n"},
+		{"empty", "", "#\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			NewWriter(&b).Comment(tc.in)
+			if b.String() != tc.want {
+				t.Errorf("Comment(%q) (-want +got):\n-%q\n+%q", tc.in, tc.want, b.String())
+			}
+		})
+	}
+}
+
+// TestWriterCommentedOut writes a device and a rule commented out: the
+// policy has neither, and with the comment marks removed it has both, as
+// written.
+func TestWriterCommentedOut(t *testing.T) {
+	var b bytes.Buffer
+	w := NewWriter(&b)
+	w.Group(Group{Name: "plugs"})
+	w.Comment("complete and uncomment")
+	out := w.CommentedOut()
+	out.Blank()
+	out.Device(Device{Name: "plug-1", HasMAC: true, MAC: [6]byte{2, 0, 0, 0, 0, 0x21}, Groups: []string{"plugs"}})
+	out.AllowText(AllowText{Name: "plugs-dns", From: "group:plugs", To: "zone:wan", Services: []string{"udp/53", "tcp/443"}}, "why")
+	if w.Err() != nil || out.Err() != nil {
+		t.Fatal(w.Err(), out.Err())
+	}
+	text := b.String()
+	want := "[[group]]\nname = \"plugs\"\n# complete and uncomment\n#\n# [[device]]\n# name = \"plug-1\"\n# mac = \"02:00:00:00:00:21\"\n# groups = [\"plugs\"]\n" +
+		"# # why\n# [[allow]]\n# name = \"plugs-dns\"\n# from = \"group:plugs\"\n# to = \"zone:wan\"\n# services = [\"udp/53\", \"tcp/443\"]\n"
+	if text != want {
+		t.Fatalf("(-want +got):\n-%s\n+%s", want, text)
+	}
+	cfg, _, err := Parse("out.toml", []byte(writeBase+text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Devices) != 0 || len(cfg.Allows) != 0 {
+		t.Fatalf("commented out, yet %d devices and %d rules were read", len(cfg.Devices), len(cfg.Allows))
+	}
+	uncommented := strings.NewReplacer("\n# [[", "\n[[", "\n# name", "\nname", "\n# mac", "\nmac", "\n# groups", "\ngroups",
+		"\n# from", "\nfrom", "\n# to", "\nto", "\n# services", "\nservices").Replace(text)
+	cfg, _, err = Parse("on.toml", []byte(writeBase+uncommented))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, uncommented)
+	}
+	if len(cfg.Devices) != 1 || cfg.Devices[0].Name != "plug-1" || len(cfg.Allows) != 1 || cfg.Allows[0].To.String() != "zone:wan" ||
+		!reflect.DeepEqual(cfg.Allows[0].Services, []Service{{Proto: 17, PortLo: 53, PortHi: 53}, {Proto: 6, PortLo: 443, PortHi: 443}}) {
+		t.Errorf("uncommented, read back %+v and %+v\n%s", cfg.Devices, cfg.Allows, uncommented)
+	}
+}
+
+// FuzzWriterComment writes a rule whose name and comment are arbitrary,
+// and the same rule commented out: the text always parses to the one
+// active rule, a comment is one line and never becomes a key or a table,
+// every line of the commented-out rule is a comment, and a valid name
+// reads back as written.
 func FuzzWriterComment(f *testing.F) {
 	f.Add("cams-to-nvr", "learned from 3 flows")
 	f.Add("x", "line\n[[allow]]\nname = \"evil\"\nfrom = \"any\"\nto = \"any\"")
 	f.Add("a.b_c", "\r\n# \x00\u2028 services = [\"any\"]")
+	f.Add("x\"\n[[allow]]\nname = \"evil", "\u202e\u009b")
 	f.Fuzz(func(t *testing.T, name, comment string) {
-		if !validName(name) {
-			return
-		}
 		var b bytes.Buffer
 		b.WriteString(writeBase)
 		w := NewWriter(&b)
+		w.CommentedOut().AllowText(AllowText{Name: name, From: name, To: "dns:" + name, Services: []string{name}}, comment)
+		for _, l := range strings.Split(strings.TrimSuffix(b.String()[len(writeBase):], "\n"), "\n") {
+			if !strings.HasPrefix(l, "#") {
+				t.Fatalf("a line of a commented-out rule is not a comment: %q\n%s", l, b.String())
+			}
+		}
+		if !validName(name) {
+			return
+		}
+		mark := b.Len()
 		w.Allow(Allow{Name: name, From: Endpoint{Kind: EndpointZone, Name: "iot"}, To: Endpoint{Kind: EndpointZone, Name: "wan"},
 			Services: []Service{{Proto: 6, PortLo: 443, PortHi: 443}}}, comment)
+		if got := strings.Count(b.String()[mark:], "\n#"); !strings.HasPrefix(b.String()[mark:], "#") || got != 0 {
+			t.Fatalf("the comment is not one line:\n%s", b.String()[mark:])
+		}
 		cfg, _, err := Parse("fuzz.toml", b.Bytes())
 		if err != nil {
 			t.Fatalf("%v\n%s", err, b.String())

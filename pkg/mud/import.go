@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/picoseg/picoseg/pkg/config"
 )
 
 // Options says how to import a MUD file.
@@ -139,17 +141,29 @@ func Import(f *File, o Options) (*Proposal, error) {
 // checkDevice checks the device's MAC and addresses before they are
 // written into a policy.
 func checkDevice(o Options) error {
-	if o.MAC != "" {
-		if hw, err := net.ParseMAC(o.MAC); err != nil || len(hw) != 6 {
-			return fmt.Errorf("MAC %q: want six bytes, 02:00:00:00:00:11", clip(o.MAC))
+	_, err := Device{MAC: o.MAC, IPs: o.IPs}.config("")
+	return err
+}
+
+// config is the device as a policy's [[device]] in group.
+func (d Device) config(group string) (config.Device, error) {
+	c := config.Device{Name: d.Name, Groups: []string{group}}
+	if d.MAC != "" {
+		hw, err := net.ParseMAC(d.MAC)
+		if err != nil || len(hw) != 6 {
+			return c, fmt.Errorf("MAC %q: want six bytes, 02:00:00:00:00:11", clip(d.MAC))
 		}
+		c.HasMAC = true
+		copy(c.MAC[:], hw)
 	}
-	for _, ip := range o.IPs {
-		if a, err := netip.ParseAddr(ip); err != nil || a.Zone() != "" {
-			return fmt.Errorf("IP %q: want an IPv4 or IPv6 address", clip(ip))
+	for _, ip := range d.IPs {
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			return c, fmt.Errorf("IP %q: want an IPv4 or IPv6 address", clip(ip))
 		}
+		c.IPs = append(c.IPs, a)
 	}
-	return nil
+	return c, nil
 }
 
 // defaultName is the group name a file suggests.

@@ -297,6 +297,13 @@ func TestImportCannotInject(t *testing.T) {
 	if len(p.Rules) != 1 || len(cfg.Allows) != 1 {
 		t.Errorf("%d rules proposed, %d loaded; want 1 and 1\n%s", len(p.Rules), len(cfg.Allows), out)
 	}
+	// Nor can a name forge a commented-out rule, which the reviewer is
+	// told to uncomment: what the file chose stays on its own line.
+	for _, l := range strings.Split(out, "\n") {
+		if uncommented := strings.TrimPrefix(l, "# "); strings.Contains(l, "evil") && (strings.HasPrefix(uncommented, "[[") || strings.HasPrefix(uncommented, "name =")) {
+			t.Errorf("a name from the file wrote the line %q:\n%s", l, out)
+		}
+	}
 }
 
 // TestMappingErrors refuses mappings that cannot be meant.
@@ -444,5 +451,38 @@ func TestSegmentNotes(t *testing.T) {
 		if strings.Contains(notes, "lan->iot") {
 			t.Errorf("the micro segment lan->iot is noted:\n%s", notes)
 		}
+	}
+}
+
+// TestWriteDevice writes the device in the policy's own spelling, and
+// refuses (rather than writes) an address that is none.
+func TestWriteDevice(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		dev  Device
+		want string // a line of the output, or the error
+	}{
+		{"MAC in another spelling", Device{Name: "dev", MAC: "02-00-00-00-00-AA"}, "\nmac = \"02:00:00:00:00:aa\"\n"},
+		{"IPv6", Device{Name: "dev", IPs: []string{"FD00:77::31"}}, "\nip = [\"fd00:77::31\"]\n"},
+		{"neither", Device{Name: "dev"}, "\n# [[device]]\n# name = \"dev\"\n# mac = \"02:00:00:00:00:00\"\n# groups = [\"dev\"]\n"},
+		{"not a MAC", Device{Name: "dev", MAC: "02:00:00:00:00:aa\"\n[[allow]]"}, "MAC"},
+		{"not an IP", Device{Name: "dev", IPs: []string{"fe80::1%eth0"}}, "IP"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &Proposal{File: &File{}, Group: "dev", Device: tc.dev}
+			var out bytes.Buffer
+			got := ""
+			if err := p.WriteTOML(&out, nil); err != nil {
+				got = err.Error()
+				if out.Len() > 0 {
+					t.Errorf("an error, yet written:\n%s", out.String())
+				}
+			} else {
+				got = out.String()
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("want %q in:\n%s", tc.want, got)
+			}
+		})
 	}
 }
