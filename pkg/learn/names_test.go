@@ -17,6 +17,7 @@ import (
 	"github.com/google/gopacket/pcapgo"
 
 	"github.com/picoseg/picoseg/internal/testpcaps"
+	"github.com/picoseg/picoseg/pkg/config"
 )
 
 // dnsName encodes name as DNS labels.
@@ -347,5 +348,77 @@ func TestPoolOf(t *testing.T) {
 		if got != want || ok != (want != "") {
 			t.Errorf("poolOf(%q) = %q, %v; want %q", name, got, ok, want)
 		}
+	}
+}
+
+// TestLearnNoNameThroughADeniedResolver: a device whose DNS goes to a
+// resolver the base policy's segments deny gets no dns: rule from those
+// answers. The engine sees answers only to queries it let through, so a
+// rule learned from them would never match; the peer stays an address.
+func TestLearnNoNameThroughADeniedResolver(t *testing.T) {
+	dir := t.TempDir()
+	text, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "base.toml")
+	text = append(text, []byte(`
+[[zone]]
+name = "blocked"
+networks = ["198.51.100.0/24"]
+
+[[segment]]
+from = "iot"
+to = "blocked"
+action = "deny"
+`)...)
+	if err := os.WriteFile(base, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	blocked := resolver{plugAMAC, plugA, routerMAC, "198.51.100.53"}
+	var f []frame
+	f = append(f, resolve(0, blocked, 30000, 1, "cloud.example.com", 300, "203.0.113.5")...)
+	f = append(f, tcpConn(time.Second, plugAMAC, routerMAC, plugA, "203.0.113.5", 40001, 8883, 300, 500)...)
+	// The control: the same through the allowed resolver is named.
+	f = append(f, lookup(2*time.Second, plugAMAC, plugA, 30001, 2, "other.example.com", 300, "203.0.113.6")...)
+	f = append(f, tcpConn(3*time.Second, plugAMAC, routerMAC, plugA, "203.0.113.6", 40002, 8883, 300, 500)...)
+	capture := filepath.Join(dir, "blocked.pcap")
+	writeCapture(t, capture, f)
+	p, out := learnFrom(t, base, Options{}, capture)
+	rules := rulesByPeer(p)
+	if _, ok := rules["dns:other.example.com"]; !ok {
+		t.Errorf("control: no dns: rule through the allowed resolver:\n%s", out)
+	}
+	if _, ok := rules["dns:cloud.example.com"]; ok {
+		t.Errorf("a dns: rule learned through a resolver the base policy denies:\n%s", out)
+	}
+	if _, ok := rules["net:203.0.113.5/32"]; !ok {
+		t.Errorf("no rule to the address:\n%s", out)
+	}
+}
+
+// TestLearnGroupByName: two plugs that resolve one name (to different
+// addresses, as a cloud's load balancer hands them out) did the same
+// thing: one group, one dns: rule, and replaying accepts both.
+func TestLearnGroupByName(t *testing.T) {
+	var f []frame
+	for i, p := range []struct{ mac, ip, cloud string }{{plugAMAC, plugA, "203.0.113.5"}, {plugBMAC, plugB, "203.0.113.6"}} {
+		at := time.Duration(i) * time.Second
+		f = append(f, lookup(at, p.mac, p.ip, 30000, uint16(i+1), "cloud.example.com", 300, p.cloud)...)
+		f = append(f, tcpConn(at+100*time.Millisecond, p.mac, routerMAC, p.ip, p.cloud, 40000, 8883, 300, 500)...)
+	}
+	capture := filepath.Join(t.TempDir(), "group.pcap")
+	writeCapture(t, capture, f)
+	p, text := learnFrom(t, basePolicy, Options{}, capture)
+	pol, _ := loadProposal(t, text)
+	r, ok := rulesByPeer(p)["dns:cloud.example.com"]
+	if len(p.Groups) != 1 || !ok || r.Allow.From.Kind != config.EndpointGroup || r.Flows != 2 {
+		t.Fatalf("want one group with one dns: rule of 2 flows:\n%s", text)
+	}
+	if !strings.Contains(strings.Join(r.Comment, "\n"), "203.0.113.5, 203.0.113.6") {
+		t.Errorf("the rule's comment does not name both addresses: %q", r.Comment)
+	}
+	if learnedAccepted(t, loadBase(t, basePolicy), pol, p, capture) != 4 {
+		t.Errorf("want 4 flows newly accepted (2 DNS, 2 cloud)")
 	}
 }
