@@ -138,10 +138,13 @@ type edge struct {
 	// which holds no sizes or volumes; fromRecord names the record as a
 	// source.
 	sizesUnknown, fromRecord bool
-	// named counts, by DNS name, the flows that followed an answer giving
-	// the peer's address to the device for that name; unnamed the flows
-	// that followed none (names.go). resolver is set when the device sent
-	// DNS to the peer.
+	// judged counts the times the engine judged one of its flows as new
+	// (a flow's opening, and again after it sat idle past its flow TTL);
+	// named counts, by DNS name, the judgements that followed an answer
+	// giving the peer's address to the device for that name; unnamed
+	// those that followed none (names.go). resolver is set when the
+	// device sent DNS to the peer.
+	judged   uint64
 	named    map[string]uint64
 	unnamed  uint64
 	resolver bool
@@ -246,6 +249,12 @@ func (l *Learner) packet(p *packet.Packet, d engine.Decision, now int64) {
 	var rec *flowRec
 	if r := l.flows.Get(k); r != nil {
 		rec = *r
+		if e := rec.edge; e != nil && d.NewFlow && strings.HasPrefix(e.peer, "net:") {
+			// The engine judges the flow anew (it was idle past its
+			// flow TTL, or a SYN reopened it): a "dns:" rule must hold
+			// for it now, not only when it first opened.
+			l.nameFlow(e, rec.ends.opener, rec.ends.responder, now)
+		}
 	} else {
 		rec = l.newFlow(p, k, fromA, d, now)
 	}

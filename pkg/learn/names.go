@@ -99,9 +99,10 @@ func (l *Learner) observeDNS(p *packet.Packet, rec *flowRec, now int64) {
 
 // nameFlow notes on e which names the device that opened a flow to dst at
 // now had been given dst for: the names a "dns:" rule would match the
-// flow by.
+// flow by when the engine judges it.
 func (l *Learner) nameFlow(e *edge, opener, dst netip.Addr, now int64) {
 	v := l.dns
+	e.judged++
 	v.owners[0] = opener
 	n := v.table.Lookup(v.owners[:], dst, now, v.grace, &v.found)
 	named := false
@@ -140,7 +141,7 @@ func peerNames(d *device) (names, why map[string]string) {
 		}
 		var ok []string
 		for _, n := range sortedKeys(e.named) {
-			if e.named[n] != e.flows {
+			if e.named[n] != e.judged {
 				continue
 			}
 			if _, err := config.ParseDNSEndpoint(n); err != nil {
@@ -154,7 +155,7 @@ func peerNames(d *device) (names, why map[string]string) {
 			full[k] = ok
 			delete(why, k)
 		} else if why[k] == "" {
-			why[k] = fmt.Sprintf("its %d flows followed answers for different names, none of them for all", e.flows)
+			why[k] = fmt.Sprintf("its %d flows followed answers for different names, none of them for all", e.judged)
 		}
 	}
 	for k, ok := range full {
@@ -176,9 +177,11 @@ func (e *edge) unnamedWhy() string {
 	case e.resolver:
 		return "the device sent DNS to it: a resolver stays an address, the answers dns: rules need come from it"
 	case e.unnamed > 0 && e.fromRecord:
-		return fmt.Sprintf("%d of its %d flows followed no DNS answer giving it to the device (the daemon's record keeps no names)", e.unnamed, e.flows)
-	case e.unnamed > 0:
-		return fmt.Sprintf("%d of its %d flows followed no DNS answer giving it to the device", e.unnamed, e.flows)
+		return fmt.Sprintf("%d of its %d flows followed no DNS answer giving it to the device (the daemon's record keeps no names)", e.unnamed, e.judged)
+	case e.unnamed > 0 || e.judged == 0:
+		// Flows are counted as the engine judges them new: an old
+		// flow judged again after it sat idle is one more.
+		return fmt.Sprintf("%d of its %d flows followed no DNS answer giving it to the device", e.unnamed, e.judged)
 	}
 	return ""
 }

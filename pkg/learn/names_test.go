@@ -112,6 +112,11 @@ func namedTraffic() []frame {
 	f = append(f, tcpConn(14*s, plugAMAC, routerMAC, plugA, "203.0.113.60", 40011, 443, 300, 500)...)
 	f = append(f, lookup(6*time.Minute, plugAMAC, plugA, 30009, 10, "y.example", 300, "203.0.113.60")...)
 	f = append(f, tcpConn(6*time.Minute+s, plugAMAC, routerMAC, plugA, "203.0.113.60", 40012, 443, 300, 500)...)
+	// NTP from port 123 to 123: one tuple, a new flow to the engine
+	// again once idle past its flow TTL, long after the answer expired.
+	f = append(f, lookup(15*s, plugAMAC, plugA, 30010, 11, "ntp.example.net", 10, "203.0.113.70")...)
+	f = append(f, udpExchange(16*s, plugAMAC, routerMAC, plugA, "203.0.113.70", 123, 123, 48)...)
+	f = append(f, udpExchange(9*time.Minute, plugAMAC, routerMAC, plugA, "203.0.113.70", 123, 123, 48)...)
 	return f
 }
 
@@ -143,7 +148,7 @@ func TestLearnPeersByDNSName(t *testing.T) {
 	if r := rules["dns:cloud.example.com"]; r.Flows != 2 || !strings.Contains(strings.Join(r.Comment, "\n"), "203.0.113.5, 203.0.113.6") {
 		t.Errorf("the two addresses of cloud.example.com are not one rule of 2 flows: %d flows, %q", r.Flows, r.Comment)
 	}
-	for _, peer := range []string{"net:203.0.113.5/32", "net:203.0.113.9/32", "net:203.0.113.20/32", "dns:*.vendor.example", "dns:0.pool.example.org", "dns:x.example", "dns:y.example"} {
+	for _, peer := range []string{"net:203.0.113.5/32", "net:203.0.113.9/32", "net:203.0.113.20/32", "dns:*.vendor.example", "dns:0.pool.example.org", "dns:x.example", "dns:y.example", "dns:ntp.example.net"} {
 		if _, ok := rules[peer]; ok {
 			t.Errorf("a rule to %s", peer)
 		}
@@ -153,6 +158,7 @@ func TestLearnPeersByDNSName(t *testing.T) {
 		"net:203.0.113.40/32": "1 of its 1 flows followed no DNS answer",
 		"net:203.0.113.50/32": "1 of its 1 flows followed no DNS answer",
 		"net:203.0.113.60/32": "its 2 flows followed answers for different names, none of them for all",
+		"net:203.0.113.70/32": "1 of its 2 flows followed no DNS answer",
 		"net:10.77.0.1/32":    "",
 	} {
 		r, ok := rules[peer]

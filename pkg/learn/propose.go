@@ -317,6 +317,7 @@ func (e *edge) merge(o *edge) {
 		e.named[n] += c
 	}
 	e.unnamed += o.unnamed
+	e.judged += o.judged
 	e.resolver = e.resolver || o.resolver
 }
 

@@ -316,6 +316,7 @@ func (l *Learner) recordEntry(eng *engine.Engine, re RecordEntry) error {
 	// The record keeps no DNS names: its flows followed no answer learn
 	// saw, and the peer stays an address.
 	e.unnamed += re.Flows
+	e.judged += re.Flows
 	e.resolver = e.resolver || re.DPort == dnsPort && (re.Proto == packet.ProtoUDP || re.Proto == packet.ProtoTCP)
 	return nil
 }
