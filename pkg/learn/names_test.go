@@ -428,3 +428,43 @@ func TestLearnGroupByName(t *testing.T) {
 		t.Errorf("want 4 flows newly accepted (2 DNS, 2 cloud)")
 	}
 }
+
+// TestLearnRecordKeepsNoNames: the daemon's record holds no DNS names, so
+// a peer it saw stays an address, even where the capture alone would name
+// it, and the rule says why.
+func TestLearnRecordKeepsNoNames(t *testing.T) {
+	dir := t.TempDir()
+	capture := filepath.Join(dir, "named.pcap")
+	writeCapture(t, capture, namedTraffic())
+	rec := NewRecorder(0, time.UTC)
+	recordAsDaemon(t, rec, capture)
+	path := filepath.Join(dir, "learn.json")
+	if err := rec.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	f, err := LoadRecord(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lr, err := New(loadBase(t, basePolicy), loadConfig(t), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := lr.File(capture); err != nil {
+		t.Fatal(err)
+	}
+	if err := lr.Record(f); err != nil {
+		t.Fatal(err)
+	}
+	p := lr.Propose()
+	text := writeProposal(t, p)
+	loadProposal(t, text)
+	rules := rulesByPeer(p)
+	if _, ok := rules["dns:cloud.example.com"]; ok {
+		t.Errorf("a dns: rule from flows the record also holds:\n%s", text)
+	}
+	r, ok := rules["net:203.0.113.5/32"]
+	if c := strings.Join(r.Comment, "\n"); !ok || !strings.Contains(c, "the daemon's record keeps no names") {
+		t.Errorf("the cloud's rule does not say why it is an address:\n%s", text)
+	}
+}
