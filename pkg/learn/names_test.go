@@ -18,6 +18,7 @@ import (
 
 	"github.com/picoseg/picoseg/internal/testpcaps"
 	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/policy"
 )
 
 // dnsName encodes name as DNS labels.
@@ -466,5 +467,51 @@ func TestLearnRecordKeepsNoNames(t *testing.T) {
 	r, ok := rules["net:203.0.113.5/32"]
 	if c := strings.Join(r.Comment, "\n"); !ok || !strings.Contains(c, "the daemon's record keeps no names") {
 		t.Errorf("the cloud's rule does not say why it is an address:\n%s", text)
+	}
+}
+
+// TestLearnNamesThroughTheGateway: with the resolver declared as the
+// gateway, the base policy's default DNS service keeps the queries
+// allowed: no rule to the resolver is learned, the peers are by name, and
+// the proposal accepts the learned traffic with no warning about an
+// unseen resolver.
+func TestLearnNamesThroughTheGateway(t *testing.T) {
+	dir := t.TempDir()
+	text, err := os.ReadFile(basePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := filepath.Join(dir, "base.toml")
+	text = append(text, []byte("\n[gateway]\naddresses = [\""+resolverIP+"\"]\n")...)
+	if err := os.WriteFile(base, text, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	capture := filepath.Join(dir, "named.pcap")
+	writeCapture(t, capture, namedTraffic())
+	p, out := learnFrom(t, base, Options{}, capture)
+	rules := rulesByPeer(p)
+	if _, ok := rules["dns:cloud.example.com"]; !ok {
+		t.Errorf("no rule by name:\n%s", out)
+	}
+	for peer := range rules {
+		if peer == "gateway" || peer == "net:"+resolverIP+"/32" {
+			t.Errorf("a rule to the resolver %s, which the gateway's DNS service already allows", peer)
+		}
+	}
+	path := filepath.Join(dir, "proposal.toml")
+	if err := os.WriteFile(path, out, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, warns, err := policy.Load(path, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warns {
+		if strings.Contains(w.Msg, "resolver") {
+			t.Errorf("warning: %v", w)
+		}
+	}
+	if learnedAccepted(t, loadBase(t, base), l.Policy, p, capture) == 0 {
+		t.Errorf("nothing learned:\n%s", out)
 	}
 }
