@@ -50,6 +50,11 @@ func (b *builder) dns(root table) {
 	}
 }
 
+// ParseDNSEndpoint reads NAME as the destination "dns:NAME" is read: for
+// tools that write policies (learn) and must write only names check
+// accepts.
+func ParseDNSEndpoint(name string) (Endpoint, error) { return parseDNSEndpoint(name, false) }
+
 // parseDNSEndpoint reads the NAME of "dns:NAME": a domain name, or "*."
 // and a domain (any name under it, at any depth, but not the domain
 // itself). Names are compared in lower case, without a final dot.

@@ -23,6 +23,7 @@ type frame struct {
 	sport, dport   uint16
 	syn, ack       bool
 	payload        int
+	data           []byte // the payload itself, when set (payload is then ignored)
 }
 
 var captureStart = time.Date(2026, 11, 23, 14, 0, 0, 0, time.UTC)
@@ -74,7 +75,11 @@ func serializeFrame(t testing.TB, fr frame) []byte {
 		udp.SetNetworkLayerForChecksum(ip)
 		tl = append(tl, udp)
 	}
-	tl = append(tl, gopacket.Payload(make([]byte, fr.payload)))
+	data := fr.data
+	if data == nil {
+		data = make([]byte, fr.payload)
+	}
+	tl = append(tl, gopacket.Payload(data))
 	buf := gopacket.NewSerializeBuffer()
 	all := append([]gopacket.SerializableLayer{eth, ip.(gopacket.SerializableLayer)}, tl...)
 	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true}, all...); err != nil {

@@ -36,9 +36,35 @@ func framesOf(data []byte) []frame {
 		} else {
 			fr.src, fr.dst = fuzzAddrs[int(b[1])%len(fuzzAddrs)], fuzzAddrs[int(b[2])%len(fuzzAddrs)]
 		}
+		if fr.dport == 31 {
+			fuzzDNS(&fr, b)
+		}
 		out = append(out, fr)
 	}
 	return out
+}
+
+// fuzzNames are the names the fuzzer's DNS messages ask for.
+var fuzzNames = []string{"cloud.example.com", "0.pool.example.org", "1.pool.example.org", "b.example.com"}
+
+// fuzzDNS makes fr a DNS message over UDP: a query from its source, or
+// (b[3]&32) an answer from its source giving one or two of the internet
+// addresses for a name. Identifiers follow the name, so that answers and
+// queries meet often.
+func fuzzDNS(fr *frame, b []byte) {
+	fr.proto = layers.IPProtocolUDP
+	n := int(b[5]) % len(fuzzNames)
+	id := uint16(n + 1)
+	if b[3]&32 == 0 {
+		fr.dport, fr.data = 53, dnsQueryMsg(id, fuzzNames[n])
+		return
+	}
+	addrs := []string{cloud, ntp}[:1+int(b[4]>>7)]
+	if b[4]&64 != 0 {
+		addrs[0] = ntp
+	}
+	fr.sport, fr.dport = 53, 40000+uint16(b[3]&7)
+	fr.data = dnsAnswerMsg(id, fuzzNames[n], uint32(b[4]>>5), addrs...)
 }
 
 // FuzzLearn learns from arbitrary traffic of a small network: whatever it
@@ -50,6 +76,8 @@ func FuzzLearn(f *testing.F) {
 	f.Add([]byte("\x12\x00\x04\x08\x10\x01\x21\x04\x00\x10\x10\x01\x13\x80\x03\x00\x05\x01"))
 	f.Add(bytes.Repeat([]byte("\x45\x01\x02\x08\x07\x00"), 40))
 	f.Add([]byte("\x04\x81\x83\x40\x1f\x02\x40\x0a\x00\x48\x02\x03\x66\x02\x07\xc0\x03\x01"))
+	// A plug asks for a name, is answered, and connects to the address.
+	f.Add([]byte("\x04\x00\x0a\x40\x1f\x04\x40\x0a\x00\x60\x9f\x04\x04\x00\x04\x08\x10\x01\x04\x00\x05\x49\x11\x01"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		frames := framesOf(data)
 		if len(frames) == 0 {

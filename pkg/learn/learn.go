@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/picoseg/picoseg/internal/lru"
@@ -91,6 +92,7 @@ type flowRec struct {
 	dev   *device // the opener, when it is a device of a local zone
 	edge  *edge   // set for learned flows that are followed
 	bytes uint64
+	cat   category // what the base policy made of it
 }
 
 // device is what one sender of a local zone did.
@@ -136,6 +138,16 @@ type edge struct {
 	// which holds no sizes or volumes; fromRecord names the record as a
 	// source.
 	sizesUnknown, fromRecord bool
+	// judged counts the times the engine judged one of its flows as new
+	// (a flow's opening, and again after it sat idle past its flow TTL);
+	// named counts, by DNS name, the judgements that followed an answer
+	// giving the peer's address to the device for that name; unnamed
+	// those that followed none (names.go). resolver is set when the
+	// device sent DNS to the peer.
+	judged   uint64
+	named    map[string]uint64
+	unnamed  uint64
+	resolver bool
 }
 
 // Learner collects what devices did from captures replayed against a
@@ -160,6 +172,8 @@ type Learner struct {
 	// two captures).
 	covered           time.Duration
 	capFirst, capLast int64
+	// dns is what DNS answers told each device, for peers by name.
+	dns *dnsView
 	// owners is the MAC each local address was first sent from;
 	// contested holds the addresses more than one MAC sent from.
 	owners     map[netip.Addr][6]byte
@@ -189,6 +203,7 @@ func New(base *policy.Policy, cfg *config.Config, opts Options) (*Learner, error
 		id: inventory.NewIdentifier(&pol), inv: inv,
 		flows: lru.NewMap[flowKey, *flowRec](opts.MaxFlows), devices: map[string]*device{}, routers: map[[6]byte]bool{},
 		owners: map[netip.Addr][6]byte{}, contested: map[netip.Addr]bool{},
+		dns: newDNSView(&pol),
 	}
 	lr.runner.ObservePackets(lr.packet)
 	return lr, nil
@@ -234,12 +249,19 @@ func (l *Learner) packet(p *packet.Packet, d engine.Decision, now int64) {
 	var rec *flowRec
 	if r := l.flows.Get(k); r != nil {
 		rec = *r
+		if e := rec.edge; e != nil && d.NewFlow && strings.HasPrefix(e.peer, "net:") {
+			// The engine judges the flow anew (it was idle past its
+			// flow TTL, or a SYN reopened it): a "dns:" rule must hold
+			// for it now, not only when it first opened.
+			l.nameFlow(e, rec.ends.opener, rec.ends.responder, now)
+		}
 	} else {
-		rec = l.newFlow(p, k, fromA, d)
+		rec = l.newFlow(p, k, fromA, d, now)
 	}
 	if rec.dev == nil {
 		return
 	}
+	l.observeDNS(p, rec, now)
 	if d.NewFlow && rec.edge != nil {
 		rec.edge.opened(now)
 	}
@@ -296,7 +318,7 @@ func (l *Learner) claim(addr netip.Addr, mac [6]byte) {
 
 // newFlow starts the record of a flow at its first packet, decided d by
 // the base policy, and files it under its opener.
-func (l *Learner) newFlow(p *packet.Packet, k flowKey, fromA bool, d engine.Decision) *flowRec {
+func (l *Learner) newFlow(p *packet.Packet, k flowKey, fromA bool, d engine.Decision, now int64) *flowRec {
 	bySender := openedBySender(p, l.local)
 	rec := &flowRec{ends: endsOf(k, fromA == bySender)}
 	if _, evicted := l.flows.Add(k, rec); evicted != nil {
@@ -331,11 +353,19 @@ func (l *Learner) newFlow(p *packet.Packet, k flowKey, fromA bool, d engine.Deci
 		cat, note = catLearn, ""
 	}
 	dev.flows[cat]++
+	rec.cat = cat
 	if note != "" {
 		dev.notes[note]++
 	}
 	if cat == catLearn {
-		rec.edge = l.edgeOf(dev, l.peerKey(rec.ends.responder), serviceOf(rec.ends))
+		peer := l.peerKey(rec.ends.responder)
+		rec.edge = l.edgeOf(dev, peer, serviceOf(rec.ends))
+		if e := rec.edge; e != nil {
+			e.resolver = e.resolver || rec.ends.rport == dnsPort && (rec.ends.proto == packet.ProtoUDP || rec.ends.proto == packet.ProtoTCP)
+			if strings.HasPrefix(peer, "net:") {
+				l.nameFlow(e, rec.ends.opener, rec.ends.responder, now)
+			}
+		}
 	}
 	return rec
 }

@@ -74,6 +74,7 @@ func (l *Learner) evidence(s subject, r *ruleStats, left []string) []string {
 	if len(s.members) > 1 {
 		out = append(out, "devices: "+strings.Join(s.members, ", "))
 	}
+	out = append(out, r.peerComment()...)
 	obs := fmt.Sprintf("observed: packets of %d-%d bytes, at most %d bytes in a flow", r.minSize, r.maxSize, r.maxFlowBytes)
 	if r.sizesUnknown {
 		obs = "observed: the flows' first packets only (sizes and volumes unknown)"
@@ -152,7 +153,7 @@ func (l *Learner) summary(p *Proposal, cands []*candidate, leftOut []string) []s
 		fmt.Sprintf("learned from %d captures (%s): %d packets, %d flows, from %s to %s, covering %v", len(l.captures), strings.Join(names, ", "), rep.Packets, rep.Flows, l.stamp(l.first), l.stamp(l.last), l.covered.Round(time.Second)),
 		fmt.Sprintf("adds %d devices, %d groups and %d rules after the base policy's own; bounds are what was observed with a %g%% margin", len(p.Devices), len(p.Groups), len(p.Rules), l.opts.Margin*100),
 		"in the traffic it learned from, this proposal denies none of the flows it learned (check with picoseg diff)",
-		"peers are written as devices, the gateway, the sender's zone (broadcast, multicast) or addresses, not by DNS name",
+		"peers are written as devices, the gateway, the sender's zone (broadcast, multicast), by DNS name (dns:NAME) where every flow to an address followed a DNS answer giving it to the device for that name, else as addresses (each rule says why)",
 		"left out on purpose:",
 	}
 	var notes []string

@@ -3,6 +3,7 @@ package learn
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -309,6 +310,25 @@ func (e *edge) merge(o *edge) {
 	e.maxHourPair += o.maxHourPair
 	e.maxPerMinute += o.maxPerMinute
 	e.rateUnbounded = e.rateUnbounded || o.rateUnbounded
+	for n, c := range o.named {
+		if e.named == nil {
+			e.named = map[string]uint64{}
+		}
+		e.named[n] += c
+	}
+	e.unnamed += o.unnamed
+	e.judged += o.judged
+	e.resolver = e.resolver || o.resolver
+}
+
+// clone copies e for a rule's evidence, its maps too: merging into the
+// copy must not change the device's own record.
+func (e *edge) clone() edge {
+	c := *e
+	c.opens = nil
+	c.services = maps.Clone(e.services)
+	c.named = maps.Clone(e.named)
+	return c
 }
 
 // ruleStats is what one device did with one peer as a rule names it.
@@ -316,28 +336,36 @@ type ruleStats struct {
 	to   config.Endpoint
 	peer string // for the rule's name
 	edge
+	// addrs are the addresses a "dns:" rule was learned from; poolNames
+	// the names a "dns:*.POOL" rule gathers; why says why a peer outside
+	// the local zones is written as its address.
+	addrs     []netip.Addr
+	poolNames []string
+	why       string
 }
 
 // rulesOf turns c's learned pairs into what its rules will cover, one per
 // peer as the engine will name it.
 func (l *Learner) rulesOf(c *candidate, byAddr map[netip.Addr]*candidate) map[string]*ruleStats {
 	out := map[string]*ruleStats{}
+	names, why := peerNames(c.learned)
 	for _, k := range sortedKeys(c.learned.edges) {
 		e := c.learned.edges[k]
 		to, peer := l.resolve(e.peer, c, byAddr)
+		var addrs []netip.Addr
+		if n, ok := names[k]; ok {
+			addrs = []netip.Addr{to.Prefix.Addr()}
+			to, peer = config.Endpoint{Kind: config.EndpointDNS, Name: n}, sanitize(n)
+		}
 		spec := to.String()
 		if r := out[spec]; r != nil {
 			r.merge(e)
+			r.addrs = append(r.addrs, addrs...)
 			continue
 		}
-		r := &ruleStats{to: to, peer: peer, edge: *e}
-		r.services = map[config.Service]uint64{}
-		for s, n := range e.services {
-			r.services[s] = n
-		}
-		r.opens = nil
-		out[spec] = r
+		out[spec] = &ruleStats{to: to, peer: peer, edge: e.clone(), addrs: addrs, why: why[k]}
 	}
+	collapsePools(out)
 	return out
 }
 
@@ -413,12 +441,13 @@ func (l *Learner) group(cands []*candidate) []learnedGroup {
 			for spec, r := range m.rules {
 				if mine := g.rules[spec]; mine != nil {
 					mine.mergeMember(&r.edge)
+					mine.addrs = append(mine.addrs, r.addrs...)
+					mine.poolNames = slices.Compact(slices.Sorted(slices.Values(append(mine.poolNames, r.poolNames...))))
 				} else {
 					cp := *r
-					cp.services = map[config.Service]uint64{}
-					for s, n := range r.services {
-						cp.services[s] = n
-					}
+					cp.edge = r.clone()
+					cp.addrs = slices.Clone(r.addrs)
+					cp.poolNames = slices.Clone(r.poolNames)
 					g.rules[spec] = &cp
 				}
 			}

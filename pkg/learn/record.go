@@ -313,5 +313,10 @@ func (l *Learner) recordEntry(eng *engine.Engine, re RecordEntry) error {
 	e.days |= re.Days
 	e.maxPerMinute += re.MaxPerMinute
 	e.sizesUnknown, e.fromRecord = true, true
+	// The record keeps no DNS names: its flows followed no answer learn
+	// saw, and the peer stays an address.
+	e.unnamed += re.Flows
+	e.judged += re.Flows
+	e.resolver = e.resolver || re.DPort == dnsPort && (re.Proto == packet.ProtoUDP || re.Proto == packet.ProtoTCP)
 	return nil
 }

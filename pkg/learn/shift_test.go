@@ -201,8 +201,9 @@ func TestLearnTimeBounds(t *testing.T) {
 }
 
 // TestLearnHueShifted does the shifted-traffic check on the Hue bridge's
-// real setup capture: its portal on another port, and another portal
-// address, are dropped at micro.
+// real setup capture: its portal (learned by name: the bridge resolves
+// bridge.meethue.com first) on another port, and another portal address,
+// are dropped at micro.
 func TestLearnHueShifted(t *testing.T) {
 	hue := filepath.Join(testpcaps.Dir(t), "iot/iotsentinel_hue-bridge_setup.pcap")
 	if _, err := os.Stat(hue); err != nil {
@@ -212,8 +213,8 @@ func TestLearnHueShifted(t *testing.T) {
 	pol, _ := loadProposal(t, text)
 	const hueMAC, hueIP, hueRouter = "00:17:88:24:76:ff", "10.10.10.6", "00:b5:6d:06:08:ba"
 	shifted := filepath.Join(t.TempDir(), "hue-shifted.pcap")
-	var frames []frame
-	frames = append(frames, tcpConn(0, hueMAC, hueRouter, hueIP, "130.211.93.93", 50000, 80, 300, 500)...)
+	frames := resolve(0, resolver{hueMAC, hueIP, hueRouter, "10.10.10.1"}, 45000, 1, "bridge.meethue.com", 300, "130.211.93.93")
+	frames = append(frames, tcpConn(10*time.Millisecond, hueMAC, hueRouter, hueIP, "130.211.93.93", 50000, 80, 300, 500)...)
 	frames = append(frames, tcpConn(time.Second, hueMAC, hueRouter, hueIP, "130.211.93.93", 50001, 8080, 300, 500)...)
 	frames = append(frames, tcpConn(2*time.Second, hueMAC, hueRouter, hueIP, "130.211.93.94", 50002, 80, 300, 500)...)
 	writeCapture(t, shifted, frames)
