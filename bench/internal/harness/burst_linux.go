@@ -29,11 +29,19 @@ type burstSetup struct {
 // goal's pair; then the bare C consumer on that ruleset with a part of the
 // new-flow path taken out, to say what each part costs a new flow. The
 // variants are measurements only: picoseg keeps every rule.
-func burstSetups() []burstSetup {
+func burstSetups(cfg Config) []burstSetup {
 	same := func(o nft.Options) nft.Options { return o }
-	return []burstSetup{
+	setups := []burstSetup{
 		{key: "picoseg", title: "picoseg", su: setupPicoseg},
 		{key: "bare_c", title: "bare C consumer, picoseg's ruleset", su: setupBareC, opts: same},
+	}
+	if cfg.Compare != "" {
+		setups = append(setups, burstSetup{key: "compared_build", title: "compared picoseg build " + cfg.Compare, su: setupCompare})
+	}
+	if !cfg.BurstVariants {
+		return setups
+	}
+	return append(setups, []burstSetup{
 		{key: "bare_c_no_device_guard", title: "bare C, ruleset without the per-device guard (`add @guard_mac { iif . ether saddr limit ... }`; global cap kept)", su: setupBareC,
 			opts: func(o nft.Options) nft.Options { o.NewFlowRate, o.NewFlowBurst = 0, 0; return o }},
 		{key: "bare_c_no_guard", title: "bare C, ruleset without any new-flow guard (per-device and global)", su: setupBareC,
@@ -43,7 +51,7 @@ func burstSetups() []burstSetup {
 			}},
 		{key: "bare_c_no_rpf", title: "bare C, ruleset without the reverse-path rule", su: setupBareC,
 			opts: func(o nft.Options) nft.Options { o.ReversePathInterfaces = nil; return o }},
-	}
+	}...)
 }
 
 // bursts measures how many new UDP flows one device gets judged per second:
@@ -54,7 +62,7 @@ func burstSetups() []burstSetup {
 // flow's conntrack entry and be fast-pathed, not judged. Each round runs every setup once, in an order rotated from
 // round to round, and the ratios are taken within the round.
 func (e *env) bursts(ctx context.Context, s *samples) error {
-	setups := burstSetups()
+	setups := burstSetups(e.cfg)
 	for r := 0; r < e.cfg.BurstRounds; r++ {
 		rates := map[string]float64{}
 		for k := range setups {
@@ -73,6 +81,9 @@ func (e *env) bursts(ctx context.Context, s *samples) error {
 		}
 		e.logf("one-device burst round %d/%d: picoseg %.0f, bare C %.0f flows/s (%.3f)", r+1, e.cfg.BurstRounds,
 			rates["picoseg"], rates["bare_c"], rates["picoseg"]/rates["bare_c"])
+		if e.cfg.Compare != "" {
+			e.logf("  compared build %.0f flows/s (%.3f)", rates["compared_build"], rates["compared_build"]/rates["bare_c"])
+		}
 	}
 	return nil
 }
@@ -82,8 +93,8 @@ func (e *env) burst(ctx context.Context, bs burstSetup, s *samples) (float64, er
 	var stop func() error
 	var d *picosegProc
 	var err error
-	if bs.su == setupPicoseg {
-		stop, d, err = e.start(ctx, setupPicoseg, e.policy)
+	if bs.su == setupPicoseg || bs.su == setupCompare {
+		stop, d, err = e.start(ctx, bs.su, e.policy)
 	} else {
 		stop, _, err = e.startBaseline(ctx, bs.su, bs.opts(e.baselineOptions()))
 	}
@@ -98,7 +109,7 @@ func (e *env) burst(ctx context.Context, bs burstSetup, s *samples) (float64, er
 		us := (procCPU(e.consumer) - cpu0).Seconds() * 1e6 / float64(r.UDP)
 		s.burstCPU[bs.key] = append(s.burstCPU[bs.key], us)
 	}
-	if err == nil && d != nil {
+	if err == nil && bs.su == setupPicoseg {
 		e.noteQueueSpread(d, s)
 	}
 	if serr := stop(); err == nil {

@@ -845,7 +845,7 @@ func (e *env) report(s *samples) *stats.Report {
 	}
 	r.Add(stats.New("new_flows_per_s_picoseg_tcp", "New flows/s, picoseg, TCP share", "flows/s", stats.Info, 0, s.newFlowsTCP[setupPicoseg]))
 	r.Add(stats.New("new_flows_per_s_picoseg_udp", "New flows/s, picoseg, UDP share", "flows/s", stats.Info, 0, s.newFlowsUDP[setupPicoseg]))
-	for _, bs := range burstSetups() {
+	for _, bs := range burstSetups(e.cfg) {
 		r.Add(stats.New("one_device_udp_flows_per_s_"+bs.key, "One device, new UDP flows/s: "+bs.title, "flows/s", stats.Info, 0, s.burst[bs.key]))
 		if bs.key == "picoseg" {
 			f := stats.New("one_device_udp_ratio_vs_bare_c", "One device, new UDP flows/s, picoseg / bare C consumer (same ruleset, same round)", "", stats.AtLeast, 1.0, s.burstRatio[bs.key])
@@ -855,7 +855,7 @@ func (e *env) report(s *samples) *stats.Report {
 		} else if bs.key != "bare_c" {
 			r.Add(stats.New("one_device_udp_ratio_"+bs.key, "One device, new UDP flows/s, "+bs.title+" / bare C on the full ruleset", "", stats.Info, 0, s.burstRatio[bs.key]))
 		}
-		if bs.key == "picoseg" || bs.key == "bare_c" {
+		if bs.key == "picoseg" || bs.key == "bare_c" || bs.key == "compared_build" {
 			r.Add(stats.New("one_device_consumer_cpu_us_per_flow_"+bs.key, "One device, consumer CPU per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstCPU[bs.key]))
 		}
 	}
