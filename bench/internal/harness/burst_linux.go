@@ -5,8 +5,11 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/picoseg/picoseg/bench/internal/load"
 	"github.com/picoseg/picoseg/pkg/nft"
@@ -102,12 +105,14 @@ func (e *env) burst(ctx context.Context, bs burstSetup, s *samples) (float64, er
 		return 0, err
 	}
 	var r load.FloodResult
-	cpu0 := procCPU(e.consumer)
+	cpu0, busy0, sw0 := procCPU(e.consumer), machineBusy(), procSwitches(e.consumer)
 	err = e.runLoad(ctx, e.devices[0], &r, "flood", "-server", e.wan.Addr.String(), "-duration", e.cfg.BurstTime.String(),
 		"-tcp", "0", "-udp", strconv.Itoa(burstWorkers), "-once")
 	if err == nil && r.UDP > 0 {
-		us := (procCPU(e.consumer) - cpu0).Seconds() * 1e6 / float64(r.UDP)
-		s.burstCPU[bs.key] = append(s.burstCPU[bs.key], us)
+		n := float64(r.UDP)
+		s.burstCPU[bs.key] = append(s.burstCPU[bs.key], (procCPU(e.consumer)-cpu0).Seconds()*1e6/n)
+		s.burstBusy[bs.key] = append(s.burstBusy[bs.key], (machineBusy()-busy0).Seconds()*1e6/n)
+		s.burstSwitches[bs.key] = append(s.burstSwitches[bs.key], float64(procSwitches(e.consumer)-sw0)/n)
 	}
 	if err == nil && bs.su == setupPicoseg {
 		e.noteQueueSpread(d, s)
@@ -141,4 +146,50 @@ func (e *env) noteQueueSpread(d *picosegProc, s *samples) {
 		parts = append(parts, fmt.Sprintf("queue %d: %d", q.Queue, q.Received))
 	}
 	s.burstQueues = strings.Join(parts, ", ")
+}
+
+// machineBusy returns the CPU time every CPU of the machine has spent not
+// idle (/proc/stat), all processes and interrupts together.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy uint64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseUint(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks
+}
+
+// procSwitches returns the context switches, voluntary and not, of every
+// thread of a process; 0 for pid 0.
+func procSwitches(pid int) uint64 {
+	if pid == 0 {
+		return 0
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }

@@ -88,6 +88,8 @@ type samples struct {
 	burstRatio                 map[string][]float64 // by setup, over the bare C consumer's burst in the same round
 	burstQueues                string               // how one device's flows spread over the queues
 	burstCPU                   map[string][]float64 // consumer CPU µs per flow in the burst, by setup
+	burstBusy                  map[string][]float64 // machine-wide busy CPU µs per flow in the burst, by setup
+	burstSwitches              map[string][]float64 // consumer context switches per flow in the burst, by setup
 	tcpPerFlow, bulkPerFlow    []float64
 	newFlows                   map[setup][]float64
 	newFlowsTCP                map[setup][]float64
@@ -135,7 +137,8 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 	}
 
 	s := &samples{newFlows: map[setup][]float64{}, newFlowsTCP: map[setup][]float64{}, newFlowsUDP: map[setup][]float64{}, cpuPerFlow: map[setup][]float64{},
-		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}, burstCPU: map[string][]float64{}}
+		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}, burstCPU: map[string][]float64{},
+		burstBusy: map[string][]float64{}, burstSwitches: map[string][]float64{}}
 	if err := e.checkBaselineRuleset(ctx, s); err != nil {
 		return nil, fmt.Errorf("baseline ruleset: %w", err)
 	}
@@ -857,6 +860,8 @@ func (e *env) report(s *samples) *stats.Report {
 		}
 		if bs.key == "picoseg" || bs.key == "bare_c" || bs.key == "compared_build" {
 			r.Add(stats.New("one_device_consumer_cpu_us_per_flow_"+bs.key, "One device, consumer CPU per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstCPU[bs.key]))
+			r.Add(stats.New("one_device_machine_cpu_us_per_flow_"+bs.key, "One device, busy CPU of the whole machine (clients, server, kernel, consumer) per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstBusy[bs.key]))
+			r.Add(stats.New("one_device_consumer_switches_per_flow_"+bs.key, "One device, consumer context switches (all threads) per new UDP flow: "+bs.title, "", stats.Info, 0, s.burstSwitches[bs.key]))
 		}
 	}
 	r.Add(stats.New("added_latency_us_p50", "Added TCP connect time, p50", "µs", stats.Info, 0, s.latP50))
