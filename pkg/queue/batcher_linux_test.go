@@ -12,6 +12,8 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/picoseg/picoseg/internal/testnetns"
 )
 
 // sent is one decoded verdict message.
@@ -339,5 +341,31 @@ func TestNetlinkVersion(t *testing.T) {
 				t.Fatalf("mdlayher/netlink %s is known to break NFQUEUE; pin v1.9.0 or a fixed release", m.Version)
 			}
 		}
+	}
+}
+
+// TestSocketWriteNoAllocs holds the socket side of the verdict path to the
+// same promise: writing a batch of verdicts to a real netfilter socket
+// allocates nothing. The verdicts are for a queue nobody bound, in a
+// namespace of the test's own, so the kernel only answers with errors.
+func TestSocketWriteNoAllocs(t *testing.T) {
+	testnetns.NeedRoot(t)
+	ns := testnetns.New(t, "picoseg-wr")
+	conn, err := dialNetfilter(ns.FD)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.close()
+	var b []byte
+	for i := 0; i < 4; i++ {
+		b = appendVerdict(b, 4321, false, uint32(i+1), verdictAccept, true, 0x20000)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if err := conn.write(b); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per verdict write, want 0", allocs)
 	}
 }

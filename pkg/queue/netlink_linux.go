@@ -198,6 +198,14 @@ func parsePacket(b []byte, p *packetMsg) {
 type nlConn struct {
 	f  *os.File
 	rc syscall.RawConn
+	// The write in progress: write's argument and results, and the
+	// function that does it, made once (see newRecvBatch: a closure
+	// passed to RawConn.Write escapes, and one made per write would
+	// allocate on every batch of verdicts).
+	wb     []byte
+	wn     int
+	werr   error
+	writeF func(fd uintptr) bool
 }
 
 var _ verdictSender = (*nlConn)(nil)
@@ -219,7 +227,12 @@ func dialNetfilter(netns int) (*nlConn, error) {
 		f.Close()
 		return nil, err
 	}
-	return &nlConn{f: f, rc: rc}, nil
+	c := &nlConn{f: f, rc: rc}
+	c.writeF = func(fd uintptr) bool {
+		c.wn, c.werr = rawWrite(fd, c.wb)
+		return c.werr != unix.EAGAIN
+	}
+	return c, nil
 }
 
 func socketIn(ns int) (int, error) {
@@ -256,14 +269,13 @@ func (c *nlConn) setRecvBuffer(n int) error {
 }
 
 // write sends b, which may hold several netlink messages, in one system
-// call. A message to the kernel is processed before write returns.
+// call. A message to the kernel is processed before write returns. Only
+// one goroutine writes to a connection at a time.
 func (c *nlConn) write(b []byte) error {
-	var n int
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = rawWrite(fd, b)
-		return werr != unix.EAGAIN
-	})
+	c.wb = b
+	err := c.rc.Write(c.writeF)
+	n, werr := c.wn, c.werr
+	c.wb, c.werr = nil, nil
 	if err == nil {
 		err = werr
 	}
