@@ -295,6 +295,9 @@ func onReadError(ctx context.Context, err error, c *counters, fail func(error)) 
 	if ctx.Err() != nil {
 		return 1 // shutting down: the read deadline was moved into the past
 	}
+	if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINTR) {
+		return 0 // the read timed out, or a signal came: read again
+	}
 	if errors.Is(err, unix.ENOBUFS) {
 		// The kernel dropped queue messages; the packets they carried are
 		// gone (dropped, or accepted with FailOpen). Keep reading.
