@@ -171,10 +171,11 @@ func (a *Adapter) open(ctx context.Context, i int) (*session, error) {
 // scheduler. A goroutine that only ever enters and leaves system calls never
 // passes through it, and after 10 ms of that the runtime's monitor counts it
 // as stuck: it preempts it with a signal, or takes its P at a blocking read,
-// and then wakes every 20 µs to look again (in a burst of one device's new
-// flows some 2000 wakes and 80 signals a second, about 4 % of the daemon's
-// CPU). A pass every 16 reads (well under a millisecond in a burst) shows
-// the monitor that the goroutine is not stuck.
+// and then wakes every 20 µs to look again (in a 1.5 s burst of one
+// device's new flows some 2000 monitor wakes and 80 signals, about 4 % of
+// the daemon's CPU samples). A pass every 16 reads (well under a
+// millisecond in a burst) shows the monitor that the goroutine is not
+// stuck.
 const yieldEvery = 16
 
 // verdictSender writes encoded verdict messages to the kernel.
