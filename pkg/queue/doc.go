@@ -5,9 +5,12 @@
 // One goroutine serves each queue and sends every verdict from the goroutine
 // that read the packet, so verdicts go out in order.
 //
-// The adapter speaks nfnetlink_queue itself over a raw, non-blocking netlink
-// socket registered with the runtime's poller, because the receive path is
-// where a new flow's cost is paid. One recvmmsg(2) reads up to 64 queued
+// The adapter speaks nfnetlink_queue itself over a raw netlink socket,
+// because the receive path is where a new flow's cost is paid. The reader
+// sleeps in the kernel in a blocking read, as a C consumer does, not in the
+// runtime's poller: when packets come one at a time, the poller's empty
+// read, park, wake and epoll_wait cost more than the packet's judging.
+// One recvmmsg(2) reads up to 64 queued
 // packets into buffers the adapter owns; each is judged in place; then all
 // their verdicts leave in one write, consecutive packets with the same
 // verdict and mark folded into one NFQNL_MSG_VERDICT_BATCH. Nothing is

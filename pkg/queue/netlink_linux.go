@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -192,12 +193,30 @@ func parsePacket(b []byte, p *packetMsg) {
 	}
 }
 
-// nlConn is a netfilter netlink socket in non-blocking mode, registered with
-// the Go runtime's poller: a reader that finds it empty parks its goroutine,
-// not its thread.
+// nlConn is a netfilter netlink socket in blocking mode, outside the Go
+// runtime's poller: a reader that finds it empty sleeps in the kernel, in
+// its system call, as a C consumer sleeps in recv. Through the poller every
+// packet of a queue that keeps emptying (one device's new flows: one packet
+// per read) cost a read that found nothing, the goroutine's park, the
+// scheduler's search for other work and an epoll_wait before the read that
+// got it; a blocking read costs one system call. The runtime knows the
+// thread is in a system call (Syscall, not RawSyscall), so it neither
+// preempts the goroutine nor holds up the other goroutines: its P is handed
+// to them when they need it.
+//
+// A blocked read does not end when the socket is closed, so reads time out
+// (readTimeout) and the reader then sees the socket closed.
 type nlConn struct {
 	f  *os.File
 	rc syscall.RawConn
+	// The write in progress: write's argument and results, and the
+	// function that does it, made once (see newRecvBatch: a closure
+	// passed to RawConn.Write escapes, and one made per write would
+	// allocate on every batch of verdicts).
+	wb     []byte
+	wn     int
+	werr   error
+	writeF func(fd uintptr) bool
 }
 
 var _ verdictSender = (*nlConn)(nil)
@@ -213,18 +232,28 @@ func dialNetfilter(netns int) (*nlConn, error) {
 		unix.Close(fd)
 		return nil, os.NewSyscallError("bind", err)
 	}
+	tv := unix.NsecToTimeval(readTimeout.Nanoseconds())
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("setsockopt SO_RCVTIMEO", err)
+	}
 	f := os.NewFile(uintptr(fd), "nfqueue")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	return &nlConn{f: f, rc: rc}, nil
+	c := &nlConn{f: f, rc: rc}
+	c.writeF = func(fd uintptr) bool {
+		c.wn, c.werr = rawWrite(fd, c.wb)
+		return true
+	}
+	return c, nil
 }
 
 func socketIn(ns int) (int, error) {
 	open := func() (int, error) {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_NETFILTER)
+		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_NETFILTER)
 		return fd, os.NewSyscallError("socket", err)
 	}
 	if ns == 0 {
@@ -239,7 +268,12 @@ func socketIn(ns int) (int, error) {
 	return fd, err
 }
 
-// close closes the socket; a reader blocked on it returns.
+// readTimeout bounds a blocking read: how long a reader may take to notice
+// that its socket was closed.
+const readTimeout = 100 * time.Millisecond
+
+// close closes the socket; a reader blocked on it returns within
+// readTimeout.
 func (c *nlConn) close() error { return c.f.Close() }
 
 // setRecvBuffer sets the receive buffer past net.core.rmem_max when the
@@ -256,14 +290,13 @@ func (c *nlConn) setRecvBuffer(n int) error {
 }
 
 // write sends b, which may hold several netlink messages, in one system
-// call. A message to the kernel is processed before write returns.
+// call. A message to the kernel is processed before write returns. Only
+// one goroutine writes to a connection at a time.
 func (c *nlConn) write(b []byte) error {
-	var n int
-	var werr error
-	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = rawWrite(fd, b)
-		return werr != unix.EAGAIN
-	})
+	c.wb = b
+	err := c.rc.Write(c.writeF)
+	n, werr := c.wn, c.werr
+	c.wb, c.werr = nil, nil
 	if err == nil {
 		err = werr
 	}
@@ -290,10 +323,13 @@ func (c *nlConn) bind(queue uint16, copyRange, maxLen, flags uint32, c2 *counter
 		var rerr error
 		err := c.rc.Read(func(fd uintptr) bool {
 			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
-			return rerr != unix.EAGAIN
+			return true
 		})
 		if err == nil {
 			err = rerr
+		}
+		if err == unix.EAGAIN || err == unix.EINTR {
+			continue // the read timed out; the acknowledgement is on its way
 		}
 		if err != nil {
 			return os.NewSyscallError("recvfrom", err)
@@ -360,20 +396,23 @@ func newRecvBatch(count, size int) *recvBatch {
 	// per read would allocate on every batch.
 	r.readF = func(fd uintptr) bool {
 		r.n, r.err = recvmmsg(int(fd), r.msgs)
-		return r.err != unix.EAGAIN
+		return true
 	}
 	return r
 }
 
-// recvmmsg and rawWrite never block: the socket is non-blocking, reads
-// pass MSG_DONTWAIT, and a message to the kernel is processed (the verdicts
-// applied, the packets sent on) before write returns. So they bypass the
-// runtime's system-call bookkeeping: a write of a batch of verdicts can take
-// longer than the scheduler's 20 µs threshold, after which it would hand
-// the goroutine's P to another thread and wake it — a context switch per
+// recvmmsg sleeps until a message comes (or readTimeout passes: EAGAIN),
+// then takes what else is there without waiting (MSG_WAITFORONE). It goes
+// through the runtime's system-call bookkeeping, since it may sleep.
+//
+// rawWrite never blocks: a message to the kernel is processed (the
+// verdicts applied, the packets sent on) before write returns. So it
+// bypasses the bookkeeping: a write of a batch of verdicts can take longer
+// than the scheduler's 20 µs threshold, after which it would hand the
+// goroutine's P to another thread and wake it — a context switch per
 // batch, for a call that was never going to sleep.
 func recvmmsg(fd int, msgs []mmsghdr) (int, error) {
-	n, _, errno := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), unix.MSG_DONTWAIT, 0, 0)
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), unix.MSG_WAITFORONE, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -388,8 +427,9 @@ func rawWrite(fd uintptr, b []byte) (int, error) {
 	return int(n), nil
 }
 
-// read fills the batch with at least one message, parking the goroutine
-// while the socket is empty. It returns the number of messages.
+// read fills the batch with at least one message, sleeping while the
+// socket is empty. It returns the number of messages; EAGAIN when
+// readTimeout passed without one.
 func (c *nlConn) read(r *recvBatch) (int, error) {
 	err := c.rc.Read(r.readF)
 	if err == nil {

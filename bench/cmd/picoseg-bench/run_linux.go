@@ -86,8 +86,9 @@ func bench(args []string) error {
 	fs.IntVar(&cfg.AnatomyCycles, "anatomy", cfg.AnatomyCycles, "cycles of the kernel-path variants (0: none)")
 	fs.IntVar(&cfg.Reloads, "reloads", cfg.Reloads, "timed reloads (0: none)")
 	fs.IntVar(&cfg.BurstRounds, "bursts", cfg.BurstRounds, "rounds of the one-device UDP burst (0: none)")
+	fs.BoolVar(&cfg.BurstVariants, "burst-variants", cfg.BurstVariants, "also measure the bare C consumer on rulesets without parts of the new-flow path in the burst rounds")
 	fs.BoolVar(&cfg.Profile, "profile", cfg.Profile, "profile the kernel with perf during a picoseg flow")
-	compare := fs.String("compare", "", "a second picoseg binary to measure on new flows in the same rounds")
+	compare := fs.String("compare", "", "a second picoseg binary to measure on new flows (and in the one-device burst) in the same rounds")
 	quick := fs.Bool("quick", false, "one short round: check the harness, not the figures")
 	if err := fs.Parse(args); err != nil {
 		return err

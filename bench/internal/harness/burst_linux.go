@@ -5,8 +5,11 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/picoseg/picoseg/bench/internal/load"
 	"github.com/picoseg/picoseg/pkg/nft"
@@ -29,11 +32,19 @@ type burstSetup struct {
 // goal's pair; then the bare C consumer on that ruleset with a part of the
 // new-flow path taken out, to say what each part costs a new flow. The
 // variants are measurements only: picoseg keeps every rule.
-func burstSetups() []burstSetup {
+func burstSetups(cfg Config) []burstSetup {
 	same := func(o nft.Options) nft.Options { return o }
-	return []burstSetup{
+	setups := []burstSetup{
 		{key: "picoseg", title: "picoseg", su: setupPicoseg},
 		{key: "bare_c", title: "bare C consumer, picoseg's ruleset", su: setupBareC, opts: same},
+	}
+	if cfg.Compare != "" {
+		setups = append(setups, burstSetup{key: "compared_build", title: "compared picoseg build " + cfg.Compare, su: setupCompare})
+	}
+	if !cfg.BurstVariants {
+		return setups
+	}
+	return append(setups, []burstSetup{
 		{key: "bare_c_no_device_guard", title: "bare C, ruleset without the per-device guard (`add @guard_mac { iif . ether saddr limit ... }`; global cap kept)", su: setupBareC,
 			opts: func(o nft.Options) nft.Options { o.NewFlowRate, o.NewFlowBurst = 0, 0; return o }},
 		{key: "bare_c_no_guard", title: "bare C, ruleset without any new-flow guard (per-device and global)", su: setupBareC,
@@ -43,7 +54,7 @@ func burstSetups() []burstSetup {
 			}},
 		{key: "bare_c_no_rpf", title: "bare C, ruleset without the reverse-path rule", su: setupBareC,
 			opts: func(o nft.Options) nft.Options { o.ReversePathInterfaces = nil; return o }},
-	}
+	}...)
 }
 
 // bursts measures how many new UDP flows one device gets judged per second:
@@ -54,7 +65,7 @@ func burstSetups() []burstSetup {
 // flow's conntrack entry and be fast-pathed, not judged. Each round runs every setup once, in an order rotated from
 // round to round, and the ratios are taken within the round.
 func (e *env) bursts(ctx context.Context, s *samples) error {
-	setups := burstSetups()
+	setups := burstSetups(e.cfg)
 	for r := 0; r < e.cfg.BurstRounds; r++ {
 		rates := map[string]float64{}
 		for k := range setups {
@@ -73,6 +84,9 @@ func (e *env) bursts(ctx context.Context, s *samples) error {
 		}
 		e.logf("one-device burst round %d/%d: picoseg %.0f, bare C %.0f flows/s (%.3f)", r+1, e.cfg.BurstRounds,
 			rates["picoseg"], rates["bare_c"], rates["picoseg"]/rates["bare_c"])
+		if e.cfg.Compare != "" {
+			e.logf("  compared build %.0f flows/s (%.3f)", rates["compared_build"], rates["compared_build"]/rates["bare_c"])
+		}
 	}
 	return nil
 }
@@ -82,8 +96,8 @@ func (e *env) burst(ctx context.Context, bs burstSetup, s *samples) (float64, er
 	var stop func() error
 	var d *picosegProc
 	var err error
-	if bs.su == setupPicoseg {
-		stop, d, err = e.start(ctx, setupPicoseg, e.policy)
+	if bs.su == setupPicoseg || bs.su == setupCompare {
+		stop, d, err = e.start(ctx, bs.su, e.policy)
 	} else {
 		stop, _, err = e.startBaseline(ctx, bs.su, bs.opts(e.baselineOptions()))
 	}
@@ -91,14 +105,16 @@ func (e *env) burst(ctx context.Context, bs burstSetup, s *samples) (float64, er
 		return 0, err
 	}
 	var r load.FloodResult
-	cpu0 := procCPU(e.consumer)
+	cpu0, busy0, sw0 := procCPU(e.consumer), machineBusy(), procSwitches(e.consumer)
 	err = e.runLoad(ctx, e.devices[0], &r, "flood", "-server", e.wan.Addr.String(), "-duration", e.cfg.BurstTime.String(),
 		"-tcp", "0", "-udp", strconv.Itoa(burstWorkers), "-once")
 	if err == nil && r.UDP > 0 {
-		us := (procCPU(e.consumer) - cpu0).Seconds() * 1e6 / float64(r.UDP)
-		s.burstCPU[bs.key] = append(s.burstCPU[bs.key], us)
+		n := float64(r.UDP)
+		s.burstCPU[bs.key] = append(s.burstCPU[bs.key], (procCPU(e.consumer)-cpu0).Seconds()*1e6/n)
+		s.burstBusy[bs.key] = append(s.burstBusy[bs.key], (machineBusy()-busy0).Seconds()*1e6/n)
+		s.burstSwitches[bs.key] = append(s.burstSwitches[bs.key], float64(procSwitches(e.consumer)-sw0)/n)
 	}
-	if err == nil && d != nil {
+	if err == nil && bs.su == setupPicoseg {
 		e.noteQueueSpread(d, s)
 	}
 	if serr := stop(); err == nil {
@@ -130,4 +146,50 @@ func (e *env) noteQueueSpread(d *picosegProc, s *samples) {
 		parts = append(parts, fmt.Sprintf("queue %d: %d", q.Queue, q.Received))
 	}
 	s.burstQueues = strings.Join(parts, ", ")
+}
+
+// machineBusy returns the CPU time every CPU of the machine has spent not
+// idle (/proc/stat), all processes and interrupts together.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var busy uint64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, _ := strconv.ParseUint(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * time.Second / clockTicks
+}
+
+// procSwitches returns the context switches, voluntary and not, of every
+// thread of a process; 0 for pid 0.
+func procSwitches(pid int) uint64 {
+	if pid == 0 {
+		return 0
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	var n uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				c, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
 }

@@ -41,6 +41,9 @@ type Config struct {
 	// per setup (0: not at all); each burst lasts BurstTime.
 	BurstRounds int
 	BurstTime   time.Duration
+	// BurstVariants adds the bare C consumer on rulesets with a part of
+	// the new-flow path taken out to every burst round.
+	BurstVariants bool
 	// Profile samples the kernel with perf during a picoseg throughput
 	// run, when perf is installed.
 	Profile bool
@@ -58,7 +61,7 @@ func Defaults() Config {
 		ReloadDevices: 10000, ReloadRules: 10000, Reloads: 5,
 		FloodTime:       4 * time.Second,
 		ThroughputPairs: 12, ThroughputSeconds: 2, AnatomyCycles: 4,
-		BurstRounds: 5, BurstTime: 1500 * time.Millisecond,
+		BurstRounds: 5, BurstTime: 1500 * time.Millisecond, BurstVariants: true,
 		Profile: true, Micro: true,
 	}
 }

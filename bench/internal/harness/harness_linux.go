@@ -88,6 +88,8 @@ type samples struct {
 	burstRatio                 map[string][]float64 // by setup, over the bare C consumer's burst in the same round
 	burstQueues                string               // how one device's flows spread over the queues
 	burstCPU                   map[string][]float64 // consumer CPU µs per flow in the burst, by setup
+	burstBusy                  map[string][]float64 // machine-wide busy CPU µs per flow in the burst, by setup
+	burstSwitches              map[string][]float64 // consumer context switches per flow in the burst, by setup
 	tcpPerFlow, bulkPerFlow    []float64
 	newFlows                   map[setup][]float64
 	newFlowsTCP                map[setup][]float64
@@ -139,7 +141,8 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 	}
 
 	s := &samples{newFlows: map[setup][]float64{}, newFlowsTCP: map[setup][]float64{}, newFlowsUDP: map[setup][]float64{}, cpuPerFlow: map[setup][]float64{},
-		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}, burstCPU: map[string][]float64{}}
+		anatomy: map[string][]float64{}, burst: map[string][]float64{}, burstRatio: map[string][]float64{}, burstCPU: map[string][]float64{},
+		burstBusy: map[string][]float64{}, burstSwitches: map[string][]float64{}}
 	if err := e.checkBaselineRuleset(ctx, s); err != nil {
 		return nil, fmt.Errorf("baseline ruleset: %w", err)
 	}
@@ -850,7 +853,7 @@ func (e *env) report(s *samples) *stats.Report {
 	}
 	r.Add(stats.New("new_flows_per_s_picoseg_tcp", "New flows/s, picoseg, TCP share", "flows/s", stats.Info, 0, s.newFlowsTCP[setupPicoseg]))
 	r.Add(stats.New("new_flows_per_s_picoseg_udp", "New flows/s, picoseg, UDP share", "flows/s", stats.Info, 0, s.newFlowsUDP[setupPicoseg]))
-	for _, bs := range burstSetups() {
+	for _, bs := range burstSetups(e.cfg) {
 		r.Add(stats.New("one_device_udp_flows_per_s_"+bs.key, "One device, new UDP flows/s: "+bs.title, "flows/s", stats.Info, 0, s.burst[bs.key]))
 		if bs.key == "picoseg" {
 			f := stats.New("one_device_udp_ratio_vs_bare_c", "One device, new UDP flows/s, picoseg / bare C consumer (same ruleset, same round)", "", stats.AtLeast, 1.0, s.burstRatio[bs.key])
@@ -860,8 +863,10 @@ func (e *env) report(s *samples) *stats.Report {
 		} else if bs.key != "bare_c" {
 			r.Add(stats.New("one_device_udp_ratio_"+bs.key, "One device, new UDP flows/s, "+bs.title+" / bare C on the full ruleset", "", stats.Info, 0, s.burstRatio[bs.key]))
 		}
-		if bs.key == "picoseg" || bs.key == "bare_c" {
+		if bs.key == "picoseg" || bs.key == "bare_c" || bs.key == "compared_build" {
 			r.Add(stats.New("one_device_consumer_cpu_us_per_flow_"+bs.key, "One device, consumer CPU per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstCPU[bs.key]))
+			r.Add(stats.New("one_device_machine_cpu_us_per_flow_"+bs.key, "One device, busy CPU of the whole machine (clients, server, kernel, consumer) per new UDP flow: "+bs.title, "µs", stats.Info, 0, s.burstBusy[bs.key]))
+			r.Add(stats.New("one_device_consumer_switches_per_flow_"+bs.key, "One device, consumer context switches (all threads) per new UDP flow: "+bs.title, "", stats.Info, 0, s.burstSwitches[bs.key]))
 		}
 	}
 	r.Add(stats.New("added_latency_us_p50", "Added TCP connect time, p50", "µs", stats.Info, 0, s.latP50))
