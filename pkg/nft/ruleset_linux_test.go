@@ -444,7 +444,7 @@ func TestInstallClassRules(t *testing.T) {
 
 func TestInstallSetMarkRules(t *testing.T) {
 	var rec recorder
-	opts := Options{Queues: 1, Marks: Marks{Mask: 0x30}}
+	opts := Options{Queues: 1, Marks: Marks{Mask: 0x70}}
 	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
 		t.Fatal(err)
 	}
@@ -461,14 +461,15 @@ func TestInstallSetMarkRules(t *testing.T) {
 		}
 	}
 	diffExprs(t, "setmark", rulesOf(msgs, "setmark"), [][]expr.Any{
-		// ct mark set ct mark & 0xffffffcf
+		// ct mark set ct mark & 0xffffff8f
 		{
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xffffffcf), Xor: le32(0)},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xffffff8f), Xor: le32(0)},
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
 		},
 		setBit(0x10),
 		setBit(0x20),
+		setBit(0x40),
 	})
 	// Without a rate there is no guard: no sets and no guard rules.
 	for _, m := range msgs {
@@ -559,14 +560,14 @@ func TestClassesEnd(t *testing.T) {
 	}{
 		{nil, 3 << 3},                       // class 0 alone
 		{[]Class{{}, {Bytes: 5e6}}, 4 << 3}, // classes 0 and 1
-		{make([]Class, 29), 31 << 3},        // every class: up to Tripped, excluded
-		{make([]Class, 40), 31 << 3},        // more than fit: still never Tripped
+		{make([]Class, 28), 30 << 3},        // every class: up to Inspecting, excluded
+		{make([]Class, 40), 30 << 3},        // more than fit: still never Inspecting
 	} {
 		if got := classesEnd(Options{Marks: m, Classes: tt.classes}); got != tt.want {
 			t.Errorf("%d classes: end %#x, want %#x", len(tt.classes), got, tt.want)
 		}
-		if end := classesEnd(Options{Marks: m, Classes: tt.classes}); end > m.Tripped() {
-			t.Errorf("%d classes: end %#x passes Tripped %#x", len(tt.classes), end, m.Tripped())
+		if end := classesEnd(Options{Marks: m, Classes: tt.classes}); end > m.Inspecting() {
+			t.Errorf("%d classes: end %#x passes Inspecting %#x", len(tt.classes), end, m.Inspecting())
 		}
 	}
 }
