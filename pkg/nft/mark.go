@@ -7,7 +7,7 @@ import (
 )
 
 // DefaultMarkMask is the mark field picoseg uses unless configured otherwise:
-// five bits, 29 pico classes. It is clear of the fixed bits of every program
+// five bits, 28 pico classes. It is clear of the fixed bits of every program
 // a gateway commonly runs beside picoseg, as they document them:
 //
 //	bits          who
