@@ -83,3 +83,36 @@ func TestKernelInspectingReplySYN(t *testing.T) {
 		t.Fatalf("a SYN from the responder: %d queued, %d dropped invalid; want one of them", q, inv)
 	}
 }
+
+// TestKernelInspectingRecordedFromOpenerOnly: the verdict chain records an
+// Inspecting packet mark in the flow's conntrack mark only from a packet in
+// conntrack's original direction: one in the reply direction (the side the
+// kernel passes unread) leaves the flow unjudged. The marks are set here by
+// a chain between picoseg's filter and verdict chains, where a verdict's
+// mark would be.
+func TestKernelInspectingRecordedFromOpenerOnly(t *testing.T) {
+	for _, tc := range []struct {
+		match string
+		want  State
+	}{
+		{"tcp sport", StateUnjudged},   // the responder's packets
+		{"tcp dport", StateInspecting}, // control: the opener's
+	} {
+		t.Run(tc.match, func(t *testing.T) {
+			m := Marks{Mask: dpMask}
+			d := newDataPath(t, Options{Marks: m})
+			nftFile(t, d.gw, fmt.Sprintf(`table inet verdicts {
+	chain forward {
+		type filter hook forward priority filter + 5; policy accept;
+		%s %d meta mark set meta mark | %#x
+	}
+}
+`, tc.match, dpEchoTCP, m.Inspecting()))
+			echoServer(t, d.server, dpEchoTCP)
+			roundTrip(t, dialFrom(t, d.client, fmt.Sprintf("%s:%d", dpServer, dpEchoTCP)), 12)
+			if st, _ := m.Decode(d.ctMarkOf(t, dpEchoTCP)); st != tc.want {
+				t.Fatalf("Inspecting on packets matching %q: conntrack mark says %v, want %v", tc.match, st, tc.want)
+			}
+		})
+	}
+}
