@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,7 +143,14 @@ func TestKernelAppTLSServerName(t *testing.T) {
 	if !f.curl("upload.example.com", 8443, "https") {
 		t.Fatal("curl to an allowed server name failed")
 	}
-	t.Logf("userspace packets for one TLS flow (both ways, curl's whole exchange): %d", queued(f.status())-before)
+	n := queued(f.status()) - before
+	t.Logf("userspace packets for one TLS flow (both ways, curl's whole exchange): %d", n)
+	// The SYN and the ClientHello: under inspection the kernel passes the
+	// server's packets and the client's bare ACKs, and the identified
+	// flow is fast-pathed.
+	if n > 2 {
+		t.Errorf("%d packets of one TLS flow reached userspace, want 2 (SYN, ClientHello)", n)
+	}
 	if f.curl("evil.example.net", 8443, "https") {
 		t.Fatal("curl to a forbidden server name got through")
 	}
@@ -175,7 +183,11 @@ func TestKernelAppHTTPHost(t *testing.T) {
 	if !f.curl("api.example.com", 8080, "http") {
 		t.Fatal("curl to the allowed host failed")
 	}
-	t.Logf("userspace packets for one HTTP flow (both ways, curl's whole exchange): %d", queued(f.status())-before)
+	n := queued(f.status()) - before
+	t.Logf("userspace packets for one HTTP flow (both ways, curl's whole exchange): %d", n)
+	if n > 2 {
+		t.Errorf("%d packets of one HTTP flow reached userspace, want 2 (SYN, request)", n)
+	}
 	if f.curl("evil.example.net", 8080, "http") {
 		t.Fatal("curl to a forbidden host got through")
 	}
@@ -314,5 +326,48 @@ func TestKernelAppModbusReadOnly(t *testing.T) {
 	}
 	if p.reads.Load() != readsBefore {
 		t.Errorf("the segment holding the write was partly delivered")
+	}
+}
+
+// TestKernelAppInspectingDaemonDown: a flow under inspection when the
+// daemon dies keeps the fail mode of a flow without a verdict: the
+// client's bytes, which no checker read, pass with on_daemon_down = "open"
+// and are dropped with "closed" (the server's packets would pass, but it
+// has nothing to answer).
+func TestKernelAppInspectingDaemonDown(t *testing.T) {
+	for _, mode := range []string{"open", "closed"} {
+		t.Run(mode, func(t *testing.T) {
+			f := newFixture(t)
+			f.echo("wan", 8443)
+			echoed := func(c net.Conn) bool {
+				c.SetDeadline(time.Now().Add(time.Second))
+				msg := []byte("no ClientHello\n")
+				if _, err := c.Write(msg); err != nil {
+					return false
+				}
+				_, err := io.ReadFull(c, make([]byte, len(msg)))
+				return err == nil
+			}
+			dial := func() net.Conn {
+				c, err := f.lab.Host("cam").Dial(f.ctx, "tcp", "198.51.100.2:8443")
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			if !echoed(dial()) {
+				t.Fatal("control: without picoseg the lab does not deliver the bytes")
+			}
+			f.start(strings.Replace(appPolicy(t), `on_daemon_down = "open"`, `on_daemon_down = "`+mode+`"`, 1))
+			c := dial() // judged: SYN, under inspection
+			time.Sleep(200 * time.Millisecond)
+			f.signal(syscall.SIGKILL)
+			<-f.daemon.Done()
+			got := echoed(c)
+			if want := mode == "open"; got != want {
+				t.Errorf("on_daemon_down = %s, daemon dead: the client's bytes on a flow under inspection passed = %v, want %v", mode, got, want)
+			}
+		})
 	}
 }

@@ -146,6 +146,9 @@ func (h *handler) verdict(d engine.Decision) (bool, uint32) {
 		// The class carries the flow's kernel checks.
 		return true, h.marks.Accepted(d.Class)
 	case engine.NeedMore:
+		if h.inspecting(d) {
+			return true, h.marks.Inspecting()
+		}
 		// No mark: the flow's next packet is queued and judged again.
 		return true, 0
 	}
@@ -155,6 +158,22 @@ func (h *handler) verdict(d engine.Decision) (bool, uint32) {
 	// the kernel. For a flow's first packet the entry is unconfirmed and
 	// vanishes with the packet, which is what a plain drop does too.
 	return true, h.marks.Dropped()
+}
+
+// inspecting reports whether a NeedMore decision may mark its flow
+// Inspecting, so that the kernel passes what no checker reads (the
+// responder's packets, the opener's segments without payload) and queues
+// the rest. Only an application's checker is that narrow, and only the
+// opener's packet may mark the flow: the kernel's passing direction is
+// conntrack's reply direction, and its verdict chain records the mark only
+// from a packet in the original one. A rule with packet-size bounds wants
+// every packet of its first ones, both ways: it keeps no mark.
+func (h *handler) inspecting(d engine.Decision) bool {
+	if d.Reply || (d.Reason != engine.ReasonAppInspecting && d.Reason != engine.ReasonAppIdentified) {
+		return false
+	}
+	rules := h.eng.Policy().Rules
+	return d.Layer == engine.LayerPico && d.Rule >= 0 && int(d.Rule) < len(rules) && !rules[d.Rule].HasSize
 }
 
 // ifaceZones maps interface indexes to zones. The map is rebuilt when an

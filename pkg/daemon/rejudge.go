@@ -28,7 +28,10 @@ type rejudgeResult struct {
 // window or a spent budget reaches them:
 //   - accepted, now denied: set DROPPED, so the kernel drops the next packet;
 //   - accepted, now under inspection again: clear, so it is queued;
-//   - dropped, now allowed: clear, so its next packet is judged.
+//   - dropped, now allowed: clear, so its next packet is judged;
+//   - under inspection, now denied: set DROPPED; otherwise left as it is:
+//     the kernel queues its opener's next payload anyway, and the engine
+//     judges it under the policy of the day.
 func rejudge(ctx context.Context, ct conntrack.Controller, eng *engine.Engine, marks nft.Marks, now time.Time) (rejudgeResult, error) {
 	var res rejudgeResult
 	err := ct.Each(ctx, func(f conntrack.Flow) error {
@@ -47,6 +50,10 @@ func rejudgeFlow(f conntrack.Flow, ct conntrack.Controller, eng *engine.Engine, 
 	d := eng.Judge(judgedQuery(&f, now))
 	var want uint32
 	switch {
+	case state == nft.StateInspecting && d.Verdict != engine.Drop:
+		// Like an unjudged flow: nothing the kernel passes of it is read
+		// by anyone, and what is read is still queued.
+		return nil
 	case d.Verdict == engine.Accept && state == nft.StateAccepted && class == d.Class:
 		return nil
 	case d.Verdict == engine.Accept && state == nft.StateAccepted:

@@ -43,7 +43,7 @@ func dnsRules(o Options, method QueueMethod) []rule {
 }
 
 // dnsMatch matches UDP port 53 at transport offset off (0: source, 2:
-// destination) on a flow with an accepted mark.
+// destination) on a flow with an accepted or inspecting mark.
 func dnsMatch(o Options, off uint32) []expr.Any {
 	m := o.Marks
 	return concat(
@@ -54,7 +54,9 @@ func dnsMatch(o Options, off uint32) []expr.Any {
 		ctMarkField(m),
 		&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4},
 		&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: binaryutil.BigEndian.PutUint32(m.FirstAccepted())},
-		&expr.Cmp{Op: expr.CmpOpLt, Register: 1, Data: binaryutil.BigEndian.PutUint32(classesEnd(o))},
+		// Up to Inspecting: a DNS flow is inspected for its life (every
+		// query judged), and its answers must reach the names table.
+		&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: binaryutil.BigEndian.PutUint32(m.Inspecting())},
 	)
 }
 

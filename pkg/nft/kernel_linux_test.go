@@ -104,6 +104,38 @@ const wantRuleset = `table inet picoseg {
 		packets 0 bytes 0
 	}
 
+	set bare_ack4 {
+		type mark . mark
+		flags constant
+		elements = { 0x28000045 . 0x00000050,
+			     0x2c000045 . 0x00000060,
+			     0x30000045 . 0x00000070,
+			     0x34000045 . 0x00000080,
+			     0x38000045 . 0x00000090,
+			     0x3c000045 . 0x000000a0,
+			     0x40000045 . 0x000000b0,
+			     0x44000045 . 0x000000c0,
+			     0x48000045 . 0x000000d0,
+			     0x4c000045 . 0x000000e0,
+			     0x50000045 . 0x000000f0 }
+	}
+
+	set bare_ack6 {
+		type mark . mark
+		flags constant
+		elements = { 0x00061400 . 0x00000050,
+			     0x00061800 . 0x00000060,
+			     0x00061c00 . 0x00000070,
+			     0x00062000 . 0x00000080,
+			     0x00062400 . 0x00000090,
+			     0x00062800 . 0x000000a0,
+			     0x00062c00 . 0x000000b0,
+			     0x00063000 . 0x000000c0,
+			     0x00063400 . 0x000000d0,
+			     0x00063800 . 0x000000e0,
+			     0x00063c00 . 0x000000f0 }
+	}
+
 	set guard_mac {
 		type iface_index . ether_addr
 		size 4096
@@ -129,6 +161,7 @@ const wantRuleset = `table inet picoseg {
 		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		ct mark & 0x00ff0000 == 0x00fe0000 jump inspecting
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -154,6 +187,7 @@ const wantRuleset = `table inet picoseg {
 	chain verdict {
 		type filter hook forward priority filter + 10; policy accept;
 		meta mark & 0x00ff0000 == 0x00ff0000 meta mark set meta mark & 0xff00ffff accept
+		meta mark & 0x00ff0000 == 0x00fe0000 ct direction reply meta mark set meta mark & 0xff00ffff accept
 		meta mark & 0x00ff0000 != 0x00000000 jump setmark
 		meta mark & 0x00ff0000 == 0x00010000 counter name "verdict_dropped" drop
 	}
@@ -163,6 +197,12 @@ const wantRuleset = `table inet picoseg {
 		iif . ether saddr != @guard_mac limit rate over 50/second burst 100 packets counter name "guard_full" drop
 		meta iiftype != ether add @guard_if { iif limit rate over 50/second burst 100 packets } counter name "guard_dropped" drop
 		limit rate over 500/second burst 1000 packets counter name "global_dropped" drop
+	}
+
+	chain inspecting {
+		ct direction reply ct state established ct packets < 24 accept comment "reply on a flow under inspection: no checker reads it"
+		ct direction original tcp flags ! fin,syn,rst ip length . tcp doff @bare_ack4 accept comment "opener's segment without payload on a flow under inspection"
+		meta nfproto ipv6 ct direction original tcp flags ! fin,syn,rst @nh,32,24 . tcp doff @bare_ack6 accept comment "opener's segment without payload on a flow under inspection"
 	}
 
 	chain input {
@@ -182,6 +222,7 @@ const wantRuleset = `table inet picoseg {
 		meta l4proto icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
 		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 jump newflow
 		meta l4proto ipv6-icmp ct state related ct mark & 0x00ff0000 >= 0x00020000 counter name "queued" <queue> comment "error about an accepted flow: judge who sends it"
+		ct mark & 0x00ff0000 == 0x00fe0000 jump inspecting
 		ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000 counter name "fastpath" jump accepted
 		ct mark & 0x00ff0000 == 0x00010000 counter name "flow_dropped" drop
 		ct state new jump newflow
@@ -191,6 +232,7 @@ const wantRuleset = `table inet picoseg {
 	chain input_verdict {
 		type filter hook input priority filter + 10; policy accept;
 		meta mark & 0x00ff0000 == 0x00ff0000 meta mark set meta mark & 0xff00ffff accept
+		meta mark & 0x00ff0000 == 0x00fe0000 ct direction reply meta mark set meta mark & 0xff00ffff accept
 		meta mark & 0x00ff0000 != 0x00000000 jump setmark
 		meta mark & 0x00ff0000 == 0x00010000 counter name "verdict_dropped" drop
 	}

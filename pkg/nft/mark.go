@@ -7,7 +7,7 @@ import (
 )
 
 // DefaultMarkMask is the mark field picoseg uses unless configured otherwise:
-// five bits, 29 pico classes. It is clear of the fixed bits of every program
+// five bits, 28 pico classes. It is clear of the fixed bits of every program
 // a gateway commonly runs beside picoseg, as they document them:
 //
 //	bits          who
@@ -43,6 +43,11 @@ const (
 	// is a packet mark; a conntrack mark only carries it while no daemon
 	// answered the queue (fail-open).
 	StateTripped
+	// StateInspecting means the flow's application is being identified:
+	// the kernel passes the packets the checkers never read (the
+	// responder's, and the opener's TCP segments without payload) and
+	// queues the rest (inspect_linux.go).
+	StateInspecting
 )
 
 // String returns the lower-case name of the state.
@@ -56,6 +61,8 @@ func (s State) String() string {
 		return "accepted"
 	case StateTripped:
 		return "tripped"
+	case StateInspecting:
+		return "inspecting"
 	}
 	return fmt.Sprintf("state(%d)", uint8(s))
 }
@@ -69,14 +76,17 @@ const (
 
 // Marks maps flow states into the contiguous bit field Mask of a packet or
 // conntrack mark. Inside the field, value 0 means unjudged, 1 dropped,
-// 2+c accepted with pico class c, and the highest value (all ones) a
-// tripped kernel check. Bits outside Mask belong to other programs and are
+// 2+c accepted with pico class c, the value just below the highest a flow
+// under inspection, and the highest value (all ones) a tripped kernel
+// check. Inspecting sits above every class, so the fast path's class range
+// never takes it, and at or above FirstAccepted, so the rules that queue a
+// SYN or an ICMP error on an accepted flow queue them on such a flow too. Bits outside Mask belong to other programs and are
 // preserved by every helper here.
 //
 // The zero value is not usable; use NewMarks or set Mask and call Validate.
 type Marks struct {
 	// Mask selects the bits picoseg owns. It must be contiguous and at
-	// least two bits wide.
+	// least three bits wide.
 	Mask uint32
 }
 
@@ -89,7 +99,7 @@ func NewMarks(mask uint32) (Marks, error) {
 // DefaultMarks returns Marks over DefaultMarkMask.
 func DefaultMarks() Marks { return Marks{Mask: DefaultMarkMask} }
 
-// Validate reports whether Mask is a contiguous run of at least two bits.
+// Validate reports whether Mask is a contiguous run of at least three bits.
 func (m Marks) Validate() error {
 	if m.Mask == 0 {
 		return fmt.Errorf("nft: mark mask is zero")
@@ -98,11 +108,15 @@ func (m Marks) Validate() error {
 	if field&(field+1) != 0 {
 		return fmt.Errorf("nft: mark mask %#08x is not contiguous", m.Mask)
 	}
-	if bits.OnesCount32(m.Mask) < 2 {
-		return fmt.Errorf("nft: mark mask %#08x is too narrow: need at least two bits (dropped and one accepted class)", m.Mask)
+	if bits.OnesCount32(m.Mask) < minMarkBits {
+		return fmt.Errorf("nft: mark mask %#08x is too narrow: need at least three bits (dropped, inspecting, tripped and accepted classes)", m.Mask)
 	}
 	return nil
 }
+
+// minMarkBits is the narrowest usable field: unjudged, dropped, at least
+// one class, inspecting and tripped are five values.
+const minMarkBits = 3
 
 func (m Marks) shift() uint { return uint(bits.TrailingZeros32(m.Mask)) }
 
@@ -115,10 +129,11 @@ func (m Marks) MaxClasses() int {
 	if m.Mask == 0 {
 		return 0
 	}
-	// The top value is Tripped, not a class. A full 32-bit field holds
+	// The top value is Tripped and the one below it Inspecting, not
+	// classes. A full 32-bit field holds
 	// more classes than an int counts on a 32-bit router: cap it there
 	// (int64 first, so the field never turns negative on the way).
-	n := int64(m.Mask>>m.shift()) - valueFirstAccepted
+	n := int64(m.Mask>>m.shift()) - valueFirstAccepted - 1
 	if n > math.MaxInt32 {
 		n = math.MaxInt32
 	}
@@ -128,6 +143,10 @@ func (m Marks) MaxClasses() int {
 // Tripped returns the field bits a kernel check sets on a packet it queues
 // for userspace to judge again.
 func (m Marks) Tripped() uint32 { return m.Mask }
+
+// Inspecting returns the field bits for a flow whose application is being
+// identified: the value just below Tripped.
+func (m Marks) Inspecting() uint32 { return m.value(m.Mask>>m.shift() - 1) }
 
 // Accepted returns the field bits for a flow accepted into class. It returns
 // 0 (unjudged, so the flow keeps being queued: neither silently accepted nor
@@ -160,6 +179,8 @@ func (m Marks) Decode(mark uint32) (State, uint16) {
 		return StateDropped, 0
 	case m.Mask >> m.shift():
 		return StateTripped, 0
+	case m.Mask>>m.shift() - 1:
+		return StateInspecting, 0
 	}
 	return StateAccepted, uint16(v - valueFirstAccepted)
 }

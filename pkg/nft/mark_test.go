@@ -11,11 +11,12 @@ func TestMarksValidate(t *testing.T) {
 		ok   bool
 	}{
 		{0x00ff0000, true},
-		{0x3, true},
+		{0x7, true},
 		{0xffffffff, true},
 		{0x0000ff00, true},
 		{0, false},
 		{0x00010000, false}, // one bit: no room for an accepted class
+		{0x3, false},        // two bits: no room for a class beside inspecting and tripped
 		{0x00ff00ff, false}, // not contiguous
 		{0x00050000, false},
 	} {
@@ -30,7 +31,7 @@ func TestMarksValidate(t *testing.T) {
 
 func TestMarksEncoding(t *testing.T) {
 	m := Marks{Mask: 0x00ff0000} // the byte-wide field these values are written for
-	if got, want := m.MaxClasses(), 253; got != want {
+	if got, want := m.MaxClasses(), 252; got != want {
 		t.Errorf("MaxClasses() = %d, want %d", got, want)
 	}
 	for _, tc := range []struct {
@@ -43,8 +44,9 @@ func TestMarksEncoding(t *testing.T) {
 		{"dropped", m.Dropped(), 0x00010000, StateDropped, 0},
 		{"accepted class 0", m.Accepted(0), 0x00020000, StateAccepted, 0},
 		{"accepted class 7", m.Accepted(7), 0x00090000, StateAccepted, 7},
-		{"accepted highest class", m.Accepted(252), 0x00fe0000, StateAccepted, 252},
-		{"class out of range stays unjudged", m.Accepted(253), 0, StateUnjudged, 0},
+		{"accepted highest class", m.Accepted(251), 0x00fd0000, StateAccepted, 251},
+		{"class out of range stays unjudged", m.Accepted(252), 0, StateUnjudged, 0},
+		{"inspecting", m.Inspecting(), 0x00fe0000, StateInspecting, 0},
 		{"tripped", m.Tripped(), 0x00ff0000, StateTripped, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -78,15 +80,15 @@ func TestMarksApplyPreservesForeignBits(t *testing.T) {
 }
 
 func TestMarksSmallField(t *testing.T) {
-	m, err := NewMarks(0x30)
+	m, err := NewMarks(0x70)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.MaxClasses() != 1 {
-		t.Fatalf("MaxClasses() = %d, want 1", m.MaxClasses())
+	if m.MaxClasses() != 4 {
+		t.Fatalf("MaxClasses() = %d, want 4", m.MaxClasses())
 	}
-	if m.Dropped() != 0x10 || m.Accepted(0) != 0x20 || m.Accepted(1) != 0 || m.Tripped() != 0x30 {
-		t.Fatalf("dropped %#x accepted %#x %#x tripped %#x", m.Dropped(), m.Accepted(0), m.Accepted(1), m.Tripped())
+	if m.Dropped() != 0x10 || m.Accepted(0) != 0x20 || m.Accepted(3) != 0x50 || m.Accepted(4) != 0 || m.Inspecting() != 0x60 || m.Tripped() != 0x70 {
+		t.Fatalf("dropped %#x accepted %#x %#x %#x inspecting %#x tripped %#x", m.Dropped(), m.Accepted(0), m.Accepted(3), m.Accepted(4), m.Inspecting(), m.Tripped())
 	}
 }
 

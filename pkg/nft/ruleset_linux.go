@@ -260,6 +260,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	})
 
 	newflow := nl.AddChain(&nftables.Chain{Name: chainNewFlow, Table: t})
+	inspecting := addInspectingChain(nl, t)
 	if o.NewFlowRate > 0 {
 		for _, s := range guardSets(t) {
 			// AddSet only queues a message; errors surface from Flush.
@@ -284,6 +285,9 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	}
 	for _, r := range newFlowRules(o) {
 		add(newflow, r.comment, r.exprs...)
+	}
+	for _, r := range inspectingRules() {
+		add(inspecting, r.comment, r.exprs...)
 	}
 	// The kernel checks of each pico class (class_linux.go, and the rates
 	// in classrate_linux.go); a packet that passes them is accepted here.
@@ -362,6 +366,10 @@ func judgingRules(o Options, method QueueMethod) []rule {
 	rules = append(rules, synRules(o, method)...)
 	rules = append(rules, relatedErrorRules(o, method)...)
 	rules = append(rules, dnsRules(o, method)...)
+	// After the SYN, error and DNS rules, which queue what they match on
+	// a flow under inspection too: the kernel passes what no checker
+	// reads, and the rest goes on to the queue.
+	rules = append(rules, inspectingJump(m))
 	rules = append(rules,
 		rule{"", concat(
 			ctMarkField(m),
@@ -729,6 +737,7 @@ func verdictRules(m Marks) []rule {
 			&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
 			&expr.Verdict{Kind: expr.VerdictAccept},
 		)},
+		inspectingVerdictRule(m),
 		{"", concat(
 			metaMarkField(m),
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: nativeU32(0)},

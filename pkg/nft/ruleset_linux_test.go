@@ -203,6 +203,11 @@ func wantForward(queue expr.Any) [][]expr.Any {
 		join(wantErrorMatch(unix.IPPROTO_ICMP), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue}),
 		join(wantErrorMatch(unix.IPPROTO_ICMPV6), []expr.Any{&expr.Verdict{Kind: expr.VerdictJump, Chain: "newflow"}}),
 		join(wantErrorMatch(unix.IPPROTO_ICMPV6), []expr.Any{&expr.Objref{Type: 1, Name: "queued"}, queue}),
+		// ct mark & 0x00ff0000 == 0x00fe0000 jump inspecting
+		join(ctMark, []expr.Any{
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00fe0000)},
+			&expr.Verdict{Kind: expr.VerdictJump, Chain: "inspecting"},
+		}),
 		// ct mark & 0x00ff0000 >= 0x00020000 ct mark & 0x00ff0000 < 0x00030000
 		// counter name "fastpath" jump accepted: class 0 only, no Tripped
 		join(ctMark, []expr.Any{
@@ -352,6 +357,7 @@ func TestInstallMessages(t *testing.T) {
 				"add obj fastpath", "add obj flow_dropped", "add obj guard_dropped", "add obj queued", "add obj verdict_dropped", "add obj tripped",
 				"add obj guard_full", "add obj global_dropped", "add obj invalid_dropped", "add obj rpf_dropped",
 				"add chain forward", "add chain accepted", "add chain setmark", "add chain verdict", "add chain newflow",
+				"add set bare_ack4", "msg 12 picoseg", "add set bare_ack6", "msg 12 picoseg", "add chain inspecting",
 				"add set guard_mac", "add set guard_if",
 				"add chain input", "add chain input_verdict",
 				// No bridges: a stale bridge table is deleted, none added.
@@ -368,6 +374,16 @@ func TestInstallMessages(t *testing.T) {
 				// meta mark & 0x00ff0000 == 0x00ff0000 meta mark set meta mark & 0xff00ffff accept
 				join(metaMark, []expr.Any{
 					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00ff0000)},
+					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+					&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0)},
+					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
+					&expr.Verdict{Kind: expr.VerdictAccept},
+				}),
+				// meta mark & 0x00ff0000 == 0x00fe0000 ct direction reply meta mark set meta mark & 0xff00ffff accept
+				join(metaMark, []expr.Any{
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: le32(0x00fe0000)},
+					&expr.Ct{Key: expr.CtKeyDIRECTION, Register: 1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{1}},
 					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
 					&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xff00ffff), Xor: le32(0)},
 					&expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true},
@@ -444,7 +460,7 @@ func TestInstallClassRules(t *testing.T) {
 
 func TestInstallSetMarkRules(t *testing.T) {
 	var rec recorder
-	opts := Options{Queues: 1, Marks: Marks{Mask: 0x30}}
+	opts := Options{Queues: 1, Marks: Marks{Mask: 0x70}}
 	if _, err := Install(rec.conn(t), opts, QueueXtables); err != nil {
 		t.Fatal(err)
 	}
@@ -461,23 +477,24 @@ func TestInstallSetMarkRules(t *testing.T) {
 		}
 	}
 	diffExprs(t, "setmark", rulesOf(msgs, "setmark"), [][]expr.Any{
-		// ct mark set ct mark & 0xffffffcf
+		// ct mark set ct mark & 0xffffff8f
 		{
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xffffffcf), Xor: le32(0)},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: le32(0xffffff8f), Xor: le32(0)},
 			&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
 		},
 		setBit(0x10),
 		setBit(0x20),
+		setBit(0x40),
 	})
-	// Without a rate there is no guard: no sets and no guard rules.
+	// Without a rate there is no guard: no guard sets and no guard rules.
 	for _, m := range msgs {
-		if m.kind == "add set" {
+		if m.kind == "add set" && m.name != setBareACK4 && m.name != setBareACK6 {
 			t.Errorf("unexpected %v", m)
 		}
 	}
-	if n := len(rulesOf(msgs, "forward")); n != 9 {
-		t.Errorf("forward has %d rules, want 9 (clear, invalid, syn, expected, icmp and icmpv6 errors, fast path, flow dropped, queue)", n)
+	if n := len(rulesOf(msgs, "forward")); n != 10 {
+		t.Errorf("forward has %d rules, want 10 (clear, invalid, syn, expected, icmp and icmpv6 errors, inspecting, fast path, flow dropped, queue)", n)
 	}
 }
 
@@ -544,7 +561,7 @@ func TestInstallReversePathRule(t *testing.T) {
 			sets = append(sets, m.name)
 		}
 	}
-	if diff := cmp.Diff([]string{"rpf_ifaces"}, sets); diff != "" {
+	if diff := cmp.Diff([]string{"bare_ack4", "bare_ack6", "rpf_ifaces"}, sets); diff != "" {
 		t.Errorf("sets (-want +got):\n%s", diff)
 	}
 }
@@ -559,14 +576,14 @@ func TestClassesEnd(t *testing.T) {
 	}{
 		{nil, 3 << 3},                       // class 0 alone
 		{[]Class{{}, {Bytes: 5e6}}, 4 << 3}, // classes 0 and 1
-		{make([]Class, 29), 31 << 3},        // every class: up to Tripped, excluded
-		{make([]Class, 40), 31 << 3},        // more than fit: still never Tripped
+		{make([]Class, 28), 30 << 3},        // every class: up to Inspecting, excluded
+		{make([]Class, 40), 30 << 3},        // more than fit: still never Inspecting
 	} {
 		if got := classesEnd(Options{Marks: m, Classes: tt.classes}); got != tt.want {
 			t.Errorf("%d classes: end %#x, want %#x", len(tt.classes), got, tt.want)
 		}
-		if end := classesEnd(Options{Marks: m, Classes: tt.classes}); end > m.Tripped() {
-			t.Errorf("%d classes: end %#x passes Tripped %#x", len(tt.classes), end, m.Tripped())
+		if end := classesEnd(Options{Marks: m, Classes: tt.classes}); end > m.Inspecting() {
+			t.Errorf("%d classes: end %#x passes Inspecting %#x", len(tt.classes), end, m.Inspecting())
 		}
 	}
 }
