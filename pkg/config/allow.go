@@ -125,9 +125,9 @@ func (t table) nonEmpty(key string, list []positioned, ok bool) {
 }
 
 func (b *builder) allow(t table) {
-	t.checkKeys("name", "from", "to", "services", "hours", "days", "packet_size",
+	t.checkKeys(withAppKeys("name", "from", "to", "services", "hours", "days", "packet_size",
 		"max_flow_bytes", "max_device_bytes", "min_device_bytes", "max_new_flows",
-		"max_peers", "max_ports", "fanout_window")
+		"max_peers", "max_ports", "fanout_window")...)
 	a := Allow{Pos: t.Pos()}
 	var namePos Pos
 	a.Name, namePos = t.nameOf("allow rule")
@@ -184,6 +184,7 @@ func (b *builder) allow(t table) {
 		}
 	}
 	a.FanOut = t.fanOut()
+	a.App = t.app()
 	b.cfg.Allows = append(b.cfg.Allows, a)
 	b.src.allowName = append(b.src.allowName, namePos)
 }

@@ -256,7 +256,9 @@ type Allow struct {
 	// FanOut bounds how many distinct peers, and distinct ports on one
 	// peer, one device reaches under the rule within a window.
 	FanOut FanOut
-	Pos    Pos
+	// App is the rule's application constraint, nil for none.
+	App *AppRule
+	Pos Pos
 }
 
 // FanOut is a rule's bound on one device's fan-out: at most MaxPeers
@@ -288,5 +290,6 @@ const (
 // HasPico reports whether the rule carries any pico constraint.
 func (a *Allow) HasPico() bool {
 	return len(a.Hours) > 0 || a.Days != 0 || a.PacketSize != nil || a.MaxFlowBytes > 0 ||
-		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0 || a.FanOut.Set()
+		a.MaxDeviceBytes != nil || a.MinDeviceBytes != nil || a.MaxNewFlows.Count > 0 || a.FanOut.Set() ||
+		a.App != nil
 }

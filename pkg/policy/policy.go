@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/appid"
 	"github.com/picoseg/picoseg/pkg/config"
 )
 
@@ -136,6 +137,11 @@ type Rule struct {
 	// Class is the pico class its accepted flows are marked with, for the
 	// kernel's checks on the fast path.
 	Class uint16
+	// App checks the application the rule's flows carry (nil: no
+	// application constraint); AppAllowUnidentified accepts a flow it
+	// could not identify within the inspection budget.
+	App                  appid.Checker
+	AppAllowUnidentified bool
 }
 
 // Options carries facts about the gateway that the policy file does not

@@ -138,7 +138,11 @@ func (p *Policy) compileRules(allows []config.Allow, names resolver) error {
 				idx.protos = append(idx.protos, protoRule{proto: s.Proto, rule: ri})
 			}
 		}
-		p.Rules = append(p.Rules, p.compileRule(a, from))
+		r := p.compileRule(a, from)
+		if err := compileApp(&r, a.App); err != nil {
+			return err
+		}
+		p.Rules = append(p.Rules, r)
 	}
 	for _, byDst := range p.pairs {
 		for _, idx := range byDst {
