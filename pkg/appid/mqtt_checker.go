@@ -38,6 +38,7 @@ const mqttMaxSubscribe = 4096
 // Reasons an MQTT flow is refused.
 const (
 	reasonNotMQTT         = "not MQTT"
+	reasonMQTTOverTLS     = "TLS, not plain MQTT"
 	reasonNoConnect       = "first packet not CONNECT"
 	reasonMQTTMalformed   = "malformed MQTT packet"
 	reasonMQTTLength      = "remaining length over 4 bytes"
@@ -129,6 +130,10 @@ func (c *MQTTChecker) check(data []byte, place mqttPlace) Verdict {
 		h, err := ParseMQTTHeader(data[used:])
 		switch {
 		case err == ErrMQTTTruncated:
+		case err != nil && opening && data[0] == 0x16:
+			// A TLS record (MQTT on 8883): the rule should say
+			// app = "tls"; the reason says so in the event.
+			return Verdict{Outcome: Mismatch, Reason: reasonMQTTOverTLS, Code: -1}
 		case err != nil && opening:
 			return Verdict{Outcome: Mismatch, Reason: reasonNotMQTT, Code: -1}
 		case err == ErrMQTTLength:

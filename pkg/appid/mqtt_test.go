@@ -256,6 +256,10 @@ func TestMQTTCheckerNotMQTT(t *testing.T) {
 			}
 		}
 	}
+	tls := []byte{0x16, 0x03, 0x01, 0x00, 0xa5, 0x01}
+	if v := mustMQTT(t, MQTTConstraint{}).Check(tls); v.Reason != reasonMQTTOverTLS {
+		t.Errorf("TLS ClientHello: %+v, want the reason to name TLS", v)
+	}
 	// Without topic constraints Check only ever sees the opening bytes.
 	m := mustMQTT(t, MQTTConstraint{ClientIDs: []string{"*"}})
 	if v := m.Check(mqttPublish(0, "a", "b")); v.Outcome != Mismatch || v.Reason != reasonNoConnect {

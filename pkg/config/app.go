@@ -19,6 +19,7 @@ type AppRule struct {
 	Modbus       *ModbusRule
 
 	// MQTT and CoAP rules (pkg/config/app_mqtt.go, app_coap.go).
+	MQTT *MQTTRule
 
 	// DNS rules (pkg/config/app_dns.go).
 
@@ -49,6 +50,7 @@ var appDecoders = [...]appDecoder{
 	{"modbus", decodeModbusRule},
 
 	// mqtt, coap
+	{"mqtt", decodeMQTTRule},
 
 	// dns
 

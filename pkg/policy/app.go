@@ -28,6 +28,8 @@ func compileApp(r *Rule, a *config.AppRule) error {
 		c = compileModbus(a.Modbus)
 
 		// mqtt, coap
+	case appid.MQTT:
+		c = compileMQTT(a.MQTT)
 
 		// dns
 
