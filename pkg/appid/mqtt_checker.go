@@ -279,17 +279,17 @@ func (c *MQTTChecker) clientIDAllowed(id []byte) bool {
 		return true
 	}
 	for _, p := range c.clientIDs {
-		if mqttGlob(p, id) {
+		if starMatch(p, id) {
 			return true
 		}
 	}
 	return false
 }
 
-// mqttGlob matches name against pattern, where '*' matches any run of
+// starMatch matches name against pattern, where '*' matches any run of
 // bytes (none included). It backtracks only to the last star, so it takes
 // at most len(pattern)*len(name) steps, whatever the client sends.
-func mqttGlob(pattern string, name []byte) bool {
+func starMatch(pattern string, name []byte) bool {
 	px, nx := 0, 0
 	starPx, starNx := -1, 0
 	for px < len(pattern) || nx < len(name) {

@@ -204,7 +204,7 @@ func TestMQTTGlob(t *testing.T) {
 		{"exact", "exact", true},
 		{"exact", "exactly", false},
 	} {
-		if got := mqttGlob(tc.p, []byte(tc.s)); got != tc.want {
+		if got := starMatch(tc.p, []byte(tc.s)); got != tc.want {
 			t.Errorf("glob %q %q = %v, want %v", tc.p, tc.s, got, tc.want)
 		}
 	}
