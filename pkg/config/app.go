@@ -20,6 +20,7 @@ type AppRule struct {
 
 	// MQTT and CoAP rules (pkg/config/app_mqtt.go, app_coap.go).
 	MQTT *MQTTRule
+	CoAP *CoAPRule
 
 	// DNS rules (pkg/config/app_dns.go).
 
@@ -51,6 +52,7 @@ var appDecoders = [...]appDecoder{
 
 	// mqtt, coap
 	{"mqtt", decodeMQTTRule},
+	{"coap", decodeCoAPRule},
 
 	// dns
 

@@ -30,6 +30,8 @@ func compileApp(r *Rule, a *config.AppRule) error {
 		// mqtt, coap
 	case appid.MQTT:
 		c = compileMQTT(a.MQTT)
+	case appid.CoAP:
+		c = compileCoAP(a.CoAP)
 
 		// dns
 
