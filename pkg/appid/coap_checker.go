@@ -42,7 +42,6 @@ const (
 	reasonCoAPPath       = "path not allowed"
 	reasonCoAPDotSegment = "dot segment in path"
 	reasonCoAPProxy      = "proxy request"
-	reasonCoAPResponse   = "response from client"
 )
 
 // ValidCoAPPath says what is wrong with a path pattern, "" when nothing.
@@ -105,8 +104,8 @@ func (c *CoAPChecker) Stream() bool { return false }
 func (c *CoAPChecker) Lifelong() bool { return true }
 
 // Check judges one datagram's payload. Empty messages (the client's ACK,
-// RST and ping) pass; a request passes when its method and path are
-// allowed; anything else the client sends is refused.
+// RST and ping) and responses pass; a request passes when its method and
+// path are allowed; anything else is refused.
 func (c *CoAPChecker) Check(data []byte) Verdict {
 	m, err := ParseCoAP(data)
 	if err != nil {
@@ -117,9 +116,12 @@ func (c *CoAPChecker) Check(data []byte) Verdict {
 	case m.Code == CoAPEmpty:
 		return Verdict{Outcome: Pass, Code: code}
 	case class == 2 || class == 4 || class == 5:
-		// The client side answering requests of the server's: a
-		// response carries what it likes, outside any method rule.
-		return Verdict{Outcome: Deny, Reason: reasonCoAPResponse, Code: code}
+		// The client side answering the server's requests, over the same
+		// flow (LwM2M servers read and observe their devices so). A rule
+		// says what the device may ask the server; a response asks
+		// nothing. What it carries is no more than a GET's Uri-Query
+		// could.
+		return Verdict{Outcome: Pass, Code: code}
 	case class != 0:
 		return Verdict{Outcome: Mismatch, Reason: reasonNotCoAP, Code: code}
 	case m.Code > CoAPIPatch:

@@ -145,7 +145,7 @@ func TestCoAPChecker(t *testing.T) {
 		{"dot dot under **", coapMsg(0, CoAPGet, "", coapPath("fw", "..", "admin"), ""), Deny, reasonCoAPDotSegment},
 		{"proxy", coapMsg(0, CoAPGet, "", []coapOpt{{CoAPOptionProxyUri, "coap://evil/x"}}, ""), Deny, reasonCoAPProxy},
 		{"proxy scheme", coapMsg(0, CoAPGet, "", append(coapPath("sensors", "t"), coapOpt{CoAPOptionProxyScheme, "http"}), ""), Deny, reasonCoAPProxy},
-		{"response", coapMsg(2, 0x45, "", nil, "data"), Deny, reasonCoAPResponse},
+		{"response", coapMsg(2, 0x45, "", nil, "data"), Pass, ""},
 		{"reserved class", coapMsg(0, 0x21, "", nil, ""), Mismatch, reasonNotCoAP},
 		{"dns query", []byte{0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00}, Mismatch, reasonNotCoAP},
 		{"empty datagram", nil, Mismatch, reasonNotCoAP},
