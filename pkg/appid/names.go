@@ -36,17 +36,20 @@ func (s *NameSet) Match(name []byte) bool {
 	}
 	var buf [maxName]byte
 	lower := buf[:len(name)]
+	prev := byte('.') // a name starts a label; an empty label matches nothing
 	for i, c := range name {
 		switch {
 		case c >= 'A' && c <= 'Z':
 			c += 'a' - 'A'
+		case c == '.' && prev == '.':
+			return false
 		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '.', c == '_', c == ':', c == '[', c == ']':
 		default:
 			// A NUL or a space in a name is a trick to make two parsers
 			// read two names: nothing matches it.
 			return false
 		}
-		lower[i] = c
+		lower[i], prev = c, c
 	}
 	if _, ok := s.exact[string(lower)]; ok { // no allocation: map lookup by converted bytes
 		return true
@@ -54,7 +57,7 @@ func (s *NameSet) Match(name []byte) bool {
 	for _, suf := range s.suffixes {
 		// The name must have at least one label before the suffix:
 		// "*.example.com" does not match "example.com" nor ".example.com".
-		if len(lower) > len(suf)+0 && string(lower[len(lower)-len(suf):]) == suf && len(lower) > len(suf) && lower[0] != '.' {
+		if len(lower) > len(suf) && string(lower[len(lower)-len(suf):]) == suf {
 			return true
 		}
 	}

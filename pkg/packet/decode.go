@@ -281,6 +281,13 @@ func (d *Decoder) decide(err error, p *Packet) {
 		return
 	}
 	switch p.Proto {
+	case ProtoTCP:
+		p.Seq = d.tcp.Seq
+		p.PayloadLen = max(0, f.ipPayloadLen-int(d.tcp.DataOffset)*4)
+		p.Payload = d.tcp.Payload[:min(len(d.tcp.Payload), p.PayloadLen)]
+	case ProtoUDP:
+		p.PayloadLen = max(0, int(d.udp.Length)-8)
+		p.Payload = d.udp.Payload[:min(len(d.udp.Payload), p.PayloadLen)]
 	case ProtoICMP:
 		readICMP(p, d.icmp4.msg, true)
 	case ProtoICMPv6:

@@ -92,7 +92,7 @@ func checkDecoded(t *testing.T, decode decodeFunc, shared *Decoder, data []byte)
 	var p, fresh Packet
 	decode(shared, data, &p)
 	decode(NewDecoder(), data, &fresh)
-	if p != fresh {
+	if !samePacket(&p, &fresh) {
 		t.Fatalf("shared decoder %+v, fresh decoder %+v", p, fresh)
 	}
 	if p.Kind > KindMalformed {

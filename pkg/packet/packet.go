@@ -109,6 +109,14 @@ type Packet struct {
 	// Quoted is what an ICMP or ICMPv6 error quotes; an error is judged
 	// by the flow of the packet it quotes.
 	Quoted Quote
+	// Seq is a TCP segment's sequence number.
+	Seq uint32
+	// Payload is the TCP or UDP payload as delivered: it points into the
+	// decoded bytes and may end before the payload does (a capture's
+	// snapshot length, the queue's copy range). PayloadLen is the
+	// payload's length on the wire, from the IP and transport headers.
+	Payload    []byte
+	PayloadLen int
 }
 
 // IsIPv4 reports whether the outer header is IPv4.

@@ -58,15 +58,18 @@ var _ Handler = HandlerFunc(nil)
 
 // DefaultCopyRange is how many bytes of each packet the kernel copies to
 // userspace unless Options.CopyRange says otherwise: IPv6 (40) with a few
-// extension headers, TCP with full options (60), and the first bytes of the
-// payload for application identity.
-const DefaultCopyRange = 512
+// extension headers, TCP with full options (60), and the payload for
+// application identity: a whole MTU-sized segment, and two of them merged
+// by GRO, so that a ClientHello of up to 4 KiB in one or two segments is
+// read whole. Most queued packets (SYNs) are far smaller; only the bytes
+// a packet has are copied.
+const DefaultCopyRange = 4096
 
 // DefaultMaxQueueLen is the kernel queue length unless Options.MaxQueueLen
 // says otherwise. The kernel's own default, 1024, overflows within a
-// fraction of a second of a burst of new flows; 4096 packets of at most
-// DefaultCopyRange bytes is 2 MiB of kernel memory per queue, and beyond it
-// on_queue_full decides.
+// fraction of a second of a burst of new flows; 4096 queued packets (mostly
+// SYNs of a few dozen bytes) is a few MiB of kernel memory per queue at
+// worst, and beyond it on_queue_full decides.
 const DefaultMaxQueueLen = 4096
 
 // DefaultReadBuffer is the socket receive buffer unless Options.ReadBuffer
