@@ -104,9 +104,9 @@ func (c *MQTTChecker) CheckFirst(data []byte) Verdict { return c.check(data, mqt
 // type, a CONNECT by its client id wherever it comes (a broker closes a
 // connection that sends a second one).
 //
-// A PUBLISH is judged by its topic as soon as that is in data, and then
-// counted as used whole: Used may exceed len(data), and the bytes of its
-// payload still to come are not Check's to see.
+// A PUBLISH to a forbidden topic is denied as soon as its topic is in
+// data; an allowed one, like every packet, is used only once it is whole,
+// so Used always ends on a packet boundary within data.
 func (c *MQTTChecker) Check(data []byte) Verdict {
 	if !c.topics {
 		return c.check(data, mqttOpening)
@@ -160,10 +160,16 @@ func (c *MQTTChecker) check(data []byte, place mqttPlace) Verdict {
 		if pv.Name != nil {
 			v.Name = pv.Name
 		}
-		v.Code, used = int(h.Type), end
 		if h.Type == MQTTConnect && !c.topics {
-			break // the client id was all there was to judge
+			// The client id was all there was to judge: the will, user
+			// name and password after it need not be waited for.
+			v.Code, used = int(h.Type), min(end, len(data))
+			break
 		}
+		if end > len(data) {
+			break // allowed so far; used once whole
+		}
+		v.Code, used = int(h.Type), end
 	}
 	if used == 0 {
 		return Verdict{Outcome: More, Code: -1}

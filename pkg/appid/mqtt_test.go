@@ -412,10 +412,21 @@ func TestMQTTCheckerPipelined(t *testing.T) {
 	if v := m.Check(p[:12]); v.Outcome != Deny {
 		t.Errorf("forbidden topic with its payload still to come: %+v", v)
 	}
-	// An allowed one is used whole: its payload is not waited for.
+	// An allowed one is used only once whole: Used ends inside data.
 	p = mqttPublish(0, "ok/1", string(make([]byte, 1000)))
-	if v := m.Check(p[:12]); v.Outcome != Pass || v.Used != len(p) {
+	if v := m.Check(p[:12]); v.Outcome != More || v.Used != 0 {
 		t.Errorf("allowed topic with its payload still to come: %+v", v)
+	}
+	first := mqttConnect(4, "x")
+	if v := m.Check(append(first, p[:12]...)); v.Outcome != Pass || v.Used != len(first) {
+		t.Errorf("CONNECT, then an allowed PUBLISH not yet whole: %+v", v)
+	}
+	// Without topics the CONNECT's client id decides before the rest of
+	// a long CONNECT arrives.
+	ids := mustMQTT(t, MQTTConstraint{ClientIDs: []string{"x"}})
+	long := mqttPkt(0x10, mqttStr("MQTT"), []byte{4, 0xc2, 0, 60}, mqttStr("x"), mqttStr("user"), mqttStr(string(make([]byte, 2000))))
+	if v := ids.Check(long[:40]); v.Outcome != Pass || v.Used != 40 {
+		t.Errorf("client id before the password: %+v", v)
 	}
 }
 

@@ -150,7 +150,7 @@ func FuzzMQTTCheck(f *testing.F) {
 				if v.Outcome != Pass && v.Used != 0 {
 					t.Fatalf("%+v used bytes", v)
 				}
-				if v.Outcome == Pass && v.Used <= 0 {
+				if v.Outcome == Pass && (v.Used <= 0 || v.Used > len(data)) {
 					t.Fatalf("pass using nothing: %+v", v)
 				}
 				if (v.Outcome == Deny || v.Outcome == Mismatch) && v.Reason == "" {
