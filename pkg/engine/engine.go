@@ -25,6 +25,11 @@ type Options struct {
 	Inspect uint32
 	// Sink receives events (default: discarded).
 	Sink Sink
+	// InspectFlows bounds the flows whose application is being identified
+	// at once (default DefaultInspectFlows); AppPackets is how many
+	// packets one may take (default DefaultAppPackets).
+	InspectFlows int
+	AppPackets   uint32
 }
 
 // Engine judges packets against the current policy. It is safe for
@@ -40,6 +45,8 @@ type Engine struct {
 	stats   Stats
 	// queries is the scratch of Judge.
 	queries queryScratch
+	// apps holds the flows under application inspection.
+	apps *appState
 }
 
 // generation is a policy together with the state that belongs to it.
@@ -56,6 +63,8 @@ type generation struct {
 	// segmentNames are the segments' names, made once: an event of a
 	// segment denial must not build its rule name per packet.
 	segmentNames []string
+	// apps is the engine's application state (app.go).
+	apps *appState
 }
 
 // Stats are the engine's counters. Every field is safe to read while the
@@ -98,6 +107,7 @@ func New(pol *policy.Policy, opts Options) *Engine {
 		stages:  pipeline(),
 		inspect: opts.Inspect,
 		budgets: opts.BudgetCapacity,
+		apps:    newAppState(&opts),
 	}
 	e.queries.w.e = e
 	e.Swap(pol, 0)
@@ -118,6 +128,7 @@ func (e *Engine) Swap(pol *policy.Policy, now int64) uint32 {
 		g.bindings.carryOver(old.bindings, old.policy, pol)
 	}
 	g.id = id
+	g.apps = e.apps
 	for i := range pol.Segments {
 		g.segmentNames = append(g.segmentNames, pol.Segments[i].Name())
 	}
@@ -529,6 +540,9 @@ func (w *Worker) cached(g *generation, key flow.Key, p *packet.Packet, now int64
 		w.setSides(st, key)
 		return w.finish(d, p, now, event)
 	}
+	if d.Verdict == NeedMore && r.App != nil {
+		return w.inspectCached(g, key, r, p, now, d)
+	}
 	if d.Verdict == NeedMore && st.Packets >= w.e.inspect {
 		d.Verdict, d.Reason = Accept, ReasonWithinLimits
 		st.Verdict, st.Reason = uint8(Accept), uint8(ReasonWithinLimits)
@@ -594,6 +608,9 @@ func (w *Worker) event(g *generation, d Decision, p *packet.Packet, now int64, e
 	event.Type, event.Time, event.Layer, event.Reason = ev, now, d.Layer, d.Reason
 	event.Device = g.policy.DeviceName(d.SrcDevice)
 	event.Rule = g.ruleName(d.Layer, d.Rule)
+	if ev == EventAppMismatch || ev == EventAppDenied || ev == EventAppUnidentified {
+		event.App = w.ctx.app
+	}
 	return event
 }
 

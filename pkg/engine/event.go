@@ -31,10 +31,19 @@ const (
 	// allows in the window: the shape of a scan or a worm. It raises the
 	// same possible_scan as the heuristic, now as a rule's decision.
 	EventFanOut
+	// EventAppMismatch is a flow that does not speak its rule's
+	// application protocol (a tunnel on an open port).
+	EventAppMismatch
+	// EventAppDenied is a flow whose application carries what its rule
+	// forbids (a server name, a host, a Modbus write).
+	EventAppDenied
+	// EventAppUnidentified is a flow whose application was not identified
+	// within the inspection budget, denied by its rule.
+	EventAppUnidentified
 )
 
 var eventNames = [...]string{"", "flow_denied", "spoofed_address", "outside_time_window", "volume_exceeded", "new_flow_rate_exceeded", "device_silent", "undecodable_packet",
-	"possible_scan"}
+	"possible_scan", "app_mismatch", "app_denied", "app_unidentified"}
 
 // denial is the event a drop raises: ev, or EventDeny when the stage
 // named none.
@@ -71,6 +80,8 @@ type Event struct {
 	// Bytes is the volume that tripped a volume bound, or moved in a period
 	// for a silent device.
 	Bytes uint64
+	// App describes the application of an app_* event.
+	App EventApp
 }
 
 // Sink receives events. Emit must not block and must not keep pointers

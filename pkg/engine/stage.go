@@ -76,6 +76,8 @@ type Context struct {
 	scratch policy.Scratch
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner
+	// app describes the application of an app_* event.
+	app EventApp
 }
 
 // judging says how a packet is judged besides the packet itself. The

@@ -303,6 +303,9 @@ func (picoStage) Evaluate(c *Context) Result {
 	if res := checkFanOut(c, r); res.Verdict != Continue {
 		return res
 	}
+	if r.App != nil {
+		return appStage(c, r)
+	}
 	// Size bounds are checked on the flow's first packets here, and on
 	// the fast path by the kernel's class check (the upper bound on
 	// everything but TCP, whose merged packets there are several on the

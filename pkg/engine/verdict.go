@@ -92,6 +92,12 @@ const (
 	ReasonSpoofedPort
 	ReasonFanOutPeers
 	ReasonFanOutPorts
+	ReasonAppInspecting
+	ReasonAppIdentified
+	ReasonAppMismatch
+	ReasonAppDenied
+	ReasonAppUnidentified
+	ReasonAppOutOfOrder
 	reasonCount
 )
 
@@ -128,6 +134,14 @@ var reasonText = [reasonCount]string{
 	// Fan-out bounds.
 	ReasonFanOutPeers: "device reached more distinct peers under the rule than its max_peers allows in fanout_window",
 	ReasonFanOutPorts: "device reached more distinct ports on one peer under the rule than its max_ports allows in fanout_window",
+
+	// Application identity (app.go).
+	ReasonAppInspecting:   "allowed so far; the flow's application is being identified",
+	ReasonAppIdentified:   "the flow speaks the rule's application, within its constraints",
+	ReasonAppMismatch:     "the flow does not speak the rule's application",
+	ReasonAppDenied:       "the flow's application carries what the rule forbids",
+	ReasonAppUnidentified: "the flow's application was not identified within the inspection budget",
+	ReasonAppOutOfOrder:   "segment ahead of the bytes inspected so far: dropped until the gap is filled",
 }
 
 // String returns the reason's text.
