@@ -109,6 +109,9 @@ func writeTraceText(w io.Writer, t *engine.Trace, pol *policy.Policy, q engine.Q
 	case t.Decision.Verdict == engine.NeedMore:
 		verdict = "accept, still inspecting (the flow's next packets are judged too)"
 	}
+	if d := t.Decision; d.Layer == engine.LayerPico && d.Rule >= 0 && int(d.Rule) < len(pol.Rules) && pol.Rules[d.Rule].App != nil {
+		verdict += "; the flow must speak " + pol.Rules[d.Rule].App.Proto().String() + ", read from its first bytes"
+	}
 	fmt.Fprintf(w, "%s: %s -> %s\n", verdict, name(v.From), name(v.To))
 	rule := v.Rule
 	if rule == "" {

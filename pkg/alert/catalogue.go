@@ -79,6 +79,16 @@ const (
 	// server message from a bridge port: a device impersonating the
 	// gateway (unless the zone lists it in port_routers).
 	TypeRogueRouter
+	// TypeAppMismatch is a flow that does not speak its rule's
+	// application protocol (a tunnel on an open port).
+	TypeAppMismatch
+	// TypeAppDenied is a flow whose application carries what its rule
+	// forbids: a server name, a host, a Modbus write (the alert names the
+	// function code).
+	TypeAppDenied
+	// TypeAppUnidentified is a flow whose application was not identified
+	// within the inspection budget, denied by its rule.
+	TypeAppUnidentified
 
 	typeCount
 )
@@ -128,6 +138,9 @@ var catalogue = [typeCount]entry{
 	TypeARPFlood:            named("arp_flood", SeverityWarning, "ARP or neighbour discovery flood"),
 	TypeRulesetRestored:     named("ruleset_restored", SeverityError, "picoseg's table was lost and installed again"),
 	TypeRogueRouter:         named("rogue_router", SeverityCritical, "a device on a bridge port acting as the router or DHCP server"),
+	TypeAppMismatch:         raisedBy(engine.EventAppMismatch, SeverityWarning, "flow is not its rule's application"),
+	TypeAppDenied:           raisedBy(engine.EventAppDenied, SeverityWarning, "application denied"),
+	TypeAppUnidentified:     raisedBy(engine.EventAppUnidentified, SeverityNotice, "application not identified"),
 }
 
 // Types returns every alert type in catalogue order.

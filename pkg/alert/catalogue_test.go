@@ -39,6 +39,7 @@ func TestCatalogue(t *testing.T) {
 		"undecodable_packet": SeverityNotice, "alerts_suppressed": SeverityError, "alerts_resumed": SeverityNotice,
 		"arp_spoof": SeverityCritical, "arp_flood": SeverityWarning, "ruleset_restored": SeverityError,
 		"rogue_router": SeverityCritical,
+		"app_mismatch": SeverityWarning, "app_denied": SeverityWarning, "app_unidentified": SeverityNotice,
 	}
 	types := Types()
 	if len(types) != len(want) {

@@ -66,6 +66,11 @@
 //	|                        |          | program (nft flush ruleset) and installed again               |
 //	| rogue_router           | crit     | a router advertisement, redirect or DHCP server message from  |
 //	|                        |          | a bridge port not listed in port_routers (dropped)            |
+//	| app_mismatch           | warning  | a flow under a rule with app did not speak that protocol      |
+//	| app_denied             | warning  | a flow's application carried what its rule forbids (a server  |
+//	|                        |          | name, a host, a Modbus write: names the function code)        |
+//	| app_unidentified       | notice   | a flow's application was not identified within the budget and |
+//	|                        |          | its rule says unidentified = "deny"                           |
 //
 // # Sinks
 //

@@ -26,6 +26,14 @@ type Alert struct {
 	Rule     string // the deciding rule, "" for defaults
 	Reason   string // why: the engine's reason text, or the daemon's error
 	Bytes    uint64 // the volume behind volume_exceeded and device_silent
+	// App, AppName, AppCode and AppDetail describe the application of an
+	// app_* alert: the protocol ("modbus"), the name found (a server
+	// name, a host), the number worth reporting (a Modbus function code;
+	// -1 for none) and the check's reason ("write function").
+	App       string
+	AppName   string
+	AppCode   int
+	AppDetail string
 	// Count is how many events this alert stands for: 1 for an alert
 	// passed at once, the number folded for a summary.
 	Count int
@@ -52,7 +60,34 @@ func fromEvent(e *engine.Event, t Type, now time.Time) Alert {
 	if e.Time != 0 {
 		a.Time = time.Unix(0, e.Time)
 	}
+	if e.App.Proto != 0 {
+		a.App, a.AppName, a.AppCode, a.AppDetail = e.App.Proto.String(), e.App.Name(), e.App.Code, e.App.Detail
+	}
 	return a
+}
+
+// appSuffix describes an app_* alert's application: ` [modbus function
+// 6: write function]`, ` [tls "evil.example": server name not allowed]`.
+func appSuffix(a *Alert) string {
+	if a.App == "" {
+		return ""
+	}
+	s := " [" + a.App
+	if a.AppName != "" {
+		s += " " + strconv.Quote(a.AppName)
+	}
+	if a.AppCode >= 0 {
+		if a.App == "modbus" {
+			s += " function"
+		} else {
+			s += " code"
+		}
+		s += " " + strconv.Itoa(a.AppCode)
+	}
+	if a.AppDetail != "" {
+		s += ": " + a.AppDetail
+	}
+	return s + "]"
 }
 
 // hasPorts reports whether port numbers mean anything for proto.
@@ -124,6 +159,7 @@ func formatMessage(a *Alert, scanThreshold int, scanWindow time.Duration) string
 		b.WriteString(strconv.FormatUint(a.Bytes, 10))
 		b.WriteString(" bytes)")
 	}
+	b.WriteString(appSuffix(a))
 	b.WriteString(summarySuffix(a))
 	return b.String()
 }
@@ -143,21 +179,25 @@ func summarySuffix(a *Alert) string {
 // jsonAlert is the stable JSON form of an alert: the jsonl sink writes it
 // and `picoseg status alerts` reads it.
 type jsonAlert struct {
-	Time     time.Time  `json:"time"`
-	Type     Type       `json:"type"`
-	Severity Severity   `json:"severity"`
-	Device   string     `json:"device,omitempty"`
-	Src      netip.Addr `json:"src,omitzero"`
-	Dst      netip.Addr `json:"dst,omitzero"`
-	Proto    string     `json:"proto,omitempty"`
-	DPort    uint16     `json:"port,omitempty"`
-	Layer    string     `json:"layer,omitempty"`
-	Rule     string     `json:"rule,omitempty"`
-	Reason   string     `json:"reason,omitempty"`
-	Bytes    uint64     `json:"bytes,omitempty"`
-	Count    int        `json:"count"`
-	Summary  bool       `json:"summary,omitempty"`
-	Message  string     `json:"message"`
+	Time      time.Time  `json:"time"`
+	Type      Type       `json:"type"`
+	Severity  Severity   `json:"severity"`
+	Device    string     `json:"device,omitempty"`
+	Src       netip.Addr `json:"src,omitzero"`
+	Dst       netip.Addr `json:"dst,omitzero"`
+	Proto     string     `json:"proto,omitempty"`
+	DPort     uint16     `json:"port,omitempty"`
+	Layer     string     `json:"layer,omitempty"`
+	Rule      string     `json:"rule,omitempty"`
+	Reason    string     `json:"reason,omitempty"`
+	Bytes     uint64     `json:"bytes,omitempty"`
+	Count     int        `json:"count"`
+	Summary   bool       `json:"summary,omitempty"`
+	Message   string     `json:"message"`
+	App       string     `json:"app,omitempty"`
+	AppName   string     `json:"app_name,omitempty"`
+	AppCode   *int       `json:"app_code,omitempty"`
+	AppDetail string     `json:"app_detail,omitempty"`
 }
 
 // MarshalJSON encodes the alert with names for type, severity and layer.
@@ -169,6 +209,12 @@ func (a Alert) MarshalJSON() ([]byte, error) {
 	}
 	if a.Layer != engine.LayerNone {
 		j.Layer = a.Layer.String()
+	}
+	if a.App != "" {
+		j.App, j.AppName, j.AppDetail = a.App, a.AppName, a.AppDetail
+		if a.AppCode >= 0 {
+			j.AppCode = &a.AppCode
+		}
 	}
 	return json.Marshal(j)
 }
@@ -183,6 +229,10 @@ func (a *Alert) UnmarshalJSON(b []byte) error {
 		Time: j.Time, Type: j.Type, Severity: j.Severity, Device: j.Device, Src: j.Src, Dst: j.Dst,
 		Proto: j.Proto, DPort: j.DPort, Rule: j.Rule, Reason: j.Reason, Bytes: j.Bytes,
 		Count: j.Count, Summary: j.Summary, Message: j.Message,
+		App: j.App, AppName: j.AppName, AppCode: -1, AppDetail: j.AppDetail,
+	}
+	if j.AppCode != nil {
+		a.AppCode = *j.AppCode
 	}
 	for _, l := range engine.Layers {
 		if l.String() == j.Layer {

@@ -103,6 +103,11 @@ type FlowView struct {
 	Bytes     uint64    `json:"bytes"`
 	FirstSeen time.Time `json:"first_seen"`
 	LastSeen  time.Time `json:"last_seen"`
+	// App and AppName are the application identified for the flow and
+	// the name it carried (server name, host), while the engine
+	// remembers them.
+	App     string `json:"app,omitempty"`
+	AppName string `json:"app_name,omitempty"`
 }
 
 // flowViews lists the flows userspace knows, newest first, at most limit,
@@ -130,6 +135,9 @@ func flowViews(eng *engine.Engine, now time.Time, device string, limit int) []Fl
 		if a.Port() == 0 && b.Port() == 0 {
 			v.Src, v.Dst = a.Addr().String(), b.Addr().String()
 		}
+		if proto, name, ok := eng.AppOf(k); ok {
+			v.App, v.AppName = proto.String(), name
+		}
 		if device == "" || v.SrcDevice == device || v.DstDevice == device {
 			out = append(out, v)
 		}
@@ -155,6 +163,11 @@ func WriteFlows(w io.Writer, flows []FlowView) error {
 			to = f.DstDevice + portOf(f.Dst)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", clip(from, 21), clip(to, 21), f.Proto, f.Verdict, f.Layer, clip(orDash(f.Rule), 14), f.Packets, human(f.Bytes))
+		if f.App != "" {
+			// The application on a line of its own: the table stays
+			// within 80 columns.
+			fmt.Fprintf(tw, "  %s %s\t\t\t\t\t\t\t\n", f.App, clip(f.AppName, 60))
+		}
 	}
 	return tw.Flush()
 }

@@ -100,7 +100,19 @@ func appStage(c *Context, r *policy.Rule) Result {
 		return unidentified(c, r)
 	}
 	if p.TCPFlags&(packet.TCPSyn|packet.TCPAck) != packet.TCPSyn {
-		return unidentified(c, r)
+		if !chk.Lifelong() {
+			// Picked up mid-stream: its first bytes went by unread.
+			return unidentified(c, r)
+		}
+		// A lifelong checker judges every message from here on: picked
+		// up mid-stream (a daemon restart), the flow is read from this
+		// segment, which must start a message or the checker refuses it.
+		// (Not so for a flow whose slot was evicted: its pending bytes
+		// may hold the start of a message the server has, and a segment
+		// read as a new message would then be read two ways.)
+		s = apps.streams.take(&key)
+		s.base = p.Seq
+		return appSegment(c, r, apps, s, &key)
 	}
 	s = apps.streams.take(&key)
 	s.base = p.Seq + 1

@@ -333,3 +333,17 @@ func flowKey(c *conv) flow.Key {
 	k, _ := flow.KeyOf(c.syn())
 	return k
 }
+
+// A lifelong flow picked up mid-stream (a daemon restart) is read from the
+// first client segment seen, which must start a request; one that starts
+// inside a request is refused.
+func TestAppModbusMidStream(t *testing.T) {
+	r := newAppRun(t, Options{})
+	c := newConv("10.77.0.5:40103", "10.77.0.9:502")
+	r.judge(c.data(mbap(1, 3, 0, 0, 0, 2)), NeedMore, ReasonAppIdentified)
+	r.judge(c.reply([]byte{0, 1, 0, 0, 0, 7, 1, 3, 4, 0, 0, 0, 0}), NeedMore, ReasonNone)
+	r.judge(c.data(mbap(2, 5, 0, 0, 0xff, 0)), Drop, ReasonAppDenied)
+
+	c = newConv("10.77.0.5:40104", "10.77.0.9:502")
+	r.judge(c.data(mbap(1, 3, 0, 0, 0, 2)[3:]), Drop, ReasonAppMismatch)
+}

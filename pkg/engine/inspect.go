@@ -213,16 +213,23 @@ func (s *streamSlot) add(seq uint32, pl []byte, wireLen int) segment {
 }
 
 // appNames remembers the application and name of identified flows for
-// status and replay: a ring of fixed entries, the oldest overwritten.
+// status and replay. It is a hash table of fixed entries: a flow's entry
+// is one of appProbe slots from its hash, and a new flow takes the oldest
+// of them when none is free. Lookups and inserts are O(1) and allocate
+// nothing once the entries exist.
 type appNames struct {
 	mu      sync.Mutex
 	entries []appNameEntry
-	next    int
 	size    int
+	clock   uint64
 }
+
+// appProbe is how many slots a flow's entry may be in.
+const appProbe = 8
 
 type appNameEntry struct {
 	key     flow.Key
+	stamp   uint64 // 0: free
 	proto   appid.Proto
 	nameLen uint8
 	name    [appNameMax]byte
@@ -232,22 +239,41 @@ func (a *appNames) put(k *flow.Key, proto appid.Proto, name []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.entries == nil {
-		a.entries = make([]appNameEntry, a.size)
+		n := appProbe
+		for n < a.size {
+			n <<= 1
+		}
+		a.entries = make([]appNameEntry, n)
 	}
-	e := &a.entries[a.next]
-	a.next = (a.next + 1) % len(a.entries)
-	e.key, e.proto = *k, proto
-	e.nameLen = uint8(copy(e.name[:], name))
+	mask := uint64(len(a.entries) - 1)
+	h := keyHash(k, 0)
+	victim := &a.entries[h&mask]
+	for i := uint64(0); i < appProbe; i++ {
+		e := &a.entries[(h+i)&mask]
+		if e.stamp != 0 && e.key == *k {
+			victim = e
+			break
+		}
+		if e.stamp < victim.stamp {
+			victim = e
+		}
+	}
+	a.clock++
+	victim.key, victim.stamp, victim.proto = *k, a.clock, proto
+	victim.nameLen = uint8(copy(victim.name[:], name))
 }
 
-// get returns the newest entry of k.
+// get returns the entry of k.
 func (a *appNames) get(k flow.Key) (appid.Proto, string, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for i := range a.entries {
-		// Newest first: walk back from the last written.
-		e := &a.entries[(a.next-1-i+2*len(a.entries))%len(a.entries)]
-		if e.proto != appid.None && e.key == k {
+	if a.entries == nil {
+		return appid.None, "", false
+	}
+	mask := uint64(len(a.entries) - 1)
+	h := keyHash(&k, 0)
+	for i := uint64(0); i < appProbe; i++ {
+		if e := &a.entries[(h+i)&mask]; e.stamp != 0 && e.key == k {
 			return e.proto, string(e.name[:e.nameLen]), true
 		}
 	}

@@ -7,11 +7,13 @@ import (
 	"io"
 	"net/netip"
 	"sort"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/picoseg/picoseg/pkg/capture"
 	"github.com/picoseg/picoseg/pkg/engine"
+	"github.com/picoseg/picoseg/pkg/flow"
 	"github.com/picoseg/picoseg/pkg/packet"
 	"github.com/picoseg/picoseg/pkg/policy"
 )
@@ -33,6 +35,9 @@ type Report struct {
 	Events        []Event                `json:"events"`
 	EventsTotal   uint64                 `json:"events_total"`
 	Captures      []CaptureSummary       `json:"captures"`
+	// Apps lists the flows whose application was identified, in the order
+	// they were, with the name each carried (server name, host).
+	Apps []AppFlow `json:"apps,omitempty"`
 
 	devByID   map[int32]*DeviceSummary
 	devByAddr map[netip.Addr]*DeviceSummary
@@ -71,6 +76,22 @@ type Event struct {
 	Proto  string    `json:"proto"`
 	DPort  uint16    `json:"dport"`
 	Bytes  uint64    `json:"bytes,omitempty"`
+	// App, AppName, AppCode and AppDetail describe an app_* event's
+	// application (engine.EventApp); AppCode is a Modbus function code
+	// or the like, absent when the check reported none.
+	App       string `json:"app,omitempty"`
+	AppName   string `json:"app_name,omitempty"`
+	AppCode   *int   `json:"app_code,omitempty"`
+	AppDetail string `json:"app_detail,omitempty"`
+}
+
+// AppFlow is one flow whose application was identified.
+type AppFlow struct {
+	Src  string `json:"src"`
+	Dst  string `json:"dst"`
+	Rule string `json:"rule"`
+	App  string `json:"app"`
+	Name string `json:"name,omitempty"`
 }
 
 // CaptureSummary says how reading one capture went.
@@ -90,11 +111,13 @@ type Runner struct {
 	pkt    packet.Packet
 	sweep  int64
 	last   int64 // the latest capture timestamp seen
+	// identified are the flows already listed in Report.Apps.
+	identified map[flow.Key]bool
 }
 
 // New returns a Runner judging with pol in a fresh engine.
 func New(pol *policy.Policy) *Runner {
-	r := &Runner{report: newReport()}
+	r := &Runner{report: newReport(), identified: map[flow.Key]bool{}}
 	r.eng = engine.New(pol, engine.Options{Sink: engine.SinkFunc(r.emit)})
 	r.worker = r.eng.NewWorker()
 	return r
@@ -181,6 +204,9 @@ func (r *Runner) Packet(p *packet.Packet, now int64) engine.Decision {
 	case d.Layer == engine.LayerDecode:
 		rep.Undecodable++
 	}
+	if d.Reason == engine.ReasonAppIdentified {
+		r.noteApp(p, d)
+	}
 	lc := rep.ByLayer[d.Layer.String()]
 	dropped := d.Verdict == engine.Drop || d.WouldDrop
 	lc.Packets++
@@ -210,6 +236,25 @@ func (r *Runner) Packet(p *packet.Packet, now int64) engine.Decision {
 		}
 	}
 	return d
+}
+
+// noteApp lists a flow in Report.Apps the first time its application is
+// identified.
+func (r *Runner) noteApp(p *packet.Packet, d engine.Decision) {
+	key, _ := flow.KeyOf(p)
+	if r.identified[key] {
+		return
+	}
+	proto, name, ok := r.eng.AppOf(key)
+	if !ok {
+		return
+	}
+	r.identified[key] = true
+	src, dst := netip.AddrPortFrom(p.Src, p.SrcPort), netip.AddrPortFrom(p.Dst, p.DstPort)
+	if d.Reply {
+		src, dst = dst, src
+	}
+	r.report.Apps = append(r.report.Apps, AppFlow{Src: src.String(), Dst: dst.String(), Rule: d.RuleName(r.eng.Policy()), App: proto.String(), Name: name})
 }
 
 func (rep *Report) device(pol *policy.Policy, id int32, addr netip.Addr) *DeviceSummary {
@@ -242,6 +287,32 @@ func (r *Runner) emit(e engine.Event) {
 		Rule: e.Rule, Reason: e.Reason.String(), Src: addrString(e.Src), Dst: addrString(e.Dst),
 		Proto: packet.ProtoName(e.Proto), DPort: e.DPort, Bytes: e.Bytes,
 	})
+	if e.App.Proto != 0 {
+		ev := &rep.Events[len(rep.Events)-1]
+		ev.App, ev.AppName, ev.AppDetail = e.App.Proto.String(), e.App.Name(), e.App.Detail
+		if e.App.Code >= 0 {
+			code := e.App.Code
+			ev.AppCode = &code
+		}
+	}
+}
+
+// appText describes an app_* event's application for the text report.
+func appText(e *Event) string {
+	if e.App == "" {
+		return ""
+	}
+	s := " [" + e.App
+	if e.AppName != "" {
+		s += " " + strconv.Quote(e.AppName)
+	}
+	if e.AppCode != nil {
+		s += " code " + strconv.Itoa(*e.AppCode)
+	}
+	if e.AppDetail != "" {
+		s += ": " + e.AppDetail
+	}
+	return s + "]"
 }
 
 func addrString(a netip.Addr) string {
@@ -315,7 +386,23 @@ func (rep *Report) WriteText(w io.Writer) error {
 				dst = netip.AddrPortFrom(a, e.DPort).String()
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s -> %s\t%s\t%s\n", e.Type, dev, e.Layer, e.Proto, e.Src, dst, rule, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s %s -> %s\t%s\t%s%s\n", e.Type, dev, e.Layer, e.Proto, e.Src, dst, rule, e.Reason, appText(&e))
+	}
+	if len(rep.Apps) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintf(tw, "APPLICATIONS (%d flows identified)\n", len(rep.Apps))
+		fmt.Fprintln(tw, "APP\tNAME\tFROM\tTO\tRULE")
+		for i, a := range rep.Apps {
+			if i == 50 {
+				fmt.Fprintf(tw, "... %d more (use --json for all)\n", len(rep.Apps)-50)
+				break
+			}
+			name := a.Name
+			if name == "" {
+				name = "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.App, name, a.Src, a.Dst, a.Rule)
+		}
 	}
 	return tw.Flush()
 }
