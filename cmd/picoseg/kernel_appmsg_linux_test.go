@@ -233,7 +233,9 @@ func TestKernelCoAPMethods(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Stop() })
 	received := func(method string) int { return strings.Count(srv.Output(), "c:"+method+" ") }
-	if !eventually(func() bool { return strings.Contains(f.coapClient("wan", "get", "/.well-known/core", ""), "example_data") }) {
+	if !eventually(func() bool {
+		return strings.Contains(f.coapClient("wan", "get", "/.well-known/core", ""), "example_data")
+	}) {
 		t.Fatalf("coap-server never answered: %s", srv.Output())
 	}
 	f.coapClient("cam", "put", "/example_data", "control")
