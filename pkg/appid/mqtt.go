@@ -144,6 +144,29 @@ type MQTTConnectPacket struct {
 	Flags uint8 // the connect flags
 	// ClientID points into the bytes parsed.
 	ClientID []byte
+	next     int // where the will (or the user name) starts
+}
+
+// mqttWillFlag is the connect flag of a CONNECT that carries a will: a
+// message the broker publishes, on the will topic, when the client goes
+// away without a DISCONNECT.
+const mqttWillFlag = 0x04
+
+// WillTopic reads the will topic of a CONNECT whose start c was parsed
+// from body (the same bytes, or more of them); nil when it has no will.
+func (c *MQTTConnectPacket) WillTopic(body []byte) ([]byte, error) {
+	if c.Flags&mqttWillFlag == 0 {
+		return nil, nil
+	}
+	off := c.next
+	if c.Level == 5 {
+		var err error
+		if off, err = mqttSkipProperties(body, off); err != nil {
+			return nil, err
+		}
+	}
+	topic, _, err := mqttString(body, off)
+	return topic, err
 }
 
 // ParseMQTTConnect reads a CONNECT's variable header and client id from
@@ -173,7 +196,7 @@ func ParseMQTTConnect(body []byte) (MQTTConnectPacket, error) {
 			return MQTTConnectPacket{}, err
 		}
 	}
-	if c.ClientID, _, err = mqttString(body, off); err != nil {
+	if c.ClientID, c.next, err = mqttString(body, off); err != nil {
 		return MQTTConnectPacket{}, err
 	}
 	return c, nil

@@ -45,6 +45,7 @@ const (
 	reasonMQTTServerType  = "server packet type from client"
 	reasonClientID        = "client id not allowed"
 	reasonPublishTopic    = "publish topic not allowed"
+	reasonWillTopic       = "will topic not allowed"
 	reasonSubscribeFilter = "subscribe filter not allowed"
 	reasonSubscribeLong   = "SUBSCRIBE too long"
 )
@@ -192,6 +193,8 @@ func (c *MQTTChecker) packet(h MQTTHeader, body []byte, whole bool) Verdict {
 			return Verdict{Outcome: Mismatch, Reason: reasonNotMQTT, Code: code}
 		case !c.clientIDAllowed(p.ClientID):
 			return Verdict{Outcome: Deny, Reason: reasonClientID, Name: p.ClientID, Code: code}
+		case c.topics:
+			return c.willVerdict(&p, body, whole)
 		}
 		return Verdict{Outcome: Pass, Name: p.ClientID, Code: code}
 	case MQTTPublish:
@@ -233,6 +236,27 @@ func (c *MQTTChecker) packet(h MQTTHeader, body []byte, whole bool) Verdict {
 	// PUBACK to PUBCOMP, UNSUBSCRIBE, PINGREQ, DISCONNECT, AUTH: nothing a
 	// rule constrains; skipped by their length.
 	return Verdict{Outcome: Pass, Code: code}
+}
+
+// willVerdict judges the will of a CONNECT whose client id passed. The
+// broker publishes the will itself when the connection drops, so a will
+// topic is a publish: a client could otherwise name a forbidden topic
+// there and cut its own connection.
+func (c *MQTTChecker) willVerdict(p *MQTTConnectPacket, body []byte, whole bool) Verdict {
+	topic, err := p.WillTopic(body)
+	switch {
+	case err == ErrMQTTTruncated && !whole:
+		return Verdict{Outcome: More}
+	case err != nil:
+		return Verdict{Outcome: Mismatch, Reason: reasonNotMQTT, Code: MQTTConnect}
+	case topic == nil:
+		return Verdict{Outcome: Pass, Name: p.ClientID, Code: MQTTConnect}
+	case !mqttTopicValid(topic, false):
+		return Verdict{Outcome: Deny, Reason: reasonMQTTMalformed, Name: topic, Code: MQTTConnect}
+	case !mqttCovered(c.publish, topic):
+		return Verdict{Outcome: Deny, Reason: reasonWillTopic, Name: topic, Code: MQTTConnect}
+	}
+	return Verdict{Outcome: Pass, Name: p.ClientID, Code: MQTTConnect}
 }
 
 // subscribeVerdict judges a whole SUBSCRIBE body. Whether a property

@@ -430,6 +430,42 @@ func TestMQTTCheckerPipelined(t *testing.T) {
 	}
 }
 
+// mqttConnectWill is a CONNECT with a will on topic.
+func mqttConnectWill(level byte, clientID, topic string) []byte {
+	vh := append(mqttStr("MQTT"), level, 0x02|0x04, 0x00, 0x3c)
+	if level == 5 {
+		vh = append(vh, 0x00)
+	}
+	pl := mqttStr(clientID)
+	if level == 5 {
+		pl = append(pl, 0x02, 0x01, 0x01) // will properties: payload format
+	}
+	return mqttPkt(0x10, vh, pl, mqttStr(topic), mqttStr("gone"))
+}
+
+// TestMQTTCheckerWill: the broker publishes a client's will for it, so a
+// will topic is judged like a PUBLISH's.
+func TestMQTTCheckerWill(t *testing.T) {
+	m := mustMQTT(t, MQTTConstraint{Publish: []string{"cam/+/status"}})
+	ids := mustMQTT(t, MQTTConstraint{ClientIDs: []string{"cam-*"}})
+	for _, level := range []byte{4, 5} {
+		ok, bad := mqttConnectWill(level, "cam-1", "cam/1/status"), mqttConnectWill(level, "cam-1", "cam/1/config")
+		if v := m.CheckFirst(ok); v.Outcome != Pass || v.Used != len(ok) {
+			t.Errorf("level %d, allowed will topic: %+v", level, v)
+		}
+		if v := m.CheckFirst(bad); v.Outcome != Deny || v.Reason != reasonWillTopic || string(v.Name) != "cam/1/config" {
+			t.Errorf("level %d, forbidden will topic: %+v", level, v)
+		}
+		if v := m.CheckFirst(bad[:len(bad)-20]); v.Outcome != More {
+			t.Errorf("level %d, will topic not yet in hand: %+v", level, v)
+		}
+		// Without topic constraints the will is not the rule's business.
+		if v := ids.Check(bad); v.Outcome != Pass {
+			t.Errorf("level %d, client-id rule: %+v", level, v)
+		}
+	}
+}
+
 func TestMQTTCheckerSubscribeBound(t *testing.T) {
 	m := mustMQTT(t, MQTTConstraint{Subscribe: []string{"#"}})
 	p := mqttSubscribe311(string(bytes.Repeat([]byte("a"), mqttMaxSubscribe)))
