@@ -160,6 +160,10 @@ func TestKernelMQTTTopics(t *testing.T) {
 	if !f.publish("cam", "cam-1", "cam/1/config", "control") || !heard(sub, "cam/1/config", "control", 3*time.Second) {
 		t.Fatalf("control: without picoseg the lab did not carry the publish: %s", sub.Output())
 	}
+	f.willAttack("will-control")
+	if !heard(sub, "cam/3/config", "will-control", 3*time.Second) {
+		t.Fatalf("control: without picoseg the broker did not publish the will: %s", sub.Output())
+	}
 	f.start(labPolicy(t, func(s string) string { return s + mqttRule }))
 
 	if !f.publish("cam", "cam-1", "cam/1/status", "allowed") || !heard(sub, "cam/1/status", "allowed", 3*time.Second) {
@@ -197,9 +201,27 @@ func TestKernelMQTTTopics(t *testing.T) {
 			t.Errorf("case %d: the forbidden PUBLISH behind an allowed one reached the broker", i)
 		}
 	}
+	f.willAttack("will-evil")
+	if heard(sub, "cam/3/config", "will-evil", 2*time.Second) {
+		t.Error("the broker published a will on a forbidden topic")
+	}
 	if !heard(sub, "cam/2/status", "pipelined-ok", time.Second) {
 		t.Error("the split case's allowed PUBLISH, sent in its own segment, did not reach the broker")
 	}
+}
+
+// willAttack connects as cam-3 with a will on the forbidden topic
+// cam/3/config and drops the connection without a DISCONNECT: a broker
+// that accepted the CONNECT publishes the will.
+func (f *fixture) willAttack(msg string) {
+	f.t.Helper()
+	c, err := f.lab.Host("cam").Dial(f.ctx, "tcp", msgBroker+":1883")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	c.Write(mqttBytes(0x10, mqttUTF("MQTT"), []byte{4, 0x02 | 0x04, 0, 60}, mqttUTF("cam-3"), mqttUTF("cam/3/config"), mqttUTF(msg)))
+	time.Sleep(500 * time.Millisecond)
+	c.Close()
 }
 
 // coapClient runs libcoap's client on host and returns what it printed.
