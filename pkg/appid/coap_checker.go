@@ -136,9 +136,11 @@ func (c *CoAPChecker) Check(data []byte) Verdict {
 			// A proxy request names its target in a URI the path
 			// patterns never see.
 			return Verdict{Outcome: Deny, Reason: reasonCoAPProxy, Code: code}
-		case num == CoAPOptionUriPath && (string(v) == "." || string(v) == ".."):
+		case num == CoAPOptionUriPath && coapDotSegment(v):
 			// A server that resolves dot segments would serve another
-			// path than the one matched.
+			// path than the one matched. Option values are not
+			// percent-encoded (RFC 7252 §6.4), but a server that decodes
+			// them anyway would read "%2e%2e" as "..": refused too.
 			return Verdict{Outcome: Deny, Reason: reasonCoAPDotSegment, Code: code}
 		}
 	}
@@ -191,4 +193,21 @@ func (p *coapPattern) match(m *CoAPMessage) bool {
 		i++
 	}
 	return i == len(p.segs)
+}
+
+// coapDotSegment reports whether a path segment is "." or "..", written
+// plainly or with '.' as "%2e" / "%2E".
+func coapDotSegment(v []byte) bool {
+	dots := 0
+	for i := 0; i < len(v); i++ {
+		switch {
+		case v[i] == '.':
+		case v[i] == '%' && i+2 < len(v) && v[i+1] == '2' && (v[i+2] == 'e' || v[i+2] == 'E'):
+			i += 2
+		default:
+			return false
+		}
+		dots++
+	}
+	return dots == 1 || dots == 2
 }
