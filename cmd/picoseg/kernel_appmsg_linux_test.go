@@ -166,9 +166,11 @@ func TestKernelMQTTTopics(t *testing.T) {
 	}
 	f.start(labPolicy(t, func(s string) string { return s + mqttRule }))
 
+	before := queued(f.status())
 	if !f.publish("cam", "cam-1", "cam/1/status", "allowed") || !heard(sub, "cam/1/status", "allowed", 3*time.Second) {
 		t.Errorf("the allowed publish did not reach the broker: %s", sub.Output())
 	}
+	t.Logf("one mosquitto_pub session under a topic rule: %d packets to userspace", queued(f.status())-before)
 	if f.publish("cam", "cam-1", "cam/1/config", "evil") || heard(sub, "cam/1/config", "evil", time.Second) {
 		t.Error("a publish to a forbidden topic reached the broker")
 	}
@@ -207,6 +209,42 @@ func TestKernelMQTTTopics(t *testing.T) {
 	}
 	if !heard(sub, "cam/2/status", "pipelined-ok", time.Second) {
 		t.Error("the split case's allowed PUBLISH, sent in its own segment, did not reach the broker")
+	}
+}
+
+// TestKernelMQTTClientID: under a rule on the client id alone, the flow is
+// judged by its CONNECT and fast-pathed: any topic passes for cam-*, and
+// nothing for another id. Control: before picoseg runs, the other id
+// publishes.
+func TestKernelMQTTClientID(t *testing.T) {
+	needTools(t, "mosquitto", "mosquitto_pub", "mosquitto_sub")
+	f := newFixture(t)
+	sub := f.mosquitto()
+	if !f.publish("cam", "plug-1", "any/topic", "control") || !heard(sub, "any/topic", "control", 3*time.Second) {
+		t.Fatalf("control: without picoseg the lab did not carry the publish: %s", sub.Output())
+	}
+	f.start(labPolicy(t, func(s string) string {
+		return s + `
+[[allow]]
+name = "cam-mqtt"
+from = "group:cameras"
+to = "zone:wan"
+services = ["tcp/1883"]
+app = "mqtt"
+[allow.mqtt]
+client_ids = ["cam-*"]
+`
+	}))
+	before := queued(f.status())
+	if !f.publish("cam", "cam-1", "any/topic", "allowed") || !heard(sub, "any/topic", "allowed", 3*time.Second) {
+		t.Errorf("the allowed client's publish did not reach the broker: %s", sub.Output())
+	}
+	t.Logf("one mosquitto_pub session under a client-id rule: %d packets to userspace", queued(f.status())-before)
+	if f.publish("cam", "plug-1", "any/topic", "wrong-id") || heard(sub, "any/topic", "wrong-id", time.Second) {
+		t.Error("a client id outside cam-* published")
+	}
+	if !f.appAlert("mqtt", "client id not allowed", 1) {
+		t.Error("no app_denied alert for the client id")
 	}
 }
 
@@ -277,10 +315,11 @@ methods = ["GET"]
 paths = ["/example_data", "/time", "/.well-known/core"]
 `
 	}))
-	gets := received("GET")
+	gets, before := received("GET"), queued(f.status())
 	if got := f.coapClient("cam", "get", "/example_data", ""); !strings.Contains(got, "control") || received("GET") == gets {
 		t.Errorf("the allowed GET got %q", got)
 	}
+	t.Logf("one coap-client GET: %d packets to userspace", queued(f.status())-before)
 	f.coapClient("cam", "put", "/example_data", "evil-put")
 	f.coapClient("cam", "post", "/example_data", "evil-post")
 	if n, m := received("PUT"), received("POST"); n != 1 || m != 0 {
