@@ -151,7 +151,7 @@ func appSegment(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *
 // into the flow's verdict. Call with the table locked.
 func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *flow.Key) Result {
 	chk := r.App
-	v := runChecker(chk, s)
+	v, identified := runChecker(chk, s)
 	switch {
 	case v.Outcome == appid.Pass:
 		apps.names.put(key, chk.Proto(), v.Name)
@@ -160,7 +160,7 @@ func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *f
 	case v.Outcome != appid.More:
 		apps.streams.release(s)
 		return appResult(c, r, &v)
-	case v.Name != nil && s.passed:
+	case identified:
 		// A lifelong flow's first message passed: it is identified.
 		apps.names.put(key, chk.Proto(), v.Name)
 	}
@@ -176,12 +176,13 @@ func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *f
 
 // runChecker judges the slot's bytes. A checker that decides once reads
 // them from the stream's start; a lifelong one judges message after
-// message and consumes each, and its More (with the Name of the first
-// message when this call identified the flow) means "all judged so far
-// passed". Pass is only returned by a checker that decides once.
-func runChecker(chk appid.Checker, s *streamSlot) appid.Verdict {
+// message and consumes each, and its More means "all judged so far
+// passed"; identified is set when this call passed the flow's first
+// message (the verdict then has its Name). Pass is only returned by a
+// checker that decides once.
+func runChecker(chk appid.Checker, s *streamSlot) (v appid.Verdict, identified bool) {
 	if !chk.Lifelong() {
-		return chk.Check(s.buf[:s.n])
+		return chk.Check(s.buf[:s.n]), false
 	}
 	out := appid.Verdict{Outcome: appid.More, Code: -1}
 	first := !s.passed
@@ -191,12 +192,12 @@ func runChecker(chk appid.Checker, s *streamSlot) appid.Verdict {
 			if v.Outcome == appid.More {
 				break
 			}
-			return v
+			return v, false
 		}
 		if v.Used <= 0 || v.Used > s.n-s.off {
 			// A checker that consumes nothing would loop, one that
 			// consumes more than it had would skip bytes unjudged.
-			return appid.Verdict{Outcome: appid.Mismatch, Reason: "checker used no whole message", Code: v.Code}
+			return appid.Verdict{Outcome: appid.Mismatch, Reason: "checker used no whole message", Code: v.Code}, false
 		}
 		if first && !s.passed {
 			out.Name, out.Code = v.Name, v.Code
@@ -204,10 +205,7 @@ func runChecker(chk appid.Checker, s *streamSlot) appid.Verdict {
 		s.off += v.Used
 		s.passed = true
 	}
-	if !first {
-		out.Name = nil
-	}
-	return out
+	return out, first && s.passed
 }
 
 // appDatagram judges a datagram of a flow under a datagram protocol's
