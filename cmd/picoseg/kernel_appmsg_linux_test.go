@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/picoseg/picoseg/internal/lab"
-	"github.com/picoseg/picoseg/pkg/daemon"
 )
 
 const msgBroker = "198.51.100.2"
@@ -113,26 +112,14 @@ func mqttBytes(first byte, parts ...[]byte) []byte {
 
 func mqttUTF(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 
-// appAlert waits for an app_denied alert of the daemon naming detail and,
-// unless code is -1, the code the checker reported.
-func (f *fixture) appAlert(app, detail string, code int) bool {
-	var alerts []struct {
-		Type      string `json:"type"`
-		Rule      string `json:"rule"`
-		App       string `json:"app"`
-		AppName   string `json:"app_name"`
-		AppCode   *int   `json:"app_code"`
-		AppDetail string `json:"app_detail"`
-	}
-	return eventually(func() bool {
-		daemon.Query(f.sock, "alerts", &alerts)
-		for _, a := range alerts {
-			if a.Type == "app_denied" && a.App == app && a.AppDetail == detail && (code == -1 || a.AppCode != nil && *a.AppCode == code) {
-				return true
-			}
-		}
-		return false
+// denied waits for the app_denied alert of rule whose checker reason is
+// detail and, unless code is -1, whose code is code.
+func (f *fixture) denied(rule, detail string, code int) bool {
+	f.t.Helper()
+	_, ok := f.appAlert("app_denied", rule, func(a appAlertJSON) bool {
+		return a.AppDetail == detail && (code == -1 || a.AppCode != nil && *a.AppCode == code)
 	})
+	return ok
 }
 
 const mqttRule = `
@@ -177,7 +164,7 @@ func TestKernelMQTTTopics(t *testing.T) {
 	if f.publish("cam", "plug-1", "cam/1/status", "wrong-id") || heard(sub, "cam/1/status", "wrong-id", time.Second) {
 		t.Error("a client id outside cam-* published")
 	}
-	if !f.appAlert("mqtt", "publish topic not allowed", 3) {
+	if !f.denied("cam-mqtt", "publish topic not allowed", 3) {
 		t.Error("no app_denied alert for the forbidden topic")
 	}
 
@@ -243,7 +230,7 @@ client_ids = ["cam-*"]
 	if f.publish("cam", "plug-1", "any/topic", "wrong-id") || heard(sub, "any/topic", "wrong-id", time.Second) {
 		t.Error("a client id outside cam-* published")
 	}
-	if !f.appAlert("mqtt", "client id not allowed", 1) {
+	if !f.denied("cam-mqtt", "client id not allowed", 1) {
 		t.Error("no app_denied alert for the client id")
 	}
 }
@@ -328,7 +315,7 @@ paths = ["/example_data", "/time", "/.well-known/core"]
 	if got := f.coapClient("wan", "get", "/example_data", ""); !strings.Contains(got, "control") {
 		t.Errorf("a PUT under a GET-only rule changed example_data to %q", got)
 	}
-	if !f.appAlert("coap", "method not allowed", -1) {
+	if !f.denied("cam-coap", "method not allowed", -1) {
 		t.Error("no app_denied alert for the refused requests")
 	}
 }
