@@ -77,3 +77,30 @@ func TestMQTTRuleErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestEncryptedPortWarnings: an MQTT rule on 8883 or a CoAP rule on 5684
+// names a plain protocol on its encrypted port: warned, at the app key.
+func TestEncryptedPortWarnings(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"from = \"any\"\nto = \"any\"\nservices = [\"tcp/8883\"]\napp = \"mqtt\"\n", `app = "mqtt" on port 8883 is MQTT over TLS`},
+		{"from = \"any\"\nto = \"any\"\nservices = [\"udp/5683-5684\"]\napp = \"coap\"\n", `app = "coap" on port 5684 is CoAP over DTLS`},
+		{"from = \"any\"\nto = \"any\"\nservices = [\"tcp/1883\"]\napp = \"mqtt\"\n", ""},
+		{"from = \"any\"\nto = \"any\"\nservices = [\"tcp/8883\"]\napp = \"tls\"\n", ""},
+	} {
+		src := allowPolicy(tc.body)
+		lines := warningLines(t, src)
+		found := ""
+		for _, l := range lines {
+			if strings.Contains(l, "encrypted") || strings.Contains(l, " over ") {
+				found = l
+			}
+		}
+		appLine := strings.Count(src[:strings.Index(src, "app = ")], "\n") + 1
+		switch {
+		case tc.want == "" && found != "":
+			t.Errorf("%q: warned %q", tc.body, found)
+		case tc.want != "" && (!strings.Contains(found, tc.want) || !strings.HasPrefix(found, fmt.Sprintf("policy.toml:%d:7: ", appLine))):
+			t.Errorf("%q: warnings %q, want one at line %d with %q", tc.body, lines, appLine, tc.want)
+		}
+	}
+}

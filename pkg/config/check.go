@@ -28,6 +28,7 @@ func (b *builder) check() {
 	}
 	b.warnOverlappingRules()
 	b.warnUnseenBridges()
+	b.warnEncryptedApps()
 }
 
 func names[T any](list []T, name func(T) string) []string {
