@@ -235,6 +235,48 @@ client_ids = ["cam-*"]
 	}
 }
 
+// subscribed starts mosquitto_sub on the camera (MQTT 5.0) for filter and
+// publishes msg on topic from the broker's host until the camera's client
+// prints it or a few seconds pass; it reports whether it did.
+func (f *fixture) subscribed(clientID, filter, topic, msg string) bool {
+	f.t.Helper()
+	sub, err := f.lab.Host("cam").Start(f.ctx, "mosquitto_sub", "-V", "mqttv5", "-h", msgBroker, "-i", clientID, "-t", filter, "-C", "1", "-W", "6")
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer sub.Stop()
+	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		f.lab.Host("wan").Run(f.ctx, "mosquitto_pub", "-h", "127.0.0.1", "-t", topic, "-m", msg)
+		if strings.Contains(sub.Output(), msg) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestKernelMQTTSubscribe: with a 5.0 client, a camera subscribed within
+// cmd/cam/# gets its commands; one that subscribes to # is cut before
+// the broker sends it anything. Control: without picoseg, # brings it
+// another device's messages.
+func TestKernelMQTTSubscribe(t *testing.T) {
+	needTools(t, "mosquitto", "mosquitto_pub", "mosquitto_sub")
+	f := newFixture(t)
+	f.mosquitto()
+	if !f.subscribed("cam-1", "#", "plug/1/secret", "control") {
+		t.Fatal("control: without picoseg the camera's subscription to # got nothing")
+	}
+	f.start(labPolicy(t, func(s string) string { return s + mqttRule }))
+	if !f.subscribed("cam-1", "cmd/cam/1", "cmd/cam/1", "reboot") {
+		t.Error("the allowed subscription got nothing")
+	}
+	if f.subscribed("cam-1", "#", "plug/1/secret", "leak") {
+		t.Error("a subscription to # under subscribe = [\"cmd/cam/#\"] got another device's message")
+	}
+	if !f.denied("cam-mqtt", "subscribe filter not allowed", 8) {
+		t.Error("no app_denied alert for the subscription")
+	}
+}
+
 // willAttack connects as cam-3 with a will on the forbidden topic
 // cam/3/config and drops the connection without a DISCONNECT: a broker
 // that accepted the CONNECT publishes the will.
