@@ -171,9 +171,11 @@ func TestKernelAppHTTPHost(t *testing.T) {
 		t.Fatal("control: without picoseg the lab does not deliver the forbidden host")
 	}
 	f.start(appPolicy(t))
+	before := queued(f.status())
 	if !f.curl("api.example.com", 8080, "http") {
 		t.Fatal("curl to the allowed host failed")
 	}
+	t.Logf("userspace packets for one HTTP flow (both ways, curl's whole exchange): %d", queued(f.status())-before)
 	if f.curl("evil.example.net", 8080, "http") {
 		t.Fatal("curl to a forbidden host got through")
 	}
@@ -278,12 +280,14 @@ func TestKernelAppModbusReadOnly(t *testing.T) {
 	f.start(appPolicy(t))
 	p.writes.Store(0)
 
+	before := queued(f.status())
 	c := dial()
 	for i := range 20 {
 		if !exchange(c, modbusRead(uint16(10+i))) {
 			t.Fatalf("read %d unanswered", i)
 		}
 	}
+	t.Logf("userspace packets for a Modbus flow of 20 reads (both ways): %d", queued(f.status())-before)
 	if exchange(c, modbusWrite(40)) {
 		t.Error("the write was answered")
 	}

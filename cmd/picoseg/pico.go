@@ -46,6 +46,16 @@ func writePico(w io.Writer, pol *policy.Policy) {
 		}
 		fmt.Fprintf(w, "fan-out bound of %s: %s per device per %v; past it, flows are refused (possible_scan)\n", r.Name, fanText(&r), r.FanWindow)
 	}
+	for _, r := range pol.Rules[:pol.UserRules] {
+		if r.App == nil {
+			continue
+		}
+		how := "its first packets are read in userspace until identified, then it is fast-pathed"
+		if r.App.Lifelong() {
+			how = "every packet is judged in userspace for the flow's life"
+		}
+		fmt.Fprintf(w, "application of %s: %s; %s\n", r.Name, r.App.Proto(), how)
+	}
 }
 
 // classText describes a class's kernel checks.

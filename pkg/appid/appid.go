@@ -1,11 +1,3 @@
-// Package appid identifies the application protocol a flow speaks and checks
-// what it carries against a rule's constraint. No kernel code; nothing
-// allocates per packet.
-//
-// A Checker is built once when the policy is compiled, immutable and shared
-// by every flow of its rule. The engine keeps each flow's bytes (for a
-// stream protocol, the client's bytes in order from the stream's start) and
-// hands them to Check until the checker decides.
 package appid
 
 // Proto is an application protocol a rule can require.

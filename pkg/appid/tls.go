@@ -59,11 +59,36 @@ const (
 // Check judges the start of the client's stream: one or more handshake
 // records carrying a ClientHello.
 func (c *TLSChecker) Check(data []byte) Verdict {
+	if hello := wholeInFirstRecord(data); hello != nil {
+		return c.judge(data, hello)
+	}
 	var buf [MaxClientHello]byte
 	hello, out := reassembleHello(data, buf[:0])
 	if out.Outcome != More || hello == nil {
 		return out
 	}
+	return c.judge(data, hello)
+}
+
+// wholeInFirstRecord returns the ClientHello when the first record holds
+// all of it (nearly always): it is then read in place, not copied.
+func wholeInFirstRecord(data []byte) []byte {
+	if len(data) < 9 || data[0] != tlsRecordHandshake || data[1] != 3 || data[2] > 4 || data[5] != tlsHandshakeHello {
+		return nil
+	}
+	n := int(data[3])<<8 | int(data[4])
+	if n > tlsMaxRecord || len(data) < 5+n {
+		return nil
+	}
+	need := 4 + helloLen(data[5:])
+	if need > n || need > MaxClientHello {
+		return nil
+	}
+	return data[5 : 5+need]
+}
+
+// judge checks a whole ClientHello read from data.
+func (c *TLSChecker) judge(data, hello []byte) Verdict {
 	info, v := parseClientHello(hello)
 	if v.Outcome != Pass {
 		return v

@@ -92,6 +92,10 @@
 //	max_peers = 20                # distinct peers per device per window
 //	max_ports = 5                 # distinct ports on one peer per window
 //	fanout_window = "1m"          # default 1m
+//	app = "tls"                   # the protocol the flows must speak (app.go)
+//	unidentified = "deny"         # or "allow": not identified within the budget
+//	[allow.tls]                   # or [allow.http], [allow.modbus]: the protocol's constraint
+//	server_names = ["*.example.com"]
 //
 // Services are "any", "tcp", "udp" (any port), "tcp/PORT", "tcp/LO-HI",
 // "udp/..." likewise, "icmp", "icmpv6" and "proto/N" for any other IP

@@ -23,6 +23,9 @@ import (
 // mid-stream, or from its reply, has no start to read from: unidentified.
 // The server's packets pass while the client's are read.
 
+// tcpUrg is the TCP URG flag.
+const tcpUrg = 0x20
+
 // EventApp describes the application behind an event: the protocol, the
 // name the checker found (server name, host), the number it reported (a
 // Modbus function code, -1 for none) and its reason.
@@ -94,7 +97,7 @@ func appStage(c *Context, r *policy.Rule) Result {
 		if s != nil {
 			return appSegment(c, r, apps, s, &key)
 		}
-		if proto, _, ok := apps.names.get(key); ok && proto == chk.Proto() && !chk.Lifelong() {
+		if c.Flow.App == uint8(chk.Proto()) && !chk.Lifelong() {
 			return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonAppIdentified}
 		}
 		return unidentified(c, r)
@@ -114,9 +117,16 @@ func appStage(c *Context, r *policy.Rule) Result {
 		s.base = p.Seq
 		return appSegment(c, r, apps, s, &key)
 	}
+	if p.PayloadLen > 0 {
+		// Data on a SYN (TCP Fast Open) is read by a server that takes
+		// the client's cookie and dropped by one that does not, which
+		// then reads whatever the client sends at those numbers next:
+		// the checker cannot know which bytes the server has.
+		v := appid.Verdict{Outcome: appid.Mismatch, Reason: "data on a SYN", Code: -1}
+		return appResult(c, r, &v)
+	}
 	s = apps.streams.take(&key)
 	s.base = p.Seq + 1
-	// A SYN may carry data (TCP Fast Open): it starts at Seq+1.
 	return appSegment(c, r, apps, s, &key)
 }
 
@@ -127,6 +137,14 @@ func appSegment(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *
 	seq := p.Seq
 	if p.TCPFlags&packet.TCPSyn != 0 {
 		seq++
+	}
+	if p.PayloadLen > 0 && p.TCPFlags&tcpUrg != 0 {
+		// The urgent byte leaves the stream the server reads (unless it
+		// set SO_OOBINLINE): the checker and the server would read two
+		// streams. No protocol judged here uses urgent data.
+		apps.streams.release(s)
+		v := appid.Verdict{Outcome: appid.Mismatch, Reason: "urgent data", Code: -1}
+		return appResult(c, r, &v)
 	}
 	if p.PayloadLen > 0 {
 		switch s.add(seq, p.Payload, p.PayloadLen) {
@@ -151,9 +169,18 @@ func appSegment(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *
 // into the flow's verdict. Call with the table locked.
 func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *flow.Key) Result {
 	chk := r.App
+	if s.off == s.n && !s.lost {
+		// Nothing new to judge (a SYN, a bare ACK): the budget alone.
+		if !s.passed && c.Flow.Packets >= apps.packets {
+			apps.streams.release(s)
+			return unidentified(c, r)
+		}
+		return Result{Verdict: NeedMore, Rule: c.Rule, Reason: inspecting(s)}
+	}
 	v, identified := runChecker(chk, s)
 	switch {
 	case v.Outcome == appid.Pass:
+		c.Flow.App = uint8(chk.Proto())
 		apps.names.put(key, chk.Proto(), v.Name)
 		apps.streams.release(s)
 		return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonAppIdentified}
@@ -162,16 +189,23 @@ func judgeSlot(c *Context, r *policy.Rule, apps *appState, s *streamSlot, key *f
 		return appResult(c, r, &v)
 	case identified:
 		// A lifelong flow's first message passed: it is identified.
+		c.Flow.App = uint8(chk.Proto())
 		apps.names.put(key, chk.Proto(), v.Name)
 	}
 	if s.lost || (!s.passed && (s.n >= len(s.buf) || c.Flow.Packets >= apps.packets)) {
 		apps.streams.release(s)
 		return unidentified(c, r)
 	}
+	return Result{Verdict: NeedMore, Rule: c.Rule, Reason: inspecting(s)}
+}
+
+// inspecting is the reason of a flow kept under inspection: identified (a
+// lifelong flow whose messages so far passed) or not yet.
+func inspecting(s *streamSlot) Reason {
 	if s.passed {
-		return Result{Verdict: NeedMore, Rule: c.Rule, Reason: ReasonAppIdentified}
+		return ReasonAppIdentified
 	}
-	return Result{Verdict: NeedMore, Rule: c.Rule, Reason: ReasonAppInspecting}
+	return ReasonAppInspecting
 }
 
 // runChecker judges the slot's bytes. A checker that decides once reads
@@ -220,6 +254,7 @@ func appDatagram(c *Context, r *policy.Rule, apps *appState) Result {
 	key, _ := flow.KeyOf(p)
 	switch v.Outcome {
 	case appid.Pass:
+		c.Flow.App = uint8(chk.Proto())
 		if c.Flow.Verdict != uint8(NeedMore) || !chk.Lifelong() {
 			apps.names.put(&key, chk.Proto(), v.Name)
 		}

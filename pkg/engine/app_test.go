@@ -347,3 +347,55 @@ func TestAppModbusMidStream(t *testing.T) {
 	c = newConv("10.77.0.5:40104", "10.77.0.9:502")
 	r.judge(c.data(mbap(1, 3, 0, 0, 0, 2)[3:]), Drop, ReasonAppMismatch)
 }
+
+// Flows under inspection are bounded: a flow whose slot was taken by newer
+// ones is unidentified on its next packet, and never judged from bytes it
+// did not have.
+func TestAppInspectTableEvicts(t *testing.T) {
+	r := newAppRun(t, Options{InspectFlows: 8})
+	old := newConv("10.77.0.5:41000", "198.51.100.7:80")
+	handshake(r, old)
+	r.judge(old.data([]byte("GET / HTTP/1.1\r\n")), NeedMore, ReasonAppInspecting)
+	for i := range 8 {
+		c := newConv(netip.AddrPortFrom(netip.MustParseAddr("10.77.0.6"), uint16(42000+i)).String(), "198.51.100.7:80")
+		handshake(r, c)
+	}
+	r.judge(old.data([]byte("Host: hue.example\r\n\r\n")), Drop, ReasonAppUnidentified)
+}
+
+// Data on a SYN and urgent data are bytes the server may read otherwise
+// than the checker: the flow is refused.
+func TestAppSYNDataAndUrgent(t *testing.T) {
+	r := newAppRun(t, Options{})
+	c := newConv("10.77.0.5:40200", "198.51.100.7:80")
+	syn := c.syn()
+	syn.Payload = []byte("GET / HTTP/1.1\r\nHost: hue.example\r\n\r\n")
+	syn.PayloadLen = len(syn.Payload)
+	r.judge(syn, Drop, ReasonAppMismatch)
+
+	c = newConv("10.77.0.5:40201", "198.51.100.7:80")
+	handshake(r, c)
+	p := c.data([]byte("GET / HTTP/1.1\r\nHost: hue.example\r\n\r\n"))
+	p.TCPFlags |= 0x20
+	r.judge(p, Drop, ReasonAppMismatch)
+	if ev := r.lastEvent(); ev.App.Detail != "urgent data" {
+		t.Errorf("detail %q", ev.App.Detail)
+	}
+}
+
+// A reload judges flows again: an identified flow keeps its identity, a
+// lifelong one goes on being read where it was.
+func TestAppReload(t *testing.T) {
+	r := newAppRun(t, Options{})
+	c := newConv("10.77.0.5:40300", "198.51.100.7:443")
+	handshake(r, c)
+	r.judge(c.data(tlsHello("api.example.com")), Accept, ReasonAppIdentified)
+	m := newConv("10.77.0.5:40301", "10.77.0.9:502")
+	handshake(r, m)
+	r.judge(m.data(mbap(1, 3, 0, 0, 0, 2)), NeedMore, ReasonAppIdentified)
+
+	r.w.e.Swap(compile(t, appPolicy), r.now)
+	r.judge(c.data([]byte("application data")), Accept, ReasonAppIdentified)
+	r.judge(m.data(mbap(2, 3, 0, 0, 0, 2)), NeedMore, ReasonAppIdentified)
+	r.judge(m.data(mbap(3, 16, 0, 0, 0, 1, 2, 0, 0)), Drop, ReasonAppDenied)
+}

@@ -52,17 +52,26 @@ type streamSlot struct {
 }
 
 // inspectTable is a bounded table of the flows under inspection, keyed by
-// flow key. The slots are allocated once, on first use; the oldest slot is
-// taken for a new flow when all are in use, and the flow it held is then
-// unidentified on its next packet.
+// flow key. The slots are allocated once, on first use; when all are in
+// use a new flow takes an old one's (see take), and the flow it held is
+// then unidentified on its next packet.
 type inspectTable struct {
 	mu      sync.Mutex
 	size    int
 	slots   []streamSlot
 	buckets []int32
-	clock   uint64
-	seed    uint64
+	// free are the slots not in use; hand is where the search for a slot
+	// to evict goes on from.
+	free  []int32
+	hand  int
+	clock uint64
+	seed  uint64
 }
+
+// evictSample is how many slots the eviction looks at: the least recently
+// used of them goes. A flow whose packets keep coming (a lifelong one) is
+// touched on each and is not the one evicted.
+const evictSample = 8
 
 func newInspectTable(size int) *inspectTable {
 	if size <= 0 {
@@ -98,52 +107,63 @@ func (t *inspectTable) find(k *flow.Key) *streamSlot {
 	return nil
 }
 
-// take returns a fresh slot for k, evicting the least recently used one
-// when all are in use. Call with mu held.
+// take returns a fresh slot for k. When all are in use the least recently
+// used of a few is evicted: its flow is unidentified on its next packet.
+// Call with mu held.
 func (t *inspectTable) take(k *flow.Key) *streamSlot {
 	if t.slots == nil {
-		nb := 1
-		for nb < 2*t.size {
-			nb <<= 1
-		}
-		t.slots = make([]streamSlot, t.size)
-		for i := range t.slots {
-			t.slots[i].idx = int32(i)
-		}
-		t.buckets = make([]int32, nb)
-		for i := range t.buckets {
-			t.buckets[i] = -1
-		}
+		t.alloc()
 	}
 	if s := t.find(k); s != nil {
-		t.unlink(s)
+		t.release(s)
 	}
-	victim := 0
-	for i := range t.slots {
-		if !t.slots[i].inUse {
-			victim = i
-			break
+	var idx int32
+	if n := len(t.free); n > 0 {
+		idx = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		idx = int32(t.hand)
+		for i := 0; i < evictSample; i++ {
+			j := (t.hand + i) % len(t.slots)
+			if t.slots[j].stamp < t.slots[idx].stamp {
+				idx = int32(j)
+			}
 		}
-		if t.slots[i].stamp < t.slots[victim].stamp {
-			victim = i
-		}
+		t.hand = (t.hand + evictSample) % len(t.slots)
+		t.unlink(&t.slots[idx])
 	}
-	s := &t.slots[victim]
-	if s.inUse {
-		t.unlink(s)
-	}
+	s := &t.slots[idx]
 	b := t.bucket(k)
 	t.clock++
 	s.key, s.chain, s.stamp, s.inUse = *k, *b, t.clock, true
 	s.lost, s.passed, s.base, s.n, s.off = false, false, 0, 0, 0
-	*b = int32(victim)
+	*b = idx
 	return s
+}
+
+// alloc makes the slots, once, when the first flow needs one.
+func (t *inspectTable) alloc() {
+	nb := 1
+	for nb < 2*t.size {
+		nb <<= 1
+	}
+	t.slots = make([]streamSlot, t.size)
+	t.buckets = make([]int32, nb)
+	t.free = make([]int32, t.size)
+	for i := range t.buckets {
+		t.buckets[i] = -1
+	}
+	for i := range t.slots {
+		t.slots[i].idx = int32(i)
+		t.free[i] = int32(t.size - 1 - i)
+	}
 }
 
 // release frees s. Call with mu held.
 func (t *inspectTable) release(s *streamSlot) {
 	if s != nil && s.inUse {
 		t.unlink(s)
+		t.free = append(t.free, s.idx)
 	}
 }
 

@@ -64,6 +64,10 @@ type State struct {
 	// Opened says how the flow was opened (OpenedFirst, ...): a fact
 	// about its packets, which no judgement changes.
 	Opened uint8
+	// App is the application protocol (appid.Proto) the flow was
+	// identified as speaking, 0 for none: a fact about its bytes, kept
+	// when the flow is judged again after a reload.
+	App uint8
 	// Packets and Bytes count both directions; Up counts bytes the
 	// opener sent.
 	Packets          uint32
@@ -315,7 +319,8 @@ func (t *Table) Insert(k Key, now int64, size uint16, tcpFlags uint8, st *State)
 	e.expires = now + t.ttlOf(k.Proto, e.state.Phase)
 }
 
-// Update replaces the judgement of flow k with st's, whole, keeping its
+// Update replaces the judgement of flow k with st's, whole, and its
+// identified application (State.App), keeping its
 // counters. It reports false when the flow is no longer in the table.
 func (t *Table) Update(k Key, st *State) bool {
 	h := k.hash64(t.seed)
@@ -329,6 +334,7 @@ func (t *Table) Update(k Key, st *State) bool {
 	e := &s.entries[i].state
 	s.tally(e, -1)
 	e.Judgement = st.Judgement
+	e.App = st.App
 	s.tally(e, 1)
 	return true
 }
