@@ -21,6 +21,9 @@ type traceJSON struct {
 	From      sideJSON   `json:"from"`
 	To        sideJSON   `json:"to"`
 	Steps     []stepJSON `json:"steps"`
+	// App is the protocol the deciding rule's flows must speak, "" for
+	// none: the flow's first bytes decide what explain cannot see.
+	App string `json:"app,omitempty"`
 }
 
 type sideJSON struct {
@@ -56,6 +59,9 @@ func traceView(t *engine.Trace, pol *policy.Policy, q engine.Query) traceJSON {
 				v.RuleAt = pos.String()
 			}
 		}
+	}
+	if d.Layer == engine.LayerPico && d.Rule >= 0 && int(d.Rule) < len(pol.Rules) && pol.Rules[d.Rule].App != nil {
+		v.App = pol.Rules[d.Rule].App.Proto().String()
 	}
 	for i := range t.Steps {
 		s := &t.Steps[i]
@@ -109,8 +115,8 @@ func writeTraceText(w io.Writer, t *engine.Trace, pol *policy.Policy, q engine.Q
 	case t.Decision.Verdict == engine.NeedMore:
 		verdict = "accept, still inspecting (the flow's next packets are judged too)"
 	}
-	if d := t.Decision; d.Layer == engine.LayerPico && d.Rule >= 0 && int(d.Rule) < len(pol.Rules) && pol.Rules[d.Rule].App != nil {
-		verdict += "; the flow must speak " + pol.Rules[d.Rule].App.Proto().String() + ", read from its first bytes"
+	if v.App != "" {
+		verdict += "; the flow must speak " + v.App + ", read from its first bytes"
 	}
 	fmt.Fprintf(w, "%s: %s -> %s\n", verdict, name(v.From), name(v.To))
 	rule := v.Rule

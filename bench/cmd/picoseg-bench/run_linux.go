@@ -24,7 +24,7 @@ func run(args []string) error {
 		switch args[0] {
 		case "serve":
 			return load.Serve()
-		case "flood", "latency", "short", "bulk", "stream":
+		case "flood", "latency", "short", "bulk", "stream", "hellos":
 			return runLoad(args[0], args[1:])
 		}
 	}
@@ -41,6 +41,7 @@ func runLoad(name string, args []string) error {
 	tcp := fs.Int("tcp", 6, "TCP flood workers")
 	udp := fs.Int("udp", 6, "UDP flood workers")
 	rate := fs.Int("rate", 1000, "stream datagrams per second")
+	sni := fs.String("name", "bench.example.com", "hellos: the server name each ClientHello asks for")
 	once := fs.Bool("once", false, "flood: each worker goes through its share of the source ports once, so no tuple repeats")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,6 +62,8 @@ func runLoad(name string, args []string) error {
 		res, err = load.Bulk(addr, *n, *size)
 	case "stream":
 		res, err = load.Stream(addr, *rate, *d)
+	case "hellos":
+		res, err = load.Hellos(addr, *sni, *tcp, *d)
 	}
 	if err != nil {
 		return err

@@ -99,6 +99,10 @@ type samples struct {
 	tracked                    []float64
 	reloadMS, reloadLost       []float64
 	notes                      []string
+
+	// appFlows and appPerFlow are by appVariant key (app_linux.go).
+	appFlows, appPerFlow map[string][]float64
+	appRatio             []float64
 }
 
 // Run builds a lab, measures every figure and returns the report.
@@ -155,6 +159,7 @@ func Run(ctx context.Context, cfg Config) (*stats.Report, error) {
 	}
 	partial("one-device burst", e.bursts(ctx, s))
 	partial("kernel-path variants", e.anatomy(ctx, s))
+	partial("application identity", e.appRows(ctx, s))
 	if err := e.reloads(ctx, s); err != nil {
 		return nil, fmt.Errorf("reload: %w", err)
 	}
@@ -868,6 +873,7 @@ func (e *env) report(s *samples) *stats.Report {
 	rl := stats.New("reload_ms", fmt.Sprintf("Reload (SIGHUP) of %d devices / %d rules, load+compile+swap", e.cfg.ReloadDevices, e.cfg.ReloadRules), "ms", stats.AtMost, 200, s.reloadMS)
 	r.Add(rl)
 	r.Add(stats.New("reload_lost_packets", "Stream packets lost per reload (2000 pkt/s UDP)", "packets", stats.AtMost, 0, s.reloadLost))
+	e.appReport(r, s)
 	if len(s.notes) > 0 {
 		r.Extra = append(r.Extra, stats.Section{Title: "Harness notes", Body: "- " + strings.Join(s.notes, "\n- ")})
 	}
