@@ -7,7 +7,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 # What the demo and the tests use, from Debian's packages: the one list that
 # `make deps`, `make test` (as root) and CI install from.
-DEBIAN_PKGS := nftables iproute2 iperf3 curl nmap hping3 conntrack tcpdump mosquitto mosquitto-clients rsyslog rsyslog-gnutls gnutls-bin kmod qemu-user-static fwknop-client dnsmasq-base
+DEBIAN_PKGS := nftables iproute2 iperf3 curl nmap hping3 conntrack tcpdump mosquitto mosquitto-clients libcoap3-bin rsyslog rsyslog-gnutls gnutls-bin kmod qemu-user-static fwknop-client dnsmasq-base
 # The oldest Go the module builds with (the go line of go.mod): `make test`
 # also builds and vets with it, fetched as a toolchain module when missing.
 GO_OLDEST ?= 1.24.12

@@ -19,6 +19,8 @@ type AppRule struct {
 	Modbus       *ModbusRule
 
 	// MQTT and CoAP rules (pkg/config/app_mqtt.go, app_coap.go).
+	MQTT *MQTTRule
+	CoAP *CoAPRule
 
 	// DNS rules (pkg/config/app_dns.go).
 	DNS *DNSRule
@@ -50,6 +52,8 @@ var appDecoders = [...]appDecoder{
 	{"modbus", decodeModbusRule},
 
 	// mqtt, coap
+	{"mqtt", decodeMQTTRule},
+	{"coap", decodeCoAPRule},
 
 	// dns
 	{"dns", decodeDNSRule},

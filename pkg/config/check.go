@@ -30,6 +30,7 @@ func (b *builder) check() {
 	b.warnOverlappingRules()
 	b.warnUnseenBridges()
 	b.warnUnseenResolvers()
+	b.warnEncryptedApps()
 }
 
 func names[T any](list []T, name func(T) string) []string {

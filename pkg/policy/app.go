@@ -28,6 +28,10 @@ func compileApp(r *Rule, a *config.AppRule) error {
 		c = compileModbus(a.Modbus)
 
 		// mqtt, coap
+	case appid.MQTT:
+		c = compileMQTT(a.MQTT)
+	case appid.CoAP:
+		c = compileCoAP(a.CoAP)
 
 		// dns
 	case appid.DNS:
