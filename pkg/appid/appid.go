@@ -105,3 +105,11 @@ var more = Verdict{Outcome: More, Code: -1}
 
 // mismatch returns a Mismatch verdict with a constant reason.
 func mismatch(reason string) Verdict { return Verdict{Outcome: Mismatch, Reason: reason, Code: -1} }
+
+// Opener is a Checker that judges a flow's first bytes otherwise than the
+// rest (an MQTT flow must open with CONNECT, and a later CONNECT is no
+// MQTT). The framework calls CheckFirst while nothing of a lifelong
+// flow's stream has passed yet, and Check afterwards.
+type Opener interface {
+	CheckFirst(data []byte) Verdict
+}

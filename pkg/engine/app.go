@@ -220,8 +220,15 @@ func runChecker(chk appid.Checker, s *streamSlot) (v appid.Verdict, identified b
 	}
 	out := appid.Verdict{Outcome: appid.More, Code: -1}
 	first := !s.passed
+	opener, _ := chk.(appid.Opener)
 	for s.off < s.n {
-		v := chk.Check(s.buf[s.off:s.n])
+		var v appid.Verdict
+		if opener != nil && !s.passed && s.off == 0 {
+			// Nothing of the flow judged yet: its opening message.
+			v = opener.CheckFirst(s.buf[:s.n])
+		} else {
+			v = chk.Check(s.buf[s.off:s.n])
+		}
 		if v.Outcome != appid.Pass {
 			if v.Outcome == appid.More {
 				break
@@ -282,9 +289,13 @@ func appResult(c *Context, r *policy.Rule, v *appid.Verdict) Result {
 }
 
 // unidentified applies the rule's choice to a flow whose application was
-// not identified.
+// not identified. A constraint that checks every message (Lifelong: Modbus
+// writes, MQTT topics, CoAP methods, DNS queries) is never let onto the
+// fast path unread, whatever the rule's choice: a flow that fell out of
+// inspection (evicted by newer flows, a message larger than the buffer, a
+// datagram cut short) would carry every later message unchecked.
 func unidentified(c *Context, r *policy.Rule) Result {
-	if r.AppAllowUnidentified {
+	if r.AppAllowUnidentified && !r.App.Lifelong() {
 		return Result{Verdict: Accept, Rule: c.Rule, Reason: ReasonAppUnidentified}
 	}
 	c.app = EventApp{Proto: r.App.Proto(), Code: -1}

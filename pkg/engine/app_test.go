@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/picoseg/picoseg/pkg/appid"
@@ -398,4 +399,74 @@ func TestAppReload(t *testing.T) {
 	r.judge(c.data([]byte("application data")), Accept, ReasonAppIdentified)
 	r.judge(m.data(mbap(2, 3, 0, 0, 0, 2)), NeedMore, ReasonAppIdentified)
 	r.judge(m.data(mbap(3, 16, 0, 0, 0, 1, 2, 0, 0)), Drop, ReasonAppDenied)
+}
+
+// unidentified = "allow" never lets a flow whose every message must be
+// checked onto the fast path: a Modbus flow pushed out of inspection by
+// newer flows would otherwise carry writes unread. A rule that decides
+// once (HTTP) takes the choice as written.
+func TestAppUnidentifiedAllowNeverFastPathsLifelong(t *testing.T) {
+	pol := strings.Replace(appPolicy, "[allow.modbus]\nread_only = true\n", "unidentified = \"allow\"\n[allow.modbus]\nread_only = true\n", 1)
+	pol = strings.Replace(pol, "[allow.http]\nhosts", "unidentified = \"allow\"\n[allow.http]\nhosts", 1)
+	if strings.Count(pol, "unidentified") != 2 {
+		t.Fatal("the test policy changed: no Modbus or HTTP rule to edit")
+	}
+	for _, tc := range []struct {
+		name       string
+		cli, srv   string
+		first, out []byte
+		want       Verdict
+	}{
+		{"modbus", "10.77.0.5:41100", "10.77.0.9:502", mbap(1, 3, 0, 0, 0, 2), mbap(2, 6, 0, 1, 0, 7), Drop},
+		{"http", "10.77.0.5:41101", "198.51.100.7:80", []byte("GET / HTTP/1.1\r\n"), []byte("Host: other.example\r\n\r\n"), Accept},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &appRun{t: t, now: monday10.UnixNano()}
+			r.w = New(compile(t, pol), Options{InspectFlows: 8, Sink: SinkFunc(func(e Event) { r.events = append(r.events, e) })}).NewWorker()
+			old := newConv(tc.cli, tc.srv)
+			handshake(r, old)
+			r.judge(old.data(tc.first), NeedMore, ReasonNone)
+			for i := range 8 {
+				c := newConv(netip.AddrPortFrom(netip.MustParseAddr("10.77.0.6"), uint16(42000+i)).String(), "198.51.100.7:80")
+				handshake(r, c)
+			}
+			r.judge(old.data(tc.out), tc.want, ReasonAppUnidentified)
+		})
+	}
+}
+
+// A topic-restricted MQTT flow must open with CONNECT: one that opens with
+// a PUBLISH (to an allowed topic) is no MQTT session a broker keeps, and a
+// flow picked up mid-stream cannot be framed reliably. Opened with CONNECT,
+// its allowed PUBLISH passes and a forbidden one is cut.
+func TestAppMQTTOpensWithConnect(t *testing.T) {
+	pol := strings.Replace(appPolicy, `[[allow]]
+name = "plain"`, `[[allow]]
+name = "broker"
+from = "zone:iot"
+to = "zone:wan"
+services = ["tcp/1883"]
+app = "mqtt"
+[allow.mqtt]
+publish = ["cam/#"]
+
+[[allow]]
+name = "plain"`, 1)
+	connect := []byte{0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 2, 0, 60, 0, 3, 'c', 'a', 'm'}
+	publish := func(topic string) []byte {
+		b := []byte{0x30, byte(2 + len(topic) + 1), 0, byte(len(topic))}
+		return append(append(b, topic...), 'x')
+	}
+	r := &appRun{t: t, now: monday10.UnixNano()}
+	r.w = New(compile(t, pol), Options{Sink: SinkFunc(func(e Event) { r.events = append(r.events, e) })}).NewWorker()
+
+	c := newConv("10.77.0.5:41200", "198.51.100.7:1883")
+	handshake(r, c)
+	r.judge(c.data(publish("cam/1")), Drop, ReasonAppMismatch)
+
+	c = newConv("10.77.0.5:41201", "198.51.100.7:1883")
+	handshake(r, c)
+	r.judge(c.data(connect), NeedMore, ReasonAppIdentified)
+	r.judge(c.data(publish("cam/1")), NeedMore, ReasonAppIdentified)
+	r.judge(c.data(publish("door/1")), Drop, ReasonAppDenied)
 }
