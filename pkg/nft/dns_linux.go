@@ -4,7 +4,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,24 +69,9 @@ func addDNSOutputChains(nl *nftables.Conn, t *nftables.Table, o Options, method 
 	if !o.DNS {
 		return
 	}
-	accept := nftables.ChainPolicyAccept
-	out := nl.AddChain(&nftables.Chain{
-		Name: chainDNSOutput, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter, Policy: &accept,
-	})
-	verdict := nl.AddChain(&nftables.Chain{
-		Name: chainDNSOutputVerdict, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookOutput, Priority: verdictPriority(), Policy: &accept,
-	})
-	add := func(c *nftables.Chain, r rule) {
-		nr := &nftables.Rule{Table: t, Chain: c, Exprs: r.exprs}
-		if r.comment != "" {
-			nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
-		}
-		nl.AddRule(nr)
-	}
-	add(out, rule{"the gateway's dns answer: recorded before it is delivered", concat(dnsMatch(o, 0), counterRef(counterQueued), queueExprs(method, o))})
+	out, verdict := addHookChains(nl, t, nftables.ChainHookOutput, chainDNSOutput, chainDNSOutputVerdict)
+	addRule(nl, t, out, rule{"the gateway's dns answer: recorded before it is delivered", concat(dnsMatch(o, 0), counterRef(counterQueued), queueExprs(method, o))})
 	for _, r := range verdictRules(o.Marks) {
-		add(verdict, r)
+		addRule(nl, t, verdict, r)
 	}
 }

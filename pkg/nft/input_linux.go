@@ -35,28 +35,38 @@ const arphrdLoopback = 772
 //     own flow a "reply": a lone ACK it sends is picked up as a new flow
 //     in the original direction, and queued.
 func addInputChains(nl *nftables.Conn, t *nftables.Table, o Options, method QueueMethod) {
-	accept := nftables.ChainPolicyAccept
-	input := nl.AddChain(&nftables.Chain{
-		Name: chainInput, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: nftables.ChainPriorityFilter, Policy: &accept,
-	})
-	verdict := nl.AddChain(&nftables.Chain{
-		Name: chainInputVerdict, Table: t, Type: nftables.ChainTypeFilter,
-		Hooknum: nftables.ChainHookInput, Priority: verdictPriority(), Policy: &accept,
-	})
-	add := func(c *nftables.Chain, r rule) {
-		nr := &nftables.Rule{Table: t, Chain: c, Exprs: r.exprs}
-		if r.comment != "" {
-			nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
-		}
-		nl.AddRule(nr)
-	}
+	input, verdict := addHookChains(nl, t, nftables.ChainHookInput, chainInput, chainInputVerdict)
 	for _, r := range inputRules(o, method) {
-		add(input, r)
+		addRule(nl, t, input, r)
 	}
 	for _, r := range verdictRules(o.Marks) {
-		add(verdict, r)
+		addRule(nl, t, verdict, r)
 	}
+}
+
+// addHookChains adds the two base chains of a hook picoseg judges in:
+// name at filter priority, and verdictName after it, which records the
+// daemon's verdicts (verdictRules).
+func addHookChains(nl *nftables.Conn, t *nftables.Table, hook *nftables.ChainHook, name, verdictName string) (base, verdict *nftables.Chain) {
+	accept := nftables.ChainPolicyAccept
+	base = nl.AddChain(&nftables.Chain{
+		Name: name, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: nftables.ChainPriorityFilter, Policy: &accept,
+	})
+	verdict = nl.AddChain(&nftables.Chain{
+		Name: verdictName, Table: t, Type: nftables.ChainTypeFilter,
+		Hooknum: hook, Priority: verdictPriority(), Policy: &accept,
+	})
+	return base, verdict
+}
+
+// addRule adds r at the end of chain c, with its comment.
+func addRule(nl *nftables.Conn, t *nftables.Table, c *nftables.Chain, r rule) {
+	nr := &nftables.Rule{Table: t, Chain: c, Exprs: r.exprs}
+	if r.comment != "" {
+		nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
+	}
+	nl.AddRule(nr)
 }
 
 // inputRules are the rules of the input base chain: loopback, the forward

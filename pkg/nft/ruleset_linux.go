@@ -12,7 +12,6 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"github.com/google/nftables/xt"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
@@ -274,11 +273,7 @@ func buildRuleset(nl *nftables.Conn, o Options, method QueueMethod) *nftables.Ta
 	addClassRateSets(nl, t, o)
 
 	add := func(c *nftables.Chain, comment string, exprs ...expr.Any) {
-		r := &nftables.Rule{Table: t, Chain: c, Exprs: exprs}
-		if comment != "" {
-			r.UserData = userdata.AppendString(nil, userdata.TypeComment, comment)
-		}
-		nl.AddRule(r)
+		addRule(nl, t, c, rule{comment, exprs})
 	}
 	for _, r := range forwardRules(o, method) {
 		add(forward, r.comment, r.exprs...)
