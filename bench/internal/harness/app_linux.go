@@ -66,7 +66,10 @@ func (e *env) appRows(ctx context.Context, s *samples) error {
 			rates[v.key] = rate
 			s.appFlows[v.key] = append(s.appFlows[v.key], rate)
 			s.appPerFlow[v.key] = append(s.appPerFlow[v.key], perFlow)
-			e.logf("app round %d/%d, %s: %.0f TLS flows/s, %.2f userspace packets per flow, %d failed %v", round, e.cfg.Rounds, v.title, rate, perFlow, failed.Failed, failed.Errors)
+			e.logf("app round %d/%d, %s: %.0f TLS flows/s, %.2f userspace packets per flow, %d failed", round, e.cfg.Rounds, v.title, rate, perFlow, failed.Failed)
+			if failed.Failed > 0 {
+				e.logf("  failures: %v", failed.Errors)
+			}
 		}
 		if rates["plain"] > 0 {
 			s.appRatio = append(s.appRatio, rates["tls"]/rates["plain"])
