@@ -59,14 +59,17 @@ func (e *env) appRows(ctx context.Context, s *samples) error {
 			if err := os.WriteFile(path, []byte(text[:at]+v.rule+text[at:]), 0o600); err != nil {
 				return err
 			}
-			rate, perFlow, err := e.appRound(ctx, path)
+			rate, perFlow, failed, err := e.appRound(ctx, path)
 			if err != nil {
 				return fmt.Errorf("%s: %w", v.key, err)
 			}
 			rates[v.key] = rate
 			s.appFlows[v.key] = append(s.appFlows[v.key], rate)
 			s.appPerFlow[v.key] = append(s.appPerFlow[v.key], perFlow)
-			e.logf("app round %d/%d, %s: %.0f TLS flows/s, %.2f userspace packets per flow", round, e.cfg.Rounds, v.title, rate, perFlow)
+			e.logf("app round %d/%d, %s: %.0f TLS flows/s, %.2f userspace packets per flow, %d failed", round, e.cfg.Rounds, v.title, rate, perFlow, failed.Failed)
+			if failed.Failed > 0 {
+				e.logf("  failures: %v", failed.Errors)
+			}
 		}
 		if rates["plain"] > 0 {
 			s.appRatio = append(s.appRatio, rates["tls"]/rates["plain"])
@@ -76,12 +79,13 @@ func (e *env) appRows(ctx context.Context, s *samples) error {
 }
 
 // appRound runs picoseg with the policy at path and the hello clients on
-// every device, and returns flows/s and userspace packets per flow.
-func (e *env) appRound(ctx context.Context, path string) (float64, float64, error) {
+// every device, and returns flows/s, userspace packets per flow and the
+// clients' totals (for their failures).
+func (e *env) appRound(ctx context.Context, path string) (float64, float64, load.FloodResult, error) {
 	flushConntrack(ctx, e.gw)
 	stop, d, err := e.start(ctx, setupPicoseg, path)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, load.FloodResult{}, err
 	}
 	before, err := d.status()
 	var total load.FloodResult
@@ -91,12 +95,12 @@ func (e *env) appRound(ctx context.Context, path string) (float64, float64, erro
 	after, serr := d.status()
 	err = errors.Join(err, serr, stop())
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, total, err
 	}
 	if total.TCP == 0 || total.Seconds == 0 {
-		return 0, 0, fmt.Errorf("no TLS flow completed (%d failed)", total.Failed)
+		return 0, 0, total, fmt.Errorf("no TLS flow completed (%d failed: %v)", total.Failed, total.Errors)
 	}
-	return float64(total.TCP) / total.Seconds, float64(received(after)-received(before)) / float64(total.TCP), nil
+	return float64(total.TCP) / total.Seconds, float64(received(after)-received(before)) / float64(total.TCP), total, nil
 }
 
 // hellos runs the ClientHello clients on every device at once.
@@ -115,6 +119,12 @@ func (e *env) hellos(ctx context.Context) (load.FloodResult, error) {
 			mu.Lock()
 			total.TCP += r.TCP
 			total.Failed += r.Failed
+			for k, n := range r.Errors {
+				if total.Errors == nil {
+					total.Errors = map[string]uint64{}
+				}
+				total.Errors[k] += n
+			}
 			total.Seconds = math.Max(total.Seconds, r.Seconds)
 			mu.Unlock()
 		}()
