@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/picoseg/picoseg/bench/internal/load"
 	"github.com/picoseg/picoseg/bench/internal/policygen"
@@ -105,32 +103,8 @@ func (e *env) appRound(ctx context.Context, path string) (float64, float64, load
 
 // hellos runs the ClientHello clients on every device at once.
 func (e *env) hellos(ctx context.Context) (load.FloodResult, error) {
-	var mu sync.Mutex
-	var total load.FloodResult
-	var wg sync.WaitGroup
-	errs := make([]error, len(e.devices))
-	for i, h := range e.devices {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var r load.FloodResult
-			errs[i] = e.runLoad(ctx, h, &r, "hellos", "-server", e.wan.Addr.String(), "-duration", e.cfg.FloodTime.String(),
-				"-tcp", strconv.Itoa(appHelloWorkers), "-name", "bench.example.com")
-			mu.Lock()
-			total.TCP += r.TCP
-			total.Failed += r.Failed
-			for k, n := range r.Errors {
-				if total.Errors == nil {
-					total.Errors = map[string]uint64{}
-				}
-				total.Errors[k] += n
-			}
-			total.Seconds = math.Max(total.Seconds, r.Seconds)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return total, errors.Join(errs...)
+	return e.onEveryDevice(ctx, "hellos", "-server", e.wan.Addr.String(), "-duration", e.cfg.FloodTime.String(),
+		"-tcp", strconv.Itoa(appHelloWorkers), "-name", "bench.example.com")
 }
 
 // appReport adds the application-identity rows.

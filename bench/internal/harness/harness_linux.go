@@ -603,6 +603,20 @@ func (e *env) latency(ctx context.Context) (p50, p99 float64, err error) {
 
 // flood runs the new-flow clients on every device at once.
 func (e *env) flood(ctx context.Context, d time.Duration, tcpWorkers, udpWorkers int) (load.FloodResult, error) {
+	total, err := e.onEveryDevice(ctx, "flood", "-server", e.wan.Addr.String(), "-duration", d.String(),
+		"-tcp", strconv.Itoa(tcpWorkers), "-udp", strconv.Itoa(udpWorkers))
+	if err != nil {
+		return total, err
+	}
+	if total.Seconds == 0 {
+		return total, errors.New("flood: no time measured")
+	}
+	return total, nil
+}
+
+// onEveryDevice runs the load client's command with args on every device
+// at once and adds up what they did: the longest run is the run's time.
+func (e *env) onEveryDevice(ctx context.Context, command string, args ...string) (load.FloodResult, error) {
 	var mu sync.Mutex
 	var total load.FloodResult
 	var wg sync.WaitGroup
@@ -612,9 +626,9 @@ func (e *env) flood(ctx context.Context, d time.Duration, tcpWorkers, udpWorkers
 		go func() {
 			defer wg.Done()
 			var r load.FloodResult
-			errs[i] = e.runLoad(ctx, h, &r, "flood", "-server", e.wan.Addr.String(), "-duration", d.String(),
-				"-tcp", strconv.Itoa(tcpWorkers), "-udp", strconv.Itoa(udpWorkers))
+			errs[i] = e.runLoad(ctx, h, &r, append([]string{command}, args...)...)
 			mu.Lock()
+			defer mu.Unlock()
 			total.TCP += r.TCP
 			total.UDP += r.UDP
 			total.Failed += r.Failed
@@ -625,17 +639,10 @@ func (e *env) flood(ctx context.Context, d time.Duration, tcpWorkers, udpWorkers
 				}
 				total.Errors[k] += v
 			}
-			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return total, err
-	}
-	if total.Seconds == 0 {
-		return total, errors.New("flood: no time measured")
-	}
-	return total, nil
+	return total, errors.Join(errs...)
 }
 
 func received(s daemon.Status) uint64 {
