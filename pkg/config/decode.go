@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,7 +78,7 @@ func (t table) checkKeys(known ...string) {
 	if !unknown {
 		return
 	}
-	for _, k := range sortedKeys(t.n.fields) {
+	for _, k := range slices.Sorted(maps.Keys(t.n.fields)) {
 		if slices.Contains(known, k) {
 			continue
 		}
@@ -87,15 +88,6 @@ func (t table) checkKeys(known ...string) {
 			t.errorf(t.keyPos(k), "unknown key %q in %s", k, t.name)
 		}
 	}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // typeName names a decoded TOML value's type the way the TOML spec does.

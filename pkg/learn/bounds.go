@@ -3,6 +3,7 @@ package learn
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -39,7 +40,7 @@ func (l *Learner) rules(subjects []subject) []ProposedRule {
 	}
 	var out []ProposedRule
 	for _, s := range subjects {
-		for _, spec := range sortedKeys(s.rules) {
+		for _, spec := range slices.Sorted(maps.Keys(s.rules)) {
 			r := s.rules[spec]
 			a := config.Allow{
 				Name: unique(s.name+"-to-"+r.peer, used), From: s.endpoint, To: r.to,

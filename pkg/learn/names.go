@@ -2,6 +2,7 @@ package learn
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -130,7 +131,7 @@ func peerNames(d *device) (names, why map[string]string) {
 	names, why = map[string]string{}, map[string]string{}
 	uses := map[string]int{}
 	full := map[string][]string{}
-	for _, k := range sortedKeys(d.edges) {
+	for _, k := range slices.Sorted(maps.Keys(d.edges)) {
 		e := d.edges[k]
 		if !strings.HasPrefix(k, "net:") {
 			continue
@@ -140,7 +141,7 @@ func peerNames(d *device) (names, why map[string]string) {
 			continue
 		}
 		var ok []string
-		for _, n := range sortedKeys(e.named) {
+		for _, n := range slices.Sorted(maps.Keys(e.named)) {
 			if e.named[n] != e.judged {
 				continue
 			}
@@ -211,7 +212,7 @@ func poolOf(name string) (string, bool) {
 // open every other name under it.
 func collapsePools(rules map[string]*ruleStats) {
 	byPool := map[string][]string{}
-	for _, spec := range sortedKeys(rules) {
+	for _, spec := range slices.Sorted(maps.Keys(rules)) {
 		r := rules[spec]
 		if r.to.Kind != config.EndpointDNS {
 			continue
@@ -221,7 +222,7 @@ func collapsePools(rules map[string]*ruleStats) {
 			byPool[k] = append(byPool[k], spec)
 		}
 	}
-	for _, k := range sortedKeys(byPool) {
+	for _, k := range slices.Sorted(maps.Keys(byPool)) {
 		specs := byPool[k]
 		pool, _, _ := strings.Cut(k, " ")
 		wild := "dns:*." + pool

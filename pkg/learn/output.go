@@ -3,7 +3,9 @@ package learn
 import (
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -132,7 +134,7 @@ func (c *candidate) deviceComment(l *Learner) []string {
 	if d.unfollow > 0 {
 		out = append(out, fmt.Sprintf("%d of its flows were not followed (scan threshold or learning bounds): no rule for them", d.unfollow))
 	}
-	for _, n := range sortedKeys(d.notes) {
+	for _, n := range slices.Sorted(maps.Keys(d.notes)) {
 		out = append(out, fmt.Sprintf("%d flows %s", d.notes[n], n))
 	}
 	return out
@@ -169,7 +171,7 @@ func (l *Learner) summary(p *Proposal, cands []*candidate, leftOut []string) []s
 		if d.scan != "" {
 			notes = append(notes, fmt.Sprintf("device %s is flagged as a scan (%s): no rule for it", c.name, d.scan))
 		}
-		for _, n := range sortedKeys(d.notes) {
+		for _, n := range slices.Sorted(maps.Keys(d.notes)) {
 			if !strings.HasPrefix(n, "already allowed") {
 				notes = append(notes, fmt.Sprintf("device %s: %d flows %s (not widened: change the base policy if they are legitimate)", c.name, d.notes[n], n))
 			}

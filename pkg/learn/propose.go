@@ -159,7 +159,7 @@ func (l *Learner) candidates() ([]*candidate, map[netip.Addr]*candidate, []strin
 	if l.ownersFull {
 		leftOut = append(leftOut, "learning bounds: some addresses were not checked for a second MAC")
 	}
-	for _, k := range sortedKeys(l.devices) {
+	for _, k := range slices.Sorted(maps.Keys(l.devices)) {
 		d := l.devices[k]
 		if c := byKey[k]; c != nil {
 			if c.learned == nil {
@@ -245,15 +245,6 @@ func sortedAddrs(m map[netip.Addr]bool) []netip.Addr {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func (d *device) total() uint64 {
@@ -349,7 +340,7 @@ type ruleStats struct {
 func (l *Learner) rulesOf(c *candidate, byAddr map[netip.Addr]*candidate) map[string]*ruleStats {
 	out := map[string]*ruleStats{}
 	names, why := peerNames(c.learned)
-	for _, k := range sortedKeys(c.learned.edges) {
+	for _, k := range slices.Sorted(maps.Keys(c.learned.edges)) {
 		e := c.learned.edges[k]
 		to, peer := l.resolve(e.peer, c, byAddr)
 		var addrs []netip.Addr
