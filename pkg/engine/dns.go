@@ -45,20 +45,19 @@ func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decisi
 	}
 	m := &w.dns
 	err := m.Parse(p.Payload)
+	q := dnsnames.MessageQuery(p.Src, p.Dst, p.SrcPort, p.DstPort, m.Header.ID)
 	if p.DstPort == dnsPort {
 		if !d.Reply && !w.admitQuery(g, p, now, d) {
 			return w.dropDNS(g, p, now, d, ReasonDNSQueryRate)
 		}
 		if pol.UsesDNS() && err == nil && !m.Header.Response() && m.Header.Opcode() == 0 {
-			g.names.Query(dnsnames.Query{Client: p.Src.Unmap(), Resolver: p.Dst.Unmap(), ClientPort: p.SrcPort, ResolverPort: p.DstPort, ID: m.Header.ID},
-				dnsnames.Hash(m.Question.Bytes()), now)
+			g.names.Query(q, dnsnames.Hash(m.Question.Bytes()), now)
 		}
 		return d
 	}
 	if !pol.UsesDNS() {
 		return d
 	}
-	q := dnsnames.Query{Client: p.Dst.Unmap(), Resolver: p.Src.Unmap(), ClientPort: p.DstPort, ResolverPort: p.SrcPort, ID: m.Header.ID}
 	if err != nil || !m.Header.Response() || !g.names.Answer(q, dnsnames.Hash(m.Question.Bytes()), now) {
 		return w.dropDNS(g, p, now, d, ReasonDNSUnsolicited)
 	}
@@ -67,11 +66,9 @@ func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decisi
 	}
 	name := dnsnames.MakeName(m.Question.Bytes())
 	for _, a := range m.Addrs[:m.NAddrs] {
-		addr := a.Addr.Unmap()
-		if g.policy.LocalZoneOf(addr) != policy.None || g.policy.IsGateway(addr) || !addr.IsGlobalUnicast() {
-			continue
+		if addr := a.Addr.Unmap(); pol.Nameable(addr) {
+			g.names.Record(q.Client, addr, &name, a.TTL, now)
 		}
-		g.names.Record(q.Client, addr, &name, a.TTL, now)
 	}
 	return d
 }

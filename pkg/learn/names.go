@@ -71,27 +71,24 @@ func (l *Learner) observeDNS(p *packet.Packet, rec *flowRec, now int64) {
 	if m.Parse(p.Payload) != nil {
 		return
 	}
+	q := dnsnames.MessageQuery(p.Src, p.Dst, p.SrcPort, p.DstPort, m.Header.ID)
 	if p.DstPort == dnsPort {
 		kept := rec.cat == catAllowed || rec.edge != nil
-		if kept && p.Src.Unmap() == rec.ends.opener && !m.Header.Response() && m.Header.Opcode() == 0 {
-			v.table.Query(dnsnames.Query{Client: p.Src.Unmap(), Resolver: p.Dst.Unmap(), ClientPort: p.SrcPort, ResolverPort: p.DstPort, ID: m.Header.ID},
-				dnsnames.Hash(m.Question.Bytes()), now)
+		if kept && q.Client == rec.ends.opener && !m.Header.Response() && m.Header.Opcode() == 0 {
+			v.table.Query(q, dnsnames.Hash(m.Question.Bytes()), now)
 		}
 		return
 	}
-	q := dnsnames.Query{Client: p.Dst.Unmap(), Resolver: p.Src.Unmap(), ClientPort: p.DstPort, ResolverPort: p.SrcPort, ID: m.Header.ID}
 	if !m.Header.Response() || !v.table.Answer(q, dnsnames.Hash(m.Question.Bytes()), now) || m.NAddrs == 0 {
 		return
 	}
 	name := dnsnames.MakeName(m.Question.Bytes())
 	recorded := false
 	for _, a := range m.Addrs[:m.NAddrs] {
-		addr := a.Addr.Unmap()
-		if l.base.LocalZoneOf(addr) != policy.None || l.base.IsGateway(addr) || !addr.IsGlobalUnicast() {
-			continue
+		if addr := a.Addr.Unmap(); l.base.Nameable(addr) {
+			v.table.Record(q.Client, addr, &name, a.TTL, now)
+			recorded = true
 		}
-		v.table.Record(q.Client, addr, &name, a.TTL, now)
-		recorded = true
 	}
 	if _, ok := v.text[name.Full]; recorded && !ok && len(v.text) < maxNameTexts {
 		v.text[name.Full] = m.Question.String()

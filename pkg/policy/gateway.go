@@ -235,6 +235,14 @@ func (p *Policy) LocalZoneOf(a netip.Addr) int32 {
 	return z
 }
 
+// Nameable reports whether a DNS answer may give a device address a for a
+// "dns:" destination: a global unicast address in no local zone and none
+// of the gateway's. An answer pointing a cloud name at a LAN host (DNS
+// rebinding) or at the gateway opens nothing.
+func (p *Policy) Nameable(a netip.Addr) bool {
+	return a.IsGlobalUnicast() && p.LocalZoneOf(a) == None && !p.IsGateway(a)
+}
+
 // lastAddr4 is the directed broadcast address of an IPv4 network.
 func lastAddr4(n netip.Prefix) netip.Addr {
 	b := n.Masked().Addr().As4()
