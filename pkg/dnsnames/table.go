@@ -68,11 +68,14 @@ type Query struct {
 	ID                       uint16
 }
 
+// Port is where resolvers listen.
+const Port = 53
+
 // MessageQuery is the query a DNS message from src:sport to dst:dport
 // with identifier id belongs to: a message to the resolver's port 53 is
 // the client's query, any other the resolver's answer to it.
 func MessageQuery(src, dst netip.Addr, sport, dport, id uint16) Query {
-	if dport == 53 {
+	if dport == Port {
 		return Query{Client: src.Unmap(), Resolver: dst.Unmap(), ClientPort: sport, ResolverPort: dport, ID: id}
 	}
 	return Query{Client: dst.Unmap(), Resolver: src.Unmap(), ClientPort: dport, ResolverPort: sport, ID: id}

@@ -10,9 +10,6 @@ import (
 	"github.com/picoseg/picoseg/pkg/policy"
 )
 
-// dnsPort is where resolvers listen.
-const dnsPort = 53
-
 // NamesLen returns how many devices, addresses and outstanding queries
 // the table of names DNS answers gave devices holds.
 func (e *Engine) NamesLen() (devices, addrs, queries int) { return e.names.Len() }
@@ -37,7 +34,7 @@ func (e *Engine) NamesLen() (devices, addrs, queries int) { return e.names.Len()
 // at a LAN host (DNS rebinding) opens nothing.
 func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decision) Decision {
 	pol := g.policy
-	if p.Proto != packet.ProtoUDP || (p.DstPort != dnsPort && p.SrcPort != dnsPort) || !(pol.UsesDNS() || pol.HasDNSChecks()) {
+	if p.Proto != packet.ProtoUDP || (p.DstPort != dnsnames.Port && p.SrcPort != dnsnames.Port) || !(pol.UsesDNS() || pol.HasDNSChecks()) {
 		return d
 	}
 	if d.Verdict == Drop || (d.Verdict == Accept && d.WouldDrop) {
@@ -46,7 +43,7 @@ func (w *Worker) observeDNS(g *generation, p *packet.Packet, now int64, d Decisi
 	m := &w.dns
 	err := m.Parse(p.Payload)
 	q := dnsnames.MessageQuery(p.Src, p.Dst, p.SrcPort, p.DstPort, m.Header.ID)
-	if p.DstPort == dnsPort {
+	if p.DstPort == dnsnames.Port {
 		if !d.Reply && !w.admitQuery(g, p, now, d) {
 			return w.dropDNS(g, p, now, d, ReasonDNSQueryRate)
 		}

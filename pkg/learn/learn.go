@@ -9,6 +9,7 @@ import (
 
 	"github.com/picoseg/picoseg/internal/lru"
 	"github.com/picoseg/picoseg/pkg/config"
+	"github.com/picoseg/picoseg/pkg/dnsnames"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/inventory"
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -361,7 +362,7 @@ func (l *Learner) newFlow(p *packet.Packet, k flowKey, fromA bool, d engine.Deci
 		peer := l.peerKey(rec.ends.responder)
 		rec.edge = l.edgeOf(dev, peer, serviceOf(rec.ends))
 		if e := rec.edge; e != nil {
-			e.resolver = e.resolver || rec.ends.rport == dnsPort && (rec.ends.proto == packet.ProtoUDP || rec.ends.proto == packet.ProtoTCP)
+			e.resolver = e.resolver || rec.ends.rport == dnsnames.Port && (rec.ends.proto == packet.ProtoUDP || rec.ends.proto == packet.ProtoTCP)
 			if strings.HasPrefix(peer, "net:") {
 				l.nameFlow(e, rec.ends.opener, rec.ends.responder, now)
 			}

@@ -15,9 +15,6 @@ import (
 	"github.com/picoseg/picoseg/pkg/policy"
 )
 
-// dnsPort is where resolvers listen.
-const dnsPort = 53
-
 // maxNameTexts bounds the question names kept as text (to be written back
 // as "dns:NAME"); a flow under a name past it counts as unnamed.
 const maxNameTexts = 4096
@@ -63,7 +60,7 @@ func newDNSView(base *policy.Policy) *dnsView {
 // zones, the gateway's, and those that are no global unicast are not
 // recorded (the engine refuses them: DNS rebinding).
 func (l *Learner) observeDNS(p *packet.Packet, rec *flowRec, now int64) {
-	if p.Proto != packet.ProtoUDP || rec.dev == nil || (p.DstPort != dnsPort && p.SrcPort != dnsPort) {
+	if p.Proto != packet.ProtoUDP || rec.dev == nil || (p.DstPort != dnsnames.Port && p.SrcPort != dnsnames.Port) {
 		return
 	}
 	v := l.dns
@@ -72,7 +69,7 @@ func (l *Learner) observeDNS(p *packet.Packet, rec *flowRec, now int64) {
 		return
 	}
 	q := dnsnames.MessageQuery(p.Src, p.Dst, p.SrcPort, p.DstPort, m.Header.ID)
-	if p.DstPort == dnsPort {
+	if p.DstPort == dnsnames.Port {
 		kept := rec.cat == catAllowed || rec.edge != nil
 		if kept && q.Client == rec.ends.opener && !m.Header.Response() && m.Header.Opcode() == 0 {
 			v.table.Query(q, dnsnames.Hash(m.Question.Bytes()), now)

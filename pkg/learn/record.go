@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/picoseg/picoseg/pkg/dnsnames"
 	"github.com/picoseg/picoseg/pkg/engine"
 	"github.com/picoseg/picoseg/pkg/inventory"
 	"github.com/picoseg/picoseg/pkg/packet"
@@ -317,6 +318,6 @@ func (l *Learner) recordEntry(eng *engine.Engine, re RecordEntry) error {
 	// saw, and the peer stays an address.
 	e.unnamed += re.Flows
 	e.judged += re.Flows
-	e.resolver = e.resolver || re.DPort == dnsPort && (re.Proto == packet.ProtoUDP || re.Proto == packet.ProtoTCP)
+	e.resolver = e.resolver || re.DPort == dnsnames.Port && (re.Proto == packet.ProtoUDP || re.Proto == packet.ProtoTCP)
 	return nil
 }
