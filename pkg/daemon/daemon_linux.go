@@ -371,7 +371,7 @@ const queueBindTimeout = 10 * time.Second
 func (d *Daemon) startQueue(ctx context.Context, h *handler) (err error) {
 	d.adapter, err = queue.New(queue.Options{
 		QueueBase: d.cfg.QueueBase, Queues: d.cfg.Queues, FailOpen: d.cfg.OnQueueFull == "open",
-		MaxQueueLen: d.cfg.QueueMaxLen, MarkMask: d.marks.Mask, Logger: d.log,
+		MaxQueueLen: d.cfg.QueueMaxLen, MarkMask: d.marks.Mask, Logger: d.log, Now: d.opts.Now,
 	}, h)
 	if err != nil {
 		return err

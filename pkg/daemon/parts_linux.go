@@ -39,7 +39,7 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 	h.flowStarted = d.devs.flowStarted
 	h.dhcpSeen = d.devs.dhcpSeen
 	h.failOpen, h.raise = d.cfg.OnDaemonDown != "closed", d.alerts.Raise
-	h.latency = d.reg.Histogram("picoseg_verdict_seconds", "Time to judge one queued packet.", metrics.LatencyBuckets())
+	h.latency = d.reg.Histogram("picoseg_verdict_seconds", "Time from reading a queued packet to its verdict (judging the packets read before it in the same read included).", metrics.LatencyBuckets())
 	d.startRecord()
 	if err := d.startQueue(ctx, h); err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,7 +96,12 @@ type judge struct {
 	fromB    int
 	received int
 	noMAC    int // packets that came without the sender's hardware address
+	untimed  int // packets whose Time is not a reading of the test's clock
 }
+
+// testEpoch is what the test's clock reads, give or take the reads counted
+// in its nanoseconds.
+var testEpoch = time.Unix(1_700_000_000, 0)
 
 func newJudge() *judge {
 	return &judge{marks: nft.DefaultMarks(), byDst: map[uint16]int{}, fromA: map[uint8]int{}}
@@ -103,11 +109,14 @@ func newJudge() *judge {
 
 func (j *judge) Judge(pkt *Packet) (bool, uint32) {
 	p := pkt.Payload
+	j.mu.Lock()
 	if len(pkt.HwAddr) != 6 {
-		j.mu.Lock()
 		j.noMAC++
-		j.mu.Unlock()
 	}
+	if pkt.Time.Truncate(time.Second) != testEpoch || pkt.Time.Equal(testEpoch) {
+		j.untimed++
+	}
+	j.mu.Unlock()
 	if len(p) < 20 || p[0]>>4 != 4 {
 		return false, 0
 	}
@@ -227,7 +236,9 @@ func TestKernelDataPath(t *testing.T) {
 	rs, nc, method := l.install(t, nftOpts)
 
 	j := newJudge()
-	a, err := New(Options{QueueBase: 4200, Queues: 2, MarkMask: nft.DefaultMarkMask, NetNS: l.gw.FD}, j)
+	var reads atomic.Int64
+	clock := func() time.Time { return testEpoch.Add(time.Duration(reads.Add(1))) }
+	a, err := New(Options{QueueBase: 4200, Queues: 2, MarkMask: nft.DefaultMarkMask, NetNS: l.gw.FD, Now: clock}, j)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,10 +305,15 @@ func TestKernelDataPath(t *testing.T) {
 		// Forwarded Ethernet frames come with their sender's MAC, which
 		// identity and spoof checks need.
 		j.mu.Lock()
-		noMAC, got := j.noMAC, j.received
+		noMAC, untimed, got := j.noMAC, j.untimed, j.received
 		j.mu.Unlock()
 		if noMAC > 0 {
 			t.Errorf("%d of %d queued packets came without a hardware address", noMAC, got)
+		}
+		// Every packet carries the time of the read that brought it, from
+		// the adapter's clock.
+		if untimed > 0 || reads.Load() == 0 {
+			t.Errorf("%d of %d queued packets without a time from the adapter's clock (read %d times)", untimed, got, reads.Load())
 		}
 	})
 

@@ -32,6 +32,10 @@ type Packet struct {
 	// GSO is set when the packet is several segments the kernel merged
 	// (GRO): its length is theirs together, not any one packet's.
 	GSO bool
+	// Time is when the read that brought the packet returned (Options.Now),
+	// the same for every packet of one read: a handler that needs the time
+	// reads no clock of its own.
+	Time time.Time
 }
 
 // Handler judges one queued packet.
@@ -53,8 +57,6 @@ var _ Handler = HandlerFunc(nil)
 
 // Judge calls f.
 func (f HandlerFunc) Judge(p *Packet) (bool, uint32) { return f(p) }
-
-var _ Handler = HandlerFunc(nil)
 
 // DefaultCopyRange is how many bytes of each packet the kernel copies to
 // userspace unless Options.CopyRange says otherwise: IPv6 (40) with a few
@@ -111,6 +113,9 @@ type Options struct {
 	NetNS int
 	// Logger receives re-open and error reports; nil discards them.
 	Logger *slog.Logger
+	// Now is the clock read once per socket read for Packet.Time; nil
+	// means time.Now.
+	Now func() time.Time
 }
 
 func (o Options) normalized() (Options, error) {
@@ -131,6 +136,9 @@ func (o Options) normalized() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	return o, nil
 }
