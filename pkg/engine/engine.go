@@ -285,6 +285,8 @@ type Worker struct {
 	trace *[]Step
 	// dns is the DNS message being read (dns.go).
 	dns appid.DNSMessage
+	// addrs remembers the policy's facts of recent addresses.
+	addrs addrCache
 }
 
 // NewWorker returns a Worker of e.
@@ -534,7 +536,7 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, how jud
 // says.
 func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, how judging) *Context {
 	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen = p, now, g.policy, g
+	c.Packet, c.Now, c.Policy, c.gen, c.addrs = p, now, g.policy, g, &w.addrs
 	c.set(how)
 	c.InZone, c.OutZone, c.Merged = m.InZone, m.OutZone, m.Merged
 	c.InPort = m.InPort

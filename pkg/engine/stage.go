@@ -73,6 +73,7 @@ type Context struct {
 	Existing bool
 
 	gen     *generation
+	addrs   *addrCache
 	scratch policy.Scratch
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner

@@ -23,18 +23,20 @@ func (identifyStage) Name() string { return "identify" }
 func (identifyStage) Layer() Layer { return LayerIdentify }
 
 func (identifyStage) Evaluate(c *Context) Result {
-	p, pol := c.Packet, c.Policy
-	src, dst := p.Src, p.Dst
-	c.Src = policy.Side{Addr: src, Device: pol.DeviceByAddr(src), Zone: fromZone(pol, c.InZone, src)}
-	c.Dst = policy.Side{Addr: dst, Device: pol.DeviceByAddr(dst), Zone: toZone(pol, c.OutZone, dst)}
+	p := c.Packet
+	src, dst := c.addrs.get(c.gen, p.Src), c.addrs.get(c.gen, p.Dst)
+	c.Src = policy.Side{Addr: p.Src, Device: src.device, Zone: sideZone(c.InZone, src)}
+	c.Dst = policy.Side{Addr: p.Dst, Device: dst.device, Zone: sideZone(c.OutZone, dst)}
+	dstBroadcast := dst.broadcast
 	if c.Reversed {
 		// Judged as the flow its destination opened: the packet's
 		// destination is the initiator, and its ingress the responder's.
 		c.Src, c.Dst = c.Dst, c.Src
+		dstBroadcast = src.broadcast
 	}
 	// The spoofing checks are about the packet as it arrived, whichever
 	// side of the flow sent it.
-	if res := checkSource(c); res.Verdict != Continue {
+	if res := checkSource(c, src); res.Verdict != Continue {
 		return res
 	}
 	if res := checkMAC(c); res.Verdict != Continue {
@@ -43,7 +45,7 @@ func (identifyStage) Evaluate(c *Context) Result {
 	if res := checkBinding(c); res.Verdict != Continue {
 		return res
 	}
-	if pol.IsLinkBroadcast(c.Dst.Addr) {
+	if dstBroadcast {
 		// Broadcast and multicast go to the whole link the sender is on,
 		// the gateway included: one flow, whichever hook sees which copy.
 		c.Dst.Zone = c.Src.Zone
@@ -65,10 +67,10 @@ func (identifyStage) Evaluate(c *Context) Result {
 // few messages sent before a host has an address. The kernel's
 // reverse-path check drops most of these before the queue; this is the
 // engine's own check, and the only one for bridged (same-zone) traffic.
-func checkSource(c *Context) Result {
+// src is what the policy says of the source address.
+func checkSource(c *Context, src addrFacts) Result {
 	p, pol := c.Packet, c.Policy
-	src := p.Src.Unmap()
-	if src.IsUnspecified() {
+	if p.Src.Unmap().IsUnspecified() {
 		if unspecifiedSourceOK(p) {
 			return Result{Rule: policy.None}
 		}
@@ -80,7 +82,7 @@ func checkSource(c *Context) Result {
 		// nothing, so the address cannot be checked against it.
 		return Result{Rule: policy.None}
 	}
-	if pol.IsGateway(src) {
+	if src.gateway {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedZone, Event: EventSpoof}
 	}
 	// An address proves identity only inside its own zone: a LAN admin's
@@ -89,7 +91,7 @@ func checkSource(c *Context) Result {
 	// left to the kernel's reverse-path check: they name no device.
 	// Two local zones may share a network (then either may use it); a
 	// default route shares every network, and proves nothing.
-	if z := pol.LocalZoneOf(src); z != policy.None && z != in && !(pol.Zones[in].Local && pol.ZoneHasAddr(in, src)) {
+	if z := src.localZone(pol); z != policy.None && z != in && !(pol.Zones[in].Local && pol.ZoneHasAddr(in, p.Src)) {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonSpoofedZone, Event: EventSpoof}
 	}
 	return Result{Rule: policy.None}
@@ -184,31 +186,18 @@ func namesNoOne(a netip.Addr) bool {
 	return a.IsUnspecified() || a.IsLinkLocalUnicast()
 }
 
-// fromZone is the zone of a packet's source: its ingress interface's when
-// known, else its address's, and offline the gateway for the gateway's
-// own addresses.
-func fromZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
-	if ifaceZone != policy.None {
+// sideZone is the zone of one side of a packet: its interface's when
+// known (the ingress for the source, the egress for the destination, the
+// gateway itself on the input hook: the caller says policy.Gateway), else,
+// offline, its address's: the gateway for the gateway's own addresses.
+func sideZone(ifaceZone int32, a addrFacts) int32 {
+	switch {
+	case ifaceZone != policy.None:
 		return ifaceZone
-	}
-	if pol.IsGateway(a.Unmap()) {
+	case a.gateway:
 		return policy.Gateway
 	}
-	return pol.ZoneOfAddr(a)
-}
-
-// toZone is the zone of a packet's destination: the gateway itself on the
-// input hook (the caller says policy.Gateway), its egress interface's zone
-// when forwarded, else, offline, its address's: the gateway for the
-// gateway's own addresses.
-func toZone(pol *policy.Policy, ifaceZone int32, a netip.Addr) int32 {
-	if ifaceZone != policy.None {
-		return ifaceZone
-	}
-	if pol.IsGatewayDst(a) {
-		return policy.Gateway
-	}
-	return pol.ZoneOfAddr(a)
+	return a.zone
 }
 
 // gatewayStage lets through the services every network needs from its
@@ -226,7 +215,7 @@ func (gatewayStage) Name() string { return "gateway" }
 func (gatewayStage) Layer() Layer { return LayerMicro }
 
 func (gatewayStage) Evaluate(c *Context) Result {
-	if c.Dst.Zone != policy.Gateway && !c.Policy.IsLinkBroadcast(c.Dst.Addr) {
+	if c.Dst.Zone != policy.Gateway && !c.addrs.get(c.gen, c.Dst.Addr).broadcast {
 		return Result{Rule: policy.None}
 	}
 	r := c.Policy.GatewayDefault(&c.Src, &c.Dst, c.Packet.Proto, c.DPort, c.Packet.ICMPType, &c.scratch)

@@ -1,0 +1,63 @@
+package engine
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// addrFacts is what the policy says of one address, as the identify and
+// gateway stages ask it. Every fact is a pure function of the generation's
+// immutable policy, so a remembered answer is the answer, for as long as
+// the generation is current.
+type addrFacts struct {
+	gen  uint32 // generation id; 0: an empty slot (ids start at 1)
+	addr netip.Addr
+	// device is Policy.DeviceByAddr(addr).
+	device int32
+	// zone is Policy.ZoneOfAddr(addr): the zone whose network most
+	// specifically holds it.
+	zone int32
+	// gateway is Policy.IsGateway(addr.Unmap()), which is also
+	// Policy.IsGatewayDst(addr).
+	gateway bool
+	// broadcast is Policy.IsLinkBroadcast(addr).
+	broadcast bool
+}
+
+// localZone is Policy.LocalZoneOf(addr).
+func (f addrFacts) localZone(pol *policy.Policy) int32 {
+	if f.zone < 0 || !pol.Zones[f.zone].Local {
+		return policy.None
+	}
+	return f.zone
+}
+
+// addrCache remembers the facts of the addresses a worker met last, a
+// slot per address hash. New flows come in runs from and to the same few
+// addresses (a device's burst, one server's clients), and their facts are
+// several map lookups each (device, gateway, broadcast, a longest-prefix
+// match for the zone). A slot costs a hash and a comparison; a different
+// address or an older generation in the slot is looked up afresh.
+type addrCache [addrCacheSlots]addrFacts
+
+// addrCacheSlots is how many addresses a worker remembers (a power of 2).
+const addrCacheSlots = 64
+
+// get returns the facts of a under generation g.
+func (c *addrCache) get(g *generation, a netip.Addr) addrFacts {
+	b := a.As16()
+	h := (binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])) * 0x9e3779b97f4a7c15
+	f := &c[h>>(64-addrCacheShift)]
+	if f.gen == g.id && f.addr == a {
+		return *f
+	}
+	pol := g.policy
+	*f = addrFacts{gen: g.id, addr: a, device: pol.DeviceByAddr(a), zone: pol.ZoneOfAddr(a),
+		gateway: pol.IsGateway(a.Unmap()), broadcast: pol.IsLinkBroadcast(a)}
+	return *f
+}
+
+// addrCacheShift is log2(addrCacheSlots).
+const addrCacheShift = 6

@@ -1,0 +1,74 @@
+package engine
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/picoseg/picoseg/pkg/policy"
+)
+
+// TestAddrCacheAgreesWithThePolicy asks the cache about random addresses
+// (the policy's devices, its networks' broadcast, the gateway, the
+// internet, IPv4-mapped forms of each) in random order, so that slots are
+// shared and overwritten, and under two generations: every answer must be
+// the policy's own.
+func TestAddrCacheAgreesWithThePolicy(t *testing.T) {
+	text := strings.Replace(homePolicy, "[[group]]", "[gateway]\naddresses = [\"10.77.0.1\", \"192.168.1.1\"]\n\n[[group]]", 1)
+	other := strings.Replace(text, `ip = ["10.77.0.11"]`, `ip = ["10.77.0.12"]`, 1)
+	e := New(compile(t, text), Options{})
+	w := e.NewWorker()
+	var base []netip.Addr
+	for _, s := range []string{"10.77.0.11", "10.77.0.12", "10.77.0.21", "10.77.0.1", "192.168.1.1", "192.168.1.20",
+		"10.77.0.255", "255.255.255.255", "224.0.0.251", "203.0.113.9", "8.8.8.8", "ff02::1", "2001:db8::1", "0.0.0.0"} {
+		a := netip.MustParseAddr(s)
+		base = append(base, a)
+		if a.Is4() {
+			base = append(base, netip.AddrFrom16(a.As16()))
+		}
+	}
+	for i := 0; i < 1000; i++ {
+		base = append(base, netip.AddrFrom4([4]byte{10, 77, 0, byte(rand.IntN(256))}), netip.AddrFrom4([4]byte{byte(rand.IntN(256)), byte(rand.IntN(256)), 1, 2}))
+	}
+	for round, pol := range []*policy.Policy{e.Policy(), compile(t, other)} {
+		if round == 1 {
+			e.Swap(pol, 0)
+		}
+		g := e.cur.Load()
+		for i := 0; i < 20000; i++ {
+			a := base[rand.IntN(len(base))]
+			got := w.addrs.get(g, a)
+			want := addrFacts{gen: g.id, addr: a, device: pol.DeviceByAddr(a), zone: pol.ZoneOfAddr(a), gateway: pol.IsGateway(a.Unmap()), broadcast: pol.IsLinkBroadcast(a)}
+			if got != want {
+				t.Fatalf("generation %d, %v: cache says %+v, policy %+v", g.id, a, got, want)
+			}
+		}
+	}
+	// The facts the test asks about are not all alike, or it would prove
+	// little.
+	g := e.cur.Load()
+	if f := w.addrs.get(g, netip.MustParseAddr("10.77.0.12")); f.device < 0 {
+		t.Fatalf("the camera's new address names no device: %+v", f)
+	}
+	if f := w.addrs.get(g, netip.MustParseAddr("10.77.0.1")); !f.gateway {
+		t.Fatalf("the gateway's address is not the gateway's: %+v", f)
+	}
+}
+
+// TestReloadMovesAnAddress judges a new flow from an address, reloads a
+// policy that gives the address to nobody, and judges another: the second
+// must not be judged by what the worker remembered of the first policy.
+func TestReloadMovesAnAddress(t *testing.T) {
+	e := New(compile(t, homePolicy), Options{})
+	w := e.NewWorker()
+	now := monday10.UnixNano()
+	if d := w.Judge(pkt(t, "tcp 10.77.0.11:40000 -> 192.168.1.20:554"), now, NoMeta); d.Verdict != Accept {
+		t.Fatalf("before the reload: %+v", d)
+	}
+	e.Swap(compile(t, strings.Replace(homePolicy, `ip = ["10.77.0.11"]`, `ip = ["10.77.0.12"]`, 1)), now)
+	d := w.Judge(pkt(t, "tcp 10.77.0.11:40001 -> 192.168.1.20:554"), now+1, NoMeta)
+	if d.Verdict != Drop || d.SrcDevice != policy.None {
+		t.Fatalf("after the reload the address is nobody's, got %+v", d)
+	}
+}
