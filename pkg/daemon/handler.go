@@ -24,9 +24,9 @@ type handler struct {
 	queues    []queueState
 	zones     *ifaceZones
 	now       func() time.Time
-	// flowStarted, when set, hears of every flow's first packet (the
-	// device inventory).
-	flowStarted func(p *packet.Packet, now time.Time)
+	// flowStarted, when set, hears of every flow's first packet and the
+	// queue (from 0) it came on (the device inventory).
+	flowStarted func(q int, p *packet.Packet, now time.Time)
 	// dhcpSeen, when set, hears of every DHCPv4 client message the engine
 	// let through (the inventory's MUD URLs); ip is the packet from its
 	// IP header.
@@ -98,7 +98,8 @@ func (h *handler) failed(qp *queue.Packet, v any) (bool, uint32) {
 }
 
 func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
-	qs := &h.queues[int(qp.Queue-h.queueBase)%len(h.queues)]
+	q := int(qp.Queue-h.queueBase) % len(h.queues)
+	qs := &h.queues[q]
 	qs.dec.DecodeIP(qp.Payload, &qs.pkt)
 	if len(qp.HwAddr) == 6 {
 		// The frame's source MAC: what identity and spoof checks go by.
@@ -127,7 +128,7 @@ func (h *handler) judge(qp *queue.Packet) (bool, uint32) {
 	// The inventory hears of a flow from the side that opened it; a
 	// flow picked up from its reply is not its sender's.
 	if d.NewFlow && !d.Reply && h.flowStarted != nil {
-		h.flowStarted(&qs.pkt, now)
+		h.flowStarted(q, &qs.pkt, now)
 	}
 	if h.dhcpSeen != nil && qs.pkt.DstPort == 67 && qs.pkt.SrcPort == 68 && qs.pkt.Proto == packet.ProtoUDP && d.Verdict == engine.Accept && !d.WouldDrop {
 		h.dhcpSeen(&qs.pkt, qp.Payload, m.InZone, now)

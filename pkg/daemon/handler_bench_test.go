@@ -25,7 +25,7 @@ func burstHandler(b *testing.B) *handler {
 	}
 	noon := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	h := newHandler(eng, nft.DefaultMarks(), 4200, 1, zones, func() time.Time { return noon })
-	h.flowStarted = newDevices(inv, inventory.NewIdentifier(l.Policy), func(alert.Alert) {}).flowStarted
+	h.flowStarted = newDevices(inv, inventory.NewIdentifier(l.Policy), func(alert.Alert) {}, 1).flowStarted
 	h.latency = metrics.NewRegistry().Histogram("picoseg_verdict_seconds", "Time from reading a queued packet to its verdict (judging the packets read before it in the same read included).", metrics.LatencyBuckets())
 	return h
 }

@@ -31,7 +31,7 @@ func TestHandlerSurvivesABug(t *testing.T) {
 		var alerts []alert.Alert
 		h.failOpen, h.raise = tt.failOpen, func(a alert.Alert) { alerts = append(alerts, a) }
 		bug := true
-		h.flowStarted = func(*packet.Packet, time.Time) {
+		h.flowStarted = func(int, *packet.Packet, time.Time) {
 			if bug {
 				bug = false
 				var slots []int
@@ -90,7 +90,7 @@ func TestPickedUpFlowIsTheOpeners(t *testing.T) {
 	noon := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 	h := newHandler(eng, nft.DefaultMarks(), 4200, 1, zones, func() time.Time { return noon })
 	var started []string
-	h.flowStarted = func(p *packet.Packet, _ time.Time) { started = append(started, p.Src.String()) }
+	h.flowStarted = func(_ int, p *packet.Packet, _ time.Time) { started = append(started, p.Src.String()) }
 	// The hub's lone ACK from its web port to the admin: the reply of the
 	// admin's allowed connection (admin-to-hub, tcp/80).
 	ack := tcpSYN(t, "10.77.0.30", "10.88.0.10", 40000, 60)

@@ -67,7 +67,7 @@ func TestDHCPMUDURLReachesStatus(t *testing.T) {
 				t.Fatal(err)
 			}
 			var alerts []alert.Alert
-			devs := newDevices(inv, inventory.NewIdentifier(l.Policy), func(a alert.Alert) { alerts = append(alerts, a) })
+			devs := newDevices(inv, inventory.NewIdentifier(l.Policy), func(a alert.Alert) { alerts = append(alerts, a) }, 1)
 			h.flowStarted, h.dhcpSeen = devs.flowStarted, devs.dhcpSeen
 			h.Judge(&queue.Packet{Queue: 4200, Payload: dhcpRequest(tc.chaddr, url), HwAddr: tc.from, InIfindex: tc.inIface})
 			var got []string

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,33 +26,108 @@ type devices struct {
 	counts *inventory.Counter
 	// record, when set, keeps the flows devices open for learning.
 	record func(p *packet.Packet, now time.Time)
+	// runs holds each queue's run of sightings.
+	runs []sightings
 }
 
-func newDevices(inv *inventory.Inventory, id *inventory.Identifier, raise func(alert.Alert)) *devices {
-	d := &devices{inv: inv, raise: raise, counts: inventory.NewCounter(inv)}
+func newDevices(inv *inventory.Inventory, id *inventory.Identifier, raise func(alert.Alert), queues int) *devices {
+	d := &devices{inv: inv, raise: raise, counts: inventory.NewCounter(inv), runs: make([]sightings, max(queues, 1))}
 	d.id.Store(id)
 	return d
 }
 
-// flowStarted records the sender of a flow's first packet. Bytes are left
-// to the conntrack counters, which see the whole flow.
-func (d *devices) flowStarted(p *packet.Packet, now time.Time) {
-	o, ok := d.id.Load().Identify(p.Src)
+// sightings is one queue's run of new flows from one sender. The inventory
+// hears of the run's first flow at once (a new device is reported then)
+// and of the others together: when the sender changes, when the run is
+// sightingSpan old, and at the daemon's sweep every second. One device's
+// burst of flows then costs the inventory's lock and lookups once, not per
+// flow. The sender is its address and MAC under one identifier (a reload
+// starts a new run).
+type sightings struct {
+	mu     sync.Mutex
+	id     *inventory.Identifier
+	addr   netip.Addr
+	mac    [6]byte
+	hasMAC bool
+	since  time.Time
+	// obs is the sender as identified, when ok; its Flows and Time are the
+	// run's flows not yet told and the latest of them.
+	obs inventory.Observation
+	ok  bool
+	_   [64]byte // keep the runs of different queues on different cache lines
+}
+
+// sightingSpan is how long a run of sightings lasts at most: the longest
+// a device's flow count and last-seen time lag behind.
+const sightingSpan = time.Second
+
+// flowStarted records the sender of a flow's first packet, seen on queue
+// q. Bytes are left to the conntrack counters, which see the whole flow.
+func (d *devices) flowStarted(q int, p *packet.Packet, now time.Time) {
+	id, s := d.id.Load(), &d.runs[q%len(d.runs)]
+	s.mu.Lock()
+	if s.id == id && s.addr == p.Src && s.mac == p.SrcMAC && s.hasMAC == p.HasMAC && !now.Before(s.since) && now.Sub(s.since) < sightingSpan {
+		ok := s.ok
+		if ok {
+			s.obs.Flows++
+			s.obs.Time = now
+		}
+		s.mu.Unlock()
+		if ok && d.record != nil {
+			d.record(p, now)
+		}
+		return
+	}
+	told := s.take()
+	o, ok := id.Identify(p.Src)
+	o.MAC, o.HasMAC, o.Time, o.Flows = p.SrcMAC, p.HasMAC, now, 1
+	s.id, s.addr, s.mac, s.hasMAC, s.since, s.obs, s.ok = id, p.Src, p.SrcMAC, p.HasMAC, now, o, ok
+	s.obs.Flows = 0
+	s.mu.Unlock()
+	if told.Flows > 0 {
+		d.observe(told)
+	}
 	if !ok {
 		return
 	}
 	if d.record != nil {
 		d.record(p, now)
 	}
-	o.MAC, o.HasMAC, o.Time, o.NewFlow = p.SrcMAC, p.HasMAC, now, true
-	if d.inv.Observe(o) {
-		name := o.Name
-		if name == "" {
-			name = o.Addr.String()
+	d.observe(o)
+}
+
+// take returns the run's flows not yet told, and forgets them.
+func (s *sightings) take() inventory.Observation {
+	o := s.obs
+	s.obs.Flows = 0
+	return o
+}
+
+// flush tells the inventory of every queue's flows not yet told.
+func (d *devices) flush() {
+	for i := range d.runs {
+		s := &d.runs[i]
+		s.mu.Lock()
+		o := s.take()
+		s.mu.Unlock()
+		if o.Flows > 0 {
+			d.observe(o)
 		}
-		d.raise(alert.Alert{Type: alert.TypeNewDevice, Device: o.Name, Src: o.Addr,
-			Message: "new device " + name + " in zone " + o.Zone + groupNote(o.Groups)})
 	}
+}
+
+// observe records sighting o, and raises new_device when it is the
+// device's first.
+func (d *devices) observe(o inventory.Observation) {
+	if !d.inv.Observe(o) {
+		return
+	}
+	name := o.Name
+	if name == "" {
+		name = o.Addr.String()
+	}
+	d.raise(alert.Alert{Type: alert.TypeNewDevice, Device: o.Name, Src: o.Addr,
+		Message: "new device " + name + " in zone " + o.Zone + groupNote(o.Groups)})
 }
 
 // dhcpSeen records what a DHCPv4 client message says of its sender (its

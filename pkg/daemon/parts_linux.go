@@ -23,11 +23,12 @@ func (d *Daemon) startParts(ctx context.Context) (err error) {
 		return err
 	}
 	d.atStop(func() {
+		d.devs.flush()
 		if err := d.inv.Save(); err != nil {
 			d.log.Warn("saving the device inventory", "err", err)
 		}
 	})
-	d.devs = newDevices(d.inv, inventory.NewIdentifier(d.cur.Policy), d.alerts.Raise)
+	d.devs = newDevices(d.inv, inventory.NewIdentifier(d.cur.Policy), d.alerts.Raise, d.cfg.Queues)
 	d.devs.counts.Sent = func(f *conntrack.Flow, addr netip.Addr, now time.Time) {
 		// Bytes of an accepted flow keep its sender's port binding fresh.
 		if state, _ := d.marks.Decode(f.Mark); state == nft.StateAccepted {

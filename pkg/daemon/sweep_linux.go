@@ -110,10 +110,12 @@ func (s *sweepState) init(d *Daemon) {
 	}
 }
 
-// sweep is the work of every second: expire flows, count queue overflows,
+// sweep is the work of every second: expire flows, tell the inventory of
+// the flows it has not heard of yet, count queue overflows,
 // and every 10 s pass over conntrack; every minute save the inventory.
 func (d *Daemon) sweep(ctx context.Context, now time.Time) {
 	d.eng.Sweep(now.UnixNano())
+	d.devs.flush()
 	d.countOverflows()
 	s := &d.sweeps
 	if c, err := d.rs.Load().Counters(); err == nil {

@@ -107,7 +107,10 @@ func (c *Counter) Flow(f *conntrack.Flow, now time.Time, identify IdentifyFunc) 
 	} else {
 		return
 	}
-	o.Time, o.NewFlow = now, m.New
+	o.Time = now
+	if m.New {
+		o.Flows = 1
+	}
 	if o.Up > 0 && c.Sent != nil {
 		c.Sent(f, o.Addr, now)
 	}

@@ -84,8 +84,8 @@ type Observation struct {
 	Time time.Time
 	// Up and Down are bytes the device sent and received.
 	Up, Down uint64
-	// NewFlow counts one more flow for the device.
-	NewFlow bool
+	// Flows is how many new flows of the device the sighting counts.
+	Flows uint64
 	// Name, Zone and Groups are the policy's view of the device (see
 	// Identifier); they replace the stored ones. Groups is copied only when
 	// it changes, so a caller may pass the same slice every time.
@@ -248,9 +248,7 @@ func (inv *Inventory) Observe(o Observation) (newDevice bool) {
 	}
 	e.up += o.Up
 	e.down += o.Down
-	if o.NewFlow {
-		e.flows++
-	}
+	e.flows += o.Flows
 	inv.order.Touch(e.order)
 	return newDevice
 }

@@ -105,7 +105,7 @@ func TestNewDeviceReportedOnce(t *testing.T) {
 func TestKeys(t *testing.T) {
 	inv, _ := newInv(t, Options{})
 	// Conntrack sees 10.77.0.20 before any packet shows its MAC.
-	if !inv.Observe(Observation{Addr: addr("10.77.0.20"), Up: 10, NewFlow: true}) {
+	if !inv.Observe(Observation{Addr: addr("10.77.0.20"), Up: 10, Flows: 1}) {
 		t.Fatal("address-only device not new")
 	}
 	// The plug's packet from that address: the same device, now keyed by
@@ -123,7 +123,7 @@ func TestKeys(t *testing.T) {
 
 	// An address-only record for .30 and a MAC device that later uses .30
 	// too: merged.
-	inv.Observe(Observation{Addr: addr("10.77.0.30"), Up: 1000, NewFlow: true})
+	inv.Observe(Observation{Addr: addr("10.77.0.30"), Up: 1000, Flows: 1})
 	inv.Observe(Observation{MAC: camera, HasMAC: true, Addr: addr("10.77.0.31"), Up: 1})
 	inv.Observe(Observation{MAC: camera, HasMAC: true, Addr: addr("10.77.0.30"), Up: 1})
 	cam := device(t, inv, "02:00:00:00:00:22", "")

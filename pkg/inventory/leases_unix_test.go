@@ -18,7 +18,7 @@ func TestLeasesFIFODoesNotHang(t *testing.T) {
 		t.Skipf("mkfifo: %v", err)
 	}
 	inv, _ := newInv(t, Options{Leases: path})
-	inv.Observe(Observation{Addr: addr("10.77.0.20"), MAC: mac(0x11), HasMAC: true, Time: time.Now(), NewFlow: true})
+	inv.Observe(Observation{Addr: addr("10.77.0.20"), MAC: mac(0x11), HasMAC: true, Time: time.Now(), Flows: 1})
 	done := make(chan []Device, 1)
 	go func() { done <- inv.Devices() }()
 	select {
