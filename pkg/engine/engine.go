@@ -285,8 +285,10 @@ type Worker struct {
 	trace *[]Step
 	// dns is the DNS message being read (dns.go).
 	dns appid.DNSMessage
-	// addrs remembers the policy's facts of recent addresses.
-	addrs addrCache
+	// addrs and matches remember the policy's facts of recent addresses
+	// and the micro layer's recent answers.
+	addrs   addrCache
+	matches matchCache
 }
 
 // NewWorker returns a Worker of e.
@@ -536,7 +538,7 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, how jud
 // says.
 func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, how judging) *Context {
 	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen, c.addrs = p, now, g.policy, g, &w.addrs
+	c.Packet, c.Now, c.Policy, c.gen, c.addrs, c.matches = p, now, g.policy, g, &w.addrs, &w.matches
 	c.set(how)
 	c.InZone, c.OutZone, c.Merged = m.InZone, m.OutZone, m.Merged
 	c.InPort = m.InPort

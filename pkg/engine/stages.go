@@ -253,7 +253,7 @@ func (microStage) Layer() Layer { return LayerMicro }
 
 func (microStage) Evaluate(c *Context) Result {
 	c.scratch.SetNames(c.gen.names, c.Now, nameWindow(c))
-	r := c.Policy.Match(&c.Src, &c.Dst, c.Packet.Proto, c.DPort, &c.scratch)
+	r := c.matches.match(c.gen, &c.Src, &c.Dst, c.Packet.Proto, c.DPort, &c.scratch)
 	if r == policy.None {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonNoAllowRule}
 	}

@@ -74,6 +74,11 @@ func (s *Scratch) SetNames(l NameLookup, now int64, w NameWindow) {
 // table must then see DNS answers.
 func (p *Policy) UsesDNS() bool { return len(p.dns.ids) > 0 }
 
+// MatchUsesNames reports whether Match consults the names table (a rule
+// has a "dns:" destination). Without, Match is a function of its arguments
+// and the policy alone.
+func (p *Policy) MatchUsesNames() bool { return len(p.dns.sources) > 0 }
+
 // HasDNSChecks reports whether a rule checks DNS queries (app = "dns").
 func (p *Policy) HasDNSChecks() bool { return p.dns.checks }
 

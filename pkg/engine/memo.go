@@ -61,3 +61,45 @@ func (c *addrCache) get(g *generation, a netip.Addr) addrFacts {
 
 // addrCacheShift is log2(addrCacheSlots).
 const addrCacheShift = 6
+
+// matchEntry is one answer of the micro layer: the allow rule Policy.Match
+// found for a source, a destination and a service under a generation.
+type matchEntry struct {
+	gen      uint32 // 0: an empty slot
+	src, dst policy.Side
+	proto    uint8
+	port     uint16
+	rule     int32
+}
+
+// matchCache remembers the micro layer's last answers, a slot per hash of
+// the question, as addrCache does the addresses' facts: new flows come in
+// runs that ask the same question with another source port. Without "dns:"
+// destinations an answer is a pure function of the question and the
+// immutable policy; with them it also follows the names table, which
+// changes with every DNS answer, and nothing is remembered
+// (Policy.MatchUsesNames).
+type matchCache [matchCacheSlots]matchEntry
+
+// matchCacheSlots is how many answers a worker remembers (a power of 2).
+const matchCacheSlots = 64
+
+// match returns Policy.Match(src, dst, proto, port) under generation g.
+func (c *matchCache) match(g *generation, src, dst *policy.Side, proto uint8, port uint16, s *policy.Scratch) int32 {
+	pol := g.policy
+	if pol.MatchUsesNames() {
+		return pol.Match(src, dst, proto, port, s)
+	}
+	a, b := src.Addr.As16(), dst.Addr.As16()
+	h := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(b[8:])*31 ^ binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(b[:8])<<1 ^
+		uint64(port)<<48 ^ uint64(proto)<<40 ^ uint64(uint32(src.Device))<<20 ^ uint64(uint32(dst.Device))
+	e := &c[(h*0x9e3779b97f4a7c15)>>(64-matchCacheShift)]
+	if e.gen == g.id && e.src == *src && e.dst == *dst && e.proto == proto && e.port == port {
+		return e.rule
+	}
+	*e = matchEntry{gen: g.id, src: *src, dst: *dst, proto: proto, port: port, rule: pol.Match(src, dst, proto, port, s)}
+	return e.rule
+}
+
+// matchCacheShift is log2(matchCacheSlots).
+const matchCacheShift = 6

@@ -72,3 +72,48 @@ func TestReloadMovesAnAddress(t *testing.T) {
 		t.Fatalf("after the reload the address is nobody's, got %+v", d)
 	}
 }
+
+// TestMatchCacheAgreesWithThePolicy asks the micro layer's cache random
+// questions (sources, destinations and services the policy allows and
+// refuses, so that slots are shared and overwritten) under two
+// generations whose rules differ: every answer must be Policy.Match's.
+func TestMatchCacheAgreesWithThePolicy(t *testing.T) {
+	stricter := strings.Replace(homePolicy, `services = ["tcp/554", "udp/5000-5010", "icmp"]`, `services = ["udp/5000-5010"]`, 1)
+	e := New(compile(t, homePolicy), Options{})
+	w := e.NewWorker()
+	var sides []policy.Side
+	// Few enough questions (5 x 5 sides, 3 x 3 services) that the second
+	// generation asks many the first answered, among them the camera's
+	// RTSP to the NVR, which only the first allows.
+	for _, s := range []string{"10.77.0.11", "10.77.0.21", "192.168.1.20", "203.0.113.9"} {
+		a := netip.MustParseAddr(s)
+		for _, zone := range []int32{2} {
+			sides = append(sides, policy.Side{Addr: a, Device: e.Policy().DeviceByAddr(a), Zone: zone})
+		}
+	}
+	sides = append(sides, policy.Side{Addr: netip.MustParseAddr("10.77.0.99"), Device: policy.None, Zone: 2})
+	protos := []uint8{6, 17, 1}
+	ports := []uint16{554, 5005, 443}
+	allowed := 0
+	for round, pol := range []*policy.Policy{e.Policy(), compile(t, stricter)} {
+		if round == 1 {
+			e.Swap(pol, 0)
+		}
+		g := e.cur.Load()
+		var s policy.Scratch
+		for i := 0; i < 20000; i++ {
+			src, dst := sides[rand.IntN(len(sides))], sides[rand.IntN(len(sides))]
+			proto, port := protos[rand.IntN(len(protos))], ports[rand.IntN(len(ports))]
+			got := w.matches.match(g, &src, &dst, proto, port, &s)
+			if want := pol.Match(&src, &dst, proto, port, &s); got != want {
+				t.Fatalf("generation %d, %+v -> %+v %d/%d: cache says rule %d, policy %d", g.id, src, dst, proto, port, got, want)
+			}
+			if got >= 0 {
+				allowed++
+			}
+		}
+	}
+	if allowed == 0 {
+		t.Fatal("no question had an allow rule for an answer: the test proves little")
+	}
+}
