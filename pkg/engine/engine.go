@@ -285,9 +285,11 @@ type Worker struct {
 	trace *[]Step
 	// dns is the DNS message being read (dns.go).
 	dns appid.DNSMessage
-	// addrs and matches remember the policy's facts of recent addresses
-	// and the micro layer's recent answers.
+	// addrs, macs and matches remember the policy's facts of recent
+	// addresses and hardware addresses and the micro layer's recent
+	// answers.
 	addrs   addrCache
+	macs    macCache
 	matches matchCache
 }
 
@@ -538,7 +540,7 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, how jud
 // says.
 func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, how judging) *Context {
 	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen, c.addrs, c.matches = p, now, g.policy, g, &w.addrs, &w.matches
+	c.Packet, c.Now, c.Policy, c.gen, c.addrs, c.macs, c.matches = p, now, g.policy, g, &w.addrs, &w.macs, &w.matches
 	c.set(how)
 	c.InZone, c.OutZone, c.Merged = m.InZone, m.OutZone, m.Merged
 	c.InPort = m.InPort

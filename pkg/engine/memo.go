@@ -62,6 +62,34 @@ func (c *addrCache) get(g *generation, a netip.Addr) addrFacts {
 // addrCacheShift is log2(addrCacheSlots).
 const addrCacheShift = 6
 
+// macFacts is Policy.DeviceByMAC(mac) under a generation.
+type macFacts struct {
+	gen    uint32 // 0: an empty slot
+	mac    [6]byte
+	device int32
+}
+
+// macCache remembers the devices of the last hardware addresses a worker
+// met, as addrCache does the addresses' facts.
+type macCache [macCacheSlots]macFacts
+
+// macCacheSlots is how many hardware addresses a worker remembers (a
+// power of 2).
+const macCacheSlots = 16
+
+// get returns Policy.DeviceByMAC(mac) under generation g.
+func (c *macCache) get(g *generation, mac [6]byte) int32 {
+	h := uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5])
+	f := &c[(h*0x9e3779b97f4a7c15)>>(64-macCacheShift)]
+	if f.gen != g.id || f.mac != mac {
+		*f = macFacts{gen: g.id, mac: mac, device: g.policy.DeviceByMAC(mac)}
+	}
+	return f.device
+}
+
+// macCacheShift is log2(macCacheSlots).
+const macCacheShift = 4
+
 // matchEntry is one answer of the micro layer: the allow rule Policy.Match
 // found for a source, a destination and a service under a generation.
 type matchEntry struct {

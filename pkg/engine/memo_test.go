@@ -117,3 +117,36 @@ func TestMatchCacheAgreesWithThePolicy(t *testing.T) {
 		t.Fatal("no question had an allow rule for an answer: the test proves little")
 	}
 }
+
+// TestMACCacheAgreesWithThePolicy asks the cache about the policy's MACs
+// and others, under a generation that gives the camera's MAC to a plug:
+// every answer must be Policy.DeviceByMAC's.
+func TestMACCacheAgreesWithThePolicy(t *testing.T) {
+	moved := strings.Replace(strings.Replace(homePolicy, `mac = "02:00:00:00:00:11"`, `mac = "02:00:00:00:00:99"`, 1), `mac = "02:00:00:00:00:21"`, `mac = "02:00:00:00:00:11"`, 1)
+	e := New(compile(t, homePolicy), Options{})
+	w := e.NewWorker()
+	var macs [][6]byte
+	for i := 0; i < 40; i++ {
+		macs = append(macs, [6]byte{2, 0, 0, 0, 0, byte(i)}, [6]byte{2, 0, 0, 0, 0, 0x11}, [6]byte{2, 0, 0, 0, 0, 0x21})
+	}
+	known := 0
+	for round, pol := range []*policy.Policy{e.Policy(), compile(t, moved)} {
+		if round == 1 {
+			e.Swap(pol, 0)
+		}
+		g := e.cur.Load()
+		for i := 0; i < 5000; i++ {
+			mac := macs[rand.IntN(len(macs))]
+			got, want := w.macs.get(g, mac), pol.DeviceByMAC(mac)
+			if got != want {
+				t.Fatalf("generation %d, %x: cache says device %d, policy %d", g.id, mac, got, want)
+			}
+			if got >= 0 {
+				known++
+			}
+		}
+	}
+	if known == 0 {
+		t.Fatal("no MAC named a device: the test proves little")
+	}
+}

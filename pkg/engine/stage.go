@@ -74,6 +74,7 @@ type Context struct {
 
 	gen     *generation
 	addrs   *addrCache
+	macs    *macCache
 	matches *matchCache
 	scratch policy.Scratch
 	// owner is whose budget the pico stage charged the flow to.

@@ -135,7 +135,7 @@ func checkMAC(c *Context) Result {
 	if c.Reversed {
 		sender = &c.Dst
 	}
-	if d := pol.DeviceByMAC(p.SrcMAC); d != policy.None {
+	if d := c.macs.get(c.gen, p.SrcMAC); d != policy.None {
 		dev := &pol.Devices[d]
 		anonymous := sender.Device == policy.None && namesNoOne(sender.Addr)
 		if len(dev.Addrs) > 0 && !dev.HasAddr(sender.Addr) && !anonymous {
