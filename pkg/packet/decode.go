@@ -108,7 +108,41 @@ func (d *Decoder) DecodeEthernet(data []byte, p *Packet) {
 // NFQUEUE and raw-IP captures deliver it. The version nibble decides.
 func (d *Decoder) DecodeIP(data []byte, p *Packet) {
 	*p = Packet{}
-	d.decodeIP(data, p)
+	if !d.fastUDP4(data, p) {
+		d.decodeIP(data, p)
+	}
+}
+
+// fastUDP4 decodes the packet every new UDP flow starts with, a whole
+// IPv4 datagram with a 20-byte header, no fragment, and a UDP length that
+// fits the IP length, without the layer walk: the layer parser's calls
+// through interfaces cost as much as the rest of judging a flow's first
+// datagram. It reports false, having written nothing, for anything else,
+// which the walk decodes. What it fills in is what the walk would (a test
+// compares the two on mutated and random packets).
+func (d *Decoder) fastUDP4(data []byte, p *Packet) bool {
+	// 0x45: version 4, IHL 5. Flags and offset: only DF (0x40) may be set
+	// (the walk calls MF or any offset a fragment, and keeps the reserved
+	// bit to itself).
+	if len(data) < 28 || data[0] != 0x45 || data[9] != ProtoUDP || data[6]&^0x40 != 0 || data[7] != 0 {
+		return false
+	}
+	total := int(binary.BigEndian.Uint16(data[2:4]))
+	udpLen := int(binary.BigEndian.Uint16(data[24:26]))
+	if total < 28 || (len(data) < total && !d.Snapped) || udpLen < 8 || udpLen > total-20 {
+		return false
+	}
+	end := min(len(data), total)
+	p.Kind = KindOK
+	p.Src = netip.AddrFrom4([4]byte(data[12:16]))
+	p.Dst = netip.AddrFrom4([4]byte(data[16:20]))
+	p.Proto = ProtoUDP
+	p.Length = uint16(total)
+	p.SrcPort = binary.BigEndian.Uint16(data[20:22])
+	p.DstPort = binary.BigEndian.Uint16(data[22:24])
+	p.PayloadLen = udpLen - 8
+	p.Payload = data[28 : 20+min(udpLen, end-20)]
+	return true
 }
 
 func (d *Decoder) decodeIP(data []byte, p *Packet) {
