@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/binary"
 	"net/netip"
+	"time"
 
 	"github.com/picoseg/picoseg/pkg/policy"
 )
@@ -131,3 +132,40 @@ func (c *matchCache) match(g *generation, src, dst *policy.Side, proto uint8, po
 
 // matchCacheShift is log2(matchCacheSlots).
 const matchCacheShift = 6
+
+// windowEntry is windowEnd's answer for one rule during one minute.
+type windowEntry struct {
+	gen    uint32 // 0: an empty slot
+	rule   int32
+	minute int64 // unix minute (now / time.Minute)
+	until  int64
+	ok     bool
+}
+
+// windowCache remembers the time-window answers of the rules a worker
+// judged in the current minute. windowEnd reads the local date, weekday
+// and minute of the day, and every instant of one UTC minute is one local
+// minute (zone offsets and their changes are whole minutes), so the answer
+// holds for the whole minute; working it out (a time zone conversion and
+// a calendar split) cost a rule with hours more than the rest of its pico
+// checks.
+type windowCache [windowCacheSlots]windowEntry
+
+// windowCacheSlots is how many rules' answers a worker remembers (a power
+// of 2).
+const windowCacheSlots = 16
+
+// end returns windowEnd(r, now, the policy's time zone) for rule index ri
+// under generation g.
+func (c *windowCache) end(g *generation, ri int32, r *policy.Rule, now int64) (int64, bool) {
+	minute := now / int64(time.Minute)
+	if now < 0 {
+		return windowEnd(r, now, g.policy.Location)
+	}
+	e := &c[uint32(ri)%windowCacheSlots]
+	if e.gen != g.id || e.rule != ri || e.minute != minute {
+		until, ok := windowEnd(r, now, g.policy.Location)
+		*e = windowEntry{gen: g.id, rule: ri, minute: minute, until: until, ok: ok}
+	}
+	return e.until, e.ok
+}

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+	_ "time/tzdata" // a zone with daylight saving time, whatever the system has
 
 	"github.com/picoseg/picoseg/pkg/policy"
 )
@@ -148,5 +150,67 @@ func TestMACCacheAgreesWithThePolicy(t *testing.T) {
 	}
 	if known == 0 {
 		t.Fatal("no MAC named a device: the test proves little")
+	}
+}
+
+// TestWindowCacheAgreesWithWindowEnd asks the cache about rules with
+// overlapping, wrapping and day-bound windows, in a zone with daylight
+// saving time, at random instants of the days around both changes of
+// 2026 (seconds apart, so that one minute is asked many times, and in
+// random order, so that slots are overwritten): every answer must be
+// windowEnd's.
+func TestWindowCacheAgreesWithWindowEnd(t *testing.T) {
+	text := strings.Replace(homePolicy, `timezone = "UTC"`, `timezone = "Europe/Berlin"`, 1) + `
+[[allow]]
+name = "overlapping"
+from = "device:cam"
+to = "device:nvr"
+services = ["udp/6000"]
+hours = ["10:00-14:00", "02:30-12:00"]
+
+[[allow]]
+name = "wrapping"
+from = "device:cam"
+to = "device:nvr"
+services = ["udp/6001"]
+hours = ["22:00-03:00"]
+days = ["sat", "sun"]
+`
+	e := New(compile(t, text), Options{})
+	w := e.NewWorker()
+	g := e.cur.Load()
+	pol := g.policy
+	var rules []int32
+	for i := range pol.Rules {
+		if len(pol.Rules[i].Hours) > 0 || pol.Rules[i].Days != 0 {
+			rules = append(rules, int32(i))
+		}
+	}
+	if len(rules) < 3 {
+		t.Fatalf("%d rules with windows, want 3", len(rules))
+	}
+	inside := 0
+	for _, day := range []time.Time{time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 25, 0, 0, 0, 0, time.UTC)} {
+		start := day.Add(-24 * time.Hour).UnixNano()
+		for i := 0; i < 200000; i++ {
+			now := start + rand.Int64N(int64(72*time.Hour))
+			if rand.IntN(2) == 0 {
+				// Near a minute's edge.
+				now = now - now%int64(time.Minute) + rand.Int64N(2*int64(time.Second)) - int64(time.Second)
+			}
+			ri := rules[rand.IntN(len(rules))]
+			r := &pol.Rules[ri]
+			until, ok := w.windows.end(g, ri, r, now)
+			wantUntil, wantOK := windowEnd(r, now, pol.Location)
+			if until != wantUntil || ok != wantOK {
+				t.Fatalf("rule %s at %v: cache says %v until %v, windowEnd %v until %v", r.Name, time.Unix(0, now).In(pol.Location), ok, time.Unix(0, until), wantOK, time.Unix(0, wantUntil))
+			}
+			if ok {
+				inside++
+			}
+		}
+	}
+	if inside == 0 {
+		t.Fatal("no instant was inside a window: the test proves little")
 	}
 }

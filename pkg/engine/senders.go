@@ -152,7 +152,7 @@ func (w *Worker) recordSender(g *generation, d Decision, p *packet.Packet, now i
 		return
 	}
 	dev := c.Src.Device
-	if dev < 0 || !g.policy.Devices[dev].HasMAC || w.addrs.get(g, p.Src).device == dev {
+	if dev < 0 || !g.policy.Devices[dev].HasMAC || c.senderAddrDevice == dev {
 		return
 	}
 	w.e.senders.saw(p.Src, p.SrcMAC, now)

@@ -72,11 +72,18 @@ type Context struct {
 	// new-flow rate.
 	Existing bool
 
-	gen     *generation
-	addrs   *addrCache
-	macs    *macCache
-	matches *matchCache
-	scratch policy.Scratch
+	gen *generation
+	// senderAddrDevice is the device the packet's source address names
+	// (before its MAC is looked at), and dstBroadcast whether Dst.Addr
+	// reaches a whole link: the identify stage's findings, for the
+	// stages after it.
+	senderAddrDevice int32
+	dstBroadcast     bool
+	addrs            *addrCache
+	macs             *macCache
+	matches          *matchCache
+	windows          *windowCache
+	scratch          policy.Scratch
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner
 	spa   *spaState

@@ -27,12 +27,12 @@ func (identifyStage) Evaluate(c *Context) Result {
 	src, dst := c.addrs.get(c.gen, p.Src), c.addrs.get(c.gen, p.Dst)
 	c.Src = policy.Side{Addr: p.Src, Device: src.device, Zone: sideZone(c.InZone, src)}
 	c.Dst = policy.Side{Addr: p.Dst, Device: dst.device, Zone: sideZone(c.OutZone, dst)}
-	dstBroadcast := dst.broadcast
+	c.senderAddrDevice, c.dstBroadcast = src.device, dst.broadcast
 	if c.Reversed {
 		// Judged as the flow its destination opened: the packet's
 		// destination is the initiator, and its ingress the responder's.
 		c.Src, c.Dst = c.Dst, c.Src
-		dstBroadcast = src.broadcast
+		c.dstBroadcast = src.broadcast
 	}
 	// The spoofing checks are about the packet as it arrived, whichever
 	// side of the flow sent it.
@@ -45,7 +45,7 @@ func (identifyStage) Evaluate(c *Context) Result {
 	if res := checkBinding(c); res.Verdict != Continue {
 		return res
 	}
-	if dstBroadcast {
+	if c.dstBroadcast {
 		// Broadcast and multicast go to the whole link the sender is on,
 		// the gateway included: one flow, whichever hook sees which copy.
 		c.Dst.Zone = c.Src.Zone
@@ -215,7 +215,7 @@ func (gatewayStage) Name() string { return "gateway" }
 func (gatewayStage) Layer() Layer { return LayerMicro }
 
 func (gatewayStage) Evaluate(c *Context) Result {
-	if c.Dst.Zone != policy.Gateway && !c.addrs.get(c.gen, c.Dst.Addr).broadcast {
+	if c.Dst.Zone != policy.Gateway && !c.dstBroadcast {
 		return Result{Rule: policy.None}
 	}
 	r := c.Policy.GatewayDefault(&c.Src, &c.Dst, c.Packet.Proto, c.DPort, c.Packet.ICMPType, &c.scratch)
@@ -315,7 +315,7 @@ func checkWindow(c *Context, r *policy.Rule) Result {
 	if len(r.Hours) == 0 && r.Days == 0 {
 		return Result{}
 	}
-	until, ok := windowEnd(r, c.Now, c.Policy.Location)
+	until, ok := c.windows.end(c.gen, c.Rule, r, c.Now)
 	if !ok {
 		return Result{Verdict: Drop, Rule: c.Rule, Reason: ReasonOutsideWindow, Event: EventWindow}
 	}
