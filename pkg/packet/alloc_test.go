@@ -89,3 +89,34 @@ func BenchmarkDecodeIPUDP6(b *testing.B) {
 		b.Fatalf("decoded %+v", p)
 	}
 }
+
+// BenchmarkDecodeIPv4Opening decodes a Linux TCP SYN and a UDP datagram
+// through DecodeIP (the fast path) and through the layer walk alone.
+func BenchmarkDecodeIPv4Opening(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{
+		{"tcp-syn", serialize(b, ip4(cam4, nvr4, layers.IPProtocolTCP), linuxSYN())},
+		{"udp", serialize(b, ip4(cam4, nvr4, layers.IPProtocolUDP), udp(40000, 123), payload("0123456789"))},
+	} {
+		d := NewDecoder()
+		var p Packet
+		b.Run(tc.name+"/fast", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				d.DecodeIP(tc.data, &p)
+			}
+		})
+		b.Run(tc.name+"/walk", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				p = Packet{}
+				d.decodeIP(tc.data, &p)
+			}
+		})
+		if p.Kind != KindOK {
+			b.Fatalf("%s: decoded %+v", tc.name, p)
+		}
+	}
+}

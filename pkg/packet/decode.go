@@ -108,40 +108,82 @@ func (d *Decoder) DecodeEthernet(data []byte, p *Packet) {
 // NFQUEUE and raw-IP captures deliver it. The version nibble decides.
 func (d *Decoder) DecodeIP(data []byte, p *Packet) {
 	*p = Packet{}
-	if !d.fastUDP4(data, p) {
+	if !d.fastIPv4(data, p) {
 		d.decodeIP(data, p)
 	}
 }
 
-// fastUDP4 decodes the packet every new UDP flow starts with, a whole
-// IPv4 datagram with a 20-byte header, no fragment, and a UDP length that
-// fits the IP length, without the layer walk: the layer parser's calls
-// through interfaces cost as much as the rest of judging a flow's first
-// datagram. It reports false, having written nothing, for anything else,
-// which the walk decodes. What it fills in is what the walk would (a test
-// compares the two on mutated and random packets).
-func (d *Decoder) fastUDP4(data []byte, p *Packet) bool {
+// fastIPv4 decodes the packets new flows start with, a whole IPv4 UDP
+// datagram or TCP segment with a 20-byte IP header and no fragment,
+// without the layer walk: the layer parser's calls through interfaces cost
+// as much as the rest of judging a flow's first packet. It reports false,
+// having written nothing, for anything else (IPv6, options, fragments,
+// other protocols, any length that does not add up, TCP options that do
+// not parse), which the walk decodes. What it fills in is what the walk
+// would (a test compares the two on mutated and random packets).
+func (d *Decoder) fastIPv4(data []byte, p *Packet) bool {
 	// 0x45: version 4, IHL 5. Flags and offset: only DF (0x40) may be set
 	// (the walk calls MF or any offset a fragment, and keeps the reserved
 	// bit to itself).
-	if len(data) < 28 || data[0] != 0x45 || data[9] != ProtoUDP || data[6]&^0x40 != 0 || data[7] != 0 {
+	if len(data) < 28 || data[0] != 0x45 || data[6]&^0x40 != 0 || data[7] != 0 {
 		return false
 	}
 	total := int(binary.BigEndian.Uint16(data[2:4]))
-	udpLen := int(binary.BigEndian.Uint16(data[24:26]))
-	if total < 28 || (len(data) < total && !d.Snapped) || udpLen < 8 || udpLen > total-20 {
+	if total < 28 || (len(data) < total && !d.Snapped) {
 		return false
 	}
-	end := min(len(data), total)
+	ip := data[20:min(len(data), total)] // what the IP header says it carries, as delivered
+	switch data[9] {
+	case ProtoUDP:
+		udpLen := int(binary.BigEndian.Uint16(ip[4:6]))
+		if udpLen < 8 || udpLen > total-20 {
+			return false
+		}
+		p.PayloadLen = udpLen - 8
+		p.Payload = ip[8:min(udpLen, len(ip))]
+	case ProtoTCP:
+		if len(ip) < 20 {
+			return false
+		}
+		off := int(ip[12]>>4) * 4
+		if off < 20 || off > len(ip) || !tcpOptionsParse(ip[20:off]) {
+			return false
+		}
+		p.TCPFlags = ip[13]
+		p.Seq = binary.BigEndian.Uint32(ip[4:8])
+		p.PayloadLen = max(0, total-20-off)
+		p.Payload = ip[off:]
+		p.Payload = p.Payload[:min(len(p.Payload), p.PayloadLen)]
+	default:
+		return false
+	}
 	p.Kind = KindOK
 	p.Src = netip.AddrFrom4([4]byte(data[12:16]))
 	p.Dst = netip.AddrFrom4([4]byte(data[16:20]))
-	p.Proto = ProtoUDP
+	p.Proto = data[9]
 	p.Length = uint16(total)
-	p.SrcPort = binary.BigEndian.Uint16(data[20:22])
-	p.DstPort = binary.BigEndian.Uint16(data[22:24])
-	p.PayloadLen = udpLen - 8
-	p.Payload = data[28 : 20+min(udpLen, end-20)]
+	p.SrcPort = binary.BigEndian.Uint16(ip[0:2])
+	p.DstPort = binary.BigEndian.Uint16(ip[2:4])
+	return true
+}
+
+// tcpOptionsParse reports whether TCP options parse as layers.TCP parses
+// them: an end-of-list ends them, a no-op is one byte, any other option
+// has a length of at least 2 that stays inside the header.
+func tcpOptionsParse(opts []byte) bool {
+	for len(opts) > 0 {
+		switch opts[0] {
+		case 0:
+			return true
+		case 1:
+			opts = opts[1:]
+		default:
+			if len(opts) < 2 || opts[1] < 2 || int(opts[1]) > len(opts) {
+				return false
+			}
+			opts = opts[opts[1]:]
+		}
+	}
 	return true
 }
 
