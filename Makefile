@@ -61,6 +61,7 @@ fuzz:
 	$(GO) test -run XXX -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./pkg/config
 	$(GO) test -run XXX -fuzz '^FuzzDecodeIP$$' -fuzztime $(FUZZTIME) ./pkg/packet
 	$(GO) test -run XXX -fuzz '^FuzzDecodeEthernet$$' -fuzztime $(FUZZTIME) ./pkg/packet
+	$(GO) test -run XXX -fuzz '^FuzzFastIPv4$$' -fuzztime $(FUZZTIME) ./pkg/packet
 	$(GO) test -run XXX -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./pkg/capture
 	$(GO) test -run XXX -fuzz '^FuzzReadLeases$$' -fuzztime $(FUZZTIME) ./pkg/inventory
 	$(GO) test -run XXX -fuzz '^FuzzEscaping$$' -fuzztime $(FUZZTIME) ./pkg/metrics
