@@ -308,7 +308,7 @@ func (w *Worker) inspectCached(g *generation, key flow.Key, r *policy.Rule, p *p
 	st := &w.st
 	_, fromA := flow.KeyOf(p)
 	c := &w.ctx
-	c.Packet, c.Policy, c.gen, c.addrs, c.macs, c.matches, c.windows, c.Rule, c.Flow, c.Now = p, g.policy, g, &w.addrs, &w.macs, &w.matches, &w.windows, st.Rule, st, now
+	c.Packet, c.Policy, c.gen, c.memo, c.Rule, c.Flow, c.Now = p, g.policy, g, &w.memo, st.Rule, st, now
 	c.Reversed, c.Existing, c.DryRun = false, true, false
 	var res Result
 	switch {

@@ -285,13 +285,8 @@ type Worker struct {
 	trace *[]Step
 	// dns is the DNS message being read (dns.go).
 	dns appid.DNSMessage
-	// addrs, macs, matches and windows remember the policy's facts of
-	// recent addresses and hardware addresses, the micro layer's recent
-	// answers and the rules' time windows of the current minute.
-	addrs   addrCache
-	macs    macCache
-	matches matchCache
-	windows windowCache
+	// memo remembers the policy's recent answers (memo.go).
+	memo memo
 }
 
 // NewWorker returns a Worker of e.
@@ -541,7 +536,7 @@ func (w *Worker) run(g *generation, p *packet.Packet, now int64, m Meta, how jud
 // says.
 func (w *Worker) begin(g *generation, p *packet.Packet, now int64, m Meta, how judging) *Context {
 	c := &w.ctx
-	c.Packet, c.Now, c.Policy, c.gen, c.addrs, c.macs, c.matches, c.windows = p, now, g.policy, g, &w.addrs, &w.macs, &w.matches, &w.windows
+	c.Packet, c.Now, c.Policy, c.gen, c.memo = p, now, g.policy, g, &w.memo
 	c.set(how)
 	c.InZone, c.OutZone, c.Merged = m.InZone, m.OutZone, m.Merged
 	c.InPort = m.InPort

@@ -8,6 +8,27 @@ import (
 	"github.com/picoseg/picoseg/pkg/policy"
 )
 
+// memo is what a worker remembers of the policy's answers: pure functions
+// of the generation's immutable policy, each kept with the generation id
+// that gave it, so that no answer outlives a reload. Each cache is a small
+// array of slots picked by a hash of the question; a slot holding another
+// question or an older generation is answered afresh.
+type memo struct {
+	addrs   addrCache
+	macs    macCache
+	matches matchCache
+	windows windowCache
+}
+
+// slotOf picks one of 1<<bits slots for a question hashed to h.
+func slotOf(h uint64, bits uint) uint64 { return (h * 0x9e3779b97f4a7c15) >> (64 - bits) }
+
+// addrHash folds an address's 16 bytes into 64 bits.
+func addrHash(a netip.Addr) uint64 {
+	b := a.As16()
+	return binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])
+}
+
 // addrFacts is what the policy says of one address, as the identify and
 // gateway stages ask it. Every fact is a pure function of the generation's
 // immutable policy, so a remembered answer is the answer, for as long as
@@ -35,22 +56,18 @@ func (f addrFacts) localZone(pol *policy.Policy) int32 {
 	return f.zone
 }
 
-// addrCache remembers the facts of the addresses a worker met last, a
-// slot per address hash. New flows come in runs from and to the same few
-// addresses (a device's burst, one server's clients), and their facts are
-// several map lookups each (device, gateway, broadcast, a longest-prefix
-// match for the zone). A slot costs a hash and a comparison; a different
-// address or an older generation in the slot is looked up afresh.
-type addrCache [addrCacheSlots]addrFacts
+// addrCache remembers the facts of the addresses a worker met last. New
+// flows come in runs from and to the same few addresses (a device's burst,
+// one server's clients), and their facts are several map lookups each
+// (device, gateway, broadcast, a longest-prefix match for the zone).
+type addrCache [1 << addrCacheBits]addrFacts
 
-// addrCacheSlots is how many addresses a worker remembers (a power of 2).
-const addrCacheSlots = 64
+// addrCacheBits: a worker remembers 1<<addrCacheBits addresses.
+const addrCacheBits = 6
 
 // get returns the facts of a under generation g.
 func (c *addrCache) get(g *generation, a netip.Addr) addrFacts {
-	b := a.As16()
-	h := (binary.LittleEndian.Uint64(b[:8]) ^ binary.LittleEndian.Uint64(b[8:])) * 0x9e3779b97f4a7c15
-	f := &c[h>>(64-addrCacheShift)]
+	f := &c[slotOf(addrHash(a), addrCacheBits)]
 	if f.gen == g.id && f.addr == a {
 		return *f
 	}
@@ -60,9 +77,6 @@ func (c *addrCache) get(g *generation, a netip.Addr) addrFacts {
 	return *f
 }
 
-// addrCacheShift is log2(addrCacheSlots).
-const addrCacheShift = 6
-
 // macFacts is Policy.DeviceByMAC(mac) under a generation.
 type macFacts struct {
 	gen    uint32 // 0: an empty slot
@@ -71,25 +85,21 @@ type macFacts struct {
 }
 
 // macCache remembers the devices of the last hardware addresses a worker
-// met, as addrCache does the addresses' facts.
-type macCache [macCacheSlots]macFacts
+// met.
+type macCache [1 << macCacheBits]macFacts
 
-// macCacheSlots is how many hardware addresses a worker remembers (a
-// power of 2).
-const macCacheSlots = 16
+// macCacheBits: a worker remembers 1<<macCacheBits hardware addresses.
+const macCacheBits = 4
 
 // get returns Policy.DeviceByMAC(mac) under generation g.
 func (c *macCache) get(g *generation, mac [6]byte) int32 {
 	h := uint64(mac[0])<<40 | uint64(mac[1])<<32 | uint64(mac[2])<<24 | uint64(mac[3])<<16 | uint64(mac[4])<<8 | uint64(mac[5])
-	f := &c[(h*0x9e3779b97f4a7c15)>>(64-macCacheShift)]
+	f := &c[slotOf(h, macCacheBits)]
 	if f.gen != g.id || f.mac != mac {
 		*f = macFacts{gen: g.id, mac: mac, device: g.policy.DeviceByMAC(mac)}
 	}
 	return f.device
 }
-
-// macCacheShift is log2(macCacheSlots).
-const macCacheShift = 4
 
 // matchEntry is one answer of the micro layer: the allow rule Policy.Match
 // found for a source, a destination and a service under a generation.
@@ -101,17 +111,16 @@ type matchEntry struct {
 	rule     int32
 }
 
-// matchCache remembers the micro layer's last answers, a slot per hash of
-// the question, as addrCache does the addresses' facts: new flows come in
+// matchCache remembers the micro layer's last answers: new flows come in
 // runs that ask the same question with another source port. Without "dns:"
 // destinations an answer is a pure function of the question and the
 // immutable policy; with them it also follows the names table, which
 // changes with every DNS answer, and nothing is remembered
 // (Policy.MatchUsesNames).
-type matchCache [matchCacheSlots]matchEntry
+type matchCache [1 << matchCacheBits]matchEntry
 
-// matchCacheSlots is how many answers a worker remembers (a power of 2).
-const matchCacheSlots = 64
+// matchCacheBits: a worker remembers 1<<matchCacheBits answers.
+const matchCacheBits = 6
 
 // match returns Policy.Match(src, dst, proto, port) under generation g.
 func (c *matchCache) match(g *generation, src, dst *policy.Side, proto uint8, port uint16, s *policy.Scratch) int32 {
@@ -119,19 +128,14 @@ func (c *matchCache) match(g *generation, src, dst *policy.Side, proto uint8, po
 	if pol.MatchUsesNames() {
 		return pol.Match(src, dst, proto, port, s)
 	}
-	a, b := src.Addr.As16(), dst.Addr.As16()
-	h := binary.LittleEndian.Uint64(a[8:]) ^ binary.LittleEndian.Uint64(b[8:])*31 ^ binary.LittleEndian.Uint64(a[:8]) ^ binary.LittleEndian.Uint64(b[:8])<<1 ^
-		uint64(port)<<48 ^ uint64(proto)<<40 ^ uint64(uint32(src.Device))<<20 ^ uint64(uint32(dst.Device))
-	e := &c[(h*0x9e3779b97f4a7c15)>>(64-matchCacheShift)]
+	h := addrHash(src.Addr) ^ addrHash(dst.Addr)*31 ^ uint64(port)<<48 ^ uint64(proto)<<40 ^ uint64(uint32(src.Device))<<20 ^ uint64(uint32(dst.Device))
+	e := &c[slotOf(h, matchCacheBits)]
 	if e.gen == g.id && e.src == *src && e.dst == *dst && e.proto == proto && e.port == port {
 		return e.rule
 	}
 	*e = matchEntry{gen: g.id, src: *src, dst: *dst, proto: proto, port: port, rule: pol.Match(src, dst, proto, port, s)}
 	return e.rule
 }
-
-// matchCacheShift is log2(matchCacheSlots).
-const matchCacheShift = 6
 
 // windowEntry is windowEnd's answer for one rule during one minute.
 type windowEntry struct {
@@ -151,17 +155,18 @@ type windowEntry struct {
 // checks.
 type windowCache [windowCacheSlots]windowEntry
 
-// windowCacheSlots is how many rules' answers a worker remembers (a power
-// of 2).
+// windowCacheSlots is how many rules' answers a worker remembers.
 const windowCacheSlots = 16
 
 // end returns windowEnd(r, now, the policy's time zone) for rule index ri
 // under generation g.
 func (c *windowCache) end(g *generation, ri int32, r *policy.Rule, now int64) (int64, bool) {
-	minute := now / int64(time.Minute)
 	if now < 0 {
+		// Division rounds towards zero: the minutes before 1970 would
+		// not be whole ones.
 		return windowEnd(r, now, g.policy.Location)
 	}
+	minute := now / int64(time.Minute)
 	e := &c[uint32(ri)%windowCacheSlots]
 	if e.gen != g.id || e.rule != ri || e.minute != minute {
 		until, ok := windowEnd(r, now, g.policy.Location)

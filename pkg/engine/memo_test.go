@@ -40,7 +40,7 @@ func TestAddrCacheAgreesWithThePolicy(t *testing.T) {
 		g := e.cur.Load()
 		for i := 0; i < 20000; i++ {
 			a := base[rand.IntN(len(base))]
-			got := w.addrs.get(g, a)
+			got := w.memo.addrs.get(g, a)
 			want := addrFacts{gen: g.id, addr: a, device: pol.DeviceByAddr(a), zone: pol.ZoneOfAddr(a), gateway: pol.IsGateway(a.Unmap()), broadcast: pol.IsLinkBroadcast(a)}
 			if got != want {
 				t.Fatalf("generation %d, %v: cache says %+v, policy %+v", g.id, a, got, want)
@@ -50,10 +50,10 @@ func TestAddrCacheAgreesWithThePolicy(t *testing.T) {
 	// The facts the test asks about are not all alike, or it would prove
 	// little.
 	g := e.cur.Load()
-	if f := w.addrs.get(g, netip.MustParseAddr("10.77.0.12")); f.device < 0 {
+	if f := w.memo.addrs.get(g, netip.MustParseAddr("10.77.0.12")); f.device < 0 {
 		t.Fatalf("the camera's new address names no device: %+v", f)
 	}
-	if f := w.addrs.get(g, netip.MustParseAddr("10.77.0.1")); !f.gateway {
+	if f := w.memo.addrs.get(g, netip.MustParseAddr("10.77.0.1")); !f.gateway {
 		t.Fatalf("the gateway's address is not the gateway's: %+v", f)
 	}
 }
@@ -89,9 +89,7 @@ func TestMatchCacheAgreesWithThePolicy(t *testing.T) {
 	// RTSP to the NVR, which only the first allows.
 	for _, s := range []string{"10.77.0.11", "10.77.0.21", "192.168.1.20", "203.0.113.9"} {
 		a := netip.MustParseAddr(s)
-		for _, zone := range []int32{2} {
-			sides = append(sides, policy.Side{Addr: a, Device: e.Policy().DeviceByAddr(a), Zone: zone})
-		}
+		sides = append(sides, policy.Side{Addr: a, Device: e.Policy().DeviceByAddr(a), Zone: 2})
 	}
 	sides = append(sides, policy.Side{Addr: netip.MustParseAddr("10.77.0.99"), Device: policy.None, Zone: 2})
 	protos := []uint8{6, 17, 1}
@@ -106,7 +104,7 @@ func TestMatchCacheAgreesWithThePolicy(t *testing.T) {
 		for i := 0; i < 20000; i++ {
 			src, dst := sides[rand.IntN(len(sides))], sides[rand.IntN(len(sides))]
 			proto, port := protos[rand.IntN(len(protos))], ports[rand.IntN(len(ports))]
-			got := w.matches.match(g, &src, &dst, proto, port, &s)
+			got := w.memo.matches.match(g, &src, &dst, proto, port, &s)
 			if want := pol.Match(&src, &dst, proto, port, &s); got != want {
 				t.Fatalf("generation %d, %+v -> %+v %d/%d: cache says rule %d, policy %d", g.id, src, dst, proto, port, got, want)
 			}
@@ -139,7 +137,7 @@ func TestMACCacheAgreesWithThePolicy(t *testing.T) {
 		g := e.cur.Load()
 		for i := 0; i < 5000; i++ {
 			mac := macs[rand.IntN(len(macs))]
-			got, want := w.macs.get(g, mac), pol.DeviceByMAC(mac)
+			got, want := w.memo.macs.get(g, mac), pol.DeviceByMAC(mac)
 			if got != want {
 				t.Fatalf("generation %d, %x: cache says device %d, policy %d", g.id, mac, got, want)
 			}
@@ -200,7 +198,7 @@ days = ["sat", "sun"]
 			}
 			ri := rules[rand.IntN(len(rules))]
 			r := &pol.Rules[ri]
-			until, ok := w.windows.end(g, ri, r, now)
+			until, ok := w.memo.windows.end(g, ri, r, now)
 			wantUntil, wantOK := windowEnd(r, now, pol.Location)
 			if until != wantUntil || ok != wantOK {
 				t.Fatalf("rule %s at %v: cache says %v until %v, windowEnd %v until %v", r.Name, time.Unix(0, now).In(pol.Location), ok, time.Unix(0, until), wantOK, time.Unix(0, wantUntil))

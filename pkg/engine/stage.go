@@ -79,10 +79,7 @@ type Context struct {
 	// stages after it.
 	senderAddrDevice int32
 	dstBroadcast     bool
-	addrs            *addrCache
-	macs             *macCache
-	matches          *matchCache
-	windows          *windowCache
+	memo             *memo
 	scratch          policy.Scratch
 	// owner is whose budget the pico stage charged the flow to.
 	owner budgetOwner

@@ -24,7 +24,7 @@ func (identifyStage) Layer() Layer { return LayerIdentify }
 
 func (identifyStage) Evaluate(c *Context) Result {
 	p := c.Packet
-	src, dst := c.addrs.get(c.gen, p.Src), c.addrs.get(c.gen, p.Dst)
+	src, dst := c.memo.addrs.get(c.gen, p.Src), c.memo.addrs.get(c.gen, p.Dst)
 	c.Src = policy.Side{Addr: p.Src, Device: src.device, Zone: sideZone(c.InZone, src)}
 	c.Dst = policy.Side{Addr: p.Dst, Device: dst.device, Zone: sideZone(c.OutZone, dst)}
 	c.senderAddrDevice, c.dstBroadcast = src.device, dst.broadcast
@@ -135,7 +135,7 @@ func checkMAC(c *Context) Result {
 	if c.Reversed {
 		sender = &c.Dst
 	}
-	if d := c.macs.get(c.gen, p.SrcMAC); d != policy.None {
+	if d := c.memo.macs.get(c.gen, p.SrcMAC); d != policy.None {
 		dev := &pol.Devices[d]
 		anonymous := sender.Device == policy.None && namesNoOne(sender.Addr)
 		if len(dev.Addrs) > 0 && !dev.HasAddr(sender.Addr) && !anonymous {
@@ -253,7 +253,7 @@ func (microStage) Layer() Layer { return LayerMicro }
 
 func (microStage) Evaluate(c *Context) Result {
 	c.scratch.SetNames(c.gen.names, c.Now, nameWindow(c))
-	r := c.matches.match(c.gen, &c.Src, &c.Dst, c.Packet.Proto, c.DPort, &c.scratch)
+	r := c.memo.matches.match(c.gen, &c.Src, &c.Dst, c.Packet.Proto, c.DPort, &c.scratch)
 	if r == policy.None {
 		return Result{Verdict: Drop, Rule: policy.None, Reason: ReasonNoAllowRule}
 	}
@@ -315,7 +315,7 @@ func checkWindow(c *Context, r *policy.Rule) Result {
 	if len(r.Hours) == 0 && r.Days == 0 {
 		return Result{}
 	}
-	until, ok := c.windows.end(c.gen, c.Rule, r, c.Now)
+	until, ok := c.memo.windows.end(c.gen, c.Rule, r, c.Now)
 	if !ok {
 		return Result{Verdict: Drop, Rule: c.Rule, Reason: ReasonOutsideWindow, Event: EventWindow}
 	}
