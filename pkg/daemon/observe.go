@@ -80,9 +80,9 @@ func (d *devices) flowStarted(q int, p *packet.Packet, now time.Time) {
 	}
 	told := s.take()
 	o, ok := id.Identify(p.Src)
-	o.MAC, o.HasMAC, o.Time, o.Flows = p.SrcMAC, p.HasMAC, now, 1
+	o.MAC, o.HasMAC, o.Time = p.SrcMAC, p.HasMAC, now
+	// The run starts with no flow to tell: its first is told now.
 	s.id, s.addr, s.mac, s.hasMAC, s.since, s.obs, s.ok = id, p.Src, p.SrcMAC, p.HasMAC, now, o, ok
-	s.obs.Flows = 0
 	s.mu.Unlock()
 	if told.Flows > 0 {
 		d.observe(told)
@@ -93,6 +93,7 @@ func (d *devices) flowStarted(q int, p *packet.Packet, now time.Time) {
 	if d.record != nil {
 		d.record(p, now)
 	}
+	o.Flows = 1
 	d.observe(o)
 }
 
